@@ -1,0 +1,417 @@
+"""Actor, critic and policy of the tutorial's SAC variant (see ``SPEC.md``, "Networks").
+
+The differences from :mod:`stable_baselines3.sac.policies` are all in the actor and in how actions are
+scaled:
+
+* the actor's standard deviation comes from a ``Linear + Softplus`` head, with no clamp on the mean,
+  the std or the log-std (SB3: a ``log_std`` head clamped to ``[-20, 2]``);
+* the per-sample "entropy" is the tutorial's formula, which applies ``tanh`` twice (switchable);
+* the critics see actions in the environment's units (``center + half_range * tanh(u)``), as the
+  tutorial feeds ``tanh(u) * 2`` on Pendulum (SB3: actions rescaled to ``[-1, 1]``);
+* default widths are the tutorial's: actor ``[128]``, critics ``[128, 128]`` (SB3: ``[256, 256]``).
+
+The critic is SB3's own :class:`~stable_baselines3.common.policies.ContinuousCritic`.
+"""
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
+from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.torch_layers import (
+    BaseFeaturesExtractor,
+    CombinedExtractor,
+    FlattenExtractor,
+    NatureCNN,
+    create_mlp,
+    get_actor_critic_arch,
+)
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import nn
+
+EntropyTerm = Literal["tutorial", "correct"]
+ENTROPY_TERMS: tuple[str, ...] = ("tutorial", "correct")
+
+# log(sqrt(2 pi)), the constant of torch.distributions.Normal.log_prob, written the way torch writes it
+_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+# Tutorial rule: eps inside log(1 - tanh(.)^2 + eps) is 1e-7 (SB3: 1e-6)
+_SQUASH_EPS = 1e-7
+
+
+class TutorialActor(BasePolicy):
+    """
+    The tutorial's Gaussian actor: a ``Linear + ReLU`` trunk, a mean head ``Linear`` and a std head
+    ``Linear + Softplus``; actions ``tanh(mu + std * eps)``.
+
+    Its outputs are squashed actions in ``[-1, 1]`` (SB3's convention for ``predict``); the policy maps them
+    onto the Box bounds.
+
+    :param observation_space: Observation space
+    :param action_space: Action space (a Box with finite bounds)
+    :param net_arch: Widths of the trunk (tutorial: ``[128]``)
+    :param features_extractor: Network to extract features (``nn.Flatten`` for flat Box observations)
+    :param features_dim: Number of features
+    :param activation_fn: Activation function of the trunk (tutorial: ReLU)
+    :param normalize_images: Whether to normalize images or not, dividing by 255.0
+    """
+
+    action_space: spaces.Box
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        net_arch: list[int],
+        features_extractor: nn.Module,
+        features_dim: int,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        normalize_images: bool = True,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor=features_extractor,
+            normalize_images=normalize_images,
+            squash_output=True,
+        )
+        self.net_arch = net_arch
+        self.features_dim = features_dim
+        self.activation_fn = activation_fn
+
+        action_dim = get_action_dim(self.action_space)
+        self.latent_pi = nn.Sequential(*create_mlp(features_dim, -1, net_arch, activation_fn))
+        last_layer_dim = net_arch[-1] if len(net_arch) > 0 else features_dim
+        self.mu = nn.Linear(last_layer_dim, action_dim)
+        # Tutorial rule: std = Softplus(Linear(.)), no clamp (SB3: log_std head clamped to [-20, 2])
+        self.std = nn.Sequential(nn.Linear(last_layer_dim, action_dim), nn.Softplus())
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            dict(
+                net_arch=self.net_arch,
+                features_dim=self.features_dim,
+                activation_fn=self.activation_fn,
+                features_extractor=self.features_extractor,
+            )
+        )
+        return data
+
+    def get_action_dist_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
+        """
+        :param obs: Observations
+        :return: Mean and standard deviation of the Gaussian, before squashing
+        """
+        features = self.extract_features(obs, self.features_extractor)
+        latent_pi = self.latent_pi(features)
+        return self.mu(latent_pi), self.std(latent_pi)
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        mean_actions, std = self.get_action_dist_params(obs)
+        if deterministic:
+            return th.tanh(mean_actions)
+        # Same draw as torch.distributions.Normal(mu, std).rsample(): empty(shape).normal_()
+        return th.tanh(mean_actions + th.empty_like(mean_actions).normal_() * std)
+
+    def action_entropy(self, obs: th.Tensor, entropy_term: EntropyTerm = "tutorial") -> tuple[th.Tensor, th.Tensor]:
+        """
+        Sample a squashed action with the reparameterisation trick and return the tutorial's
+        per-sample "entropy" estimate ``H = -log pi(a|s)``.
+
+        The Gaussian noise is one draw of shape ``[batch, action_dim]`` from torch's global generator,
+        exactly as ``Normal(mu, std).rsample()`` draws it, and ``log N(u; mu, std)`` is computed with
+        ``Normal.log_prob``'s own formula, so that the result matches the tutorial bit for bit.
+
+        :param obs: Observations (already preprocessed, batch first)
+        :param entropy_term: ``"tutorial"``: ``log(1 - tanh(tanh(u))^2 + 1e-7)`` (tanh applied twice,
+            the tutorial's quirk); ``"correct"``: ``log(1 - tanh(u)^2 + 1e-7)``.
+        :return: Squashed actions in ``[-1, 1]`` (shape ``[batch, action_dim]``) and ``H``
+            (shape ``[batch, 1]``, summed over action dimensions; for one action dimension this is
+            the tutorial's ``[batch, 1]`` tensor itself).
+        """
+        mu, std = self.get_action_dist_params(obs)
+        eps = th.empty_like(mu).normal_()
+        u = mu + eps * std
+        # Normal.log_prob(u), written out as torch writes it
+        log_prob = -((u - mu) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI
+        action = th.tanh(u)
+        if entropy_term == "tutorial":
+            # Tutorial rule: tanh applied TWICE (action is already tanh(u)); the x2 scale is ignored
+            squash = th.tanh(action)
+        else:
+            squash = action
+        entropy = -(log_prob - (1 - squash**2 + _SQUASH_EPS).log())
+        if entropy.shape[1] > 1:
+            # Generalisation for action_dim > 1: the log-density of a diagonal Gaussian is the sum over dims
+            entropy = entropy.sum(dim=1, keepdim=True)
+        return action, entropy
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self(observation, deterministic)
+
+
+class TutorialSACPolicy(BasePolicy):
+    """
+    Policy class (actor, twin critics and their targets) of the tutorial's SAC variant.
+
+    :param observation_space: Observation space
+    :param action_space: Action space (a Box with finite bounds)
+    :param lr_schedule: Learning rate schedule of the actor (the algorithm sets each optimiser's own
+        rate before every ``train()`` call)
+    :param net_arch: The specification of the policy and value networks
+        (tutorial: ``dict(pi=[128], qf=[128, 128])``)
+    :param activation_fn: Activation function (tutorial: ReLU)
+    :param features_extractor_class: Features extractor to use
+    :param features_extractor_kwargs: Keyword arguments to pass to the features extractor
+    :param normalize_images: Whether to normalize images or not, dividing by 255.0 (True by default)
+    :param optimizer_class: The optimizer to use, ``th.optim.Adam`` by default
+    :param optimizer_kwargs: Additional keyword arguments, excluding the learning rate, to pass to the
+        optimizer
+    :param n_critics: Number of critic networks (tutorial: 2)
+    :param share_features_extractor: Whether to share the features extractor between actor and critic
+    """
+
+    actor: TutorialActor
+    critic: ContinuousCritic
+    critic_target: ContinuousCritic
+    action_space: spaces.Box
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 2,
+        share_features_extractor: bool = False,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor_class,
+            features_extractor_kwargs,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            squash_output=True,
+            normalize_images=normalize_images,
+        )
+        if net_arch is None:
+            # Tutorial rule: actor Linear(obs, 128) trunk; critics 128 x 128 (SB3: [256, 256])
+            net_arch = dict(pi=[128], qf=[128, 128])
+        actor_arch, critic_arch = get_actor_critic_arch(net_arch)
+        if n_critics < 1:
+            raise ValueError(f"n_critics must be a positive integer (the tutorial uses 2), got {n_critics}")
+
+        self.net_arch = net_arch
+        self.activation_fn = activation_fn
+        self.net_args = {
+            "observation_space": self.observation_space,
+            "action_space": self.action_space,
+            "activation_fn": self.activation_fn,
+            "normalize_images": normalize_images,
+        }
+        self.actor_kwargs = {**self.net_args, "net_arch": actor_arch}
+        self.critic_kwargs = {
+            **self.net_args,
+            "net_arch": critic_arch,
+            "n_critics": n_critics,
+            "share_features_extractor": share_features_extractor,
+        }
+        self.share_features_extractor = share_features_extractor
+
+        # Affine map from the squashed action in [-1, 1] to the Box: center + half_range * a.
+        # Tutorial rule: the env action and the critic's input are `tanh(u) * 2` on Pendulum; this form
+        # gives exactly that for symmetric bounds (center 0), and generalises to asymmetric ones.
+        low = self.action_space.low.astype(np.float32)
+        high = self.action_space.high.astype(np.float32)
+        self._action_center = ((high + low) / 2).astype(np.float32)
+        self._action_half_range = ((high - low) / 2).astype(np.float32)
+        self._symmetric_bounds = bool(np.all(self._action_center == 0))
+        self.register_buffer("action_center", th.as_tensor(self._action_center), persistent=False)
+        self.register_buffer("action_half_range", th.as_tensor(self._action_half_range), persistent=False)
+
+        self._build(lr_schedule)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        self.actor = self.make_actor()
+        self.actor.optimizer = self.optimizer_class(
+            self.actor.parameters(),
+            lr=lr_schedule(1),  # type: ignore[call-arg]
+            **self.optimizer_kwargs,
+        )
+
+        if self.share_features_extractor:
+            self.critic = self.make_critic(features_extractor=self.actor.features_extractor)
+        else:
+            self.critic = self.make_critic(features_extractor=None)
+
+        # Critic target should not share the features extractor with critic
+        self.critic_target = self.make_critic(features_extractor=None)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+
+        # Tutorial rule: each critic has its own Adam (lr 3e-3). Adam's update is per parameter, and each
+        # critic's loss touches only its own parameters, so one Adam with one parameter group per critic
+        # is the same optimiser as the tutorial's two (same states, same steps) at one `step()` call.
+        # (SB3: one group over both critics, on the loss 0.5 * (mse_1 + mse_2).)
+        self.critic.optimizer = self.optimizer_class(
+            [{"params": list(q_net.parameters())} for q_net in self.critic.q_networks],
+            lr=lr_schedule(1),  # type: ignore[call-arg]
+            **self.optimizer_kwargs,
+        )
+
+        # Target networks should always be in eval mode
+        self.critic_target.set_training_mode(False)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            dict(
+                net_arch=self.net_arch,
+                activation_fn=self.net_args["activation_fn"],
+                n_critics=self.critic_kwargs["n_critics"],
+                lr_schedule=self._dummy_schedule,  # dummy lr schedule, not needed for loading policy alone
+                optimizer_class=self.optimizer_class,
+                optimizer_kwargs=self.optimizer_kwargs,
+                features_extractor_class=self.features_extractor_class,
+                features_extractor_kwargs=self.features_extractor_kwargs,
+                share_features_extractor=self.share_features_extractor,
+            )
+        )
+        return data
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> TutorialActor:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return TutorialActor(**actor_kwargs).to(self.device)
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return ContinuousCritic(**critic_kwargs).to(self.device)
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self._predict(obs, deterministic=deterministic)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self.actor(observation, deterministic)
+
+    def to_env_units(self, squashed_action: th.Tensor) -> th.Tensor:
+        """
+        Map squashed actions in ``[-1, 1]`` onto the Box: ``center + half_range * a``.
+
+        Tutorial rule: the critics see actions in the environment's units (``tanh(u) * 2`` on Pendulum).
+
+        :param squashed_action: Actions in ``[-1, 1]``
+        :return: Actions in ``[low, high]``
+        """
+        scaled = squashed_action * self.action_half_range
+        return scaled if self._symmetric_bounds else scaled + self.action_center
+
+    def unscale_action(self, scaled_action: np.ndarray) -> np.ndarray:
+        """
+        Rescale the action from ``[-1, 1]`` to ``[low, high]`` as ``center + half_range * a``, clipped to the
+        bounds (rounding could otherwise step one ulp outside them).
+
+        Same values as SB3's ``low + 0.5 * (a + 1) * (high - low)`` up to rounding; this form gives the
+        tutorial's ``a * 2`` exactly on Pendulum.
+
+        :param scaled_action: Action to un-scale
+        """
+        action = scaled_action * self._action_half_range
+        if not self._symmetric_bounds:
+            action = action + self._action_center
+        return np.clip(action, self.action_space.low, self.action_space.high)
+
+    def set_training_mode(self, mode: bool) -> None:
+        """
+        Put the policy in either training or evaluation mode.
+
+        :param mode: if true, set to training mode, else set to evaluation mode
+        """
+        self.actor.set_training_mode(mode)
+        self.critic.set_training_mode(mode)
+        self.training = mode
+
+
+MlpPolicy = TutorialSACPolicy
+
+
+class CnnPolicy(TutorialSACPolicy):
+    """
+    Policy class for TutorialSAC on image observations: SB3's ``NatureCNN`` feeds the tutorial's heads.
+    Same parameters as :class:`TutorialSACPolicy`, with ``features_extractor_class=NatureCNN``.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 2,
+        share_features_extractor: bool = False,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch,
+            activation_fn,
+            features_extractor_class,
+            features_extractor_kwargs,
+            normalize_images,
+            optimizer_class,
+            optimizer_kwargs,
+            n_critics,
+            share_features_extractor,
+        )
+
+
+class MultiInputPolicy(TutorialSACPolicy):
+    """
+    Policy class for TutorialSAC on Dict observations: SB3's ``CombinedExtractor`` feeds the tutorial's heads.
+    Same parameters as :class:`TutorialSACPolicy`, with ``features_extractor_class=CombinedExtractor``.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 2,
+        share_features_extractor: bool = False,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch,
+            activation_fn,
+            features_extractor_class,
+            features_extractor_kwargs,
+            normalize_images,
+            optimizer_class,
+            optimizer_kwargs,
+            n_critics,
+            share_features_extractor,
+        )

@@ -1,0 +1,596 @@
+"""TutorialSAC: the SAC variant of the Pendulum-v1 notebook tutorial as a Stable-Baselines3 algorithm.
+
+Read side by side with ``stable_baselines3/sac/sac.py``: every line that differs from SB3's SAC carries a
+comment naming the tutorial rule (``SPEC.md``) it implements.
+"""
+
+import io
+import math
+import pathlib
+import warnings
+import zipfile
+from functools import reduce
+from typing import Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.type_aliases import (
+    GymEnv,
+    MaybeCallback,
+    PyTorchObs,
+    RolloutReturn,
+    Schedule,
+    TrainFreq,
+    TrainFrequencyUnit,
+)
+from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
+from stable_baselines3.common.vec_env import VecEnv
+from torch.nn import functional as F
+
+from sb3_tutorial_sac.policies import (
+    ENTROPY_TERMS,
+    CnnPolicy,
+    EntropyTerm,
+    MlpPolicy,
+    MultiInputPolicy,
+    TutorialActor,
+    TutorialSACPolicy,
+)
+
+SelfTutorialSAC = TypeVar("SelfTutorialSAC", bound="TutorialSAC")
+
+EntCoefLoss = Literal["tutorial", "sb3"]
+ENT_COEF_LOSSES: tuple[str, ...] = ("tutorial", "sb3")
+
+# Per-step statistics kept by ``train()`` in ``last_train_stats``, after one ``critic<i>_loss`` per critic
+TRAIN_STATS: tuple[str, ...] = ("actor_loss", "ent_coef_loss", "entropy", "ent_coef")
+
+
+def _check_positive_lr(name: str, value: float | Schedule) -> None:
+    rate = value(1.0) if callable(value) else value
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not (rate > 0 and math.isfinite(rate)):
+        raise ValueError(f"{name} must be a positive finite float or a schedule returning one, got {value!r}")
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _parse_ent_coef(ent_coef: str | float) -> tuple[bool, float]:
+    """
+    Read SB3's ``ent_coef`` convention: ``"auto"`` (learned, from 1.0), ``"auto_<x>"`` (learned, from x > 0)
+    or a number >= 0 (fixed).
+
+    :return: (learned, initial or fixed value)
+    """
+    if isinstance(ent_coef, str):
+        if ent_coef == "auto":
+            return True, 1.0
+        if ent_coef.startswith("auto_"):
+            try:
+                value = float(ent_coef[len("auto_") :])
+            except ValueError:
+                value = float("nan")
+            if value > 0 and math.isfinite(value):
+                return True, value
+        else:
+            try:
+                value = float(ent_coef)
+            except ValueError:
+                value = float("nan")
+            if value >= 0 and math.isfinite(value):
+                return False, value
+    elif not isinstance(ent_coef, bool) and isinstance(ent_coef, (int, float, np.floating)):
+        if ent_coef >= 0 and math.isfinite(ent_coef):
+            return False, float(ent_coef)
+    raise ValueError(
+        f"ent_coef must be 'auto' (learned from 1.0), 'auto_<x>' with x > 0 (learned from x; the tutorial: "
+        f"'auto_0.01'), or a fixed number >= 0; got {ent_coef!r}"
+    )
+
+
+class TutorialSAC(OffPolicyAlgorithm):
+    """
+    Soft Actor-Critic exactly as the Pendulum-v1 notebook tutorial writes it (``SPEC.md``), inside SB3.
+
+    With its defaults, ``TutorialSAC("MlpPolicy", "Pendulum-v1").learn(20_000)`` is the tutorial: reward
+    normalisation ``(r + 8) / 8``, ``log(alpha)`` learned from ``log(0.01)`` with the alpha-scaled loss,
+    target entropy ``-dim(A)``, the tutorial's entropy term (tanh applied twice), twin critics with their own
+    Adam at 3e-3, actor and temperature at 3e-4, batch 64, buffer 100,000, the time limit treated as a
+    terminal, one whole episode then as many gradient steps as env steps collected, no uniform warm-up.
+
+    :param policy: The policy model to use (MlpPolicy, MultiInputPolicy, CnnPolicy)
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: Adam learning rate of the actor (tutorial: 3e-4); a float or a schedule of the
+        progress remaining (from 1 to 0)
+    :param critic_learning_rate: Adam learning rate of each critic (tutorial: 3e-3); float or schedule
+    :param ent_coef_learning_rate: Adam learning rate of ``log(alpha)`` (tutorial: 3e-4); float or schedule
+    :param buffer_size: size of the replay buffer (tutorial: 100,000, first in first out)
+    :param learning_starts: how many steps to collect with uniform random actions before learning starts
+        (tutorial: 0, no warm-up)
+    :param batch_size: Minibatch size for each gradient update (tutorial: 64)
+    :param tau: the soft update coefficient (tutorial: 0.005)
+    :param gamma: the discount factor (tutorial: 0.99)
+    :param train_freq: Update the model every ``train_freq`` steps, or a tuple like ``(1, "episode")``
+        (tutorial: one whole episode). With more than one env, episodes cannot be collected whole and
+        ``(k, "episode")`` is run as ``(1, "step")`` (with a warning).
+    :param gradient_steps: How many gradient steps to do after each rollout; ``-1`` means as many as env
+        steps collected (tutorial)
+    :param action_noise: the action noise type (None by default, as in the tutorial)
+    :param replay_buffer_class: Replay buffer class to use. If ``None``, it will be automatically selected.
+    :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation.
+    :param optimize_memory_usage: Enable a memory efficient variant of the replay buffer
+    :param handle_timeout_termination: whether a time-limit truncation bootstraps (SB3's choice, ``True``)
+        or ends the return like a terminal (tutorial: ``False``)
+    :param reward_shift: the tutorial normalises sampled rewards as ``(r + reward_shift) * reward_scale``
+        (tutorial: 8.0); raw rewards are stored
+    :param reward_scale: see ``reward_shift`` (tutorial: 1/8); ``reward_shift=0, reward_scale=1`` turns the
+        normalisation off
+    :param ent_coef: Entropy coefficient alpha, in SB3's convention: ``"auto_<x>"`` learns it from ``x``
+        (tutorial: ``"auto_0.01"``), ``"auto"`` learns it from 1.0 (SB3's default), a number fixes it
+    :param target_entropy: target entropy when learning alpha; ``"auto"`` is ``-dim(A)`` (tutorial: -1 on
+        Pendulum)
+    :param entropy_term: ``"tutorial"``: ``H = -(log N(u) - log(1 - tanh(tanh(u))^2 + 1e-7))``, tanh applied
+        twice as the tutorial does; ``"correct"``: the mathematically correct ``log(1 - tanh(u)^2 + 1e-7)``
+    :param ent_coef_loss: ``"tutorial"``: ``mean((H - target_entropy) * alpha)``, the gradient scaled by
+        alpha; ``"sb3"``: SB3's ``-mean(log_alpha * (log_prob + target_entropy))``
+    :param target_update_interval: update the target network every ``target_update_interval`` gradient
+        steps (tutorial: 1)
+    :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to
+        average the reported success rate, mean episode length, and mean reward over
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments to be passed to the policy on creation (``net_arch``, ...)
+    :param verbose: Verbosity level: 0 for no output, 1 for info messages, 2 for debug messages
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run.
+        Setting it to auto, the code will be run on the GPU if possible.
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: TutorialSACPolicy
+    actor: TutorialActor
+
+    def __init__(
+        self,
+        policy: str | type[TutorialSACPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        critic_learning_rate: float | Schedule = 3e-3,
+        ent_coef_learning_rate: float | Schedule = 3e-4,
+        buffer_size: int = 100_000,
+        learning_starts: int = 0,
+        batch_size: int = 64,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = (1, "episode"),
+        gradient_steps: int = -1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = False,
+        reward_shift: float = 8.0,
+        reward_scale: float = 1 / 8,
+        ent_coef: str | float = "auto_0.01",
+        target_entropy: str | float = "auto",
+        entropy_term: EntropyTerm = "tutorial",
+        ent_coef_loss: EntCoefLoss = "tutorial",
+        target_update_interval: int = 1,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        # Check the tutorial's knobs before anything is built, so that bad input fails fast and clearly
+        _check_positive_lr("learning_rate", learning_rate)
+        _check_positive_lr("critic_learning_rate", critic_learning_rate)
+        _check_positive_lr("ent_coef_learning_rate", ent_coef_learning_rate)
+        _check_positive_int("batch_size", batch_size)
+        _check_positive_int("buffer_size", buffer_size)
+        _check_positive_int("target_update_interval", target_update_interval)
+        if isinstance(gradient_steps, bool) or not isinstance(gradient_steps, (int, np.integer)) or gradient_steps < -1:
+            raise ValueError(f"gradient_steps must be -1 (as many as env steps collected) or >= 0, got {gradient_steps!r}")
+        if not (isinstance(reward_scale, (int, float, np.floating)) and math.isfinite(reward_scale) and reward_scale != 0):
+            raise ValueError(f"reward_scale must be a finite non-zero number (tutorial: 1/8; 1 turns it off), got {reward_scale!r}")
+        if not (isinstance(reward_shift, (int, float, np.floating)) and math.isfinite(reward_shift)):
+            raise ValueError(f"reward_shift must be a finite number (tutorial: 8.0; 0 turns it off), got {reward_shift!r}")
+        if entropy_term not in ENTROPY_TERMS:
+            raise ValueError(f"entropy_term must be one of {ENTROPY_TERMS} (tutorial: 'tutorial'), got {entropy_term!r}")
+        if ent_coef_loss not in ENT_COEF_LOSSES:
+            raise ValueError(f"ent_coef_loss must be one of {ENT_COEF_LOSSES} (tutorial: 'tutorial'), got {ent_coef_loss!r}")
+        _parse_ent_coef(ent_coef)
+        if not (target_entropy == "auto" or (isinstance(target_entropy, (int, float)) and math.isfinite(target_entropy))):
+            raise ValueError(f"target_entropy must be 'auto' (-dim(A)) or a finite number, got {target_entropy!r}")
+        if not (0.0 <= gamma <= 1.0):
+            raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
+        if not (0.0 < tau <= 1.0):
+            raise ValueError(f"tau must be in (0, 1], got {tau!r}")
+
+        replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
+        if replay_buffer_kwargs.get("handle_timeout_termination", handle_timeout_termination) != handle_timeout_termination:
+            raise ValueError(
+                "handle_timeout_termination is given twice with different values "
+                "(as an argument and in replay_buffer_kwargs): pass it once"
+            )
+        # Tutorial rule: the 200-step time limit is a terminal, no bootstrap (SB3: handle_timeout_termination=True)
+        replay_buffer_kwargs["handle_timeout_termination"] = handle_timeout_termination
+
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            supported_action_spaces=None,  # checked below, with a clearer error
+            support_multi_env=True,
+        )
+        if self.action_space is not None:
+            self._check_action_space(self.action_space)
+
+        self.critic_learning_rate = critic_learning_rate
+        self.ent_coef_learning_rate = ent_coef_learning_rate
+        self.handle_timeout_termination = handle_timeout_termination
+        self.reward_shift = float(reward_shift)
+        self.reward_scale = float(reward_scale)
+        self.ent_coef = ent_coef
+        self.target_entropy = target_entropy
+        self.entropy_term = entropy_term
+        self.ent_coef_loss = ent_coef_loss
+        self.target_update_interval = target_update_interval
+        self.log_ent_coef: th.Tensor | None = None
+        self.ent_coef_optimizer: th.optim.Adam | None = None
+        self.last_train_stats: dict[str, np.ndarray] = {}
+
+        if _init_setup_model:
+            self._setup_model()
+
+    @staticmethod
+    def _check_action_space(action_space: spaces.Space) -> None:
+        if not isinstance(action_space, spaces.Box):
+            raise ValueError(
+                f"TutorialSAC supports only continuous Box action spaces with finite bounds; the action_space "
+                f"is {action_space} ({type(action_space).__name__}). Discrete, MultiDiscrete and MultiBinary "
+                "action spaces are not supported."
+            )
+        if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+            raise ValueError(
+                f"TutorialSAC needs finite bounds on the Box action_space (actions are tanh-squashed onto "
+                f"[low, high]); got low={action_space.low}, high={action_space.high}"
+            )
+        if not np.all(action_space.high > action_space.low):
+            raise ValueError(f"The Box action_space needs high > low in every dimension; got {action_space}")
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._create_aliases()
+        self.critic_lr_schedule = FloatSchedule(self.critic_learning_rate)
+        self.ent_coef_lr_schedule = FloatSchedule(self.ent_coef_learning_rate)
+
+        if self.target_entropy == "auto":
+            # Tutorial rule: target entropy -1 on Pendulum, -dim(A) in general (same as SB3)
+            self.target_entropy = float(-np.prod(self.action_space.shape).astype(np.float32))
+        else:
+            self.target_entropy = float(self.target_entropy)
+
+        learned, init_value = _parse_ent_coef(self.ent_coef)
+        if learned:
+            # Tutorial rule: log(alpha) starts at log(0.01) ("auto_0.01"; SB3's "auto" starts at 1.0)
+            self.log_ent_coef = th.log(th.ones(1, device=self.device) * init_value).requires_grad_(True)
+            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.ent_coef_lr_schedule(1))
+        else:
+            self.ent_coef_tensor = th.tensor(init_value, device=self.device)
+
+        self._setup_train_constants()
+
+    def _create_aliases(self) -> None:
+        self.actor = self.policy.actor
+        self.critic = self.policy.critic
+        self.critic_target = self.policy.critic_target
+
+    def _setup_train_constants(self) -> None:
+        """Cache what every gradient step reuses (parameter lists for backward and the soft update)."""
+        self._actor_params = list(self.actor.parameters())
+        self._critic_params = [p for q_net in self.critic.q_networks for p in q_net.parameters()]
+        self._critic_target_params = [p for q_net in self.critic_target.q_networks for p in q_net.parameters()]
+
+    def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer | None = None) -> None:
+        """
+        Set each optimiser's learning rate from its own schedule and log them.
+
+        Tutorial rule: three learning rates, actor 3e-4, critics 3e-3, temperature 3e-4
+        (SB3: one ``learning_rate`` for all networks).
+        """
+        progress = self._current_progress_remaining
+        actor_lr = self.lr_schedule(progress)
+        critic_lr = self.critic_lr_schedule(progress)
+        self.logger.record("train/learning_rate", actor_lr)
+        self.logger.record("train/critic_learning_rate", critic_lr)
+        update_learning_rate(self.actor.optimizer, actor_lr)
+        update_learning_rate(self.critic.optimizer, critic_lr)
+        if self.ent_coef_optimizer is not None:
+            ent_coef_lr = self.ent_coef_lr_schedule(progress)
+            self.logger.record("train/ent_coef_learning_rate", ent_coef_lr)
+            update_learning_rate(self.ent_coef_optimizer, ent_coef_lr)
+
+    def _sample_action(
+        self,
+        learning_starts: int,
+        action_noise: ActionNoise | None = None,
+        n_envs: int = 1,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """
+        Sample an action with the current stochastic policy (or uniformly before ``learning_starts``).
+
+        :return: the action for the env and the action to store, both in the environment's units.
+            Tutorial rule: the buffer holds ``tanh(u) * 2`` on Pendulum, the values the critic is fed
+            (SB3 stores actions rescaled to [-1, 1]).
+        """
+        if self.num_timesteps < learning_starts:
+            action = np.array([self.action_space.sample() for _ in range(n_envs)])
+        else:
+            assert self._last_obs is not None, "self._last_obs was not set"
+            action, _ = self.predict(self._last_obs, deterministic=False)
+        if action_noise is not None:
+            scaled_action = np.clip(self.policy.scale_action(action) + action_noise(), -1, 1)
+            action = self.policy.unscale_action(scaled_action)
+        return action, action
+
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        train_freq: TrainFreq,
+        replay_buffer: ReplayBuffer,
+        action_noise: ActionNoise | None = None,
+        learning_starts: int = 0,
+        log_interval: int | None = None,
+    ) -> RolloutReturn:
+        if env.num_envs > 1 and train_freq.unit == TrainFrequencyUnit.EPISODE:
+            # Tutorial rule: one whole episode per rollout. SB3 cannot collect whole episodes from several
+            # envs at once, so with n_envs > 1 each rollout is one step of every env (and, with
+            # gradient_steps=-1, as many gradient steps as transitions: the tutorial's ratio).
+            if not getattr(self, "_warned_multi_env_episode", False):
+                warnings.warn(
+                    f"train_freq={tuple(train_freq)} collects whole episodes, which SB3 supports only with one env; "
+                    f"with n_envs={env.num_envs} TutorialSAC trains after every step of all envs instead "
+                    "(train_freq=(1, 'step')).",
+                    stacklevel=2,
+                )
+                self._warned_multi_env_episode = True
+            train_freq = TrainFreq(1, TrainFrequencyUnit.STEP)
+        return super().collect_rollouts(env, callback, train_freq, replay_buffer, action_noise, learning_starts, log_interval)
+
+    def _sample_minibatches(self, gradient_steps: int, batch_size: int):  # noqa: ANN202
+        """
+        Draw the minibatches of all ``gradient_steps`` at once: one call to the replay buffer for
+        ``gradient_steps * batch_size`` transitions (the same distribution as that many calls of
+        ``batch_size``, at a fraction of the cost).
+
+        :return: SB3 replay samples whose tensors have ``gradient_steps * batch_size`` rows, in step order
+        """
+        assert self.replay_buffer is not None
+        return self.replay_buffer.sample(gradient_steps * batch_size, env=self._vec_normalize_env)
+
+    @staticmethod
+    def _split_steps(tensor_or_dict: PyTorchObs, gradient_steps: int) -> list:
+        """Split ``[gradient_steps * batch, ...]`` into a list of ``gradient_steps`` views ``[batch, ...]``."""
+        if isinstance(tensor_or_dict, dict):
+            split = {key: TutorialSAC._split_steps(value, gradient_steps) for key, value in tensor_or_dict.items()}
+            return [{key: value[i] for key, value in split.items()} for i in range(gradient_steps)]
+        return list(tensor_or_dict.view(gradient_steps, -1, *tensor_or_dict.shape[1:]).unbind(0))
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        # Switch to train mode (this affects batch norm / dropout)
+        self.policy.set_training_mode(True)
+        # Update each optimiser's learning rate from its own schedule
+        self._update_learning_rate()
+        if gradient_steps <= 0:
+            return
+
+        replay_data = self._sample_minibatches(gradient_steps, batch_size)
+        observations = self._split_steps(replay_data.observations, gradient_steps)
+        next_observations = self._split_steps(replay_data.next_observations, gradient_steps)
+        actions = self._split_steps(replay_data.actions, gradient_steps)
+        # Tutorial rule: rewards are normalised at sample time, r' = (r + 8) / 8; raw rewards are stored
+        rewards = self._split_steps((replay_data.rewards + self.reward_shift) * self.reward_scale, gradient_steps)
+        # gamma * (1 - over): 0.99 or exactly 0, so the target below rounds exactly as the tutorial's
+        discounts = self._split_steps((1 - replay_data.dones) * self.gamma, gradient_steps)
+
+        actor, critic, critic_target = self.actor, self.critic, self.critic_target
+        entropy_term = self.entropy_term
+        to_env_units = self.policy.to_env_units
+        # Per-step statistics, synchronised to the host once at the end (no .item() per step)
+        stat_names = [f"critic{i + 1}_loss" for i in range(critic.n_critics)] + list(TRAIN_STATS)
+        stats = th.zeros(gradient_steps, len(stat_names), device=self.device)
+
+        for step in range(gradient_steps):
+            obs, next_obs = observations[step], next_observations[step]
+
+            # Tutorial rule: alpha as it was before this step, in the target and in the actor loss
+            if self.log_ent_coef is not None:
+                ent_coef = th.exp(self.log_ent_coef.detach())
+            else:
+                ent_coef = self.ent_coef_tensor
+
+            # 1. Target, computed once. Tutorial rule: noise draw 1 of 2 is for s' (shape [batch, act])
+            with th.no_grad():
+                next_actions, next_entropy = actor.action_entropy(next_obs, entropy_term)
+                # Tutorial rule: the critics see actions in the env's units (a * 2 on Pendulum)
+                next_q_values = reduce(th.minimum, critic_target(next_obs, to_env_units(next_actions)))
+                # Tutorial rule: y = r' + 0.99 * (1 - over) * (min Q_targ + alpha * H(s')), H the tutorial's term
+                target_q_values = rewards[step] + discounts[step] * (next_q_values + ent_coef * next_entropy)
+
+            # 2. Critic steps. Tutorial rule: each critic has its own MSE loss and its own Adam (lr 3e-3);
+            # the parameter groups of critic.optimizer are those two Adams (SB3: 0.5 * sum of the losses,
+            # one Adam). Summing the losses before backward leaves each critic's gradient unchanged.
+            current_q_values = critic(obs, actions[step])
+            critic_losses = [F.mse_loss(current_q, target_q_values) for current_q in current_q_values]
+            critic.optimizer.zero_grad()
+            reduce(th.add, critic_losses).backward()
+            critic.optimizer.step()
+
+            # 3. Actor step, with the UPDATED critics (tutorial order; SB3 uses the same order).
+            # Tutorial rule: noise draw 2 of 2 is for s.
+            actions_pi, entropy = actor.action_entropy(obs, entropy_term)
+            min_qf_pi = reduce(th.minimum, critic(obs, to_env_units(actions_pi)))
+            # Tutorial rule: loss = mean(-alpha * H(s) - min Q(s, a))
+            actor_loss = (-ent_coef * entropy - min_qf_pi).mean()
+            actor.optimizer.zero_grad()
+            # Gradients for the actor only: the tutorial's backward also fills the critics' and alpha's
+            # .grad, which their next zero_grad() discards before use
+            actor_loss.backward(inputs=self._actor_params)
+            actor.optimizer.step()
+
+            # 4. Temperature step, on H(s) of step 3 (computed before the actor's step).
+            # Tutorial rule: alpha stepped last (SB3: first, before the critic).
+            entropy = entropy.detach()
+            if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+                if self.ent_coef_loss == "tutorial":
+                    # Tutorial rule: mean((H + 1) * exp(log_alpha)), the gradient scaled by alpha
+                    ent_coef_loss = ((entropy - self.target_entropy) * self.log_ent_coef.exp()).mean()
+                else:
+                    # SB3: -mean(log_alpha * (log_prob + target_entropy)), with log_prob = -H
+                    ent_coef_loss = (self.log_ent_coef * (entropy - self.target_entropy)).mean()
+                self.ent_coef_optimizer.zero_grad()
+                ent_coef_loss.backward()
+                self.ent_coef_optimizer.step()
+            else:
+                ent_coef_loss = th.zeros((), device=self.device)
+
+            # 5. Soft update of both target critics. Tutorial rule: target = 0.995 * target + 0.005 * online,
+            # after every gradient step; written as the tutorial rounds it (SB3's polyak_update fuses the add)
+            if step % self.target_update_interval == 0:
+                with th.no_grad():
+                    th._foreach_mul_(self._critic_target_params, 1 - self.tau)
+                    th._foreach_add_(self._critic_target_params, th._foreach_mul(self._critic_params, self.tau))
+
+            with th.no_grad():
+                th.stack(
+                    [*critic_losses, actor_loss, ent_coef_loss, entropy.mean(), ent_coef.reshape(())],
+                    out=stats[step],
+                )
+
+        self._n_updates += gradient_steps
+        values = stats.cpu().numpy()
+        self.last_train_stats = {name: values[:, i] for i, name in enumerate(stat_names)}
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/ent_coef", float(np.mean(self.last_train_stats["ent_coef"])))
+        self.logger.record("train/actor_loss", float(np.mean(self.last_train_stats["actor_loss"])))
+        # Same quantity as SB3's critic_loss, 0.5 * (mse_1 + mse_2), so both overlay in plots
+        critic_loss = 0.5 * values[:, : critic.n_critics].sum(axis=1)
+        self.logger.record("train/critic_loss", float(np.mean(critic_loss)))
+        self.logger.record("train/entropy", float(np.mean(self.last_train_stats["entropy"])))
+        if self.ent_coef_optimizer is not None:
+            self.logger.record("train/ent_coef_loss", float(np.mean(self.last_train_stats["ent_coef_loss"])))
+
+    def learn(
+        self: SelfTutorialSAC,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "TutorialSAC",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfTutorialSAC:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [  # noqa: RUF005
+            *super()._excluded_save_params(),
+            "actor",
+            "critic",
+            "critic_target",
+            "_actor_params",
+            "_critic_params",
+            "_critic_target_params",
+            "critic_lr_schedule",
+            "ent_coef_lr_schedule",
+            "last_train_stats",
+        ]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        # Tutorial rule: four optimiser states (actor, critic 1, critic 2, alpha); the two critics' Adams are
+        # the two parameter groups of critic.optimizer
+        state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]
+        if self.ent_coef_optimizer is not None:
+            saved_pytorch_variables = ["log_ent_coef"]
+            state_dicts.append("ent_coef_optimizer")
+        else:
+            saved_pytorch_variables = ["ent_coef_tensor"]
+        return state_dicts, saved_pytorch_variables
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfTutorialSAC],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfTutorialSAC:
+        """
+        Load a TutorialSAC model from a zip file (see :meth:`stable_baselines3.common.base_class.BaseAlgorithm.load`).
+
+        A file that is not a readable zip (truncated, corrupt) or that another algorithm saved raises a
+        ``ValueError`` naming the file; since ``load`` builds a new model, nothing is half loaded.
+        """
+        start = path.tell() if isinstance(path, io.IOBase) else None
+        try:
+            data, _, _ = load_from_zip_file(path, device="cpu", custom_objects=custom_objects, load_data=True)
+        except (zipfile.BadZipFile, EOFError, KeyError, RuntimeError, ValueError) as error:
+            raise ValueError(f"{path!r} is not a readable TutorialSAC save (truncated or corrupt file?): {error}") from error
+        policy_class = None if data is None else data.get("policy_class")
+        if not (isinstance(policy_class, type) and issubclass(policy_class, TutorialSACPolicy)):
+            name = getattr(policy_class, "__name__", policy_class)
+            raise ValueError(
+                f"{path!r} was not saved by TutorialSAC: its policy class is {name}, not a TutorialSACPolicy. "
+                "Load it with the algorithm that saved it."
+            )
+        if start is not None:
+            path.seek(start)  # type: ignore[union-attr]
+        try:
+            return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+        except (zipfile.BadZipFile, EOFError, RuntimeError) as error:
+            raise ValueError(f"{path!r} is not a readable TutorialSAC save (truncated or corrupt file?): {error}") from error

@@ -1,0 +1,245 @@
+"""TutorialSAC.train() against a transcription of the tutorial's update (tests/tutorial_reference.py).
+
+Both start from the same weights (through ``load_tutorial_state``), see the same minibatches and the same torch
+seed, and must agree on every parameter of the five networks and on log-alpha after hundreds of gradient
+steps, and on the losses at every step.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+from sb3_tutorial_sac import TutorialSAC, export_tutorial_state, load_tutorial_state
+from tests.tutorial_reference import Tutorial
+
+TOL = 1e-5
+BATCH = 64
+NETWORKS = ("model_action", "model_value1", "model_value2", "model_value_next1", "model_value_next2")
+
+
+def make_minibatches(n_steps: int, seed: int = 0, over_rate: float = 0.05) -> list[tuple[torch.Tensor, ...]]:
+    """Pendulum-like minibatches: the tutorial's get_sample() output (over as LongTensor)."""
+    rng = np.random.default_rng(seed)
+    batches = []
+    for _ in range(n_steps):
+        theta = rng.uniform(-np.pi, np.pi, size=BATCH)
+        state = np.stack([np.cos(theta), np.sin(theta), rng.uniform(-8, 8, size=BATCH)], axis=1)
+        next_theta = theta + rng.normal(0, 0.2, size=BATCH)
+        next_state = np.stack([np.cos(next_theta), np.sin(next_theta), rng.uniform(-8, 8, size=BATCH)], axis=1)
+        action = rng.uniform(-2, 2, size=(BATCH, 1))
+        reward = -rng.uniform(0, 16.27, size=(BATCH, 1))
+        over = (rng.random((BATCH, 1)) < over_rate).astype(np.int64)
+        batches.append(
+            (
+                torch.FloatTensor(state),
+                torch.FloatTensor(action),
+                torch.FloatTensor(reward),
+                torch.FloatTensor(next_state),
+                torch.LongTensor(over),
+            )
+        )
+    return batches
+
+
+def feed(model: TutorialSAC, batches: list[tuple[torch.Tensor, ...]]) -> None:
+    """Make the model's next train() calls read ``batches`` instead of its replay buffer."""
+    queue = list(batches)
+
+    def sample(gradient_steps: int, batch_size: int) -> ReplayBufferSamples:
+        taken = [queue.pop(0) for _ in range(gradient_steps)]
+        state, action, reward, next_state, over = (torch.cat(column) for column in zip(*taken))
+        return ReplayBufferSamples(state, action, next_state, over.float(), reward)
+
+    model._sample_minibatches = sample  # type: ignore[method-assign]
+
+
+def run_model(model: TutorialSAC, batches, chunks: list[int], seed: int = 42) -> dict[str, np.ndarray]:
+    feed(model, batches)
+    torch.manual_seed(seed)
+    stats: dict[str, list] = {}
+    for chunk in chunks:
+        model.train(gradient_steps=chunk, batch_size=BATCH)
+        for key, values in model.last_train_stats.items():
+            stats.setdefault(key, []).extend(values.tolist())
+    return {key: np.array(values) for key, values in stats.items()}
+
+
+def run_reference(reference: Tutorial, batches, seed: int = 42) -> dict[str, np.ndarray]:
+    torch.manual_seed(seed)
+    stats: dict[str, list] = {}
+    for batch in batches:
+        for key, value in reference.step(*batch).items():
+            stats.setdefault(key, []).append(value)
+    return {key: np.array(values) for key, values in stats.items()}
+
+
+def max_param_diff(model: TutorialSAC, reference: Tutorial) -> dict[str, float]:
+    exported, expected = export_tutorial_state(model), reference.state()
+    diffs = {
+        f"{net}.{name}": (exported[net][name] - expected[net][name]).abs().max().item()
+        for net in NETWORKS
+        for name in expected[net]
+    }
+    diffs["alpha"] = abs(exported["alpha"].item() - expected["alpha"].item())
+    return diffs
+
+
+def start_pair(**model_kwargs) -> tuple[TutorialSAC, Tutorial]:
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, device="cpu", **model_kwargs)
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    torch.manual_seed(123)
+    reference = Tutorial()
+    load_tutorial_state(model, reference.state())
+    return model, reference
+
+
+def assert_same(model_stats, ref_stats, model, reference, keys=("critic1_loss", "critic2_loss", "actor_loss", "entropy")):
+    for key in keys:
+        np.testing.assert_allclose(model_stats[key], ref_stats[key], rtol=0, atol=TOL, err_msg=key)
+    diffs = max_param_diff(model, reference)
+    worst = max(diffs, key=diffs.get)
+    assert diffs[worst] <= TOL, f"{worst} differs by {diffs[worst]}"
+
+
+@pytest.mark.parametrize("chunks", [[300], [200, 1, 99]])
+def test_train_matches_tutorial(chunks):
+    n_steps = sum(chunks)
+    batches = make_minibatches(n_steps)
+    model, reference = start_pair()
+    start = export_tutorial_state(model)
+    model_stats = run_model(model, batches, chunks)
+    ref_stats = run_reference(reference, batches)
+    assert len(model_stats["actor_loss"]) == n_steps
+    assert_same(model_stats, ref_stats, model, reference, keys=(*ref_stats.keys(),))
+    # Training moved every network and alpha well beyond the tolerance: the comparison is not vacuous
+    end = export_tutorial_state(model)
+    for net in NETWORKS:
+        moved = max((end[net][k] - start[net][k]).abs().max().item() for k in end[net])
+        assert moved > 100 * TOL, net
+    assert abs(end["alpha"].item() - math.log(0.01)) > 100 * TOL
+    assert model._n_updates == n_steps
+
+
+def test_same_seed_gives_same_noise_as_rsample():
+    """Noise draws: the actor draws exactly what Normal(mu, std).rsample() draws, in shape [batch, act]."""
+    model, reference = start_pair()
+    obs = torch.randn(BATCH, 3)
+    torch.manual_seed(7)
+    action, entropy = model.actor.action_entropy(obs)
+    torch.manual_seed(7)
+    ref_action, ref_entropy = reference.model_action(obs)
+    assert torch.equal(model.policy.to_env_units(action), ref_action)
+    assert torch.equal(entropy, ref_entropy)
+    assert entropy.shape == (BATCH, 1)
+
+
+class SwitchedTutorial(Tutorial):
+    """The reference with one of its rules changed the way the corresponding TutorialSAC switch documents."""
+
+    def __init__(self, entropy_term="tutorial", reward_shift=8.0, reward_scale=1 / 8, alpha_loss="tutorial",
+                 target_entropy=-1.0, lrs=(3e-4, 3e-3, 3e-4), init_alpha=0.01):  # fmt: skip
+        super().__init__()
+        self.entropy_term, self.reward_shift, self.reward_scale = entropy_term, reward_shift, reward_scale
+        self.alpha_loss, self.target_entropy = alpha_loss, target_entropy
+        with torch.no_grad():
+            self.alpha.fill_(math.log(init_alpha))
+        for optimizer, lr in zip((self.optimizer_action, self.optimizer_value1, self.optimizer_alpha), lrs):
+            optimizer.param_groups[0]["lr"] = lr
+        self.optimizer_value2.param_groups[0]["lr"] = lrs[1]
+        if entropy_term == "correct":
+            self.model_action.forward = self._correct_forward  # type: ignore[method-assign]
+
+    def _correct_forward(self, state):
+        m = self.model_action
+        state = m.fc_state(state)
+        dist = torch.distributions.Normal(m.fc_mu(state), m.fc_std(state))
+        sample = dist.rsample()
+        action = torch.tanh(sample)
+        entropy = -(dist.log_prob(sample) - (1 - action**2 + 1e-7).log())  # tanh applied once
+        return action * m.scale, entropy
+
+    def step(self, state, action, reward, next_state, over):
+        # Undo the tutorial's own normalisation inside step(), then apply this one
+        reward = (reward + self.reward_shift) * self.reward_scale * 8 - 8
+        if self.alpha_loss == "tutorial" and self.target_entropy == -1.0:
+            return super().step(state, action, reward, next_state, over)
+        return self._step_other_alpha(state, action, reward, next_state, over)
+
+    def _step_other_alpha(self, state, action, reward, next_state, over):
+        original = self.optimizer_alpha.step
+        captured = {}
+
+        def alpha_step():
+            # replace the tutorial's alpha gradient by the switched loss's gradient, then step
+            entropy = captured["entropy"]
+            self.optimizer_alpha.zero_grad()
+            if self.alpha_loss == "tutorial":
+                loss = ((entropy - self.target_entropy) * self.alpha.exp()).mean()
+            else:
+                loss = (self.alpha * (entropy - self.target_entropy)).mean()
+            loss.backward()
+            original()
+
+        get_loss_action = self.get_loss_action
+
+        def capturing(state_):
+            loss, entropy = get_loss_action(state_)
+            captured["entropy"] = entropy.detach()
+            return loss, entropy
+
+        self.get_loss_action = capturing  # type: ignore[method-assign]
+        self.optimizer_alpha.step = alpha_step  # type: ignore[method-assign]
+        try:
+            return super().step(state, action, reward, next_state, over)
+        finally:
+            del self.get_loss_action
+            self.optimizer_alpha.step = original  # type: ignore[method-assign]
+
+
+SWITCHES = [
+    ({"entropy_term": "correct"}, {"entropy_term": "correct"}),
+    ({"reward_shift": 0.0, "reward_scale": 1.0}, {"reward_shift": 0.0, "reward_scale": 1.0}),
+    ({"reward_shift": 4.0, "reward_scale": 0.25}, {"reward_shift": 4.0, "reward_scale": 0.25}),
+    ({"ent_coef_loss": "sb3"}, {"alpha_loss": "sb3"}),
+    ({"target_entropy": -0.5}, {"target_entropy": -0.5}),
+    ({"ent_coef": "auto"}, {"init_alpha": 1.0}),
+    ({"ent_coef": "auto_0.2"}, {"init_alpha": 0.2}),
+    (
+        {"learning_rate": 1e-3, "critic_learning_rate": 1e-4, "ent_coef_learning_rate": 1e-2},
+        {"lrs": (1e-3, 1e-4, 1e-2)},
+    ),
+]
+
+
+@pytest.mark.parametrize(("model_kwargs", "ref_kwargs"), SWITCHES, ids=[str(s[0]) for s in SWITCHES])
+def test_switch_changes_what_it_should(model_kwargs, ref_kwargs):
+    batches = make_minibatches(200, seed=1)
+    model, _ = start_pair(**model_kwargs)
+    torch.manual_seed(123)
+    switched = SwitchedTutorial(**ref_kwargs)
+    load_tutorial_state(model, switched.state())
+    model_stats = run_model(model, batches, [200])
+    ref_stats = run_reference(switched, batches)
+    assert_same(model_stats, ref_stats, model, switched)
+
+    # ... and the switch did change the run: the default tutorial parts ways with it
+    torch.manual_seed(123)
+    default = Tutorial()
+    default_stats = run_reference(default, batches)
+    differs = max(np.abs(model_stats[k] - default_stats[k]).max() for k in ("critic1_loss", "actor_loss", "entropy"))
+    differs = max(differs, max(max_param_diff(model, default).values()))
+    assert differs > 1e-3
+
+
+def test_fixed_ent_coef_keeps_alpha():
+    batches = make_minibatches(50, seed=2)
+    model, reference = start_pair(ent_coef=0.05)
+    assert model.log_ent_coef is None and model.ent_coef_optimizer is None
+    load_tutorial_state(model, {**reference.state(), "alpha": torch.tensor(math.log(0.05))})
+    stats = run_model(model, batches, [50])
+    np.testing.assert_allclose(stats["ent_coef"], 0.05, rtol=1e-6)
+    assert np.all(stats["ent_coef_loss"] == 0)
