@@ -23,7 +23,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timesteps", type=int, default=20_000, help="env steps to train (default: 20,000, the tutorial's)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation (default: 10)")
-    parser.add_argument("--output", type=pathlib.Path, default=pathlib.Path("tutorial_sac_model.zip"), help="where to save the model")
+    parser.add_argument(
+        "--output", type=pathlib.Path, default=pathlib.Path("tutorial_sac_model.zip"), help="where to save the model"
+    )
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda (default: auto)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     parser.add_argument("--no-progress-bar", action="store_true", help="hide the progress bar")
@@ -60,7 +62,9 @@ def _run_train(args: argparse.Namespace) -> int:
         "alpha": float(model.log_ent_coef.exp().item()) if model.log_ent_coef is not None else float(model.ent_coef_tensor),
     }
     for name, deterministic in (("deterministic", True), ("stochastic", False)):
-        returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=deterministic, return_episode_rewards=True)
+        returns, _ = evaluate_policy(
+            model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=deterministic, return_episode_rewards=True
+        )
         summary[f"{name}_return_mean"] = round(float(sum(returns) / len(returns)), 1)
         summary[f"{name}_return_std"] = round(float(th.tensor(returns, dtype=th.float64).std(unbiased=False)), 1)
     model.save(args.output)
@@ -99,7 +103,9 @@ def _register_optional_commands() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     _register_optional_commands()
-    parser = argparse.ArgumentParser(prog="sb3-tutorial-sac", description="The tutorial's SAC as a Stable-Baselines3 algorithm")
+    parser = argparse.ArgumentParser(
+        prog="sb3-tutorial-sac", description="The tutorial's SAC as a Stable-Baselines3 algorithm"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, add_arguments, _) in COMMANDS.items():
         add_arguments(subparsers.add_parser(name, help=help_text, description=help_text))

@@ -99,7 +99,9 @@ def load_tutorial_state(model: "TutorialSAC", state: dict[str, Any]) -> None:
 
     writes: list[tuple[th.Tensor, th.Tensor]] = []
     for key, parts in _network_modules(model).items():
-        expected = {f"{prefix}.{name}": tensor for prefix, module in parts.items() for name, tensor in module.state_dict().items()}
+        expected = {
+            f"{prefix}.{name}": tensor for prefix, module in parts.items() for name, tensor in module.state_dict().items()
+        }
         given = state[key]
         if not isinstance(given, dict) or set(given) != set(expected):
             given_keys = sorted(given) if isinstance(given, dict) else type(given).__name__

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
@@ -207,7 +208,9 @@ class TutorialSAC(OffPolicyAlgorithm):
         if isinstance(gradient_steps, bool) or not isinstance(gradient_steps, (int, np.integer)) or gradient_steps < -1:
             raise ValueError(f"gradient_steps must be -1 (as many as env steps collected) or >= 0, got {gradient_steps!r}")
         if not (isinstance(reward_scale, (int, float, np.floating)) and math.isfinite(reward_scale) and reward_scale != 0):
-            raise ValueError(f"reward_scale must be a finite non-zero number (tutorial: 1/8; 1 turns it off), got {reward_scale!r}")
+            raise ValueError(
+                f"reward_scale must be a finite non-zero number (tutorial: 1/8; 1 turns it off), got {reward_scale!r}"
+            )
         if not (isinstance(reward_shift, (int, float, np.floating)) and math.isfinite(reward_shift)):
             raise ValueError(f"reward_shift must be a finite number (tutorial: 8.0; 0 turns it off), got {reward_shift!r}")
         if entropy_term not in ENTROPY_TERMS:
@@ -221,6 +224,11 @@ class TutorialSAC(OffPolicyAlgorithm):
             raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
         if not (0.0 < tau <= 1.0):
             raise ValueError(f"tau must be in (0, 1], got {tau!r}")
+
+        if env is not None:
+            # Check the action space here: SB3 would assert on unbounded Boxes before we can say more
+            env = maybe_make_env(env, verbose)
+            self._check_action_space(env.action_space)
 
         replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
         if replay_buffer_kwargs.get("handle_timeout_termination", handle_timeout_termination) != handle_timeout_termination:
@@ -256,8 +264,6 @@ class TutorialSAC(OffPolicyAlgorithm):
             supported_action_spaces=None,  # checked below, with a clearer error
             support_multi_env=True,
         )
-        if self.action_space is not None:
-            self._check_action_space(self.action_space)
 
         self.critic_learning_rate = critic_learning_rate
         self.ent_coef_learning_rate = ent_coef_learning_rate
@@ -313,6 +319,7 @@ class TutorialSAC(OffPolicyAlgorithm):
             self.ent_coef_tensor = th.tensor(init_value, device=self.device)
 
         self._setup_train_constants()
+        self._set_learning_rates(self._current_progress_remaining)
 
     def _create_aliases(self) -> None:
         self.actor = self.policy.actor
@@ -332,17 +339,21 @@ class TutorialSAC(OffPolicyAlgorithm):
         Tutorial rule: three learning rates, actor 3e-4, critics 3e-3, temperature 3e-4
         (SB3: one ``learning_rate`` for all networks).
         """
-        progress = self._current_progress_remaining
-        actor_lr = self.lr_schedule(progress)
-        critic_lr = self.critic_lr_schedule(progress)
-        self.logger.record("train/learning_rate", actor_lr)
-        self.logger.record("train/critic_learning_rate", critic_lr)
-        update_learning_rate(self.actor.optimizer, actor_lr)
-        update_learning_rate(self.critic.optimizer, critic_lr)
+        for key, value in self._set_learning_rates(self._current_progress_remaining).items():
+            self.logger.record(f"train/{key}", value)
+
+    def _set_learning_rates(self, progress_remaining: float) -> dict[str, float]:
+        """Set the three optimisers' learning rates at ``progress_remaining``; return them by log name."""
+        rates = {
+            "learning_rate": self.lr_schedule(progress_remaining),
+            "critic_learning_rate": self.critic_lr_schedule(progress_remaining),
+        }
+        update_learning_rate(self.actor.optimizer, rates["learning_rate"])
+        update_learning_rate(self.critic.optimizer, rates["critic_learning_rate"])
         if self.ent_coef_optimizer is not None:
-            ent_coef_lr = self.ent_coef_lr_schedule(progress)
-            self.logger.record("train/ent_coef_learning_rate", ent_coef_lr)
-            update_learning_rate(self.ent_coef_optimizer, ent_coef_lr)
+            rates["ent_coef_learning_rate"] = self.ent_coef_lr_schedule(progress_remaining)
+            update_learning_rate(self.ent_coef_optimizer, rates["ent_coef_learning_rate"])
+        return rates
 
     def _sample_action(
         self,
@@ -392,7 +403,7 @@ class TutorialSAC(OffPolicyAlgorithm):
             train_freq = TrainFreq(1, TrainFrequencyUnit.STEP)
         return super().collect_rollouts(env, callback, train_freq, replay_buffer, action_noise, learning_starts, log_interval)
 
-    def _sample_minibatches(self, gradient_steps: int, batch_size: int):  # noqa: ANN202
+    def _sample_minibatches(self, gradient_steps: int, batch_size: int):
         """
         Draw the minibatches of all ``gradient_steps`` at once: one call to the replay buffer for
         ``gradient_steps * batch_size`` transitions (the same distribution as that many calls of
@@ -535,7 +546,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        return [  # noqa: RUF005
+        return [
             *super()._excluded_save_params(),
             "actor",
             "critic",
@@ -578,10 +589,16 @@ class TutorialSAC(OffPolicyAlgorithm):
         """
         start = path.tell() if isinstance(path, io.IOBase) else None
         try:
-            data, _, _ = load_from_zip_file(path, device="cpu", custom_objects=custom_objects, load_data=True)
-        except (zipfile.BadZipFile, EOFError, KeyError, RuntimeError, ValueError) as error:
+            data, params, _ = load_from_zip_file(path, device="cpu", custom_objects=custom_objects)
+        except (zipfile.BadZipFile, EOFError, KeyError, RuntimeError, ValueError, OSError) as error:
             raise ValueError(f"{path!r} is not a readable TutorialSAC save (truncated or corrupt file?): {error}") from error
-        policy_class = None if data is None else data.get("policy_class")
+        missing = [name for name in ("data", "policy") if name not in ({"data"} if data else set()) | set(params)]
+        if missing:
+            raise ValueError(
+                f"{path!r} is not a readable TutorialSAC save (truncated or corrupt file?): it holds no {missing}"
+            )
+        assert data is not None
+        policy_class = data.get("policy_class")
         if not (isinstance(policy_class, type) and issubclass(policy_class, TutorialSACPolicy)):
             name = getattr(policy_class, "__name__", policy_class)
             raise ValueError(

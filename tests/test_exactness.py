@@ -140,8 +140,16 @@ def test_same_seed_gives_same_noise_as_rsample():
 class SwitchedTutorial(Tutorial):
     """The reference with one of its rules changed the way the corresponding TutorialSAC switch documents."""
 
-    def __init__(self, entropy_term="tutorial", reward_shift=8.0, reward_scale=1 / 8, alpha_loss="tutorial",
-                 target_entropy=-1.0, lrs=(3e-4, 3e-3, 3e-4), init_alpha=0.01):  # fmt: skip
+    def __init__(
+        self,
+        entropy_term="tutorial",
+        reward_shift=8.0,
+        reward_scale=1 / 8,
+        alpha_loss="tutorial",
+        target_entropy=-1.0,
+        lrs=(3e-4, 3e-3, 3e-4),
+        init_alpha=0.01,
+    ):
         super().__init__()
         self.entropy_term, self.reward_shift, self.reward_scale = entropy_term, reward_shift, reward_scale
         self.alpha_loss, self.target_entropy = alpha_loss, target_entropy

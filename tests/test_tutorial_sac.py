@@ -1,0 +1,471 @@
+"""TutorialSAC inside SB3's machinery: schedule, spaces, predict, save/load, callbacks, VecEnvs, errors."""
+
+import io
+import math
+import pathlib
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback, StopTrainingOnRewardThreshold
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure
+
+from sb3_tutorial_sac import MultiInputPolicy, TutorialSAC, TutorialSACPolicy, export_tutorial_state, load_tutorial_state
+from tests.envs import BoxTargetEnv
+from tests.tutorial_reference import ModelAction, ModelValue, Tutorial
+
+DEVICES = ["cpu"] + (["cuda"] if th.cuda.is_available() else [])
+
+
+def small(env, **kwargs) -> TutorialSAC:
+    kwargs.setdefault("policy_kwargs", dict(net_arch=dict(pi=[16], qf=[16, 16])))
+    return TutorialSAC("MlpPolicy", env, seed=0, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------- defaults
+
+
+def test_defaults_are_the_tutorial():
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1")
+    assert model.batch_size == 64 and model.buffer_size == 100_000
+    assert model.learning_starts == 0 and model.gradient_steps == -1
+    assert (model.train_freq.frequency, model.train_freq.unit.value) == (1, "episode")
+    assert model.tau == 0.005 and model.gamma == 0.99
+    assert model.reward_shift == 8.0 and model.reward_scale == 1 / 8
+    assert model.target_entropy == -1.0
+    assert model.log_ent_coef is not None and math.isclose(model.log_ent_coef.item(), math.log(0.01), rel_tol=1e-6)
+    assert model.replay_buffer.handle_timeout_termination is False
+    assert model.actor.optimizer.param_groups[0]["lr"] == 3e-4
+    assert [group["lr"] for group in model.critic.optimizer.param_groups] == [3e-3, 3e-3]
+    assert model.ent_coef_optimizer.param_groups[0]["lr"] == 3e-4
+    # Two critic parameter groups, each exactly one critic's parameters
+    groups = [set(map(id, group["params"])) for group in model.critic.optimizer.param_groups]
+    assert groups == [set(map(id, q.parameters())) for q in model.critic.q_networks]
+    # The tutorial's shapes, PyTorch default init
+    shapes = {k: tuple(v.shape) for k, v in export_tutorial_state(model)["model_action"].items()}
+    assert shapes == {k: tuple(v.shape) for k, v in ModelAction().state_dict().items()}
+    shapes = {k: tuple(v.shape) for k, v in export_tutorial_state(model)["model_value1"].items()}
+    assert shapes == {k: tuple(v.shape) for k, v in ModelValue().state_dict().items()}
+
+
+def test_schedule_two_episodes_then_gradient_steps():
+    """learn(400) on Pendulum: two 200-step episodes with the policy, 400 gradient steps, the first after episode 1."""
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0)
+    calls = []
+    original_train = model.train
+
+    def spy(gradient_steps, batch_size):
+        calls.append((model.num_timesteps, model.replay_buffer.size(), gradient_steps, batch_size))
+        original_train(gradient_steps, batch_size)
+
+    model.train = spy  # type: ignore[method-assign]
+
+    def no_uniform_warmup():
+        raise AssertionError("no uniform warm-up: actions come from the policy")
+
+    model.action_space.sample = no_uniform_warmup  # type: ignore[method-assign]
+    model.learn(400)
+    assert calls == [(200, 200, 200, 64), (400, 400, 200, 64)]
+    assert model._n_updates == 400 and model._episode_num == 2
+    # The time limit is stored as a terminal: exactly the last step of each episode has done = 1
+    dones = model.replay_buffer.dones[:400, 0]
+    assert np.flatnonzero(dones).tolist() == [199, 399]
+    # The buffer stores raw rewards and actions in the env's units (Pendulum: [-2, 2]), as the tutorial does
+    assert model.replay_buffer.rewards[:400].min() < -1.0
+    assert np.abs(model.replay_buffer.actions[:400]).max() > 1.0
+    assert np.abs(model.replay_buffer.actions[:400]).max() <= 2.0
+
+
+def test_handle_timeout_termination_switch():
+    model = small("Pendulum-v1", handle_timeout_termination=True)
+    model.learn(200)
+    assert model.replay_buffer.handle_timeout_termination is True
+    assert model.replay_buffer.timeouts[199, 0] == 1
+    # sampled "dones" exclude timeouts: every sampled transition bootstraps
+    assert float(model._sample_minibatches(10, 64).dones.max()) == 0.0
+    default = small("Pendulum-v1")
+    default.learn(200)
+    assert float(default._sample_minibatches(50, 64).dones.max()) == 1.0
+
+
+def test_sample_minibatches_reads_the_buffer():
+    model = small("Pendulum-v1")
+    model.learn(200)
+    data = model._sample_minibatches(3, 64)
+    assert data.observations.shape == (192, 3) and data.actions.shape == (192, 1) and data.rewards.shape == (192, 1)
+    buffer = model.replay_buffer
+    for obs, action, reward in zip(data.observations.numpy(), data.actions.numpy(), data.rewards.numpy()):
+        matches = np.flatnonzero(np.all(buffer.observations[:200, 0] == obs, axis=1))
+        assert len(matches) >= 1
+        assert buffer.actions[matches[0], 0] == action and buffer.rewards[matches[0], 0] == reward[0]
+
+
+# ----------------------------------------------------------------------------------------------- predict
+
+
+def test_predict_deterministic_is_scaled_tanh_mu():
+    model = small("Pendulum-v1")
+    obs = np.random.default_rng(0).uniform(-1, 1, size=(5, 3)).astype(np.float32)
+    action, state = model.predict(obs, deterministic=True)
+    assert state is None and action.shape == (5, 1) and action.dtype == np.float32
+    with th.no_grad():
+        mu, _ = model.actor.get_action_dist_params(th.as_tensor(obs))
+    np.testing.assert_array_equal(action, (th.tanh(mu) * 2).numpy())
+    single, _ = model.predict(obs[0], deterministic=True)
+    assert single.shape == (1,)
+    np.testing.assert_array_equal(single, action[0])
+    stochastic = np.stack([model.predict(obs, deterministic=False)[0] for _ in range(20)])
+    assert np.all(np.abs(stochastic) <= 2.0) and stochastic.std(axis=0).min() > 0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_asymmetric_bounds_multi_dim_actions(device):
+    low, high = (-1.0, 0.0, 10.0), (3.0, 0.5, 10.001)
+    env = BoxTargetEnv(obs_shape=(6,), low=low, high=high)
+    model = small(env, device=device)
+    model.learn(120)  # the env asserts every action is inside the bounds
+    obs = np.random.default_rng(0).uniform(-1, 1, size=(200, 6)).astype(np.float32)
+    for deterministic in (True, False):
+        action, _ = model.predict(obs, deterministic=deterministic)
+        assert action.shape == (200, 3)
+        assert np.all(action >= np.array(low, np.float32)) and np.all(action <= np.array(high, np.float32))
+    # The critic sees actions in the env's units, and the buffer stores them
+    assert model.replay_buffer.actions[:120, 0, 2].min() >= 10.0
+    assert model.target_entropy == -3.0
+    # episodes are collected whole: 3 episodes of 50 steps for a budget of 120
+    assert model.num_timesteps == 150 and model._n_updates == 150 and model.last_train_stats["entropy"].shape == (50,)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_to_env_units_matches_bounds(device):
+    env = BoxTargetEnv(low=(-1.0, 0.0), high=(3.0, 0.5))
+    model = small(env, device=device)
+    squashed = th.tensor([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]], device=model.device)
+    expected = th.tensor([[-1.0, 0.0], [1.0, 0.25], [3.0, 0.5]], device=model.device)
+    assert th.allclose(model.policy.to_env_units(squashed), expected)
+
+
+# ----------------------------------------------------------------------------------------------- spaces, VecEnvs
+
+
+def test_two_envs():
+    env = make_vec_env("Pendulum-v1", n_envs=2, seed=0)
+    model = small(env)
+    with pytest.warns(UserWarning, match="n_envs=2"):
+        model.learn(400)
+    # one step of both envs per rollout, then as many gradient steps as transitions: the tutorial's ratio
+    assert model.num_timesteps == 400 and model._n_updates == 400
+    assert model.replay_buffer.size() == 200 and model.replay_buffer.n_envs == 2
+    action, _ = model.predict(env.reset(), deterministic=True)
+    assert action.shape == (2, 1)
+
+
+def test_dict_observations(tmp_path):
+    env = BoxTargetEnv(obs_shape=None, low=(-2.0, -1.0), high=(2.0, 1.0), episode_length=40)
+    model = TutorialSAC("MultiInputPolicy", env, seed=0, policy_kwargs=dict(net_arch=dict(pi=[16], qf=[16, 16])))
+    assert isinstance(model.policy, MultiInputPolicy)
+    model.learn(120)
+    assert model._n_updates == 120
+    obs, _ = env.reset(seed=1)
+    action, _ = model.predict(obs, deterministic=True)
+    assert action.shape == (2,)
+    model.save(tmp_path / "dict.zip")
+    loaded = TutorialSAC.load(tmp_path / "dict.zip")
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], action)
+
+
+def test_cnn_policy():
+    class ImageEnv(BoxTargetEnv):
+        def __init__(self):
+            super().__init__(obs_shape=None, episode_length=20)
+            self.observation_space = spaces.Box(0, 255, (36, 36, 1), np.uint8)
+
+    model = TutorialSAC("CnnPolicy", ImageEnv(), seed=0, buffer_size=100, batch_size=8)
+    model.learn(40)
+    assert model._n_updates == 40
+    assert model.predict(ImageEnv().observation_space.sample(), deterministic=True)[0].shape == (1,)
+
+
+# ----------------------------------------------------------------------------------------------- save / load
+
+
+def _optimizers(model):
+    return {
+        "actor": model.actor.optimizer,
+        "critic": model.critic.optimizer,
+        "ent_coef": model.ent_coef_optimizer,
+    }
+
+
+def test_save_load_keeps_everything_training_needs(tmp_path):
+    model = small("Pendulum-v1")
+    model.learn(400)
+    model.save(tmp_path / "model.zip")
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+
+    loaded = TutorialSAC.load(tmp_path / "model.zip", env=make_vec_env("Pendulum-v1", n_envs=1))
+    loaded.load_replay_buffer(tmp_path / "buffer.pkl")
+    # all five networks and log-alpha
+    for name, tensor in model.policy.state_dict().items():
+        assert th.equal(tensor, loaded.policy.state_dict()[name]), name
+    assert th.equal(model.log_ent_coef, loaded.log_ent_coef) and loaded.log_ent_coef.requires_grad
+    # all four optimiser states (the two critics' Adams are critic.optimizer's two groups)
+    for name, optimizer in _optimizers(model).items():
+        state, loaded_state = optimizer.state_dict(), _optimizers(loaded)[name].state_dict()
+        assert len(loaded_state["param_groups"]) == len(state["param_groups"]), name
+        for index, values in state["state"].items():
+            for key, value in values.items():
+                assert th.equal(value, loaded_state["state"][index][key]), (name, index, key)
+    assert len(loaded.critic.optimizer.param_groups) == 2
+    # the optimiser states are bound to the loaded model's own parameters
+    assert loaded.ent_coef_optimizer.param_groups[0]["params"][0] is loaded.log_ent_coef
+    assert loaded.actor.optimizer.param_groups[0]["params"][0] is next(loaded.actor.parameters())
+    # and training continues from them: the same update on both gives the same parameters
+    for m in (model, loaded):
+        m.set_logger(configure(None, [""]))
+        np.random.seed(3)
+        th.manual_seed(3)
+        m.train(50, 64)
+    for name, tensor in model.policy.state_dict().items():
+        assert th.equal(tensor, loaded.policy.state_dict()[name]), name
+    assert th.equal(model.log_ent_coef, loaded.log_ent_coef)
+    # learn(..., reset_num_timesteps=False) carries on counting
+    loaded.learn(200, reset_num_timesteps=False)
+    assert loaded.num_timesteps == 600 and loaded._n_updates == 650
+    assert loaded.actor.optimizer.state_dict()["state"][0]["step"].item() == 650
+
+
+def test_save_load_fixed_ent_coef_and_hyperparameters(tmp_path):
+    model = small(
+        "Pendulum-v1",
+        ent_coef=0.3,
+        entropy_term="correct",
+        reward_shift=1.0,
+        reward_scale=0.5,
+        critic_learning_rate=1e-3,
+        handle_timeout_termination=True,
+    )
+    model.save(tmp_path / "m")
+    loaded = TutorialSAC.load(tmp_path / "m.zip")
+    assert loaded.ent_coef_tensor.item() == pytest.approx(0.3) and loaded.log_ent_coef is None
+    assert (loaded.entropy_term, loaded.reward_shift, loaded.reward_scale) == ("correct", 1.0, 0.5)
+    assert loaded.critic.optimizer.param_groups[0]["lr"] == 1e-3
+    assert loaded.replay_buffer.handle_timeout_termination is True
+
+
+def test_load_rejects_foreign_and_broken_files(tmp_path):
+    sac = SAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8]))
+    sac.save(tmp_path / "sac.zip")
+    with pytest.raises(ValueError, match="not saved by TutorialSAC"):
+        TutorialSAC.load(tmp_path / "sac.zip")
+
+    small("Pendulum-v1").save(tmp_path / "good.zip")
+    data = (tmp_path / "good.zip").read_bytes()
+    (tmp_path / "truncated.zip").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        TutorialSAC.load(tmp_path / "truncated.zip")
+    (tmp_path / "text.zip").write_text("not a zip")
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        TutorialSAC.load(tmp_path / "text.zip")
+    # a file object works, and is read from where it stands
+    buffer = io.BytesIO(data)
+    assert isinstance(TutorialSAC.load(buffer), TutorialSAC)
+
+
+# ----------------------------------------------------------------------------------------------- callbacks, logging
+
+
+def test_callbacks_logging_progress_bar_tensorboard(tmp_path):
+    eval_env = make_vec_env("Pendulum-v1", n_envs=1, seed=5)
+    stop = StopTrainingOnRewardThreshold(reward_threshold=-1e9, verbose=0)
+    evaluation = EvalCallback(eval_env, callback_on_new_best=stop, eval_freq=400, n_eval_episodes=1, log_path=str(tmp_path))
+    checkpoint = CheckpointCallback(save_freq=200, save_path=str(tmp_path / "ckpt"), name_prefix="tsac")
+    model = small("Pendulum-v1", tensorboard_log=str(tmp_path / "tb"))
+    model.learn(1000, callback=[checkpoint, evaluation], progress_bar=True, log_interval=1)
+    # the first evaluation beats the threshold, so training stops there
+    assert model.num_timesteps == 400
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["tsac_200_steps.zip", "tsac_400_steps.zip"]
+    assert isinstance(TutorialSAC.load(tmp_path / "ckpt" / "tsac_200_steps.zip"), TutorialSAC)
+    assert np.load(tmp_path / "evaluations.npz")["timesteps"].tolist() == [400]
+    assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+
+
+def test_logs_sac_keys(tmp_path):
+    model = small("Pendulum-v1")
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(400, log_interval=1)
+    model.train(5, 64)
+    model.logger.dump(model.num_timesteps)
+    columns = set(pd.read_csv(tmp_path / "progress.csv").columns)
+    for key in (
+        "train/actor_loss",
+        "train/critic_loss",
+        "train/ent_coef",
+        "train/ent_coef_loss",
+        "train/n_updates",
+        "train/entropy",
+        "train/learning_rate",
+        "train/critic_learning_rate",
+        "rollout/ep_rew_mean",
+    ):
+        assert key in columns, key
+    last = pd.read_csv(tmp_path / "progress.csv").iloc[-1]
+    assert last["train/n_updates"] == 405
+    stats = model.last_train_stats
+    assert last["train/critic_loss"] == pytest.approx(np.mean(0.5 * (stats["critic1_loss"] + stats["critic2_loss"])), rel=1e-5)
+    assert last["train/ent_coef"] == pytest.approx(np.mean(stats["ent_coef"]), rel=1e-5)
+
+
+def test_learning_rate_schedules():
+    model = small(
+        "Pendulum-v1",
+        learning_rate=lambda p: 1e-3 * p,
+        critic_learning_rate=lambda p: 2e-3 * p,
+        ent_coef_learning_rate=lambda p: 4e-3 * p,
+    )
+    model.learn(400)
+    # the last train() call ran at progress remaining 0 (num_timesteps = total)
+    assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
+    model.learn(400, reset_num_timesteps=True)
+    model._current_progress_remaining = 0.5
+    model._update_learning_rate()
+    assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
+    assert [g["lr"] for g in model.critic.optimizer.param_groups] == pytest.approx([1e-3, 1e-3])
+    assert model.ent_coef_optimizer.param_groups[0]["lr"] == pytest.approx(2e-3)
+
+
+# ----------------------------------------------------------------------------------------------- interop
+
+
+def test_tutorial_state_round_trip_acts_the_same():
+    th.manual_seed(11)
+    tutorial = Tutorial()
+    model = small("Pendulum-v1", policy_kwargs=None)
+    load_tutorial_state(model, tutorial.state())
+    obs = th.randn(32, 3)
+    th.manual_seed(5)
+    action, _ = tutorial.model_action(obs)
+    th.manual_seed(5)
+    np.testing.assert_array_equal(model.predict(obs.numpy(), deterministic=False)[0], action.detach().numpy())
+    q = tutorial.model_value2(obs, action.detach())
+    assert th.equal(model.critic(obs, action.detach())[1], q)
+
+    # and back: a tutorial built from the export acts the same as the model
+    th.manual_seed(12)
+    back = Tutorial()
+    back.load(export_tutorial_state(model))
+    for name, tensor in tutorial.state().items():
+        other = back.state()[name]
+        if isinstance(tensor, dict):
+            assert all(th.equal(tensor[k], other[k]) for k in tensor), name
+        else:
+            assert th.equal(tensor, other)
+    assert export_tutorial_state(model)["alpha"].shape == ()
+
+
+def test_load_tutorial_state_is_all_or_nothing():
+    model = small("Pendulum-v1", policy_kwargs=None)
+    before = {k: v.clone() for k, v in model.policy.state_dict().items()}
+    state = Tutorial().state()
+    bad = {**state, "model_value_next2": {**state["model_value_next2"], "sequential.4.bias": th.zeros(2)}}
+    with pytest.raises(ValueError, match=r"model_value_next2.*sequential\.4\.bias.*shape"):
+        load_tutorial_state(model, bad)
+    with pytest.raises(ValueError, match="missing"):
+        load_tutorial_state(model, {k: v for k, v in state.items() if k != "alpha"})
+    with pytest.raises(ValueError, match="keys"):
+        load_tutorial_state(model, {**state, "model_action": {"fc.weight": th.zeros(1)}})
+    assert all(th.equal(v, model.policy.state_dict()[k]) for k, v in before.items())
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+
+
+class _Discrete(BoxTargetEnv):
+    def __init__(self, space):
+        super().__init__()
+        self.action_space = space
+
+
+@pytest.mark.parametrize(
+    "space",
+    [
+        spaces.Discrete(3),
+        spaces.MultiDiscrete([2, 3]),
+        spaces.MultiBinary(2),
+        spaces.Box(-np.inf, np.inf, (1,)),
+        spaces.Box(np.array([-1.0, 0.0]), np.array([1.0, np.inf])),
+    ],
+    ids=["Discrete", "MultiDiscrete", "MultiBinary", "unbounded", "half-bounded"],
+)
+def test_rejects_action_spaces(space):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="action_space"):
+            TutorialSAC("MlpPolicy", _Discrete(space))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"entropy_term": "exact"}, "entropy_term"),
+        ({"ent_coef_loss": "paper"}, "ent_coef_loss"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"critic_learning_rate": -1e-3}, "critic_learning_rate"),
+        ({"ent_coef_learning_rate": float("nan")}, "ent_coef_learning_rate"),
+        ({"learning_rate": lambda _: -1.0}, "learning_rate"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 64.5}, "batch_size"),
+        ({"buffer_size": 0}, "buffer_size"),
+        ({"reward_scale": 0}, "reward_scale"),
+        ({"reward_scale": float("inf")}, "reward_scale"),
+        ({"reward_shift": float("nan")}, "reward_shift"),
+        ({"ent_coef": "auto_x"}, "ent_coef"),
+        ({"ent_coef": "auto_-0.1"}, "ent_coef"),
+        ({"ent_coef": "autox"}, "ent_coef"),
+        ({"ent_coef": -0.1}, "ent_coef"),
+        ({"ent_coef": "-1"}, "ent_coef"),
+        ({"target_entropy": "minus one"}, "target_entropy"),
+        ({"gradient_steps": -2}, "gradient_steps"),
+        (
+            {"handle_timeout_termination": True, "replay_buffer_kwargs": {"handle_timeout_termination": False}},
+            "handle_timeout_termination",
+        ),
+    ],
+)
+def test_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TutorialSAC("MlpPolicy", "Pendulum-v1", **kwargs)
+
+
+def test_accepts_sb3_ent_coef_forms():
+    assert TutorialSAC("MlpPolicy", "Pendulum-v1", ent_coef="auto").log_ent_coef.exp().item() == pytest.approx(1.0)
+    assert TutorialSAC("MlpPolicy", "Pendulum-v1", ent_coef="0.2").ent_coef_tensor.item() == pytest.approx(0.2)
+    assert TutorialSAC("MlpPolicy", "Pendulum-v1", ent_coef=0).ent_coef_tensor.item() == 0.0
+
+
+def test_policy_class_and_alias():
+    assert TutorialSAC.policy_aliases["MlpPolicy"] is TutorialSACPolicy
+    model = TutorialSAC(TutorialSACPolicy, "Pendulum-v1")
+    assert type(model.policy) is TutorialSACPolicy
+
+
+def test_cli_train(tmp_path, capsys):
+    from sb3_tutorial_sac.cli import main
+
+    output = tmp_path / "cli.zip"
+    assert (
+        main(["train", "--timesteps", "400", "--eval-episodes", "2", "--output", str(output), "--no-progress-bar", "--json"])
+        == 0
+    )
+    import json
+
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["timesteps"] == 400 and summary["gradient_steps"] == 400
+    assert -2000 < summary["deterministic_return_mean"] <= 0 and -2000 < summary["stochastic_return_mean"] <= 0
+    assert pathlib.Path(summary["saved_to"]).exists()
+    assert TutorialSAC.load(output).num_timesteps == 400
