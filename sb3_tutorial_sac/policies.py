@@ -14,6 +14,7 @@ The critic is SB3's own :class:`~stable_baselines3.common.policies.ContinuousCri
 """
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -31,6 +32,7 @@ from stable_baselines3.common.torch_layers import (
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
+from torch.nn import functional as F
 
 EntropyTerm = Literal["tutorial", "correct"]
 ENTROPY_TERMS: tuple[str, ...] = ("tutorial", "correct")
@@ -39,6 +41,63 @@ ENTROPY_TERMS: tuple[str, ...] = ("tutorial", "correct")
 _LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 # Tutorial rule: eps inside log(1 - tanh(.)^2 + eps) is 1e-7 (SB3: 1e-6)
 _SQUASH_EPS = 1e-7
+
+
+def sample_action_entropy(
+    mu: th.Tensor, std: th.Tensor, entropy_term: EntropyTerm = "tutorial"
+) -> tuple[th.Tensor, th.Tensor]:
+    """
+    The tutorial's sampling and "entropy" from the Gaussian's mean and std (see :meth:`TutorialActor.action_entropy`).
+
+    :param mu: Means, shape ``[batch, action_dim]``
+    :param std: Standard deviations, same shape
+    :param entropy_term: ``"tutorial"`` (tanh applied twice) or ``"correct"``
+    :return: Squashed actions in ``[-1, 1]`` and ``H`` of shape ``[batch, 1]``
+    """
+    # Same draw as Normal(mu, std).rsample(): empty(shape).normal_() from the global generator, then mu + eps * std
+    eps = th.empty_like(mu).normal_()
+    u = mu + eps * std
+    # Normal.log_prob(u), written out as torch writes it
+    log_prob = -((u - mu) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI
+    action = th.tanh(u)
+    if entropy_term == "tutorial":
+        # Tutorial rule: tanh applied TWICE (action is already tanh(u)); the x2 scale is ignored
+        squash = th.tanh(action)
+    else:
+        squash = action
+    entropy = -(log_prob - (1 - squash**2 + _SQUASH_EPS).log())
+    if entropy.shape[1] > 1:
+        # Generalisation for action_dim > 1: the log-density of a diagonal Gaussian is the sum over dims
+        entropy = entropy.sum(dim=1, keepdim=True)
+    return action, entropy
+
+
+def functional_forward(sequential: nn.Sequential) -> Callable[[th.Tensor], th.Tensor]:
+    """
+    The forward pass of an ``nn.Sequential`` as plain function calls (``F.linear``, ``F.relu``, ``F.softplus``)
+    on its own parameters: the same operations and numbers as calling the module, without the per-module
+    call overhead that dominates small networks on a CPU. Other layer types are called as modules.
+
+    :param sequential: The network (``create_mlp`` output, or the std head)
+    :return: A function of the input tensor
+    """
+    steps: list[tuple[Any, ...]] = []
+    for layer in sequential:
+        if type(layer) is nn.Linear:
+            steps.append((F.linear, layer.weight, layer.bias))
+        elif type(layer) is nn.ReLU and not layer.inplace:
+            steps.append((F.relu,))
+        elif type(layer) is nn.Softplus:
+            steps.append((F.softplus, layer.beta, layer.threshold))
+        else:
+            steps.append((layer,))
+
+    def forward(x: th.Tensor) -> th.Tensor:
+        for function, *args in steps:
+            x = function(x, *args)
+        return x
+
+    return forward
 
 
 class TutorialActor(BasePolicy):
@@ -132,22 +191,7 @@ class TutorialActor(BasePolicy):
             (shape ``[batch, 1]``, summed over action dimensions; for one action dimension this is
             the tutorial's ``[batch, 1]`` tensor itself).
         """
-        mu, std = self.get_action_dist_params(obs)
-        eps = th.empty_like(mu).normal_()
-        u = mu + eps * std
-        # Normal.log_prob(u), written out as torch writes it
-        log_prob = -((u - mu) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI
-        action = th.tanh(u)
-        if entropy_term == "tutorial":
-            # Tutorial rule: tanh applied TWICE (action is already tanh(u)); the x2 scale is ignored
-            squash = th.tanh(action)
-        else:
-            squash = action
-        entropy = -(log_prob - (1 - squash**2 + _SQUASH_EPS).log())
-        if entropy.shape[1] > 1:
-            # Generalisation for action_dim > 1: the log-density of a diagonal Gaussian is the sum over dims
-            entropy = entropy.sum(dim=1, keepdim=True)
-        return action, entropy
+        return sample_action_entropy(*self.get_action_dist_params(obs), entropy_term)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self(observation, deterministic)
@@ -262,8 +306,12 @@ class TutorialSACPolicy(BasePolicy):
         # critic's loss touches only its own parameters, so one Adam with one parameter group per critic
         # is the same optimiser as the tutorial's two (same states, same steps) at one `step()` call.
         # (SB3: one group over both critics, on the loss 0.5 * (mse_1 + mse_2).)
+        critic_groups = [{"params": list(q_net.parameters())} for q_net in self.critic.q_networks]
+        if not self.share_features_extractor and len(list(self.critic.features_extractor.parameters())) > 0:
+            # A trainable features extractor of the critic's own (e.g. a CNN) learns from both critics' losses
+            critic_groups.append({"params": list(self.critic.features_extractor.parameters())})
         self.critic.optimizer = self.optimizer_class(
-            [{"params": list(q_net.parameters())} for q_net in self.critic.q_networks],
+            critic_groups,
             lr=lr_schedule(1),  # type: ignore[call-arg]
             **self.optimizer_kwargs,
         )

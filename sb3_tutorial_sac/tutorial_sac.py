@@ -10,6 +10,7 @@ import pathlib
 import warnings
 import zipfile
 from functools import reduce
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
@@ -20,12 +21,15 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.type_aliases import (
     GymEnv,
     MaybeCallback,
+    DictReplayBufferSamples,
     PyTorchObs,
+    ReplayBufferSamples,
     RolloutReturn,
     Schedule,
     TrainFreq,
@@ -35,6 +39,7 @@ from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
+from sb3_tutorial_sac.flat import FlatParameters, adam_step, rehome_optimizer
 from sb3_tutorial_sac.policies import (
     ENTROPY_TERMS,
     CnnPolicy,
@@ -43,6 +48,8 @@ from sb3_tutorial_sac.policies import (
     MultiInputPolicy,
     TutorialActor,
     TutorialSACPolicy,
+    functional_forward,
+    sample_action_entropy,
 )
 
 SelfTutorialSAC = TypeVar("SelfTutorialSAC", bound="TutorialSAC")
@@ -327,10 +334,91 @@ class TutorialSAC(OffPolicyAlgorithm):
         self.critic_target = self.policy.critic_target
 
     def _setup_train_constants(self) -> None:
-        """Cache what every gradient step reuses (parameter lists for backward and the soft update)."""
+        """
+        Put the parameters of the actor, of the critics and of the target critics into flat buffers
+        (:mod:`sb3_tutorial_sac.flat`), so that each optimiser step and the soft update are a few operations
+        on one tensor instead of a few per parameter tensor. Every number stays the same: the updates are
+        elementwise. Called again by ``train()`` if something moved the parameters (``policy.to(device)``).
+        """
+        shared = self.policy.share_features_extractor
+        actor_groups = [group["params"] for group in self.actor.optimizer.param_groups]
+        self._actor_flat = FlatParameters(list(self.actor.parameters()))
+        if len(actor_groups) != 1 or [p.numel() for p in actor_groups[0]] not in (
+            [p.numel() for p in self.actor.parameters()],
+            [self._actor_flat.flat.numel()],
+        ):
+            raise ValueError("actor.optimizer must hold the actor's parameters in one group")
+        rehome_optimizer(self.actor.optimizer, actor_groups, self._actor_flat.segments)
+
+        # Critic parameter groups: one per critic (the tutorial's separate Adams), plus the critic's own
+        # trainable features extractor if it has one. The target critics mirror them element for element.
+        critic_groups = [group["params"] for group in self.critic.optimizer.param_groups]
+        critic_params = [q.parameters() for q in self.critic.q_networks]
+        target_params = [q.parameters() for q in self.critic_target.q_networks]
+        own_extractor = [] if shared else list(self.critic.features_extractor.parameters())
+        if own_extractor:
+            critic_params.append(iter(own_extractor))
+            target_params.append(self.critic_target.features_extractor.parameters())
+        critic_segments = [list(params) for params in critic_params]
+        self._critic_flat = FlatParameters([p for ps in critic_segments for p in ps], [len(ps) for ps in critic_segments])
+        rehome_optimizer(self.critic.optimizer, critic_groups, self._critic_flat.segments)
+        self._critic_target_flat = FlatParameters([p for ps in target_params for p in ps])
+
+        # Soft update: online -> target, element for element (a shared extractor lives in the actor's buffer)
+        self._soft_update_online = [self._critic_flat.flat]
+        self._soft_update_target = [self._critic_target_flat.flat]
+        if shared:
+            self._soft_update_online += list(self.actor.features_extractor.parameters())
+            self._soft_update_target += list(self.critic_target.features_extractor.parameters())
         self._actor_params = list(self.actor.parameters())
-        self._critic_params = [p for q_net in self.critic.q_networks for p in q_net.parameters()]
-        self._critic_target_params = [p for q_net in self.critic_target.q_networks for p in q_net.parameters()]
+        self._setup_functional_forward()
+
+    def _setup_functional_forward(self) -> None:
+        """
+        Forward passes for ``train()`` as plain function calls on the modules' own parameters
+        (:func:`~sb3_tutorial_sac.policies.functional_forward`): the same operations as calling the modules.
+        With flat Box observations and SB3's ``FlattenExtractor`` (identity on ``[batch, n]``), the features
+        extractors are skipped; otherwise the modules are called as they are.
+        """
+        actor = self.actor
+        self._flat_obs = (
+            isinstance(self.observation_space, spaces.Box)
+            and len(self.observation_space.shape) == 1
+            and all(type(m.features_extractor) is FlattenExtractor for m in (actor, self.critic, self.critic_target))
+        )
+        if not self._flat_obs:
+            self._actor_dist_params = actor.get_action_dist_params
+            self._q_values = self.critic
+            self._target_q_values = self.critic_target
+            return
+
+        trunk, std_head, mu_head = functional_forward(actor.latent_pi), functional_forward(actor.std), actor.mu
+
+        def actor_dist_params(obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+            latent = trunk(obs)
+            return F.linear(latent, mu_head.weight, mu_head.bias), std_head(latent)
+
+        def q_function(critic: ContinuousCritic) -> Callable[[th.Tensor, th.Tensor], list[th.Tensor]]:
+            q_networks = [functional_forward(q_net) for q_net in critic.q_networks]
+
+            def q_values(obs: th.Tensor, actions: th.Tensor) -> list[th.Tensor]:
+                # Tutorial rule: Q(s, a) on cat(state, action), the action in the env's units
+                q_input = th.cat([obs, actions], dim=1)
+                return [q_net(q_input) for q_net in q_networks]
+
+            return q_values
+
+        self._actor_dist_params = actor_dist_params
+        self._q_values = q_function(self.critic)
+        self._target_q_values = q_function(self.critic_target)
+
+    def _check_flat_parameters(self) -> None:
+        """Re-flatten if the parameters left their flat buffers (e.g. ``policy.to(device)``)."""
+        flats = (self._actor_flat, self._critic_flat, self._critic_target_flat)
+        if all(flat.is_intact() for flat in flats):
+            return
+        if not all(flat.repair_grads() for flat in flats):
+            self._setup_train_constants()
 
     def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer | None = None) -> None:
         """
@@ -403,7 +491,7 @@ class TutorialSAC(OffPolicyAlgorithm):
             train_freq = TrainFreq(1, TrainFrequencyUnit.STEP)
         return super().collect_rollouts(env, callback, train_freq, replay_buffer, action_noise, learning_starts, log_interval)
 
-    def _sample_minibatches(self, gradient_steps: int, batch_size: int):
+    def _sample_minibatches(self, gradient_steps: int, batch_size: int) -> ReplayBufferSamples | DictReplayBufferSamples:
         """
         Draw the minibatches of all ``gradient_steps`` at once: one call to the replay buffer for
         ``gradient_steps * batch_size`` transitions (the same distribution as that many calls of
@@ -431,15 +519,22 @@ class TutorialSAC(OffPolicyAlgorithm):
             return
 
         replay_data = self._sample_minibatches(gradient_steps, batch_size)
-        observations = self._split_steps(replay_data.observations, gradient_steps)
-        next_observations = self._split_steps(replay_data.next_observations, gradient_steps)
+        observations, next_observations = replay_data.observations, replay_data.next_observations
+        if self._flat_obs:
+            # what preprocess_obs does for a Box, once for all steps
+            observations, next_observations = observations.float(), next_observations.float()
+        observations = self._split_steps(observations, gradient_steps)
+        next_observations = self._split_steps(next_observations, gradient_steps)
         actions = self._split_steps(replay_data.actions, gradient_steps)
         # Tutorial rule: rewards are normalised at sample time, r' = (r + 8) / 8; raw rewards are stored
         rewards = self._split_steps((replay_data.rewards + self.reward_shift) * self.reward_scale, gradient_steps)
         # gamma * (1 - over): 0.99 or exactly 0, so the target below rounds exactly as the tutorial's
         discounts = self._split_steps((1 - replay_data.dones) * self.gamma, gradient_steps)
 
-        actor, critic, critic_target = self.actor, self.critic, self.critic_target
+        self._check_flat_parameters()
+        actor, critic = self.actor, self.critic
+        actor_flat, critic_flat = self._actor_flat, self._critic_flat
+        actor_dist_params, q_fn, target_q_fn = self._actor_dist_params, self._q_values, self._target_q_values
         entropy_term = self.entropy_term
         to_env_units = self.policy.to_env_units
         # Per-step statistics, synchronised to the host once at the end (no .item() per step)
@@ -457,32 +552,32 @@ class TutorialSAC(OffPolicyAlgorithm):
 
             # 1. Target, computed once. Tutorial rule: noise draw 1 of 2 is for s' (shape [batch, act])
             with th.no_grad():
-                next_actions, next_entropy = actor.action_entropy(next_obs, entropy_term)
+                next_actions, next_entropy = sample_action_entropy(*actor_dist_params(next_obs), entropy_term)
                 # Tutorial rule: the critics see actions in the env's units (a * 2 on Pendulum)
-                next_q_values = reduce(th.minimum, critic_target(next_obs, to_env_units(next_actions)))
+                next_q_values = reduce(th.minimum, target_q_fn(next_obs, to_env_units(next_actions)))
                 # Tutorial rule: y = r' + 0.99 * (1 - over) * (min Q_targ + alpha * H(s')), H the tutorial's term
                 target_q_values = rewards[step] + discounts[step] * (next_q_values + ent_coef * next_entropy)
 
             # 2. Critic steps. Tutorial rule: each critic has its own MSE loss and its own Adam (lr 3e-3);
             # the parameter groups of critic.optimizer are those two Adams (SB3: 0.5 * sum of the losses,
             # one Adam). Summing the losses before backward leaves each critic's gradient unchanged.
-            current_q_values = critic(obs, actions[step])
+            current_q_values = q_fn(obs, actions[step])
             critic_losses = [F.mse_loss(current_q, target_q_values) for current_q in current_q_values]
-            critic.optimizer.zero_grad()
+            critic_flat.zero_grad()
             reduce(th.add, critic_losses).backward()
-            critic.optimizer.step()
+            adam_step(critic.optimizer)
 
             # 3. Actor step, with the UPDATED critics (tutorial order; SB3 uses the same order).
             # Tutorial rule: noise draw 2 of 2 is for s.
-            actions_pi, entropy = actor.action_entropy(obs, entropy_term)
-            min_qf_pi = reduce(th.minimum, critic(obs, to_env_units(actions_pi)))
+            actions_pi, entropy = sample_action_entropy(*actor_dist_params(obs), entropy_term)
+            min_qf_pi = reduce(th.minimum, q_fn(obs, to_env_units(actions_pi)))
             # Tutorial rule: loss = mean(-alpha * H(s) - min Q(s, a))
             actor_loss = (-ent_coef * entropy - min_qf_pi).mean()
-            actor.optimizer.zero_grad()
+            actor_flat.zero_grad()
             # Gradients for the actor only: the tutorial's backward also fills the critics' and alpha's
             # .grad, which their next zero_grad() discards before use
             actor_loss.backward(inputs=self._actor_params)
-            actor.optimizer.step()
+            adam_step(actor.optimizer)
 
             # 4. Temperature step, on H(s) of step 3 (computed before the actor's step).
             # Tutorial rule: alpha stepped last (SB3: first, before the critic).
@@ -496,7 +591,7 @@ class TutorialSAC(OffPolicyAlgorithm):
                     ent_coef_loss = (self.log_ent_coef * (entropy - self.target_entropy)).mean()
                 self.ent_coef_optimizer.zero_grad()
                 ent_coef_loss.backward()
-                self.ent_coef_optimizer.step()
+                adam_step(self.ent_coef_optimizer)
             else:
                 ent_coef_loss = th.zeros((), device=self.device)
 
@@ -504,8 +599,8 @@ class TutorialSAC(OffPolicyAlgorithm):
             # after every gradient step; written as the tutorial rounds it (SB3's polyak_update fuses the add)
             if step % self.target_update_interval == 0:
                 with th.no_grad():
-                    th._foreach_mul_(self._critic_target_params, 1 - self.tau)
-                    th._foreach_add_(self._critic_target_params, th._foreach_mul(self._critic_params, self.tau))
+                    th._foreach_mul_(self._soft_update_target, 1 - self.tau)
+                    th._foreach_add_(self._soft_update_target, th._foreach_mul(self._soft_update_online, self.tau))
 
             with th.no_grad():
                 th.stack(
@@ -552,8 +647,14 @@ class TutorialSAC(OffPolicyAlgorithm):
             "critic",
             "critic_target",
             "_actor_params",
-            "_critic_params",
-            "_critic_target_params",
+            "_actor_flat",
+            "_critic_flat",
+            "_critic_target_flat",
+            "_soft_update_online",
+            "_soft_update_target",
+            "_actor_dist_params",
+            "_q_values",
+            "_target_q_values",
             "critic_lr_schedule",
             "ent_coef_lr_schedule",
             "last_train_stats",

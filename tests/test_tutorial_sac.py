@@ -44,8 +44,12 @@ def test_defaults_are_the_tutorial():
     assert [group["lr"] for group in model.critic.optimizer.param_groups] == [3e-3, 3e-3]
     assert model.ent_coef_optimizer.param_groups[0]["lr"] == 3e-4
     # Two critic parameter groups, each exactly one critic's parameters
-    groups = [set(map(id, group["params"])) for group in model.critic.optimizer.param_groups]
-    assert groups == [set(map(id, q.parameters())) for q in model.critic.q_networks]
+    # (each group is one flat tensor that the critic's parameters are views of)
+    for group, q_net in zip(model.critic.optimizer.param_groups, model.critic.q_networks, strict=True):
+        (segment,) = group["params"]
+        assert segment.numel() == sum(p.numel() for p in q_net.parameters())
+        start, end = segment.data_ptr(), segment.data_ptr() + 4 * segment.numel()
+        assert all(start <= p.data_ptr() < end for p in q_net.parameters())
     # The tutorial's shapes, PyTorch default init
     shapes = {k: tuple(v.shape) for k, v in export_tutorial_state(model)["model_action"].items()}
     assert shapes == {k: tuple(v.shape) for k, v in ModelAction().state_dict().items()}
@@ -224,7 +228,9 @@ def test_save_load_keeps_everything_training_needs(tmp_path):
     assert len(loaded.critic.optimizer.param_groups) == 2
     # the optimiser states are bound to the loaded model's own parameters
     assert loaded.ent_coef_optimizer.param_groups[0]["params"][0] is loaded.log_ent_coef
-    assert loaded.actor.optimizer.param_groups[0]["params"][0] is next(loaded.actor.parameters())
+    (actor_segment,) = loaded.actor.optimizer.param_groups[0]["params"]
+    start, end = actor_segment.data_ptr(), actor_segment.data_ptr() + 4 * actor_segment.numel()
+    assert all(start <= p.data_ptr() < end for p in loaded.actor.parameters())
     # and training continues from them: the same update on both gives the same parameters
     for m in (model, loaded):
         m.set_logger(configure(None, [""]))
