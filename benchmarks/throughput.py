@@ -22,6 +22,7 @@ import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
 
 import sb3_tutorial_sac
 from sb3_tutorial_sac import TutorialSAC
@@ -79,7 +80,7 @@ class TimeToThreshold(BaseCallback):
     def __init__(self, threshold: float, eval_every: int, n_episodes: int, seed: int):
         super().__init__()
         self.threshold, self.eval_every, self.n_episodes = threshold, eval_every, n_episodes
-        self.eval_env = gym.make(ENV_ID)
+        self.eval_env = Monitor(gym.make(ENV_ID))
         self.eval_env.reset(seed=seed + 1000)
         self.eval_seconds = 0.0
         self.reached_at: tuple[int, float] | None = None
