@@ -34,6 +34,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     import gymnasium as gym
+    import numpy as np
     import torch as th
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.monitor import Monitor
@@ -65,8 +66,9 @@ def _run_train(args: argparse.Namespace) -> int:
         returns, _ = evaluate_policy(
             model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=deterministic, return_episode_rewards=True
         )
-        summary[f"{name}_return_mean"] = round(float(sum(returns) / len(returns)), 1)
-        summary[f"{name}_return_std"] = round(float(th.tensor(returns, dtype=th.float64).std(unbiased=False)), 1)
+        episode_returns = np.asarray(returns, dtype=np.float64)
+        summary[f"{name}_return_mean"] = round(float(episode_returns.mean()), 1)
+        summary[f"{name}_return_std"] = round(float(episode_returns.std()), 1)
     model.save(args.output)
     summary["saved_to"] = str(args.output)
 

@@ -222,6 +222,8 @@ class TutorialSACPolicy(BasePolicy):
     critic: ContinuousCritic
     critic_target: ContinuousCritic
     action_space: spaces.Box
+    action_center: th.Tensor
+    action_half_range: th.Tensor
 
     def __init__(
         self,
