@@ -277,13 +277,22 @@ class TutorialSACPolicy(BasePolicy):
         # Affine map from the squashed action in [-1, 1] to the Box: center + half_range * a.
         # Tutorial rule: the env action and the critic's input are `tanh(u) * 2` on Pendulum; this form
         # gives exactly that for symmetric bounds (center 0), and generalises to asymmetric ones.
-        low = self.action_space.low.astype(np.float32)
-        high = self.action_space.high.astype(np.float32)
-        self._action_center = ((high + low) / 2).astype(np.float32)
-        self._action_half_range = ((high - low) / 2).astype(np.float32)
+        # Computed in float64 and rounded once to float32 (the networks' precision): the same numbers as the
+        # float32 formulas wherever those do not overflow, and finite for bounds up to float32's largest value.
+        low = self.action_space.low.astype(np.float64)
+        high = self.action_space.high.astype(np.float64)
+        with np.errstate(over="ignore"):
+            self._action_center = ((high + low) / 2).astype(np.float32)
+            self._action_half_range = ((high - low) / 2).astype(np.float32)
+        if not (np.all(np.isfinite(self._action_center)) and np.all(np.isfinite(self._action_half_range))):
+            raise ValueError(
+                f"The Box action_space bounds must lie within float32's range (the networks compute in float32); "
+                f"got low={self.action_space.low}, high={self.action_space.high}"
+            )
         self._symmetric_bounds = bool(np.all(self._action_center == 0))
-        self.register_buffer("action_center", th.as_tensor(self._action_center), persistent=False)
-        self.register_buffer("action_half_range", th.as_tensor(self._action_half_range), persistent=False)
+        # Torch copies are flat ([action_dim]), like the actions the actor outputs (the Box may be multi-dimensional)
+        self.register_buffer("action_center", th.as_tensor(self._action_center.reshape(-1)), persistent=False)
+        self.register_buffer("action_half_range", th.as_tensor(self._action_half_range.reshape(-1)), persistent=False)
 
         self._build(lr_schedule)
 

@@ -4,13 +4,18 @@ Read side by side with ``stable_baselines3/sac/sac.py``: every line that differs
 comment naming the tutorial rule (``SPEC.md``) it implements.
 """
 
+import contextlib
+import copy
 import io
 import math
+import os
 import pathlib
+import random
+import uuid
 import warnings
 import zipfile
 from functools import reduce
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
@@ -22,7 +27,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
-from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.save_util import load_from_zip_file, recursive_getattr
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.type_aliases import (
     GymEnv,
@@ -35,6 +40,7 @@ from stable_baselines3.common.type_aliases import (
     TrainFreq,
     TrainFrequencyUnit,
 )
+from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
@@ -59,6 +65,86 @@ ENT_COEF_LOSSES: tuple[str, ...] = ("tutorial", "sb3")
 
 # Per-step statistics kept by ``train()`` in ``last_train_stats``, after one ``critic<i>_loss`` per critic
 TRAIN_STATS: tuple[str, ...] = ("actor_loss", "ent_coef_loss", "entropy", "ent_coef")
+
+
+class NonFiniteError(ValueError):
+    """
+    A NaN or an infinity reached TutorialSAC's data or training: an observation or a reward from the env (the
+    transition was not stored), or a loss, a parameter or an optimiser state in ``train()`` (the model was
+    restored to its state before that ``train()`` call). The message names the step and the quantity.
+    """
+
+
+def _first_non_finite(value: np.ndarray | dict[str, np.ndarray]) -> tuple[str, int] | None:
+    """
+    Where a NaN or an infinity sits in a batched array (or dict of arrays) of floats, first index first.
+
+    :return: ``(key, env index)`` (key ``""`` for an array), or ``None`` when everything is finite
+    """
+    items = value.items() if isinstance(value, dict) else (("", value),)
+    for key, array in items:
+        array = np.asarray(array)
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            bad = ~np.isfinite(array.reshape(len(array), -1) if array.ndim > 0 else array.reshape(1, 1))
+            return key, int(np.flatnonzero(bad.any(axis=1))[0])
+    return None
+
+
+def _atomic_write(path: str | pathlib.Path, suffix: str, write: Callable[[io.BufferedIOBase], None]) -> None:
+    """
+    Write a file through a temporary file in the same directory, renamed over ``path`` only once complete
+    (``os.replace`` is atomic on POSIX and Windows): an interrupted or failed write leaves the old file as it was.
+
+    :param path: destination; as in SB3's ``open_path``, ``.<suffix>`` is added when it has no suffix
+    :param suffix: the default suffix (``"zip"``, ``"pkl"``)
+    :param write: writes the content to the open binary file it is given (and may close it)
+    """
+    path = pathlib.Path(path)
+    if path.suffix == "" and suffix:
+        path = pathlib.Path(f"{path}.{suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(temporary, "xb") as file:
+            write(file)  # type: ignore[arg-type]
+        # flush to disk before the rename, so that a crash cannot leave a renamed but empty file
+        descriptor = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+
+
+def _optimizer_state_problems(name: str, optimizer: th.optim.Optimizer, given: dict[str, Any]) -> list[str]:
+    """
+    What keeps ``given`` (an optimiser ``state_dict()``) from fitting ``optimizer``: group counts, parameter counts,
+    per-element state shapes. (``torch``'s ``load_state_dict`` checks only the counts; with TutorialSAC's flat
+    buffers, one tensor per group, a state of the wrong size would load and fail at the next step.)
+    """
+    groups = given.get("param_groups")
+    states = given.get("state")
+    if not isinstance(groups, list) or not isinstance(states, dict):
+        return [f"{name}: not an optimizer state dict (no param_groups / state)"]
+    if len(groups) != len(optimizer.param_groups):
+        return [f"{name}: {len(groups)} parameter groups given, {len(optimizer.param_groups)} in this model"]
+    problems = []
+    for index, (group, own_group) in enumerate(zip(groups, optimizer.param_groups)):
+        if len(group.get("params", ())) != len(own_group["params"]):
+            problems.append(f"{name} group {index}: {len(group.get('params', ()))} tensors given, {len(own_group['params'])} here")
+            continue
+        for key, param in zip(group["params"], own_group["params"]):
+            for state_key, value in states.get(key, {}).items():
+                if isinstance(value, th.Tensor) and value.dim() > 0 and value.shape != param.shape:
+                    problems.append(
+                        f"{name} group {index} state {state_key}: shape {tuple(value.shape)} given, "
+                        f"{tuple(param.shape)} in this model"
+                    )
+    return problems
 
 
 def _check_positive_lr(name: str, value: float | Schedule) -> None:
@@ -152,6 +238,10 @@ class TutorialSAC(OffPolicyAlgorithm):
         alpha; ``"sb3"``: SB3's ``-mean(log_alpha * (log_prob + target_entropy))``
     :param target_update_interval: update the target network every ``target_update_interval`` gradient
         steps (tutorial: 1)
+    :param check_finite: stop with a :class:`NonFiniteError` naming the step and the quantity when an
+        observation or a reward is NaN or infinite (checked before the transition is stored) or when a loss, a
+        parameter or an optimiser state turns non-finite in ``train()`` (checked once per ``train()`` call; the
+        model is then restored to its state before that call). Not in SB3; on by default, ``False`` skips the checks
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to
         average the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
@@ -197,6 +287,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         entropy_term: EntropyTerm = "tutorial",
         ent_coef_loss: EntCoefLoss = "tutorial",
         target_update_interval: int = 1,
+        check_finite: bool = True,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -282,6 +373,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         self.entropy_term = entropy_term
         self.ent_coef_loss = ent_coef_loss
         self.target_update_interval = target_update_interval
+        self.check_finite = check_finite
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
         self.last_train_stats: dict[str, np.ndarray] = {}
@@ -304,6 +396,12 @@ class TutorialSAC(OffPolicyAlgorithm):
             )
         if not np.all(action_space.high > action_space.low):
             raise ValueError(f"The Box action_space needs high > low in every dimension; got {action_space}")
+        float32_max = float(np.finfo(np.float32).max)
+        if np.any(np.abs(action_space.low) > float32_max) or np.any(np.abs(action_space.high) > float32_max):
+            raise ValueError(
+                f"The Box action_space bounds must lie within float32's range (+-{float32_max:.4g}): the networks "
+                f"compute in float32; got low={action_space.low}, high={action_space.high}"
+            )
 
     def _setup_model(self) -> None:
         super()._setup_model()
@@ -489,7 +587,20 @@ class TutorialSAC(OffPolicyAlgorithm):
                 )
                 self._warned_multi_env_episode = True
             train_freq = TrainFreq(1, TrainFrequencyUnit.STEP)
-        return super().collect_rollouts(env, callback, train_freq, replay_buffer, action_noise, learning_starts, log_interval)
+        try:
+            return super().collect_rollouts(
+                env, callback, train_freq, replay_buffer, action_noise, learning_starts, log_interval
+            )
+        except BaseException:
+            # Not in SB3: an exception (a KeyboardInterrupt, a callback's error, a non-finite observation) may
+            # come between an env step and the storing of its transition, leaving the env one step ahead of
+            # self._last_obs. Start the next learn() from a fresh reset instead of storing a transition whose
+            # observations do not match; every stored transition stays consistent.
+            self._last_obs = None
+            if self.optimize_memory_usage and (replay_buffer.full or replay_buffer.pos > 0):
+                # the memory-efficient buffer reads next_obs from the next slot: end the trajectory here
+                replay_buffer.dones[(replay_buffer.pos - 1) % replay_buffer.buffer_size] = True
+            raise
 
     def _sample_minibatches(self, gradient_steps: int, batch_size: int) -> ReplayBufferSamples | DictReplayBufferSamples:
         """
@@ -541,76 +652,88 @@ class TutorialSAC(OffPolicyAlgorithm):
         stat_names = [f"critic{i + 1}_loss" for i in range(critic.n_critics)] + list(TRAIN_STATS)
         stats = th.zeros(gradient_steps, len(stat_names), device=self.device)
 
-        for step in range(gradient_steps):
-            obs, next_obs = observations[step], next_observations[step]
+        # One copy of everything train() changes, taken once per call (no per-step work): restored when the call
+        # fails (non-finite values below, an exception or a KeyboardInterrupt mid-step), so that train() either
+        # applies all its gradient steps or none. Not in SB3.
+        snapshot = self._training_snapshot()
+        try:
+            for step in range(gradient_steps):
+                obs, next_obs = observations[step], next_observations[step]
 
-            # Tutorial rule: alpha as it was before this step, in the target and in the actor loss
-            if self.log_ent_coef is not None:
-                ent_coef = th.exp(self.log_ent_coef.detach())
-            else:
-                ent_coef = self.ent_coef_tensor
-
-            # 1. Target, computed once. Tutorial rule: noise draw 1 of 2 is for s' (shape [batch, act])
-            with th.no_grad():
-                next_actions, next_entropy = sample_action_entropy(*actor_dist_params(next_obs), entropy_term)
-                # Tutorial rule: the critics see actions in the env's units (a * 2 on Pendulum)
-                next_q_values = reduce(th.minimum, target_q_fn(next_obs, to_env_units(next_actions)))
-                # Tutorial rule: y = r' + 0.99 * (1 - over) * (min Q_targ + alpha * H(s')), H the tutorial's term
-                target_q_values = rewards[step] + discounts[step] * (next_q_values + ent_coef * next_entropy)
-
-            # 2. Critic steps. Tutorial rule: each critic has its own MSE loss and its own Adam (lr 3e-3);
-            # the parameter groups of critic.optimizer are those two Adams (SB3: 0.5 * sum of the losses,
-            # one Adam). Summing the losses before backward leaves each critic's gradient unchanged.
-            current_q_values = q_fn(obs, actions[step])
-            critic_losses = [F.mse_loss(current_q, target_q_values) for current_q in current_q_values]
-            critic_flat.zero_grad()
-            reduce(th.add, critic_losses).backward()
-            adam_step(critic.optimizer)
-
-            # 3. Actor step, with the UPDATED critics (tutorial order; SB3 uses the same order).
-            # Tutorial rule: noise draw 2 of 2 is for s.
-            actions_pi, entropy = sample_action_entropy(*actor_dist_params(obs), entropy_term)
-            min_qf_pi = reduce(th.minimum, q_fn(obs, to_env_units(actions_pi)))
-            # Tutorial rule: loss = mean(-alpha * H(s) - min Q(s, a))
-            actor_loss = (-ent_coef * entropy - min_qf_pi).mean()
-            actor_flat.zero_grad()
-            # Gradients for the actor only: the tutorial's backward also fills the critics' and alpha's
-            # .grad, which their next zero_grad() discards before use
-            actor_loss.backward(inputs=self._actor_params)
-            adam_step(actor.optimizer)
-
-            # 4. Temperature step, on H(s) of step 3 (computed before the actor's step).
-            # Tutorial rule: alpha stepped last (SB3: first, before the critic).
-            entropy = entropy.detach()
-            if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-                if self.ent_coef_loss == "tutorial":
-                    # Tutorial rule: mean((H + 1) * exp(log_alpha)), the gradient scaled by alpha
-                    ent_coef_loss = ((entropy - self.target_entropy) * self.log_ent_coef.exp()).mean()
+                # Tutorial rule: alpha as it was before this step, in the target and in the actor loss
+                if self.log_ent_coef is not None:
+                    ent_coef = th.exp(self.log_ent_coef.detach())
                 else:
-                    # SB3: -mean(log_alpha * (log_prob + target_entropy)), with log_prob = -H
-                    ent_coef_loss = (self.log_ent_coef * (entropy - self.target_entropy)).mean()
-                self.log_ent_coef.grad = None  # what zero_grad() does, without its per-call overhead
-                ent_coef_loss.backward()
-                adam_step(self.ent_coef_optimizer)
-            else:
-                ent_coef_loss = th.zeros((), device=self.device)
+                    ent_coef = self.ent_coef_tensor
 
-            # 5. Soft update of both target critics. Tutorial rule: target = 0.995 * target + 0.005 * online,
-            # after every gradient step; written as the tutorial rounds it (SB3's polyak_update fuses the add)
-            if step % self.target_update_interval == 0:
+                # 1. Target, computed once. Tutorial rule: noise draw 1 of 2 is for s' (shape [batch, act])
                 with th.no_grad():
-                    th._foreach_mul_(self._soft_update_target, 1 - self.tau)
-                    th._foreach_add_(self._soft_update_target, th._foreach_mul(self._soft_update_online, self.tau))
+                    next_actions, next_entropy = sample_action_entropy(*actor_dist_params(next_obs), entropy_term)
+                    # Tutorial rule: the critics see actions in the env's units (a * 2 on Pendulum)
+                    next_q_values = reduce(th.minimum, target_q_fn(next_obs, to_env_units(next_actions)))
+                    # Tutorial rule: y = r' + 0.99 * (1 - over) * (min Q_targ + alpha * H(s')), H the tutorial's term
+                    target_q_values = rewards[step] + discounts[step] * (next_q_values + ent_coef * next_entropy)
 
-            with th.no_grad():
-                th.stack(
-                    [*critic_losses, actor_loss, ent_coef_loss, entropy.mean(), ent_coef.reshape(())],
-                    out=stats[step],
-                )
+                # 2. Critic steps. Tutorial rule: each critic has its own MSE loss and its own Adam (lr 3e-3);
+                # the parameter groups of critic.optimizer are those two Adams (SB3: 0.5 * sum of the losses,
+                # one Adam). Summing the losses before backward leaves each critic's gradient unchanged.
+                current_q_values = q_fn(obs, actions[step])
+                critic_losses = [F.mse_loss(current_q, target_q_values) for current_q in current_q_values]
+                critic_flat.zero_grad()
+                reduce(th.add, critic_losses).backward()
+                adam_step(critic.optimizer)
 
-        self._n_updates += gradient_steps
+                # 3. Actor step, with the UPDATED critics (tutorial order; SB3 uses the same order).
+                # Tutorial rule: noise draw 2 of 2 is for s.
+                actions_pi, entropy = sample_action_entropy(*actor_dist_params(obs), entropy_term)
+                min_qf_pi = reduce(th.minimum, q_fn(obs, to_env_units(actions_pi)))
+                # Tutorial rule: loss = mean(-alpha * H(s) - min Q(s, a))
+                actor_loss = (-ent_coef * entropy - min_qf_pi).mean()
+                actor_flat.zero_grad()
+                # Gradients for the actor only: the tutorial's backward also fills the critics' and alpha's
+                # .grad, which their next zero_grad() discards before use
+                actor_loss.backward(inputs=self._actor_params)
+                adam_step(actor.optimizer)
+
+                # 4. Temperature step, on H(s) of step 3 (computed before the actor's step).
+                # Tutorial rule: alpha stepped last (SB3: first, before the critic).
+                entropy = entropy.detach()
+                if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+                    if self.ent_coef_loss == "tutorial":
+                        # Tutorial rule: mean((H + 1) * exp(log_alpha)), the gradient scaled by alpha
+                        ent_coef_loss = ((entropy - self.target_entropy) * self.log_ent_coef.exp()).mean()
+                    else:
+                        # SB3: -mean(log_alpha * (log_prob + target_entropy)), with log_prob = -H
+                        ent_coef_loss = (self.log_ent_coef * (entropy - self.target_entropy)).mean()
+                    self.log_ent_coef.grad = None  # what zero_grad() does, without its per-call overhead
+                    ent_coef_loss.backward()
+                    adam_step(self.ent_coef_optimizer)
+                else:
+                    ent_coef_loss = th.zeros((), device=self.device)
+
+                # 5. Soft update of both target critics. Tutorial rule: target = 0.995 * target + 0.005 * online,
+                # after every gradient step; written as the tutorial rounds it (SB3's polyak_update fuses the add)
+                if step % self.target_update_interval == 0:
+                    with th.no_grad():
+                        th._foreach_mul_(self._soft_update_target, 1 - self.tau)
+                        th._foreach_add_(self._soft_update_target, th._foreach_mul(self._soft_update_online, self.tau))
+
+                with th.no_grad():
+                    th.stack(
+                        [*critic_losses, actor_loss, ent_coef_loss, entropy.mean(), ent_coef.reshape(())],
+                        out=stats[step],
+                    )
+
+        except BaseException:
+            self._restore_training_snapshot(snapshot)
+            raise
+
         values = stats.cpu().numpy()
         self.last_train_stats = {name: values[:, i] for i, name in enumerate(stat_names)}
+        if self.check_finite:
+            # One check per call: the per-step statistics (already on the host) and the final tensors
+            self._check_train_finite(values, stat_names, snapshot)
+        self._n_updates += gradient_steps
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", float(np.mean(self.last_train_stats["ent_coef"])))
@@ -621,6 +744,171 @@ class TutorialSAC(OffPolicyAlgorithm):
         self.logger.record("train/entropy", float(np.mean(self.last_train_stats["entropy"])))
         if self.ent_coef_optimizer is not None:
             self.logger.record("train/ent_coef_loss", float(np.mean(self.last_train_stats["ent_coef_loss"])))
+
+    def _guarded_tensors(self) -> dict[str, th.Tensor]:
+        """Every tensor ``train()`` writes, by name: the flat parameter buffers, log(alpha) and the Adam states."""
+        tensors = {
+            "actor parameters": self._actor_flat.flat,
+            "critic parameters": self._critic_flat.flat,
+            "target critic parameters": self._critic_target_flat.flat,
+        }
+        # a features extractor shared by the actor and the critics has its target copy outside the flat buffers
+        for i, target in enumerate(self._soft_update_target[1:]):
+            tensors[f"target features extractor parameter {i}"] = target
+        if self.log_ent_coef is not None:
+            tensors["log_ent_coef"] = self.log_ent_coef
+        for name, optimizer in self._optimizers().items():
+            for i, state in enumerate(optimizer.state.values()):
+                for key, value in state.items():
+                    if isinstance(value, th.Tensor) and value.is_floating_point():
+                        tensors[f"{name} state {key}[{i}]"] = value
+        return tensors
+
+    def _optimizers(self) -> dict[str, th.optim.Optimizer]:
+        optimizers = {"actor.optimizer": self.actor.optimizer, "critic.optimizer": self.critic.optimizer}
+        if self.ent_coef_optimizer is not None:
+            optimizers["ent_coef_optimizer"] = self.ent_coef_optimizer
+        return optimizers
+
+    def _training_snapshot(self) -> dict[str, Any]:
+        """Copies of the parameters, log(alpha) and optimiser states that ``train()`` is about to change."""
+        with th.no_grad():
+            tensors = [
+                self._actor_flat.flat,
+                self._critic_flat.flat,
+                self._critic_target_flat.flat,
+                *self._soft_update_target[1:],
+            ]
+            if self.log_ent_coef is not None:
+                tensors.append(self.log_ent_coef)
+            return {
+                "tensors": [(tensor, tensor.detach().clone()) for tensor in tensors],
+                "optimizers": [
+                    (
+                        optimizer,
+                        {
+                            param: {key: value.clone() if isinstance(value, th.Tensor) else value for key, value in st.items()}
+                            for param, st in optimizer.state.items()
+                        },
+                    )
+                    for optimizer in self._optimizers().values()
+                ],
+            }
+
+    @staticmethod
+    def _restore_training_snapshot(snapshot: dict[str, Any]) -> None:
+        """Put back what :meth:`_training_snapshot` copied, in place (the flat buffers stay where they are)."""
+        with th.no_grad():
+            for tensor, saved in snapshot["tensors"]:
+                tensor.copy_(saved)
+        for optimizer, states in snapshot["optimizers"]:
+            optimizer.state.clear()
+            optimizer.state.update(states)
+
+    def _check_train_finite(self, values: np.ndarray, stat_names: list[str], snapshot: dict[str, Any]) -> None:
+        """
+        Raise :class:`NonFiniteError` (after restoring ``snapshot``) if a per-step statistic of this ``train()``
+        call or a tensor it wrote is NaN or infinite; name the first bad gradient step and the quantity.
+        """
+        finite_rows = np.isfinite(values).all(axis=1)
+        tensors = self._guarded_tensors()
+        # one host synchronisation for all tensors
+        finite_tensors = th.stack([th.isfinite(t).all() for t in tensors.values()]).cpu().numpy()
+        if finite_rows.all() and finite_tensors.all():
+            return
+        self._restore_training_snapshot(snapshot)
+        gradient_steps = len(values)
+        where = f"(env step {self.num_timesteps}, gradient steps {self._n_updates + 1} to {self._n_updates + gradient_steps})"
+        if not finite_rows.all():
+            row = int(np.flatnonzero(~finite_rows)[0])
+            column = int(np.flatnonzero(~np.isfinite(values[row]))[0])
+            what = (
+                f"{stat_names[column]} = {values[row, column]} at gradient step {self._n_updates + row + 1} "
+                f"(step {row + 1} of {gradient_steps} in this train() call, env step {self.num_timesteps})"
+            )
+        else:
+            name = list(tensors)[int(np.flatnonzero(~finite_tensors)[0])]
+            what = f"non-finite values in {name} after this train() call {where}"
+        raise NonFiniteError(
+            f"TutorialSAC.train(): {what}. The parameters, log_ent_coef and optimiser states were restored to "
+            "their values before this train() call, so the model holds no non-finite value and can be saved or "
+            "trained further. Look for extreme rewards or observations in the replay buffer, or too large learning "
+            "rates (check_finite=False turns this check off)."
+        )
+
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        total_timesteps, callback = super()._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
+        if self.check_finite and self._last_obs is not None:
+            self._check_observation(self._last_obs, "observation from the env's reset()")
+        return total_timesteps, callback
+
+    def _check_observation(self, obs: np.ndarray | dict[str, np.ndarray], what: str, env_index: int | None = None) -> None:
+        """Raise :class:`NonFiniteError` if the batched observation ``obs`` holds a NaN or an infinity."""
+        bad = _first_non_finite(obs)
+        if bad is not None:
+            key = bad[0]
+            env_index = bad[1] if env_index is None else env_index
+            self._last_obs = None  # the next learn() resets the env
+            name = f"{what}[{key!r}]" if key else what
+            raise NonFiniteError(
+                f"TutorialSAC: non-finite {name} of env {env_index} at env step {self.num_timesteps}; "
+                "nothing was stored. The next learn() resets the env (check_finite=False turns this check off)."
+            )
+
+    def _store_transition(
+        self,
+        replay_buffer: ReplayBuffer,
+        buffer_action: np.ndarray,
+        new_obs: np.ndarray | dict[str, np.ndarray],
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        if self.check_finite:
+            self._check_transition(new_obs, reward, dones, infos)
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+
+    def _check_transition(
+        self,
+        new_obs: np.ndarray | dict[str, np.ndarray],
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        """
+        Not in SB3: a NaN or inf observation or reward stops training before it reaches the replay buffer.
+        A few microseconds per env step: one ``isfinite`` over the reward and one over the next observation.
+        """
+        vec_normalize = self._vec_normalize_env
+        if vec_normalize is not None:
+            # check what is stored: the un-normalised values (VecNormalize would clip an inf away)
+            reward, new_obs = vec_normalize.old_reward, vec_normalize.old_obs
+        bad = _first_non_finite(reward)
+        if bad is not None:
+            self._last_obs = None  # the next learn() resets the env
+            raise NonFiniteError(
+                f"TutorialSAC: non-finite reward {reward[bad[1]]} from env {bad[1]} at env step {self.num_timesteps}; "
+                "the transition was not stored. The next learn() resets the env (check_finite=False turns this check off)."
+            )
+        self._check_observation(new_obs, "observation")
+        if dones.any():
+            for i in np.flatnonzero(dones):
+                terminal = infos[i].get("terminal_observation")
+                if terminal is not None:
+                    if isinstance(terminal, dict):
+                        batched = {key: np.asarray(value)[None] for key, value in terminal.items()}
+                    else:
+                        batched = np.asarray(terminal)[None]
+                    self._check_observation(batched, "terminal observation", env_index=int(i))
 
     def learn(
         self: SelfTutorialSAC,
@@ -709,6 +997,175 @@ class TutorialSAC(OffPolicyAlgorithm):
         if start is not None:
             path.seek(start)  # type: ignore[union-attr]
         try:
-            return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+            model = super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
         except (zipfile.BadZipFile, EOFError, RuntimeError) as error:
             raise ValueError(f"{path!r} is not a readable TutorialSAC save (truncated or corrupt file?): {error}") from error
+        except KeyError as error:
+            # SB3's load retries a failed set_parameters as an old DQN file and fails on its missing key: report
+            # our own error (set_parameters' ValueError) instead
+            if isinstance(error.__context__, ValueError):
+                raise ValueError(f"{path!r} does not fit a TutorialSAC model: {error.__context__}") from error.__context__
+            raise
+        # Not in SB3 (whose load re-seeds the global generators with `seed`): continue the random streams where
+        # the save left them, so that learn() after load draws what it would have drawn without the save
+        rng_state = model.__dict__.pop("_rng_state", None)
+        if rng_state is not None:
+            model._set_rng_state(rng_state)
+        return model
+
+    def save(
+        self,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None:
+        """
+        Save all the attributes of the object and the model parameters in a zip-file
+        (see :meth:`stable_baselines3.common.base_class.BaseAlgorithm.save`).
+
+        Differences from SB3, for reliable checkpoints and exact resumes:
+
+        * a path is written through a temporary file in the same directory, renamed over ``path`` only once
+          complete: a save interrupted half-way (``KeyboardInterrupt``, full disk) leaves the previous file intact;
+        * the file also holds the state of the random generators training draws from (torch's, NumPy's and
+          Python's global generators, CUDA's on a CUDA device, and the action space's, used for the uniform
+          warm-up), under ``_rng_state``; :meth:`load` puts them back. ``exclude=["_rng_state"]`` leaves it out.
+
+        An exact resume (the same parameters as one uninterrupted ``learn``) also needs the environment's state
+        and the replay buffer: ``model.save(path, include=["env"])`` pickles the VecEnv into the file (SB3's own
+        mechanism; it needs a picklable env, e.g. a ``DummyVecEnv``, not a ``SubprocVecEnv``), and
+        ``save_replay_buffer`` the buffer. Then ``TutorialSAC.load(path)`` (no ``env`` argument: the saved one
+        is used and its current observation kept), ``load_replay_buffer`` and
+        ``learn(n, reset_num_timesteps=False)`` continue exactly.
+
+        :param path: path to the file where the rl agent should be saved
+        :param exclude: name of parameters that should be excluded in addition to the default ones
+        :param include: name of parameters that might be excluded but should be included anyway
+        """
+        self._rng_state = self._get_rng_state()
+        try:
+            if isinstance(path, (str, pathlib.Path)):
+                _atomic_write(path, "zip", lambda file: super(TutorialSAC, self).save(file, exclude, include))
+            else:
+                super().save(path, exclude, include)
+        finally:
+            del self._rng_state
+
+    def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
+        """
+        Save the replay buffer as a pickle file (see SB3's ``save_replay_buffer``).
+
+        Not in SB3: a path is written through a temporary file renamed over it once complete, so an interrupted
+        save leaves the previous file intact.
+
+        :param path: Path to the file where the replay buffer should be saved.
+            if path is a str or pathlib.Path, the path is automatically created if necessary.
+        """
+        if isinstance(path, (str, pathlib.Path)):
+            _atomic_write(path, "pkl", lambda file: super(TutorialSAC, self).save_replay_buffer(file))
+        else:
+            super().save_replay_buffer(path)
+
+    def _get_rng_state(self) -> dict[str, Any]:
+        """The states of the random generators that ``learn()`` draws from (see :meth:`save`)."""
+        state: dict[str, Any] = {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": th.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda"] = th.cuda.get_rng_state(self.device)
+        if self.action_space is not None and self.action_space._np_random is not None:
+            state["action_space"] = self.action_space.np_random.bit_generator.state
+        return state
+
+    def _set_rng_state(self, state: dict[str, Any]) -> None:
+        """Put back the random generators' states saved by :meth:`_get_rng_state`."""
+        random.setstate(state["python"])
+        np.random.set_state(state["numpy"])
+        th.set_rng_state(state["torch"])
+        if "cuda" in state and self.device.type == "cuda":
+            th.cuda.set_rng_state(state["cuda"], self.device)
+        if "action_space" in state and self.action_space is not None:
+            self.action_space.np_random.bit_generator.state = state["action_space"]
+
+    def set_parameters(
+        self,
+        load_path_or_dict: str | pathlib.Path | io.BufferedIOBase | dict[str, TensorDict],
+        exact_match: bool = True,
+        device: th.device | str = "auto",
+    ) -> None:
+        """
+        Load parameters from a given zip-file or a nested dictionary containing parameters for
+        different modules (see :meth:`stable_baselines3.common.base_class.BaseAlgorithm.set_parameters`).
+
+        Not in SB3: all or nothing. Names, keys and shapes (of the networks and of the optimisers' states) are
+        checked before anything is written, and if loading fails anyway every object is put back as it was.
+        A file that is not a readable save, or parameters of another configuration (another ``net_arch``,
+        other spaces, another algorithm), raise a ``ValueError`` and leave the model unchanged.
+
+        :param load_path_or_dict: Location of the saved data (path or file-like, see ``save``), or a nested
+            dictionary containing nn.Module parameters used by the policy. The dictionary maps
+            object names to a state-dictionary returned by ``torch.nn.Module.state_dict()``.
+        :param exact_match: If True, the given parameters should include parameters for each
+            module and each of their parameters, otherwise raises an Exception. If set to False, this
+            can be used to update only specific parameters.
+        :param device: Device on which the code should run.
+        """
+        if isinstance(load_path_or_dict, dict):
+            params = load_path_or_dict
+        else:
+            try:
+                _, loaded, _ = load_from_zip_file(load_path_or_dict, device=device, load_data=False)
+            except (zipfile.BadZipFile, EOFError, KeyError, RuntimeError, ValueError, OSError) as error:
+                raise ValueError(
+                    f"{load_path_or_dict!r} is not a readable save (truncated or corrupt file?): {error}"
+                ) from error
+            if not loaded:
+                raise ValueError(f"{load_path_or_dict!r} holds no parameters (truncated or corrupt file?)")
+            params = loaded
+        self._check_parameters(params, exact_match)
+        backup = {
+            name: copy.deepcopy(recursive_getattr(self, name).state_dict()) for name in self._get_torch_save_params()[0]
+        }
+        try:
+            super().set_parameters(params, exact_match=exact_match, device=device)
+        except Exception as error:
+            for name, state_dict in backup.items():
+                recursive_getattr(self, name).load_state_dict(state_dict)
+            raise ValueError(f"set_parameters failed, nothing was loaded: {error}") from error
+
+    def _check_parameters(self, params: dict[str, Any], exact_match: bool) -> None:
+        """Raise a ``ValueError`` if ``params`` do not fit this model's objects (names, keys, shapes)."""
+        names = self._get_torch_save_params()[0]
+        unknown = sorted(set(params) - set(names))
+        missing = sorted(set(names) - set(params)) if exact_match else []
+        if unknown or missing:
+            raise ValueError(
+                f"The parameters do not match this TutorialSAC model's objects {names}: unknown {unknown}, "
+                f"missing {missing}. Nothing was loaded."
+            )
+        problems: list[str] = []
+        for name, given in params.items():
+            target = recursive_getattr(self, name)
+            if not isinstance(given, dict):
+                problems.append(f"{name}: a {type(given).__name__}, not a state dict")
+            elif isinstance(target, th.optim.Optimizer):
+                problems += _optimizer_state_problems(name, target, given)
+            else:
+                own = target.state_dict()
+                if exact_match and set(given) != set(own):
+                    problems.append(
+                        f"{name}: missing keys {sorted(set(own) - set(given))[:5]}, "
+                        f"unexpected keys {sorted(set(given) - set(own))[:5]}"
+                    )
+                for key in sorted(set(given) & set(own)):
+                    shape = tuple(getattr(given[key], "shape", ()))
+                    if shape != tuple(own[key].shape):
+                        problems.append(f"{name}.{key}: shape {shape} given, {tuple(own[key].shape)} in this model")
+        if problems:
+            raise ValueError(
+                "The parameters do not fit this TutorialSAC model (saved with another net_arch, other spaces or "
+                f"another algorithm?); nothing was loaded: {'; '.join(problems[:5])}"
+                + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+            )
