@@ -704,9 +704,7 @@ def steps_to_threshold(evaluations: Any, threshold: float) -> Any:
     return first.reindex(runs.index).fillna(np.inf).astype(float)
 
 
-def summarise(
-    evaluations: Any, runs: Any, threshold: float | None = None, reference: str = REFERENCE
-) -> list[dict[str, Any]]:
+def summarise(evaluations: Any, runs: Any, threshold: float | None = None, reference: str = REFERENCE) -> list[dict[str, Any]]:
     """Statistics of one environment, one dict per algorithm (in order of first appearance in ``runs``).
 
     Final return of a run = the mean return of its last evaluation point; across runs: mean, std (ddof=0),

@@ -1,0 +1,249 @@
+"""``sb3-tutorial-sac compare``: the grid runs end to end, resumes, survives a failing run, gives the same report on
+Ray, and its statistics equal hand-computed values. Tiny budgets: these tests check behaviour, not learning."""
+
+import dataclasses
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from sb3_tutorial_sac import cli
+from sb3_tutorial_sac import compare as cmp
+
+TINY = dict(budget=400, eval_freq=200, eval_episodes=2)
+TINY_ARGS = ["--budget", "400", "--eval-freq", "200", "--eval-episodes", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """tutorial_sac and sac x seeds 0, 1 on Pendulum-v1, from the command line, two worker processes."""
+    log_folder = tmp_path_factory.mktemp("compare_local")
+    code = cli.main(
+        [
+            "compare",
+            "--algos",
+            "tutorial_sac",
+            "sac",
+            "--seeds",
+            "2",
+            "--jobs",
+            "2",
+            "--log-folder",
+            str(log_folder),
+            *TINY_ARGS,
+        ]
+    )
+    assert code == 0
+    return log_folder
+
+
+def _specs(log_folder: pathlib.Path, seeds=(0, 1), variants=None) -> list[cmp.RunSpec]:
+    variants = variants or [cmp.Variant("tutorial_sac", "tutorial_sac"), cmp.Variant("sac", "sac")]
+    return cmp.make_specs(variants, ["Pendulum-v1"], list(seeds), log_folder=log_folder, **TINY)
+
+
+def _tables(markdown: str) -> list[list[str]]:
+    """Table rows of a report, without the timing columns (wall-clock varies from run to run)."""
+    rows = [line.split(" | ") for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
+    return [row[:7] + row[9:] for row in rows]
+
+
+def test_end_to_end_files(local_run: pathlib.Path) -> None:
+    # rl-zoo3's layout: <log>/<algo>/<env>_<seed>/ with evaluations.npz, the monitor file, config and model
+    for algo in ("tutorial_sac", "sac"):
+        for seed in (0, 1):
+            run_dir = local_run / algo / f"Pendulum-v1_{seed}"
+            for name in ("evaluations.npz", "0.monitor.csv", "Pendulum-v1.zip", "Pendulum-v1/config.yml", cmp.RUN_FILE):
+                assert (run_dir / name).is_file(), run_dir / name
+            with np.load(run_dir / "evaluations.npz") as data:
+                np.testing.assert_array_equal(data["timesteps"], [200, 400])
+                assert data["results"].shape == data["results_stochastic"].shape == (2, 2)  # 2 evaluations x 2 episodes
+                # Pendulum's rewards are in [-16.3, 0]: raw returns of 200-step episodes, not normalised ones
+                assert (data["results"] < 0).all() and (data["results"] >= -16.3 * 200).all()
+            record = json.loads((run_dir / cmp.RUN_FILE).read_text())
+            assert record["status"] == "ok" and record["env_steps"] == 400 and record["train_seconds"] > 0
+    # The run used each algorithm's own zoo hyperparameters: SAC's learning rate from rl-zoo3's sac.yml
+    config = yaml.load((local_run / "sac/Pendulum-v1_0/Pendulum-v1/config.yml").read_text(), Loader=yaml.UnsafeLoader)
+    assert dict(config) == {"learning_rate": 0.001, "n_timesteps": 20000, "policy": "MlpPolicy"}
+
+    evaluations = pd.read_csv(local_run / "compare_evaluations.csv")
+    assert len(evaluations) == 2 * 2 * 2 * 2  # algorithms x seeds x evaluation points x modes
+    assert set(evaluations["mode"]) == {"deterministic", "stochastic"}
+    with np.load(local_run / "sac/Pendulum-v1_1/evaluations.npz") as data:
+        row = evaluations.query("algorithm == 'sac' and seed == 1 and timesteps == 400 and mode == 'stochastic'")
+        assert row["return_mean"].item() == pytest.approx(data["results_stochastic"][1].mean())
+    runs = pd.read_csv(local_run / "compare_runs.csv")
+    assert list(runs["status"]) == ["ok"] * 4
+    assert (local_run / "compare_Pendulum-v1.png").stat().st_size > 10_000
+    markdown = (local_run / "compare.md").read_text()
+    assert "| tutorial_sac | 2 |" in markdown and "| sac | 2 |" in markdown
+    assert "![learning curves on Pendulum-v1](compare_Pendulum-v1.png)" in markdown
+
+
+def test_zoo_plotting_reads_the_runs(local_run: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    # rl-zoo3's own all_plots finds both algorithms' evaluations (deterministic and the stochastic key)
+    for key in ("results", "results_stochastic"):
+        out = tmp_path / key  # all_plots appends .pkl
+        subprocess.run(
+            [sys.executable, "-m", "rl_zoo3.plots.all_plots", "-a", "tutorial_sac", "sac", "-e", "Pendulum-v1",
+             "-f", str(local_run), "-l", "cmp", "-k", key, "--no-display", "-o", str(out)],
+            check=True, capture_output=True, cwd=tmp_path,
+        )  # fmt: skip
+        data = pd.read_pickle(f"{out}.pkl")
+        assert set(data["Pendulum-v1"]) == {"TUTORIAL_SAC-cmp", "SAC-cmp"}
+
+
+def test_resume_skips_finished_runs(local_run: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    log_folder = tmp_path / "resumed"
+    shutil.copytree(local_run, log_folder)
+    npz = log_folder / "sac/Pendulum-v1_0/evaluations.npz"
+    before = npz.read_bytes(), npz.stat().st_mtime_ns
+    # A half-written run (no compare_run.json) is not finished: it is trained again
+    (log_folder / "sac/Pendulum-v1_1" / cmp.RUN_FILE).unlink()
+    records = cmp.run_all(_specs(log_folder, seeds=(0, 1, 2)), jobs=2, progress=False)
+    skipped = sorted(key for key, record in records.items() if record.get("skipped"))
+    assert skipped == ["sac Pendulum-v1 seed 0", "tutorial_sac Pendulum-v1 seed 0", "tutorial_sac Pendulum-v1 seed 1"]
+    assert all(record["status"] == "ok" for record in records.values()) and len(records) == 6
+    assert (npz.read_bytes(), npz.stat().st_mtime_ns) == before
+    # Same seed, same protocol, fresh process: the re-trained run equals the original
+    np.testing.assert_array_equal(
+        np.load(log_folder / "sac/Pendulum-v1_1/evaluations.npz")["results"],
+        np.load(local_run / "sac/Pendulum-v1_1/evaluations.npz")["results"],
+    )
+    # A finished run with another protocol is never overwritten silently
+    with pytest.raises(ValueError, match="another protocol"):
+        cmp.run_all([dataclasses.replace(_specs(log_folder)[0], budget=600)], progress=False)
+
+
+def test_failing_run_is_reported_and_others_complete(tmp_path: pathlib.Path) -> None:
+    variants = [cmp.Variant("tutorial_sac", "tutorial_sac"), cmp.Variant("broken", "tutorial_sac", {"batch_size": 0})]
+    report, runs = cmp.compare(variants, seeds=[0], log_folder=tmp_path, jobs=2, progress=False, **TINY)
+    statuses = dict(zip(runs["algorithm"], runs["status"]))
+    assert statuses == {"tutorial_sac": "ok", "broken": "failed"}
+    error = runs.set_index("algorithm").loc["broken", "error"]
+    assert error.startswith("ValueError") and "batch_size" in error
+    assert "broken seed 0: **failed**: ValueError" in report
+    assert "Traceback" in (tmp_path / "broken/tutorial_sac/Pendulum-v1_0/error.txt").read_text()
+    assert (tmp_path / "tutorial_sac/Pendulum-v1_0" / cmp.RUN_FILE).is_file()
+    assert set(pd.read_csv(tmp_path / "compare_evaluations.csv")["algorithm"]) == {"tutorial_sac"}
+
+
+def test_ray_backend_gives_the_same_report(local_run: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        report, runs = cmp.compare(
+            [cmp.Variant("tutorial_sac", "tutorial_sac"), cmp.Variant("sac", "sac")],
+            seeds=[0, 1],
+            log_folder=tmp_path,
+            backend="ray",
+            progress=False,
+            **TINY,
+        )
+    finally:
+        ray.shutdown()
+    assert list(runs["status"]) == ["ok"] * 4
+    # The files came back from the Ray workers into the same layout, and the numbers are the local ones
+    assert (tmp_path / "sac/Pendulum-v1_1/Pendulum-v1.zip").is_file()
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "compare_evaluations.csv"), pd.read_csv(local_run / "compare_evaluations.csv")
+    )
+    assert _tables(report) == _tables((local_run / "compare.md").read_text())
+
+
+def _synthetic() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two algorithms x 4 seeds, evaluations at 100, 200, 300 steps; final returns chosen to be easy by hand."""
+    finals = {
+        ("A", "deterministic"): [-100.0, -150.0, -300.0, -120.0],
+        ("A", "stochastic"): [-110.0, -160.0, -200.0, -130.0],
+        ("B", "deterministic"): [-150.0, -250.0, -180.0, -400.0],
+        ("B", "stochastic"): [-150.0, -250.0, -180.0, -400.0],
+    }
+    rows = []
+    for (algorithm, mode), scores in finals.items():
+        for seed, final in enumerate(scores):
+            # Per seed: -1000 at 100 steps; at 200 steps, -190 for seeds 0 and 1 (reached -200), else -500
+            for timesteps, value in ((100, -1000.0), (200, -190.0 if seed < 2 else -500.0), (300, final)):
+                rows.append(dict(env="Pendulum-v1", algorithm=algorithm, seed=seed, timesteps=timesteps, mode=mode,
+                                 return_mean=value, return_std=0.0, episodes=1, returns=str(value)))  # fmt: skip
+    runs = pd.DataFrame(
+        [dict(env="Pendulum-v1", algorithm=a, algo="x", seed=s, status="ok", error="", env_steps=300,
+              wall_seconds=10.0 + s, train_seconds=5.0 + s, eval_seconds=1.0, steps_per_second=300 / (5.0 + s))
+         for a in "AB" for s in range(4)]
+    )  # fmt: skip
+    return pd.DataFrame(rows), runs
+
+
+def test_statistics_against_hand_computed_values(tmp_path: pathlib.Path) -> None:
+    evaluations, runs = _synthetic()
+    evaluations.to_csv(tmp_path / "synthetic.csv", index=False)
+    rows = cmp.summarise(pd.read_csv(tmp_path / "synthetic.csv"), runs, threshold=-200.0, reference="A")
+    a, b = rows
+    assert (a["algorithm"], b["algorithm"], a["runs"]) == ("A", "B", 4)
+    # mean and std (ddof=0) of [-100, -150, -300, -120]
+    assert a["mean_deterministic"] == pytest.approx(-167.5)
+    assert a["std_deterministic"] == pytest.approx(np.sqrt((67.5**2 + 17.5**2 + 132.5**2 + 47.5**2) / 4))
+    # IQM of 4 runs: the middle two, sorted [-300, -150, -120, -100] -> mean(-150, -120)
+    assert a["iqm_deterministic"] == pytest.approx(-135.0)
+    assert b["iqm_stochastic"] == pytest.approx(-215.0)  # sorted [-400, -250, -180, -150]
+    for row in rows:
+        for mode in cmp.MODES:
+            low, high = row[f"iqm_{mode}_ci"]
+            assert low <= row[f"iqm_{mode}"] <= high
+    # P(A > B), deterministic: A = [-100, -150, -300, -120], B = [-150, -250, -180, -400]
+    # -100 beats 4, -150 beats 3 and ties -150 (3.5), -300 beats 1 (-400), -120 beats 4: 12.5 / 16
+    assert b["p_improvement_deterministic"] == pytest.approx(12.5 / 16)
+    # stochastic: A = [-110, -160, -200, -130]: 4 + 3 + 2 + 4 = 13 / 16
+    assert b["p_improvement_stochastic"] == pytest.approx(13 / 16)
+    low, high = b["p_improvement_deterministic_ci"]
+    assert 0.0 <= low <= 12.5 / 16 <= high <= 1.0
+    assert "p_improvement_deterministic" not in a  # no row against itself
+    # Steps to -200: seeds 0, 1 reach it at 200; seeds 2, 3 at 300 if their final return is >= -200
+    # A det.: seed 2 ends at -300 (never), seed 3 at -120 (300) -> [200, 200, inf, 300] -> median 250
+    assert a["steps_to_threshold_deterministic"] == 250 and a["reached_deterministic"] == 3
+    # A stoch.: [200, 200, 300 (-200 reaches -200), 300] -> 250; B: [200, 200, 300, inf] -> 250
+    assert a["steps_to_threshold_stochastic"] == 250 and a["reached_stochastic"] == 4
+    assert b["reached_deterministic"] == 3
+    # Timing: means over runs of 10..13 s, 5..8 s, 300/5..300/8 steps/s
+    assert a["wall_seconds"] == pytest.approx(11.5) and a["train_seconds"] == pytest.approx(6.5)
+    assert a["steps_per_second"] == pytest.approx(np.mean([300 / 5, 300 / 6, 300 / 7, 300 / 8]))
+
+    markdown = cmp.write_report(pd.read_csv(tmp_path / "synthetic.csv"), runs, tmp_path, "synthetic", reference="A")
+    assert "| A | 4 | -167.5 +/- " in markdown
+    assert "| 0.78 [" in markdown and "| 0.81 [" in markdown  # 12.5/16 and 13/16, two decimals
+    assert "250 (3/4) / 250 (4/4)" in markdown  # Pendulum-v1's default threshold, -200
+    assert (tmp_path / "synthetic_Pendulum-v1.png").stat().st_size > 10_000
+    assert (tmp_path / "synthetic.md").read_text() == markdown
+
+
+def test_statistics_helpers() -> None:
+    # rliable's definitions: IQM trims 25% at each end; P(X > Y) counts ties half; one run gives no interval
+    assert cmp.iqm(np.arange(8.0)) == pytest.approx(3.5)
+    assert cmp.probability_of_improvement([1.0, 2.0], [1.0, 0.0]) == pytest.approx(0.875)
+    low, high = cmp.bootstrap_ci(cmp.iqm, np.array([1.0]))
+    assert np.isnan(low) and np.isnan(high)
+
+
+def test_module_entry_point_and_cli_help() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sb3_tutorial_sac.compare", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "--ablation" in result.stdout and "--backend" in result.stdout
+    with pytest.raises(SystemExit, match="positive"):
+        cli.main(["compare", "--seeds", "0"])
+
+
+def test_ablation_variants_are_tutorial_sac_switches() -> None:
+    from sb3_tutorial_sac import TutorialSAC
+
+    labels = [variant.label for variant in cmp.ABLATION]
+    assert labels[0] == "tutorial_sac" and not cmp.ABLATION[0].overrides and len(set(labels)) == len(labels)
+    for variant in cmp.ABLATION:
+        assert variant.algo == "tutorial_sac"
+        TutorialSAC("MlpPolicy", "Pendulum-v1", **variant.overrides)  # every switch is a constructor argument
