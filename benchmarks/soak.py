@@ -97,9 +97,12 @@ def main() -> None:
             f"RSS once the buffer is full (from {full_at} steps): min {min(after_full):.1f}, max {max(after_full):.1f} MiB, "
             f"growth {after_full[-1] - after_full[0]:+.1f} MiB over {watch.samples[-1][0] - full_at} steps"
         )
-    print(f"env steps {model.num_timesteps}, gradient steps {model._n_updates}, {elapsed:.0f} s, {model.num_timesteps / elapsed:.0f} steps/s")
-    print(f"non-finite: tensors {non_finite_tensors or 'none'}, replay buffer {non_finite_buffer or 'none'}, "
-          f"train stats samples {watch.non_finite_stats}")
+    rate = model.num_timesteps / elapsed
+    print(f"env steps {model.num_timesteps}, gradient steps {model._n_updates}, {elapsed:.0f} s, {rate:.0f} steps/s")
+    print(
+        f"non-finite: tensors {non_finite_tensors or 'none'}, replay buffer {non_finite_buffer or 'none'}, "
+        f"train stats samples {watch.non_finite_stats}"
+    )
     print(f"final alpha {float(model.log_ent_coef.detach().exp()):.5f}")
     if args.json:
         with open(args.json, "w") as file:

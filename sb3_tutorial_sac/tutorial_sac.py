@@ -135,7 +135,8 @@ def _optimizer_state_problems(name: str, optimizer: th.optim.Optimizer, given: d
     problems = []
     for index, (group, own_group) in enumerate(zip(groups, optimizer.param_groups)):
         if len(group.get("params", ())) != len(own_group["params"]):
-            problems.append(f"{name} group {index}: {len(group.get('params', ()))} tensors given, {len(own_group['params'])} here")
+            given_count, own_count = len(group.get("params", ())), len(own_group["params"])
+            problems.append(f"{name} group {index}: {given_count} tensors given, {own_count} in this model")
             continue
         for key, param in zip(group["params"], own_group["params"]):
             for state_key, value in states.get(key, {}).items():
@@ -904,6 +905,7 @@ class TutorialSAC(OffPolicyAlgorithm):
             for i in np.flatnonzero(dones):
                 terminal = infos[i].get("terminal_observation")
                 if terminal is not None:
+                    batched: np.ndarray | dict[str, np.ndarray]
                     if isinstance(terminal, dict):
                         batched = {key: np.asarray(value)[None] for key, value in terminal.items()}
                     else:
@@ -1089,7 +1091,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         if "action_space" in state and self.action_space is not None:
             self.action_space.np_random.bit_generator.state = state["action_space"]
 
-    def set_parameters(
+    def set_parameters(  # type: ignore[override]
         self,
         load_path_or_dict: str | pathlib.Path | io.BufferedIOBase | dict[str, TensorDict],
         exact_match: bool = True,
@@ -1112,6 +1114,7 @@ class TutorialSAC(OffPolicyAlgorithm):
             can be used to update only specific parameters.
         :param device: Device on which the code should run.
         """
+        params: dict[str, Any]
         if isinstance(load_path_or_dict, dict):
             params = load_path_or_dict
         else:
@@ -1125,11 +1128,9 @@ class TutorialSAC(OffPolicyAlgorithm):
                 raise ValueError(f"{load_path_or_dict!r} holds no parameters (truncated or corrupt file?)")
             params = loaded
         self._check_parameters(params, exact_match)
-        backup = {
-            name: copy.deepcopy(recursive_getattr(self, name).state_dict()) for name in self._get_torch_save_params()[0]
-        }
+        backup = {name: copy.deepcopy(recursive_getattr(self, name).state_dict()) for name in self._get_torch_save_params()[0]}
         try:
-            super().set_parameters(params, exact_match=exact_match, device=device)
+            super().set_parameters(params, exact_match=exact_match, device=device)  # type: ignore[arg-type]
         except Exception as error:
             for name, state_dict in backup.items():
                 recursive_getattr(self, name).load_state_dict(state_dict)

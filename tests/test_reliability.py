@@ -195,7 +195,8 @@ def test_multi_dimensional_action_box_trains():
     model.learn(60)
     assert model._n_updates == 60 and model.policy.action_half_range.shape == (6,)
     squashed = th.tensor([[-1.0] * 6, [1.0] * 6])
-    assert th.equal(model.policy.to_env_units(squashed), th.as_tensor(np.stack([space.low.reshape(-1), space.high.reshape(-1)])))
+    bounds = th.as_tensor(np.stack([space.low.reshape(-1), space.high.reshape(-1)]))
+    assert th.equal(model.policy.to_env_units(squashed), bounds)
 
 
 def test_float64_bounds_beyond_float32_are_refused():
@@ -228,7 +229,8 @@ def test_same_seed_same_parameters_and_actions(n_envs):
 def _replay_contents(model: TutorialSAC) -> tuple:
     buffer = model.replay_buffer
     end = buffer.buffer_size if buffer.full else buffer.pos
-    return tuple(getattr(buffer, key)[:end].copy() for key in ("observations", "next_observations", "actions", "rewards", "dones"))
+    keys = ("observations", "next_observations", "actions", "rewards", "dones")
+    return tuple(getattr(buffer, key)[:end].copy() for key in keys)
 
 
 @pytest.mark.parametrize(
