@@ -234,9 +234,9 @@ def _make_eval_callback(eval_env: Any, spec: RunSpec, run_dir: pathlib.Path, n_e
             start = time.perf_counter()
             if self.model.get_vec_normalize_env() is not None:
                 sync_envs_normalization(self.training_env, self.eval_env)
-            runs = {}
+            runs: dict[str, tuple[list[float], list[int]]] = {}
             for mode in MODES:
-                runs[mode] = evaluate_policy(
+                returns, lengths = evaluate_policy(
                     self.model,
                     self.eval_env,
                     n_eval_episodes=self.n_eval_episodes,
@@ -244,11 +244,13 @@ def _make_eval_callback(eval_env: Any, spec: RunSpec, run_dir: pathlib.Path, n_e
                     return_episode_rewards=True,
                     warn=False,
                 )
+                assert isinstance(returns, list) and isinstance(lengths, list)  # return_episode_rewards=True
+                runs[mode] = returns, lengths
             self.evaluations_timesteps.append(self.num_timesteps)
-            self.evaluations_results.append(list(runs["deterministic"][0]))
-            self.evaluations_length.append(list(runs["deterministic"][1]))
-            self.stochastic_results.append(list(runs["stochastic"][0]))
-            self.stochastic_lengths.append(list(runs["stochastic"][1]))
+            self.evaluations_results.append(runs["deterministic"][0])
+            self.evaluations_length.append(runs["deterministic"][1])
+            self.stochastic_results.append(runs["stochastic"][0])
+            self.stochastic_lengths.append(runs["stochastic"][1])
             assert self.log_path is not None
             np.savez(
                 self.log_path,
@@ -496,7 +498,7 @@ def _run_ray(
                 yield spec, record
     finally:
         _drain(queue, on_event)
-        ray.kill(queue.actor)
+        ray.kill(queue.actor)  # type: ignore[arg-type]
 
 
 class ProgressDisplay:
@@ -560,6 +562,7 @@ def run_all(
     jobs: int = 1,
     address: str | None = None,
     progress: bool = True,
+    report_only: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Run every spec that has not finished before; return the record of each (finished, skipped or failed).
 
@@ -568,6 +571,7 @@ def run_all(
     :param jobs: parallel runs of the local backend
     :param address: address of an existing Ray cluster (None: the one ``ray.init`` finds or starts)
     :param progress: show the live display
+    :param report_only: train nothing: runs that have not finished are recorded as ``missing``
     """
     records: dict[str, dict[str, Any]] = {}
     todo = []
@@ -575,8 +579,12 @@ def run_all(
         record = load_record(spec)
         if record is not None:
             records[spec.key] = {**record, "skipped": True}
+        elif report_only:
+            records[spec.key] = {"status": "missing", "error": "not run yet (resume with the same command)"}
         else:
             todo.append(spec)
+    if report_only:
+        return records
     with ProgressDisplay(specs, enabled=progress) as display:
         for spec in specs:
             if spec.key in records:
@@ -728,6 +736,7 @@ def summarise(evaluations: Any, runs: Any, threshold: float | None = None, refer
             "algorithm": algorithm,
             "runs": len(ok),
             "failed": int((algo_runs["status"] == "failed").sum()),
+            "missing": int((algo_runs["status"] == "missing").sum()),
             "wall_seconds": float(ok["wall_seconds"].mean()) if len(ok) else np.nan,
             "train_seconds": float(ok["train_seconds"].mean()) if len(ok) else np.nan,
             "steps_per_second": float(ok["steps_per_second"].mean()) if len(ok) else np.nan,
@@ -779,7 +788,8 @@ def markdown_table(rows: list[dict[str, Any]], threshold: float | None, referenc
     ]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for row in rows:
-        cells = [row["algorithm"], f"{row['runs']}" + (f" ({row['failed']} failed)" if row["failed"] else "")]
+        not_ok = [f"{row[k]} {k}" for k in ("failed", "missing") if row.get(k)]
+        cells = [row["algorithm"], f"{row['runs']}" + (f" ({', '.join(not_ok)})" if not_ok else "")]
         for mode in MODES:
             cells.append(f"{_fmt(row[f'mean_{mode}'])} +/- {_fmt(row[f'std_{mode}'])}")
             cells.append(f"{_fmt(row[f'iqm_{mode}'])}{_fmt_ci(row[f'iqm_{mode}_ci'])}")
@@ -872,10 +882,13 @@ def write_report(
             figure = out_dir / f"{name}_{env}.png"
             plot_curves(env_evaluations, env, figure)
             parts += [f"![learning curves on {env}]({figure.name})", ""]
-        failed = env_runs[env_runs["status"] != "ok"]
+        failed = env_runs[env_runs["status"] == "failed"]
         for _, run in failed.iterrows():
-            parts.append(f"- {run['algorithm']} seed {run['seed']}: **{run['status']}**: {run['error']}")
-        if len(failed):
+            parts.append(f"- {run['algorithm']} seed {run['seed']}: **failed**: {run['error']}")
+        missing = env_runs[env_runs["status"] == "missing"]
+        for algorithm, group in missing.groupby("algorithm", sort=False):
+            parts.append(f"- {algorithm}: **missing** (not run yet) seeds {', '.join(map(str, group['seed']))}")
+        if len(failed) or len(missing):
             parts.append("")
     parts += [
         "Final return: mean evaluation return at the last evaluation point of each run (raw env rewards); mean +/- "
@@ -932,13 +945,14 @@ def compare(
     progress: bool = True,
     thresholds: dict[str, float] | None = None,
     notes: Sequence[str] = (),
+    report_only: bool = False,
 ) -> tuple[str, Any]:
     """Run (or resume) the grid and write the report into ``log_folder``.
 
     :return: the report's markdown and the table of runs (one row per run, with its status and error)
     """
     specs = make_specs(variants, envs, seeds, budget, eval_freq, eval_episodes, log_folder)
-    records = run_all(specs, backend=backend, jobs=jobs, address=address, progress=progress)
+    records = run_all(specs, backend=backend, jobs=jobs, address=address, progress=progress, report_only=report_only)
     evaluations, runs = collect(specs, records)
     title = "Ablation: one tutorial quirk switched to SB3's choice at a time" if name == "ablation" else "Comparison"
     protocol = (
@@ -972,6 +986,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", default=None, help="Ray cluster address (e.g. ray://host:10001 or auto)")
     parser.add_argument("--threshold", type=float, default=None, help="return threshold for all envs (default: per env)")
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: report the runs that have finished")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -998,10 +1013,11 @@ def _run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         thresholds=thresholds,
         notes=notes,
+        report_only=args.report_only,
     )
     print(report)
     print(f"Report, CSVs and plots in {args.log_folder}/{name}*")
-    return 1 if (runs["status"] != "ok").any() else 0
+    return 1 if (runs["status"] == "failed").any() else 0
 
 
 COMMANDS["compare"] = (

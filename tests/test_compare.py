@@ -116,6 +116,12 @@ def test_resume_skips_finished_runs(local_run: pathlib.Path, tmp_path: pathlib.P
         np.load(log_folder / "sac/Pendulum-v1_1/evaluations.npz")["results"],
         np.load(local_run / "sac/Pendulum-v1_1/evaluations.npz")["results"],
     )
+    # --report-only trains nothing and names what is missing
+    report, runs = cmp.compare(
+        [cmp.Variant("sac", "sac")], seeds=[0, 3], log_folder=log_folder, report_only=True, progress=False, **TINY
+    )
+    assert list(runs["status"]) == ["ok", "missing"] and not (log_folder / "sac/Pendulum-v1_3").exists()
+    assert "| sac | 1 (1 missing) |" in report and "- sac: **missing** (not run yet) seeds 3" in report
     # A finished run with another protocol is never overwritten silently
     with pytest.raises(ValueError, match="another protocol"):
         cmp.run_all([dataclasses.replace(_specs(log_folder)[0], budget=600)], progress=False)
