@@ -813,8 +813,9 @@ def markdown_table(rows: list[dict[str, Any]], threshold: float | None, referenc
     return "\n".join(lines)
 
 
-def plot_curves(evaluations: Any, env: str, path: pathlib.Path) -> None:
-    """Learning curves of one environment: mean over runs and 95% bootstrap band, x = env steps; one panel per mode."""
+def plot_curves(evaluations: Any, env: str, path: pathlib.Path, threshold: float | None = None) -> None:
+    """Learning curves of one environment: mean over runs and 95% bootstrap band, x = env steps; one panel per mode
+    (and the threshold of "steps to reach" as a dashed line)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -834,6 +835,8 @@ def plot_curves(evaluations: Any, env: str, path: pathlib.Path) -> None:
             (line,) = ax.plot(x, scores.mean(axis=0), label=f"{algorithm} ({len(scores)} runs)")
             if np.isfinite(low).all():
                 ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
+        if threshold is not None:
+            ax.axhline(threshold, color="grey", linestyle="--", linewidth=1)
         ax.set_title(f"{env}: {mode} policy")
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)
@@ -880,7 +883,7 @@ def write_report(
         parts += [f"## {env}", "", markdown_table(rows, threshold, reference), ""]
         if len(env_evaluations):
             figure = out_dir / f"{name}_{env}.png"
-            plot_curves(env_evaluations, env, figure)
+            plot_curves(env_evaluations, env, figure, threshold)
             parts += [f"![learning curves on {env}]({figure.name})", ""]
         failed = env_runs[env_runs["status"] == "failed"]
         for _, run in failed.iterrows():
