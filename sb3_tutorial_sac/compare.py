@@ -364,6 +364,8 @@ def _train_with_zoo(spec: RunSpec, run_dir: pathlib.Path, report: Callable[[dict
     start = time.perf_counter()
     manager.learn(model)
     learn_seconds = time.perf_counter() - start
+    if model.num_timesteps < manager.n_timesteps:  # rl-zoo3's learn() swallows KeyboardInterrupt: not a finished run
+        raise RuntimeError(f"training stopped at {model.num_timesteps} of {manager.n_timesteps} env steps (interrupted)")
     manager.save_trained_model(model)
     train_seconds = learn_seconds - eval_callback.eval_seconds
     return {
