@@ -977,6 +977,15 @@ class TutorialSAC(OffPolicyAlgorithm):
 
         A file that is not a readable zip (truncated, corrupt) or that another algorithm saved raises a
         ``ValueError`` naming the file; since ``load`` builds a new model, nothing is half loaded.
+
+        Not in SB3: the global random generators (torch, NumPy, Python, CUDA) and the action space's are put back
+        as :meth:`save` found them (SB3 re-seeds them with the model's ``seed``, which replays the random
+        stream of the start of training). With a file saved with ``include=["env"]`` and no ``env`` argument,
+        the saved VecEnv is used and its current observation kept: ``learn(n, reset_num_timesteps=False)``
+        then continues exactly as the uninterrupted run would (after ``load_replay_buffer``). What a resume
+        cannot keep: the state of an env that cannot be pickled (pass a new env: the episode in progress
+        restarts from a reset, as in SB3), and with learning-rate schedules the progress of the first
+        ``learn(k)`` was measured against ``k`` (SB3's convention), so only constant rates resume exactly.
         """
         start = path.tell() if isinstance(path, io.IOBase) else None
         try:
