@@ -72,7 +72,7 @@ def sample_action_entropy(
     return action, entropy
 
 
-def functional_forward(sequential: nn.Sequential) -> Callable[[th.Tensor], th.Tensor]:
+def functional_forward(sequential: nn.Module) -> Callable[[th.Tensor], th.Tensor]:
     """
     The forward pass of an ``nn.Sequential`` as plain function calls (``F.linear``, ``F.relu``, ``F.softplus``)
     on its own parameters: the same operations and numbers as calling the module, without the per-module
@@ -82,7 +82,7 @@ def functional_forward(sequential: nn.Sequential) -> Callable[[th.Tensor], th.Te
     :return: A function of the input tensor
     """
     steps: list[tuple[Any, ...]] = []
-    for layer in sequential:
+    for layer in sequential.children():
         if type(layer) is nn.Linear:
             steps.append((F.linear, layer.weight, layer.bias))
         elif type(layer) is nn.ReLU and not layer.inplace:

@@ -15,7 +15,7 @@ import uuid
 import warnings
 import zipfile
 from functools import reduce
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
@@ -412,7 +412,7 @@ class TutorialSAC(OffPolicyAlgorithm):
 
         if self.target_entropy == "auto":
             # Tutorial rule: target entropy -1 on Pendulum, -dim(A) in general (same as SB3)
-            self.target_entropy = float(-np.prod(self.action_space.shape).astype(np.float32))
+            self.target_entropy = float(-np.prod(self.action_space.shape).astype(np.float32))  # type: ignore[arg-type]
         else:
             self.target_entropy = float(self.target_entropy)
 
@@ -485,6 +485,9 @@ class TutorialSAC(OffPolicyAlgorithm):
             and len(self.observation_space.shape) == 1
             and all(type(m.features_extractor) is FlattenExtractor for m in (actor, self.critic, self.critic_target))
         )
+        self._actor_dist_params: Callable[[Any], tuple[th.Tensor, th.Tensor]]
+        self._q_values: Callable[[Any, th.Tensor], Sequence[th.Tensor]]
+        self._target_q_values: Callable[[Any, th.Tensor], Sequence[th.Tensor]]
         if not self._flat_obs:
             self._actor_dist_params = actor.get_action_dist_params
             self._q_values = self.critic
@@ -631,7 +634,8 @@ class TutorialSAC(OffPolicyAlgorithm):
             return
 
         replay_data = self._sample_minibatches(gradient_steps, batch_size)
-        observations, next_observations = replay_data.observations, replay_data.next_observations
+        observations: Any = replay_data.observations
+        next_observations: Any = replay_data.next_observations
         if self._flat_obs:
             # what preprocess_obs does for a Box, once for all steps
             observations, next_observations = observations.float(), next_observations.float()
@@ -647,6 +651,8 @@ class TutorialSAC(OffPolicyAlgorithm):
         actor, critic = self.actor, self.critic
         actor_flat, critic_flat = self._actor_flat, self._critic_flat
         actor_dist_params, q_fn, target_q_fn = self._actor_dist_params, self._q_values, self._target_q_values
+        target_entropy = self.target_entropy
+        assert isinstance(target_entropy, float)
         entropy_term = self.entropy_term
         to_env_units = self.policy.to_env_units
         # Per-step statistics, synchronised to the host once at the end (no .item() per step)
@@ -702,10 +708,10 @@ class TutorialSAC(OffPolicyAlgorithm):
                 if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                     if self.ent_coef_loss == "tutorial":
                         # Tutorial rule: mean((H + 1) * exp(log_alpha)), the gradient scaled by alpha
-                        ent_coef_loss = ((entropy - self.target_entropy) * self.log_ent_coef.exp()).mean()
+                        ent_coef_loss = ((entropy - target_entropy) * self.log_ent_coef.exp()).mean()
                     else:
                         # SB3: -mean(log_alpha * (log_prob + target_entropy)), with log_prob = -H
-                        ent_coef_loss = (self.log_ent_coef * (entropy - self.target_entropy)).mean()
+                        ent_coef_loss = (self.log_ent_coef * (entropy - target_entropy)).mean()
                     self.log_ent_coef.grad = None  # what zero_grad() does, without its per-call overhead
                     ent_coef_loss.backward()
                     adam_step(self.ent_coef_optimizer)
