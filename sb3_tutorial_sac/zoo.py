@@ -18,6 +18,7 @@ an explicit ``--conf-file`` wins.
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import runpy
 import sys
@@ -101,6 +102,8 @@ def sample_tutorial_sac_params(trial: Any, n_actions: int, n_envs: int, addition
     :param additional_args: the zoo's extra arguments (HER replay buffer; unused)
     :return: TutorialSAC's hyperparameters for this trial
     """
+    # Which worker process ran the trial (several workers can share one study through --storage)
+    trial.set_user_attr("worker_pid", os.getpid())
     params = {
         "learning_rate": trial.suggest_float("learning_rate", 1e-5, 3e-3, log=True),
         "critic_learning_rate": trial.suggest_float("critic_learning_rate", 1e-4, 1e-2, log=True),
