@@ -131,10 +131,11 @@ def test_default_conf_file_and_explicit_one_wins() -> None:
 
 
 @pytest.mark.parametrize("env_id", sorted(yaml.safe_load(TOP_LEVEL_YAML.read_text())))
-def test_every_yaml_entry_builds(env_id: str, tmp_path: pathlib.Path) -> None:
+def test_every_yaml_entry_builds(env_id: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reason = missing_extra(env_id)
     if reason is not None:
         pytest.skip(f"{env_id} {reason}")
+    monkeypatch.chdir(tmp_path)  # MuJoCo writes its warnings to MUJOCO_LOG.TXT in the working directory
     from rl_zoo3.exp_manager import ExperimentManager
 
     zoo.register()
@@ -201,6 +202,15 @@ def test_enjoy_runs_episodes(trained: pathlib.Path, tmp_path: pathlib.Path) -> N
         rewards = [float(line.split(":")[1]) for line in out.splitlines() if line.startswith("Episode Reward:")]
         assert len(rewards) == 2 and all(-2000 < reward < 0 for reward in rewards), out[-2000:]
         assert "Episode Length 200" in out
+
+
+@pytest.mark.expensive
+def test_record_video(trained: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    pytest.importorskip("moviepy", reason="record_video needs moviepy (the zoo extra)")
+    args = ["--algo", "tutorial_sac", "--env", ENV, "-f", str(trained), "-n", "50", "-o", str(tmp_path / "video")]
+    zoo_cli("record_video", *args, cwd=tmp_path)
+    (video,) = (tmp_path / "video").glob("*.mp4")
+    assert video.name.startswith("final-model-tutorial_sac-Pendulum-v1") and video.stat().st_size > 1000
 
 
 @pytest.mark.expensive
