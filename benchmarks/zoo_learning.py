@@ -7,7 +7,8 @@ evaluation and the wall time are printed as a markdown row. Budgets are cut to a
 2-core machine: a clear improvement over the untrained policy is the check, not the YAML's full budget.
 
 Usage: ``nice -n 10 python benchmarks/zoo_learning.py Pendulum-v1:20000:2000 Hopper-v5:30000:5000 ...``
-(``env:budget:eval_freq``), ``--log-folder`` (default ``logs/zoo_learning``), ``--seed``, ``--eval-episodes``.
+(``env:budget:eval_freq``), ``--log-folder`` (default ``logs/zoo_learning``), ``--seed``, ``--eval-episodes``,
+``--params key:value ...`` (the zoo's ``-params``, for every run).
 """
 
 import argparse
@@ -25,14 +26,21 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from sb3_tutorial_sac import zoo
 
 
-def untrained_return(env_id: str, seed: int, episodes: int) -> tuple[float, float]:
+def untrained_return(env_id: str, seed: int, episodes: int, params: dict | None = None) -> tuple[float, float]:
     """Mean and std of the deterministic return of the YAML's model before any training (rl-zoo3 builds it)."""
     from rl_zoo3.exp_manager import ExperimentManager
 
     zoo.register()
     with tempfile.TemporaryDirectory() as folder:
         manager = ExperimentManager(
-            argparse.Namespace(), zoo.ALGO, env_id, folder, seed=seed, config=str(zoo.hyperparams_path(zoo.ALGO)), verbose=0
+            argparse.Namespace(),
+            zoo.ALGO,
+            env_id,
+            folder,
+            seed=seed,
+            config=str(zoo.hyperparams_path(zoo.ALGO)),
+            verbose=0,
+            hyperparams=params,
         )
         model, _ = manager.setup_experiment()  # type: ignore[misc]
         eval_env = manager.create_envs(1, eval_env=True)
@@ -46,16 +54,20 @@ def main() -> None:
     parser.add_argument("--log-folder", default="logs/zoo_learning")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--params", nargs="+", default=[], help="the zoo's -params overrides (key:value), all runs")
     args = parser.parse_args()
     th.set_num_threads(1)  # 2 cores shared: one thread per run
     for run in args.runs:
         env_id, budget, eval_freq = run.split(":")
-        before, before_std = untrained_return(env_id, args.seed, args.eval_episodes)
+        overrides = {item.split(":", 1)[0]: eval(item.split(":", 1)[1]) for item in args.params}  # as the zoo's -params
+        before, before_std = untrained_return(env_id, args.seed, args.eval_episodes, overrides or None)
         command = [
             "sb3-tutorial-sac-zoo", "train", "--algo", "tutorial_sac", "--env", env_id, "-n", budget,
             "--seed", str(args.seed), "--num-threads", "1", "--eval-freq", eval_freq,
             "--eval-episodes", str(args.eval_episodes), "-f", args.log_folder, "--verbose", "0",
         ]  # fmt: skip
+        if args.params:
+            command += ["-params", *args.params]
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "sb3_tutorial_sac.zoo", *command[1:]], check=True, stdout=subprocess.DEVNULL)
         seconds = time.perf_counter() - start
