@@ -147,7 +147,15 @@ def test_every_yaml_entry_builds(env_id: str, tmp_path: pathlib.Path, monkeypatc
         assert isinstance(model, TutorialSAC)
         assert model.get_env().envs[0].unwrapped.spec.id == env_id  # type: ignore[union-attr]
         assert saved["n_timesteps"] == manager.n_timesteps == entry["n_timesteps"] > 0
-        for key in ("reward_shift", "reward_scale", "batch_size", "learning_starts", "gamma", "critic_learning_rate"):
+        for key in (
+            "reward_shift",
+            "reward_scale",
+            "batch_size",
+            "learning_starts",
+            "gamma",
+            "critic_learning_rate",
+            "entropy_term",
+        ):
             if key in entry:
                 assert getattr(model, key) == pytest.approx(entry[key]), key
         if "handle_timeout_termination" in entry:
