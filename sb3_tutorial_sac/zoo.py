@@ -2,7 +2,7 @@
 
 ``sb3-tutorial-sac-zoo <script> [zoo arguments]`` (or ``python -m sb3_tutorial_sac.zoo <script> ...``) runs
 rl-zoo3's own scripts (``train``, ``enjoy``, ``plot_train``, ``all_plots``, ``plot_from_file``,
-``record_video``, ``record_training``) after :func:`register` has added ``tutorial_sac`` to the zoo's tables:
+``record_video``) after :func:`register` has added ``tutorial_sac`` to the zoo's tables:
 
 - ``rl_zoo3.utils.ALGOS`` (the one dict every zoo module imports: ``train``, ``enjoy``, ``exp_manager``,
   ``record_video``, ...),
@@ -36,8 +36,9 @@ SCRIPTS: dict[str, tuple[str, str | None]] = {
     "all_plots": ("rl_zoo3.plots.all_plots", "all_plots"),
     "plot_from_file": ("rl_zoo3.plots.plot_from_file", "plot_from_file"),
     "record_video": ("rl_zoo3.record_video", None),
-    "record_training": ("rl_zoo3.record_training", None),
 }
+# Not offered: rl-zoo3's record_training runs ``python -m rl_zoo3.record_video`` in subprocesses, where
+# ``tutorial_sac`` is not registered (call ``record_video`` once per model instead).
 
 # Optuna search space of TutorialSAC's own knobs (ranges around the tutorial's values)
 NET_WIDTHS: tuple[int, ...] = (64, 128, 256)
