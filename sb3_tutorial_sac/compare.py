@@ -173,39 +173,6 @@ class RunSpec:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def register_tutorial_sac() -> None:
-    """Put TutorialSAC into rl-zoo3's ALGOS as ``tutorial_sac`` (through ``sb3_tutorial_sac.zoo`` when present)."""
-    try:
-        from sb3_tutorial_sac.zoo import register
-    except ImportError:
-        from rl_zoo3.utils import ALGOS
-
-        from sb3_tutorial_sac import TutorialSAC
-
-        ALGOS.setdefault("tutorial_sac", TutorialSAC)
-    else:
-        register()
-
-
-def hyperparams_file(algo: str) -> pathlib.Path:
-    """The rl-zoo3 hyperparameters file of ``algo`` (the project's ``tutorial_sac.yml`` for TutorialSAC)."""
-    try:
-        from sb3_tutorial_sac.zoo import hyperparams_path
-    except ImportError:
-        import rl_zoo3
-
-        if algo == "tutorial_sac":
-            candidate = pathlib.Path(__file__).resolve().parent.parent / "hyperparams" / "tutorial_sac.yml"
-            if candidate.is_file():
-                return candidate
-            # Until hyperparams/tutorial_sac.yml exists: the tutorial's setup is every TutorialSAC default
-            fallback = pathlib.Path(tempfile.gettempdir()) / "sb3_tutorial_sac_fallback_tutorial_sac.yml"
-            fallback.write_text("Pendulum-v1:\n  n_timesteps: 20000\n  policy: 'MlpPolicy'\n")
-            return fallback
-        return pathlib.Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml"
-    return pathlib.Path(hyperparams_path(algo))
-
-
 def _make_eval_callback(eval_env: Any, spec: RunSpec, run_dir: pathlib.Path, n_envs: int) -> Any:
     """An ``EvalCallback`` that records the deterministic and the stochastic policy at every evaluation."""
     import numpy as np
@@ -334,8 +301,10 @@ def _train_with_zoo(spec: RunSpec, run_dir: pathlib.Path, report: Callable[[dict
     import torch as th
     from rl_zoo3.exp_manager import ExperimentManager
 
+    from sb3_tutorial_sac.zoo import hyperparams_path, register
+
     th.set_num_threads(spec.threads)
-    register_tutorial_sac()
+    register()  # tutorial_sac into rl-zoo3's ALGOS
     args = argparse.Namespace(**{k: v for k, v in spec.protocol().items() if k != "overrides"}, label=spec.variant.label)
     manager = ExperimentManager(
         args,
@@ -349,7 +318,7 @@ def _train_with_zoo(spec: RunSpec, run_dir: pathlib.Path, report: Callable[[dict
         log_interval=-1,  # the algorithm's default logging interval (rl-zoo3's command-line default)
         verbose=0,
         device=spec.device,
-        config=str(hyperparams_file(spec.variant.algo)),
+        config=str(hyperparams_path(spec.variant.algo)),  # the zoo's <algo>.yml; the project's tutorial_sac.yml
     )
     # rl-zoo3 numbers runs 1, 2, ...; here the run id is the seed, so that finished runs can be found again
     manager.save_path = str(run_dir)
