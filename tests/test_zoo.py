@@ -1,6 +1,7 @@
 """rl-zoo3 integration (``sb3_tutorial_sac.zoo``): train, enjoy, plots and Optuna tuning of ``tutorial_sac`` from
 ``hyperparams/tutorial_sac.yml``, other zoo algorithms untouched. Tiny budgets: behaviour, not learning (learning
-checks are in ``benchmarks/results_zoo.md``). The zoo's scripts run in subprocesses, as from the command line."""
+checks are in the rl-zoo3 section of ``benchmarks/RESULTS.md``). The zoo's scripts run in subprocesses, as from the
+command line."""
 
 import argparse
 import copy
