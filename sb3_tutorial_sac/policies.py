@@ -394,6 +394,10 @@ class TutorialSACPolicy(BasePolicy):
 
         :param mode: if true, set to training mode, else set to evaluation mode
         """
+        if self.training == mode and self.actor.training == mode and self.critic.training == mode:
+            # Not in SB3: SB3's predict() sets the mode on every call, and walking every submodule costs
+            # about as much as the actor's forward pass; nothing changes when the networks are in it already
+            return
         self.actor.set_training_mode(mode)
         self.critic.set_training_mode(mode)
         self.training = mode

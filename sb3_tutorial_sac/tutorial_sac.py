@@ -46,6 +46,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
 from sb3_tutorial_sac.flat import FlatParameters, adam_step, rehome_optimizer
+from sb3_tutorial_sac.manual import ManualUpdate
 from sb3_tutorial_sac.policies import (
     ENTROPY_TERMS,
     CnnPolicy,
@@ -488,6 +489,9 @@ class TutorialSAC(OffPolicyAlgorithm):
         self._actor_dist_params: Callable[[Any], tuple[th.Tensor, th.Tensor]]
         self._q_values: Callable[[Any, th.Tensor], Sequence[th.Tensor]]
         self._target_q_values: Callable[[Any, th.Tensor], Sequence[th.Tensor]]
+        # The critic and actor steps with written-out backward passes (sb3_tutorial_sac.manual): the same kernels
+        # and numbers as autograd, without its per-operation overhead. None: autograd (other network types).
+        self._manual_update: ManualUpdate | None = None
         if not self._flat_obs:
             self._actor_dist_params = actor.get_action_dist_params
             self._q_values = self.critic
@@ -513,6 +517,13 @@ class TutorialSAC(OffPolicyAlgorithm):
         self._actor_dist_params = actor_dist_params
         self._q_values = q_function(self.critic)
         self._target_q_values = q_function(self.critic_target)
+        self._manual_update = ManualUpdate.build(
+            actor,
+            list(self.critic.q_networks),
+            self.observation_space.shape[0],
+            self.policy.to_env_units,
+            self.policy.action_half_range,
+        )
 
     def _check_flat_parameters(self) -> None:
         """Re-flatten if the parameters left their flat buffers (e.g. ``policy.to(device)``)."""
@@ -655,6 +666,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         assert isinstance(target_entropy, float)
         entropy_term = self.entropy_term
         to_env_units = self.policy.to_env_units
+        manual = self._manual_update if self._flat_obs else None
         # Per-step statistics, synchronised to the host once at the end (no .item() per step)
         stat_names = [f"critic{i + 1}_loss" for i in range(critic.n_critics)] + list(TRAIN_STATS)
         stats = th.zeros(gradient_steps, len(stat_names), device=self.device)
@@ -684,28 +696,40 @@ class TutorialSAC(OffPolicyAlgorithm):
                 # 2. Critic steps. Tutorial rule: each critic has its own MSE loss and its own Adam (lr 3e-3);
                 # the parameter groups of critic.optimizer are those two Adams (SB3: 0.5 * sum of the losses,
                 # one Adam). Summing the losses before backward leaves each critic's gradient unchanged.
-                current_q_values = q_fn(obs, actions[step])
-                critic_losses = [F.mse_loss(current_q, target_q_values) for current_q in current_q_values]
-                critic_flat.zero_grad()
-                reduce(th.add, critic_losses).backward()
+                if manual is not None:
+                    # the same losses and gradients, backward passes written out (each overwrites the .grad)
+                    critic_losses = manual.critic_step_grads(obs, actions[step], target_q_values)
+                else:
+                    current_q_values = q_fn(obs, actions[step])
+                    critic_losses = [F.mse_loss(current_q, target_q_values) for current_q in current_q_values]
+                    critic_flat.zero_grad()
+                    reduce(th.add, critic_losses).backward()
                 adam_step(critic.optimizer)
 
                 # 3. Actor step, with the UPDATED critics (tutorial order; SB3 uses the same order).
-                # Tutorial rule: noise draw 2 of 2 is for s.
-                actions_pi, entropy = sample_action_entropy(*actor_dist_params(obs), entropy_term)
-                min_qf_pi = reduce(th.minimum, q_fn(obs, to_env_units(actions_pi)))
-                # Tutorial rule: loss = mean(-alpha * H(s) - min Q(s, a))
-                actor_loss = (-ent_coef * entropy - min_qf_pi).mean()
-                actor_flat.zero_grad()
-                # Gradients for the actor only: the tutorial's backward also fills the critics' and alpha's
-                # .grad, which their next zero_grad() discards before use
-                actor_loss.backward(inputs=self._actor_params)
+                # Tutorial rule: noise draw 2 of 2 is for s; loss = mean(-alpha * H(s) - min Q(s, a))
+                if manual is not None:
+                    actor_loss, entropy = manual.actor_step_grads(obs, ent_coef, entropy_term)
+                else:
+                    actions_pi, entropy = sample_action_entropy(*actor_dist_params(obs), entropy_term)
+                    min_qf_pi = reduce(th.minimum, q_fn(obs, to_env_units(actions_pi)))
+                    actor_loss = (-ent_coef * entropy - min_qf_pi).mean()
+                    actor_flat.zero_grad()
+                    # Gradients for the actor only: the tutorial's backward also fills the critics' and alpha's
+                    # .grad, which their next zero_grad() discards before use
+                    actor_loss.backward(inputs=self._actor_params)
                 adam_step(actor.optimizer)
 
                 # 4. Temperature step, on H(s) of step 3 (computed before the actor's step).
                 # Tutorial rule: alpha stepped last (SB3: first, before the critic).
                 entropy = entropy.detach()
-                if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+                if manual is not None and self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+                    # the same loss and gradient, the backward pass written out
+                    ent_coef_loss = manual.temperature_step_grads(
+                        entropy, self.log_ent_coef, target_entropy, self.ent_coef_loss
+                    )
+                    adam_step(self.ent_coef_optimizer)
+                elif self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                     if self.ent_coef_loss == "tutorial":
                         # Tutorial rule: mean((H + 1) * exp(log_alpha)), the gradient scaled by alpha
                         ent_coef_loss = ((entropy - target_entropy) * self.log_ent_coef.exp()).mean()

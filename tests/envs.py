@@ -43,7 +43,8 @@ class BoxTargetEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self.observation_space.seed(seed)
+        if seed is not None:  # seed(None) would draw fresh entropy: later episodes would not repeat
+            self.observation_space.seed(seed)
         self._t = 0
         return self._obs(), {}
 
