@@ -23,7 +23,7 @@ import torch as th
 import torch.nn.functional as F
 from torch import nn
 
-from sb3_tutorial_sac.policies import _LOG_SQRT_2PI, _SQUASH_EPS
+from sb3_tutorial_sac.policies import _LOG_SQRT_2PI, _SQUASH_EPS, TutorialActor
 
 _threshold_backward = th.ops.aten.threshold_backward
 _tanh_backward = th.ops.aten.tanh_backward
@@ -165,7 +165,11 @@ class ManualUpdate:
 
     @staticmethod
     def build(
-        actor: nn.Module, q_networks: Sequence[nn.Module], obs_dim: int, to_env_units: Callable[[th.Tensor], th.Tensor], half_range: th.Tensor
+        actor: TutorialActor,
+        q_networks: Sequence[nn.Module],
+        obs_dim: int,
+        to_env_units: Callable[[th.Tensor], th.Tensor],
+        half_range: th.Tensor,
     ) -> ManualUpdate | None:
         """
         :return: the manual update for these networks, or None where they are not plain ReLU MLPs with the
@@ -211,9 +215,7 @@ class ManualUpdate:
         return losses
 
     @th.no_grad()
-    def actor_step_grads(
-        self, obs: th.Tensor, ent_coef: th.Tensor, entropy_term: str
-    ) -> tuple[th.Tensor, th.Tensor]:
+    def actor_step_grads(self, obs: th.Tensor, ent_coef: th.Tensor, entropy_term: str) -> tuple[th.Tensor, th.Tensor]:
         """
         The actor step's forward pass (noise draw, the tutorial's entropy term, the critics on the squashed
         action in env units) and the gradient of ``mean(-alpha * H - min Q)`` written into the actor's ``.grad``.
@@ -250,17 +252,18 @@ class ManualUpdate:
         # Backward, in autograd's formulas. MeanBackward: grad / N; SubBackward: +grad, -grad
         grad_mean, grad_min_q, half_grad_min_q = self._mean_grads(entropy)
         grad_entropy = grad_mean * neg_ent_coef
+        grads_q: tuple[th.Tensor, ...]
         if len(q_values) == 2:
             grads_q = minimum_backward(grad_min_q, q_values[0], q_values[1], half_grad_min_q)
         else:
             grads_q = (grad_min_q,)
         # the critics' input gradients add up in cat's input, then the action's columns (CatBackward)
-        grads_input = [
-            critic.backward(grad_q, outputs, params=False, input_grad=True)
-            for critic, grad_q, outputs in zip(self.critics, grads_q, critic_outputs)
-        ]
+        grads_input = []
+        for critic, grad_q, outputs in zip(self.critics, grads_q, critic_outputs):
+            grad_q_input = critic.backward(grad_q, outputs, params=False, input_grad=True)
+            assert grad_q_input is not None
+            grads_input.append(grad_q_input)
         grad_input = grads_input[0] if len(grads_input) == 1 else grads_input[0] + grads_input[1]
-        assert grad_input is not None
         grad_action = grad_input[:, self.obs_dim :] * self.half_range
         # entropy = -(log_prob - log(1 - squash^2 + eps)) [summed over dims]
         if grad_entropy.shape != log_prob.shape:

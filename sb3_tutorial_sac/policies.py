@@ -72,6 +72,21 @@ def sample_action_entropy(
     return action, entropy
 
 
+def _call_layers(sequential: nn.Module, x: th.Tensor) -> th.Tensor:
+    """``sequential(x)`` with ``Linear``, ``ReLU`` and ``Softplus`` layers as function calls (same numbers)."""
+    for layer in sequential.children():
+        layer_type = type(layer)
+        if layer_type is nn.Linear:
+            x = F.linear(x, layer.weight, layer.bias)
+        elif layer_type is nn.ReLU and not layer.inplace:
+            x = F.relu(x)
+        elif layer_type is nn.Softplus:
+            x = F.softplus(x, layer.beta, layer.threshold)
+        else:
+            x = layer(x)
+    return x
+
+
 def functional_forward(sequential: nn.Module) -> Callable[[th.Tensor], th.Tensor]:
     """
     The forward pass of an ``nn.Sequential`` as plain function calls (``F.linear``, ``F.relu``, ``F.softplus``)
@@ -164,6 +179,18 @@ class TutorialActor(BasePolicy):
         :param obs: Observations
         :return: Mean and standard deviation of the Gaussian, before squashing
         """
+        if (
+            type(self.features_extractor) is FlattenExtractor
+            and isinstance(obs, th.Tensor)
+            and obs.dim() == 2
+            and isinstance(self.observation_space, spaces.Box)
+            and len(self.observation_space.shape) == 1
+        ):
+            # Not in SB3: a flat Box needs only preprocess_obs's obs.float() (Flatten is the identity on
+            # [batch, n]); the layers as function calls, the same operations without nn.Module's call overhead,
+            # which costs as much as the arithmetic for one observation (every env step calls this)
+            latent_pi = _call_layers(self.latent_pi, obs.float())
+            return F.linear(latent_pi, self.mu.weight, self.mu.bias), _call_layers(self.std, latent_pi)
         features = self.extract_features(obs, self.features_extractor)
         latent_pi = self.latent_pi(features)
         return self.mu(latent_pi), self.std(latent_pi)

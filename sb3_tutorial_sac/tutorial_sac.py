@@ -517,10 +517,12 @@ class TutorialSAC(OffPolicyAlgorithm):
         self._actor_dist_params = actor_dist_params
         self._q_values = q_function(self.critic)
         self._target_q_values = q_function(self.critic_target)
+        obs_shape = self.observation_space.shape
+        assert obs_shape is not None
         self._manual_update = ManualUpdate.build(
             actor,
             list(self.critic.q_networks),
-            self.observation_space.shape[0],
+            obs_shape[0],
             self.policy.to_env_units,
             self.policy.action_half_range,
         )

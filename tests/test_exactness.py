@@ -338,3 +338,15 @@ def test_other_networks_keep_autograd():
         assert model._manual_update is None
         model.learn(100)
         assert model._n_updates == 100
+
+
+def test_actor_function_calls_match_module_calls():
+    """The actor's forward pass for flat Box observations (layers as function calls, used by predict() and
+    collection) gives the numbers of SB3's module path (extract_features, then the modules)."""
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, policy_kwargs={"net_arch": {"pi": [32, 16], "qf": [8]}})
+    actor = model.actor
+    obs = torch.as_tensor(np.stack([model.observation_space.sample() for _ in range(7)]))
+    mu, std = actor.get_action_dist_params(obs)
+    latent = actor.latent_pi(actor.extract_features(obs, actor.features_extractor))
+    assert torch.equal(mu, actor.mu(latent)) and torch.equal(std, actor.std(latent))
+    assert mu.shape == std.shape == (7, 1) and bool((std > 0).all())
