@@ -12,7 +12,8 @@ autograd engine adds them in). The numbers are therefore the autograd path's, bi
 Only what the update needs is computed: the critics' parameter gradients in the critic step; in the actor
 step, the gradient with respect to the action through the (updated) critics, and the actor's parameter
 gradients. Any other network (other activations, layers without bias, features extractors with parameters,
-more than two critics) keeps the autograd path.
+more than two critics) keeps the autograd path. The methods are called under ``th.no_grad()`` (``train()`` runs
+its whole loop in it): nothing here needs autograd.
 """
 
 from __future__ import annotations
@@ -195,7 +196,6 @@ class ManualUpdate:
             return None
         return ManualUpdate(trunk, actor.mu, std[0], std[1], manual_critics, obs_dim, to_env_units, half_range)
 
-    @th.no_grad()
     def critic_step_grads(self, obs: th.Tensor, actions: th.Tensor, target_q: th.Tensor) -> list[th.Tensor]:
         """
         Forward each critic on ``cat(obs, actions)`` and write the gradient of its MSE against ``target_q``
@@ -214,7 +214,6 @@ class ManualUpdate:
             critic.backward(grad, outputs, params=True, input_grad=False)
         return losses
 
-    @th.no_grad()
     def actor_step_grads(self, obs: th.Tensor, ent_coef: th.Tensor, entropy_term: str) -> tuple[th.Tensor, th.Tensor]:
         """
         The actor step's forward pass (noise draw, the tutorial's entropy term, the critics on the squashed
@@ -300,8 +299,9 @@ class ManualUpdate:
         return actor_loss, entropy
 
     @staticmethod
-    @th.no_grad()
-    def temperature_step_grads(entropy: th.Tensor, log_ent_coef: th.Tensor, target_entropy: float, form: str) -> th.Tensor:
+    def temperature_step_grads(
+        entropy: th.Tensor, log_ent_coef: th.Tensor, target_entropy: float, form: str, alpha: th.Tensor | None = None
+    ) -> th.Tensor:
         """
         The temperature loss and the gradient of log-alpha, written into ``log_ent_coef.grad``.
 
@@ -309,6 +309,7 @@ class ManualUpdate:
         :param log_ent_coef: log-alpha (shape ``[1]``)
         :param target_entropy: the target entropy
         :param form: ``"tutorial"``: ``mean((H - target) * exp(log_alpha))``; ``"sb3"``: ``mean(log_alpha * (H - target))``
+        :param alpha: ``exp(log_alpha)`` if already at hand (the same operation on the same value)
         :return: the loss (0-dim)
         """
         excess = entropy - target_entropy
@@ -316,7 +317,8 @@ class ManualUpdate:
         # MulBackward: grad * (H - target), summed over the batch onto log-alpha's shape (broadcast)
         grad = (grad_mean * excess).sum(0)
         if form == "tutorial":
-            alpha = log_ent_coef.exp()
+            if alpha is None:
+                alpha = log_ent_coef.exp()
             loss = (excess * alpha).mean()
             grad = grad * alpha  # ExpBackward: grad * exp(log_alpha)
         else:

@@ -76,11 +76,11 @@ def _call_layers(sequential: nn.Module, x: th.Tensor) -> th.Tensor:
     """``sequential(x)`` with ``Linear``, ``ReLU`` and ``Softplus`` layers as function calls (same numbers)."""
     for layer in sequential.children():
         layer_type = type(layer)
-        if layer_type is nn.Linear:
+        if layer_type is nn.Linear and isinstance(layer, nn.Linear):
             x = F.linear(x, layer.weight, layer.bias)
-        elif layer_type is nn.ReLU and not layer.inplace:
+        elif layer_type is nn.ReLU and isinstance(layer, nn.ReLU) and not layer.inplace:
             x = F.relu(x)
-        elif layer_type is nn.Softplus:
+        elif layer_type is nn.Softplus and isinstance(layer, nn.Softplus):
             x = F.softplus(x, layer.beta, layer.threshold)
         else:
             x = layer(x)
@@ -414,6 +414,17 @@ class TutorialSACPolicy(BasePolicy):
         if not self._symmetric_bounds:
             action = action + self._action_center
         return np.clip(action, self.action_space.low, self.action_space.high)
+
+    @property
+    def device(self) -> th.device:
+        """
+        The device of the policy's parameters. Not in SB3: SB3's property walks every submodule to find the
+        first parameter, on every ``predict()`` call; the actor's mean head is that parameter's device.
+        """
+        actor = self._modules.get("actor")
+        if isinstance(actor, TutorialActor):
+            return actor.mu.weight.device
+        return super().device
 
     def set_training_mode(self, mode: bool) -> None:
         """

@@ -678,84 +678,87 @@ class TutorialSAC(OffPolicyAlgorithm):
         # applies all its gradient steps or none. Not in SB3.
         snapshot = self._training_snapshot()
         try:
-            for step in range(gradient_steps):
-                obs, next_obs = observations[step], next_observations[step]
+            # The written-out backward passes need no autograd: one no_grad for the whole loop
+            with th.no_grad() if manual is not None else contextlib.nullcontext():
+                for step in range(gradient_steps):
+                    obs, next_obs = observations[step], next_observations[step]
 
-                # Tutorial rule: alpha as it was before this step, in the target and in the actor loss
-                if self.log_ent_coef is not None:
-                    ent_coef = th.exp(self.log_ent_coef.detach())
-                else:
-                    ent_coef = self.ent_coef_tensor
-
-                # 1. Target, computed once. Tutorial rule: noise draw 1 of 2 is for s' (shape [batch, act])
-                with th.no_grad():
-                    next_actions, next_entropy = sample_action_entropy(*actor_dist_params(next_obs), entropy_term)
-                    # Tutorial rule: the critics see actions in the env's units (a * 2 on Pendulum)
-                    next_q_values = reduce(th.minimum, target_q_fn(next_obs, to_env_units(next_actions)))
-                    # Tutorial rule: y = r' + 0.99 * (1 - over) * (min Q_targ + alpha * H(s')), H the tutorial's term
-                    target_q_values = rewards[step] + discounts[step] * (next_q_values + ent_coef * next_entropy)
-
-                # 2. Critic steps. Tutorial rule: each critic has its own MSE loss and its own Adam (lr 3e-3);
-                # the parameter groups of critic.optimizer are those two Adams (SB3: 0.5 * sum of the losses,
-                # one Adam). Summing the losses before backward leaves each critic's gradient unchanged.
-                if manual is not None:
-                    # the same losses and gradients, backward passes written out (each overwrites the .grad)
-                    critic_losses = manual.critic_step_grads(obs, actions[step], target_q_values)
-                else:
-                    current_q_values = q_fn(obs, actions[step])
-                    critic_losses = [F.mse_loss(current_q, target_q_values) for current_q in current_q_values]
-                    critic_flat.zero_grad()
-                    reduce(th.add, critic_losses).backward()
-                adam_step(critic.optimizer)
-
-                # 3. Actor step, with the UPDATED critics (tutorial order; SB3 uses the same order).
-                # Tutorial rule: noise draw 2 of 2 is for s; loss = mean(-alpha * H(s) - min Q(s, a))
-                if manual is not None:
-                    actor_loss, entropy = manual.actor_step_grads(obs, ent_coef, entropy_term)
-                else:
-                    actions_pi, entropy = sample_action_entropy(*actor_dist_params(obs), entropy_term)
-                    min_qf_pi = reduce(th.minimum, q_fn(obs, to_env_units(actions_pi)))
-                    actor_loss = (-ent_coef * entropy - min_qf_pi).mean()
-                    actor_flat.zero_grad()
-                    # Gradients for the actor only: the tutorial's backward also fills the critics' and alpha's
-                    # .grad, which their next zero_grad() discards before use
-                    actor_loss.backward(inputs=self._actor_params)
-                adam_step(actor.optimizer)
-
-                # 4. Temperature step, on H(s) of step 3 (computed before the actor's step).
-                # Tutorial rule: alpha stepped last (SB3: first, before the critic).
-                entropy = entropy.detach()
-                if manual is not None and self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-                    # the same loss and gradient, the backward pass written out
-                    ent_coef_loss = manual.temperature_step_grads(
-                        entropy, self.log_ent_coef, target_entropy, self.ent_coef_loss
-                    )
-                    adam_step(self.ent_coef_optimizer)
-                elif self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-                    if self.ent_coef_loss == "tutorial":
-                        # Tutorial rule: mean((H + 1) * exp(log_alpha)), the gradient scaled by alpha
-                        ent_coef_loss = ((entropy - target_entropy) * self.log_ent_coef.exp()).mean()
+                    # Tutorial rule: alpha as it was before this step, in the target and in the actor loss
+                    if self.log_ent_coef is not None:
+                        ent_coef = th.exp(self.log_ent_coef.detach())
                     else:
-                        # SB3: -mean(log_alpha * (log_prob + target_entropy)), with log_prob = -H
-                        ent_coef_loss = (self.log_ent_coef * (entropy - target_entropy)).mean()
-                    self.log_ent_coef.grad = None  # what zero_grad() does, without its per-call overhead
-                    ent_coef_loss.backward()
-                    adam_step(self.ent_coef_optimizer)
-                else:
-                    ent_coef_loss = th.zeros((), device=self.device)
+                        ent_coef = self.ent_coef_tensor
 
-                # 5. Soft update of both target critics. Tutorial rule: target = 0.995 * target + 0.005 * online,
-                # after every gradient step; written as the tutorial rounds it (SB3's polyak_update fuses the add)
-                if step % self.target_update_interval == 0:
+                    # 1. Target, computed once. Tutorial rule: noise draw 1 of 2 is for s' (shape [batch, act])
                     with th.no_grad():
-                        th._foreach_mul_(self._soft_update_target, 1 - self.tau)
-                        th._foreach_add_(self._soft_update_target, th._foreach_mul(self._soft_update_online, self.tau))
+                        next_actions, next_entropy = sample_action_entropy(*actor_dist_params(next_obs), entropy_term)
+                        # Tutorial rule: the critics see actions in the env's units (a * 2 on Pendulum)
+                        next_q_values = reduce(th.minimum, target_q_fn(next_obs, to_env_units(next_actions)))
+                        # Tutorial rule: y = r' + 0.99 * (1 - over) * (min Q_targ + alpha * H(s')), H the tutorial's term
+                        target_q_values = rewards[step] + discounts[step] * (next_q_values + ent_coef * next_entropy)
 
-                with th.no_grad():
-                    th.stack(
-                        [*critic_losses, actor_loss, ent_coef_loss, entropy.mean(), ent_coef.reshape(())],
-                        out=stats[step],
-                    )
+                    # 2. Critic steps. Tutorial rule: each critic has its own MSE loss and its own Adam (lr 3e-3);
+                    # the parameter groups of critic.optimizer are those two Adams (SB3: 0.5 * sum of the losses,
+                    # one Adam). Summing the losses before backward leaves each critic's gradient unchanged.
+                    if manual is not None:
+                        # the same losses and gradients, backward passes written out (each overwrites the .grad)
+                        critic_losses = manual.critic_step_grads(obs, actions[step], target_q_values)
+                    else:
+                        current_q_values = q_fn(obs, actions[step])
+                        critic_losses = [F.mse_loss(current_q, target_q_values) for current_q in current_q_values]
+                        critic_flat.zero_grad()
+                        reduce(th.add, critic_losses).backward()
+                    adam_step(critic.optimizer)
+
+                    # 3. Actor step, with the UPDATED critics (tutorial order; SB3 uses the same order).
+                    # Tutorial rule: noise draw 2 of 2 is for s; loss = mean(-alpha * H(s) - min Q(s, a))
+                    if manual is not None:
+                        actor_loss, entropy = manual.actor_step_grads(obs, ent_coef, entropy_term)
+                    else:
+                        actions_pi, entropy = sample_action_entropy(*actor_dist_params(obs), entropy_term)
+                        min_qf_pi = reduce(th.minimum, q_fn(obs, to_env_units(actions_pi)))
+                        actor_loss = (-ent_coef * entropy - min_qf_pi).mean()
+                        actor_flat.zero_grad()
+                        # Gradients for the actor only: the tutorial's backward also fills the critics' and alpha's
+                        # .grad, which their next zero_grad() discards before use
+                        actor_loss.backward(inputs=self._actor_params)
+                    adam_step(actor.optimizer)
+
+                    # 4. Temperature step, on H(s) of step 3 (computed before the actor's step).
+                    # Tutorial rule: alpha stepped last (SB3: first, before the critic).
+                    entropy = entropy.detach()
+                    if manual is not None and self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+                        # the same loss and gradient, the backward pass written out
+                        # ent_coef is exp(log_alpha) of this step: log_alpha has not changed since
+                        ent_coef_loss = manual.temperature_step_grads(
+                            entropy, self.log_ent_coef, target_entropy, self.ent_coef_loss, alpha=ent_coef
+                        )
+                        adam_step(self.ent_coef_optimizer)
+                    elif self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
+                        if self.ent_coef_loss == "tutorial":
+                            # Tutorial rule: mean((H + 1) * exp(log_alpha)), the gradient scaled by alpha
+                            ent_coef_loss = ((entropy - target_entropy) * self.log_ent_coef.exp()).mean()
+                        else:
+                            # SB3: -mean(log_alpha * (log_prob + target_entropy)), with log_prob = -H
+                            ent_coef_loss = (self.log_ent_coef * (entropy - target_entropy)).mean()
+                        self.log_ent_coef.grad = None  # what zero_grad() does, without its per-call overhead
+                        ent_coef_loss.backward()
+                        adam_step(self.ent_coef_optimizer)
+                    else:
+                        ent_coef_loss = th.zeros((), device=self.device)
+
+                    # 5. Soft update of both target critics. Tutorial rule: target = 0.995 * target + 0.005 * online,
+                    # after every gradient step; written as the tutorial rounds it (SB3's polyak_update fuses the add)
+                    if step % self.target_update_interval == 0:
+                        with th.no_grad():
+                            th._foreach_mul_(self._soft_update_target, 1 - self.tau)
+                            th._foreach_add_(self._soft_update_target, th._foreach_mul(self._soft_update_online, self.tau))
+
+                    with th.no_grad():
+                        th.stack(
+                            [*critic_losses, actor_loss, ent_coef_loss, entropy.mean(), ent_coef.reshape(())],
+                            out=stats[step],
+                        )
 
         except BaseException:
             self._restore_training_snapshot(snapshot)
