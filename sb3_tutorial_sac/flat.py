@@ -162,3 +162,91 @@ def adam_step(optimizer: th.optim.Optimizer) -> None:
                 bias_correction2_sqrt = bias_correction2**0.5
                 denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
                 param.addcdiv_(exp_avg, denom, value=-step_size)
+
+
+class FlatAdam:
+    """
+    One Adam update for all parameter groups of ``optimizer`` at once, where the groups are the consecutive
+    segments of one :class:`FlatParameters` buffer and share their hyperparameters (the critics: one group per
+    critic, the tutorial's two Adams at the same learning rate). Adam is elementwise, so each element gets the
+    update its own group would give it; the groups' moments become views of one buffer each (the optimiser's
+    ``state_dict()`` is unchanged), and each group keeps its own step counter.
+
+    :param optimizer: the optimiser, one group per segment of ``flat``
+    :param flat: the parameters' flat buffers
+    """
+
+    def __init__(self, optimizer: th.optim.Optimizer, flat: FlatParameters):
+        self.optimizer, self.flat = optimizer, flat
+        self._states: list[dict] = []
+        self._installed: list[tuple[th.Tensor, th.Tensor]] = []
+        self._exp_avg = self._exp_avg_sq = self._denom = th.empty(0)
+
+    def prepare(self) -> bool:
+        """
+        Check that one update can serve every group (plain Adam, equal ``lr``, ``betas`` and ``eps``, equal step
+        counts, one flat segment per group) and make the moments views of one buffer if they are not.
+        Called once per ``train()``: nothing else changes the optimiser during its loop.
+
+        :return: whether :meth:`step` may be used; if not, step with :func:`adam_step`
+        """
+        optimizer, segments = self.optimizer, self.flat.segments
+        groups = optimizer.param_groups
+        if not _is_plain_adam(optimizer) or len(groups) != len(segments) or not self.flat.is_intact():
+            return False
+        if any(len(group["params"]) != 1 or group["params"][0] is not segment for group, segment in zip(groups, segments)):
+            return False
+        if any((g["lr"], g["betas"], g["eps"]) != (groups[0]["lr"], groups[0]["betas"], groups[0]["eps"]) for g in groups):
+            return False
+        states = [optimizer.state[segment] for segment in segments]
+        if all(len(state) == 0 for state in states):
+            # what adam_step's first call would create
+            for state, segment in zip(states, segments):
+                state["step"] = th.tensor(0.0, dtype=th.get_default_dtype(), device="cpu")
+                state["exp_avg"] = th.zeros_like(segment, memory_format=th.preserve_format)
+                state["exp_avg_sq"] = th.zeros_like(segment, memory_format=th.preserve_format)
+        if any(set(state) != {"step", "exp_avg", "exp_avg_sq"} for state in states):
+            return False
+        if len({float(state["step"]) for state in states}) != 1:
+            return False
+        installed = len(self._states) == len(states) and all(a is b for a, b in zip(self._states, states))
+        installed = installed and all(
+            state["exp_avg"] is exp_avg and state["exp_avg_sq"] is exp_avg_sq
+            for state, (exp_avg, exp_avg_sq) in zip(states, self._installed)
+        )
+        if not installed:
+            with th.no_grad():
+                self._exp_avg = th.cat([state["exp_avg"].reshape(-1) for state in states])
+                self._exp_avg_sq = th.cat([state["exp_avg_sq"].reshape(-1) for state in states])
+            self._denom = th.empty_like(self._exp_avg)
+            self._installed = []
+            start = 0
+            for state, segment in zip(states, segments):
+                end = start + segment.numel()
+                state["exp_avg"] = self._exp_avg[start:end].view_as(segment)
+                state["exp_avg_sq"] = self._exp_avg_sq[start:end].view_as(segment)
+                self._installed.append((state["exp_avg"], state["exp_avg_sq"]))
+                start = end
+            self._states = states
+        return self._exp_avg.numel() == self.flat.flat.numel()
+
+    def step(self) -> None:
+        """:func:`adam_step` on every group at once (after :meth:`prepare` returned True), the same numbers."""
+        group = self.optimizer.param_groups[0]
+        beta1, beta2 = group["betas"]
+        lr, eps = group["lr"], group["eps"]
+        param, grad = self.flat.flat, self.flat.flat_grad
+        exp_avg, exp_avg_sq, denom = self._exp_avg, self._exp_avg_sq, self._denom
+        for state in self._states:
+            state["step"] += 1
+        step = self._states[0]["step"].item()
+        with th.no_grad():
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            bias_correction1 = 1 - beta1**step
+            bias_correction2 = 1 - beta2**step
+            step_size = lr / bias_correction1
+            bias_correction2_sqrt = bias_correction2**0.5
+            th.sqrt(exp_avg_sq, out=denom)
+            denom.div_(bias_correction2_sqrt).add_(eps)
+            param.addcdiv_(exp_avg, denom, value=-step_size)

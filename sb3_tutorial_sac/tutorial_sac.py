@@ -14,7 +14,7 @@ import random
 import uuid
 import warnings
 import zipfile
-from functools import reduce
+from functools import partial, reduce
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -45,7 +45,7 @@ from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
-from sb3_tutorial_sac.flat import FlatParameters, adam_step, rehome_optimizer
+from sb3_tutorial_sac.flat import FlatAdam, FlatParameters, adam_step, rehome_optimizer
 from sb3_tutorial_sac.manual import ManualUpdate
 from sb3_tutorial_sac.policies import (
     ENTROPY_TERMS,
@@ -471,6 +471,9 @@ class TutorialSAC(OffPolicyAlgorithm):
             self._soft_update_online += list(self.actor.features_extractor.parameters())
             self._soft_update_target += list(self.critic_target.features_extractor.parameters())
         self._actor_params = list(self.actor.parameters())
+        # Adam over each flat buffer in one update (the critics' two groups at once): the same numbers
+        self._actor_adam = FlatAdam(self.actor.optimizer, self._actor_flat)
+        self._critic_adam = FlatAdam(self.critic.optimizer, self._critic_flat)
         self._setup_functional_forward()
 
     def _setup_functional_forward(self) -> None:
@@ -662,6 +665,8 @@ class TutorialSAC(OffPolicyAlgorithm):
 
         self._check_flat_parameters()
         actor, critic = self.actor, self.critic
+        actor_step = self._actor_adam.step if self._actor_adam.prepare() else partial(adam_step, actor.optimizer)
+        critic_step = self._critic_adam.step if self._critic_adam.prepare() else partial(adam_step, critic.optimizer)
         actor_flat, critic_flat = self._actor_flat, self._critic_flat
         actor_dist_params, q_fn, target_q_fn = self._actor_dist_params, self._q_values, self._target_q_values
         target_entropy = self.target_entropy
@@ -708,7 +713,7 @@ class TutorialSAC(OffPolicyAlgorithm):
                         critic_losses = [F.mse_loss(current_q, target_q_values) for current_q in current_q_values]
                         critic_flat.zero_grad()
                         reduce(th.add, critic_losses).backward()
-                    adam_step(critic.optimizer)
+                    critic_step()
 
                     # 3. Actor step, with the UPDATED critics (tutorial order; SB3 uses the same order).
                     # Tutorial rule: noise draw 2 of 2 is for s; loss = mean(-alpha * H(s) - min Q(s, a))
@@ -722,7 +727,7 @@ class TutorialSAC(OffPolicyAlgorithm):
                         # Gradients for the actor only: the tutorial's backward also fills the critics' and alpha's
                         # .grad, which their next zero_grad() discards before use
                         actor_loss.backward(inputs=self._actor_params)
-                    adam_step(actor.optimizer)
+                    actor_step()
 
                     # 4. Temperature step, on H(s) of step 3 (computed before the actor's step).
                     # Tutorial rule: alpha stepped last (SB3: first, before the critic).

@@ -269,6 +269,7 @@ def test_fast_path_matches_plain_module_path(monkeypatch):
     plain._q_values, plain._target_q_values = plain.critic, plain.critic_target
     plain._setup_functional_forward = lambda: None  # keep the module path
     monkeypatch.setattr(tutorial_sac_module, "adam_step", lambda optimizer: optimizer.step())
+    monkeypatch.setattr(tutorial_sac_module.FlatAdam, "prepare", lambda self: False)  # torch's Adam.step() per group
     plain_stats = run_model(plain, batches, [300])
 
     for key in fast_stats:
@@ -350,3 +351,41 @@ def test_actor_function_calls_match_module_calls():
     latent = actor.latent_pi(actor.extract_features(obs, actor.features_extractor))
     assert torch.equal(mu, actor.mu(latent)) and torch.equal(std, actor.std(latent))
     assert mu.shape == std.shape == (7, 1) and bool((std > 0).all())
+
+
+def test_flat_adam_equals_torch_adam_per_group():
+    """FlatAdam (one update over both critics' groups) against torch's Adam.step() on separate tensors, bit for
+    bit, including after a state_dict round trip; it declines groups with different learning rates."""
+    from sb3_tutorial_sac.flat import FlatAdam, FlatParameters
+
+    torch.manual_seed(0)
+    shapes = [(5, 3), (5,), (1, 5), (4, 3), (4,)]
+    plain = [torch.nn.Parameter(torch.randn(shape)) for shape in shapes]
+    flat_params = [torch.nn.Parameter(p.detach().clone()) for p in plain]
+    reference = torch.optim.Adam([{"params": plain[:3]}, {"params": plain[3:]}], lr=3e-3)
+    flat = FlatParameters(flat_params, [3, 2])
+    optimizer = torch.optim.Adam([{"params": flat_params[:3]}, {"params": flat_params[3:]}], lr=3e-3)
+    from sb3_tutorial_sac.flat import rehome_optimizer
+
+    rehome_optimizer(optimizer, [flat_params[:3], flat_params[3:]], flat.segments)
+    flat_adam = FlatAdam(optimizer, flat)
+    for step in range(60):
+        grads = [torch.randn(shape) for shape in shapes]
+        for p, g in zip(plain, grads):
+            p.grad = g.clone()
+        for p, g in zip(flat_params, grads):
+            p.grad.copy_(g)
+        reference.step()
+        if step == 30:  # a save/load: the states stop being views of one buffer, prepare() joins them again
+            optimizer.load_state_dict(optimizer.state_dict())
+        assert flat_adam.prepare()
+        flat_adam.step()
+    for p, q in zip(plain, flat_params):
+        assert torch.equal(p.detach(), q.detach())
+    for group, (start, end) in zip(optimizer.param_groups, [(0, 3), (3, 5)]):
+        state = optimizer.state[group["params"][0]]
+        assert float(state["step"]) == 60
+        expected = torch.cat([reference.state[p]["exp_avg"].reshape(-1) for p in plain[start:end]])
+        assert torch.equal(state["exp_avg"], expected)
+    optimizer.param_groups[1]["lr"] = 1e-3
+    assert not flat_adam.prepare()
