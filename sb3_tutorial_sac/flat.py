@@ -123,6 +123,22 @@ def _is_plain_adam(optimizer: th.optim.Optimizer) -> bool:
     )
 
 
+def init_adam_state(state: dict, param: th.Tensor) -> None:
+    """Adam's state for ``param`` before its first step, as ``torch.optim.Adam`` creates it (non-capturable)."""
+    state["step"] = th.tensor(0.0, dtype=th.get_default_dtype(), device="cpu")
+    state["exp_avg"] = th.zeros_like(param, memory_format=th.preserve_format)
+    state["exp_avg_sq"] = th.zeros_like(param, memory_format=th.preserve_format)
+
+
+def init_adam_states(optimizer: th.optim.Optimizer) -> None:
+    """Create the state of every parameter of a plain Adam that has none yet (what its first step would do)."""
+    if _is_plain_adam(optimizer):
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                if len(optimizer.state[param]) == 0:
+                    init_adam_state(optimizer.state[param], param)
+
+
 def adam_step(optimizer: th.optim.Optimizer) -> None:
     """
     ``optimizer.step()`` for a plain ``torch.optim.Adam``, without its per-call bookkeeping.
@@ -148,9 +164,7 @@ def adam_step(optimizer: th.optim.Optimizer) -> None:
                     continue
                 param_state = state[param]
                 if len(param_state) == 0:
-                    param_state["step"] = th.tensor(0.0, dtype=th.get_default_dtype(), device="cpu")
-                    param_state["exp_avg"] = th.zeros_like(param, memory_format=th.preserve_format)
-                    param_state["exp_avg_sq"] = th.zeros_like(param, memory_format=th.preserve_format)
+                    init_adam_state(param_state, param)
                 step_t, exp_avg, exp_avg_sq = param_state["step"], param_state["exp_avg"], param_state["exp_avg_sq"]
                 step_t += 1
                 exp_avg.lerp_(grad, 1 - beta1)
@@ -200,11 +214,8 @@ class FlatAdam:
             return False
         states = [optimizer.state[segment] for segment in segments]
         if all(len(state) == 0 for state in states):
-            # what adam_step's first call would create
             for state, segment in zip(states, segments):
-                state["step"] = th.tensor(0.0, dtype=th.get_default_dtype(), device="cpu")
-                state["exp_avg"] = th.zeros_like(segment, memory_format=th.preserve_format)
-                state["exp_avg_sq"] = th.zeros_like(segment, memory_format=th.preserve_format)
+                init_adam_state(state, segment)
         if any(set(state) != {"step", "exp_avg", "exp_avg_sq"} for state in states):
             return False
         if len({float(state["step"]) for state in states}) != 1:

@@ -323,5 +323,8 @@ class ManualUpdate:
             grad = grad * alpha  # ExpBackward: grad * exp(log_alpha)
         else:
             loss = (log_ent_coef * excess).mean()
-        log_ent_coef.grad = grad
+        if log_ent_coef.grad is not None and log_ent_coef.grad.shape == grad.shape:
+            log_ent_coef.grad.copy_(grad)  # keeps the .grad made outside inference mode (train())
+        else:
+            log_ent_coef.grad = grad
         return loss

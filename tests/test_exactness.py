@@ -389,3 +389,22 @@ def test_flat_adam_equals_torch_adam_per_group():
         assert torch.equal(state["exp_avg"], expected)
     optimizer.param_groups[1]["lr"] = 1e-3
     assert not flat_adam.prepare()
+
+
+def test_nothing_kept_from_the_inference_mode_loop_is_an_inference_tensor():
+    """train()'s written-out loop runs in inference mode; what the model keeps (parameters, gradients, Adam
+    states, log-alpha) stays ordinary, so that the user's in-place operations and torch's own optimisers work."""
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0)
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    model.learn(400)
+    assert model._n_updates == 400 and model._manual_update is not None
+    tensors = [model.log_ent_coef, model.log_ent_coef.grad, *model.policy.parameters(), *model.policy.buffers()]
+    tensors += [p.grad for p in model.policy.parameters() if p.grad is not None]
+    for optimizer in (model.actor.optimizer, model.critic.optimizer, model.ent_coef_optimizer):
+        tensors += [value for state in optimizer.state.values() for value in state.values()]
+    assert len(tensors) > 20 and not any(tensor.is_inference() for tensor in tensors)
+    for optimizer in (model.actor.optimizer, model.critic.optimizer, model.ent_coef_optimizer):
+        optimizer.step()  # torch's own Adam, in place on everything above
+        optimizer.zero_grad(set_to_none=False)
+    model.learn(200, reset_num_timesteps=False)
+    assert model._n_updates == 600
