@@ -125,11 +125,14 @@ def minimum_backward(
 
 class ManualUpdate:
     """
-    The critic and actor steps of ``TutorialSAC.train()`` with written-out backward passes.
+    The critic, actor and temperature steps of ``TutorialSAC.train()`` with written-out backward passes. It holds
+    the modules themselves (their parameters are read at each call); ``TutorialSAC`` builds it anew when the
+    parameters move (``policy.to(device)``), which also replaces ``half_range``.
 
     :param actor_trunk: the actor's ``latent_pi``
     :param mu: the mean head
-    :param std: the std head, ``Sequential(Linear, Softplus)``
+    :param std_linear: the linear layer of the std head ``Sequential(Linear, Softplus)``
+    :param softplus: its Softplus
     :param critics: the critics' ``q_networks``
     :param obs_dim: width of the (flat) observation
     :param to_env_units: squashed actions to the env's units (``center + half_range * a``)
