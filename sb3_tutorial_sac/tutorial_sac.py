@@ -697,10 +697,13 @@ class TutorialSAC(OffPolicyAlgorithm):
         # fails (non-finite values below, an exception or a KeyboardInterrupt mid-step), so that train() either
         # applies all its gradient steps or none. Not in SB3.
         snapshot = self._training_snapshot()
+        # The written-out backward passes need no autograd: the whole loop runs in inference mode, which also
+        # skips autograd's dispatch on every operation (about 8% of a step). Tensors kept after the loop are made
+        # before it (Adam states, log_ent_coef.grad) and written in place. The autograd path turns gradients off
+        # where it needs them off; in inference mode that would be repeated work.
+        no_grad = contextlib.nullcontext if manual is not None else th.no_grad
+        no_ent_coef_loss = th.zeros((), device=self.device)
         try:
-            # The written-out backward passes need no autograd: the whole loop runs in inference mode, which
-            # also skips autograd's dispatch on every operation (about 6% of a step). Tensors kept after the
-            # loop are made before it (Adam states, log_ent_coef.grad) and written in place.
             with th.inference_mode() if manual is not None else contextlib.nullcontext():
                 for step in range(gradient_steps):
                     obs, next_obs = observations[step], next_observations[step]
@@ -712,7 +715,7 @@ class TutorialSAC(OffPolicyAlgorithm):
                         ent_coef = self.ent_coef_tensor
 
                     # 1. Target, computed once. Tutorial rule: noise draw 1 of 2 is for s' (shape [batch, act])
-                    with th.no_grad():
+                    with no_grad():
                         next_actions, next_entropy = sample_action_entropy(*actor_dist_params(next_obs), entropy_term)
                         # Tutorial rule: the critics see actions in the env's units (a * 2 on Pendulum)
                         next_q_values = reduce(th.minimum, target_q_fn(next_obs, to_env_units(next_actions)))
@@ -748,7 +751,8 @@ class TutorialSAC(OffPolicyAlgorithm):
 
                     # 4. Temperature step, on H(s) of step 3 (computed before the actor's step).
                     # Tutorial rule: alpha stepped last (SB3: first, before the critic).
-                    entropy = entropy.detach()
+                    if manual is None:
+                        entropy = entropy.detach()
                     if manual is not None and self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
                         # the same loss and gradient, the backward pass written out
                         # ent_coef is exp(log_alpha) of this step: log_alpha has not changed since
@@ -767,16 +771,16 @@ class TutorialSAC(OffPolicyAlgorithm):
                         ent_coef_loss.backward()
                         adam_step(self.ent_coef_optimizer)
                     else:
-                        ent_coef_loss = th.zeros((), device=self.device)
+                        ent_coef_loss = no_ent_coef_loss
 
                     # 5. Soft update of both target critics. Tutorial rule: target = 0.995 * target + 0.005 * online,
                     # after every gradient step; written as the tutorial rounds it (SB3's polyak_update fuses the add)
                     if step % self.target_update_interval == 0:
-                        with th.no_grad():
+                        with no_grad():
                             th._foreach_mul_(self._soft_update_target, 1 - self.tau)
                             th._foreach_add_(self._soft_update_target, th._foreach_mul(self._soft_update_online, self.tau))
 
-                    with th.no_grad():
+                    with no_grad():
                         th.stack(
                             [*critic_losses, actor_loss, ent_coef_loss, entropy.mean(), ent_coef.reshape(())],
                             out=stats[step],
