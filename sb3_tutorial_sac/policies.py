@@ -72,40 +72,40 @@ def sample_action_entropy(
     return action, entropy
 
 
-def _call_layers(sequential: nn.Module, x: th.Tensor) -> th.Tensor:
-    """``sequential(x)`` with ``Linear``, ``ReLU`` and ``Softplus`` layers as function calls (same numbers)."""
+def _layer_call(layer: nn.Module) -> tuple[Any, ...]:
+    """
+    ``(function, *args)`` such that ``function(x, *args)`` is ``layer(x)``: ``F.linear``, ``F.relu`` and
+    ``F.softplus`` on the layer's own parameters for ``Linear``, ``ReLU`` and ``Softplus`` (the same operations and
+    numbers, without ``nn.Module.__call__``'s overhead, which dominates small networks on a CPU); the layer itself
+    otherwise.
+    """
+    layer_type = type(layer)
+    if layer_type is nn.Linear and isinstance(layer, nn.Linear):
+        return F.linear, layer.weight, layer.bias
+    if layer_type is nn.ReLU and isinstance(layer, nn.ReLU) and not layer.inplace:
+        return (F.relu,)
+    if layer_type is nn.Softplus and isinstance(layer, nn.Softplus):
+        return F.softplus, layer.beta, layer.threshold
+    return (layer,)
+
+
+def call_layers(sequential: nn.Module, x: th.Tensor) -> th.Tensor:
+    """``sequential(x)`` through :func:`_layer_call`, reading the layers at this call."""
     for layer in sequential.children():
-        layer_type = type(layer)
-        if layer_type is nn.Linear and isinstance(layer, nn.Linear):
-            x = F.linear(x, layer.weight, layer.bias)
-        elif layer_type is nn.ReLU and isinstance(layer, nn.ReLU) and not layer.inplace:
-            x = F.relu(x)
-        elif layer_type is nn.Softplus and isinstance(layer, nn.Softplus):
-            x = F.softplus(x, layer.beta, layer.threshold)
-        else:
-            x = layer(x)
+        function, *args = _layer_call(layer)
+        x = function(x, *args)
     return x
 
 
 def functional_forward(sequential: nn.Module) -> Callable[[th.Tensor], th.Tensor]:
     """
-    The forward pass of an ``nn.Sequential`` as plain function calls (``F.linear``, ``F.relu``, ``F.softplus``)
-    on its own parameters: the same operations and numbers as calling the module, without the per-module
-    call overhead that dominates small networks on a CPU. Other layer types are called as modules.
+    The forward pass of an ``nn.Sequential`` as plain function calls (see :func:`_layer_call`), the layers read
+    once here: for ``train()``'s hot loop, which rebuilds it when the parameters move.
 
     :param sequential: The network (``create_mlp`` output, or the std head)
     :return: A function of the input tensor
     """
-    steps: list[tuple[Any, ...]] = []
-    for layer in sequential.children():
-        if type(layer) is nn.Linear:
-            steps.append((F.linear, layer.weight, layer.bias))
-        elif type(layer) is nn.ReLU and not layer.inplace:
-            steps.append((F.relu,))
-        elif type(layer) is nn.Softplus:
-            steps.append((F.softplus, layer.beta, layer.threshold))
-        else:
-            steps.append((layer,))
+    steps = [_layer_call(layer) for layer in sequential.children()]
 
     def forward(x: th.Tensor) -> th.Tensor:
         for function, *args in steps:
@@ -189,8 +189,8 @@ class TutorialActor(BasePolicy):
             # Not in SB3: a flat Box needs only preprocess_obs's obs.float() (Flatten is the identity on
             # [batch, n]); the layers as function calls, the same operations without nn.Module's call overhead,
             # which costs as much as the arithmetic for one observation (every env step calls this)
-            latent_pi = _call_layers(self.latent_pi, obs.float())
-            return F.linear(latent_pi, self.mu.weight, self.mu.bias), _call_layers(self.std, latent_pi)
+            latent_pi = call_layers(self.latent_pi, obs.float())
+            return F.linear(latent_pi, self.mu.weight, self.mu.bias), call_layers(self.std, latent_pi)
         features = self.extract_features(obs, self.features_extractor)
         latent_pi = self.latent_pi(features)
         return self.mu(latent_pi), self.std(latent_pi)
