@@ -107,6 +107,13 @@ ABLATION: tuple[Variant, ...] = (
         {"reward_shift": 0.0, "reward_scale": 1.0},
         "SB3's reward handling: raw rewards, no `(r + 8) / 8` (`reward_shift=0, reward_scale=1`)",
     ),
+    Variant(
+        "all_fixes",
+        "tutorial_sac",
+        {"entropy_term": "correct", "handle_timeout_termination": True, "ent_coef_loss": "sb3"},
+        "every quirk fixed at once, alpha still from 0.01: the correct tanh term, bootstrapped time limits and SB3's "
+        "temperature loss (the tutorial's networks, batch and rewards: its compute)",
+    ),
 )
 # Why the ablation has no "one critic optimiser" row (written into the report)
 ABLATION_NOTE = (
@@ -196,9 +203,17 @@ def _make_eval_callback(eval_env: Any, spec: RunSpec, run_dir: pathlib.Path, n_e
             self.stochastic_results: list[list[float]] = []
             self.stochastic_lengths: list[list[int]] = []
             self.eval_seconds = 0.0
+            # training seconds (evaluations excluded) at each evaluation point, for curves against compute
+            self.train_seconds: list[float] = []
+            self._train_start = time.perf_counter()
+
+        def _on_training_start(self) -> None:
+            super()._on_training_start()
+            self._train_start = time.perf_counter()
 
         def _evaluate(self) -> None:
             start = time.perf_counter()
+            self.train_seconds.append(start - self._train_start - self.eval_seconds)
             if self.model.get_vec_normalize_env() is not None:
                 sync_envs_normalization(self.training_env, self.eval_env)
             runs: dict[str, tuple[list[float], list[int]]] = {}
@@ -226,6 +241,7 @@ def _make_eval_callback(eval_env: Any, spec: RunSpec, run_dir: pathlib.Path, n_e
                 ep_lengths=self.evaluations_length,
                 results_stochastic=self.stochastic_results,
                 ep_lengths_stochastic=self.stochastic_lengths,
+                train_seconds=self.train_seconds,
             )
             for mode in MODES:
                 self.logger.record(f"eval/mean_reward_{mode}", float(np.mean(runs[mode][0])))
@@ -301,10 +317,11 @@ def _train_with_zoo(spec: RunSpec, run_dir: pathlib.Path, report: Callable[[dict
     import torch as th
     from rl_zoo3.exp_manager import ExperimentManager
 
-    from sb3_tutorial_sac.zoo import hyperparams_path, register
+    from sb3_tutorial_sac.zoo import register
 
     th.set_num_threads(spec.threads)
     register()  # tutorial_sac into rl-zoo3's ALGOS
+    config, hyperparams_source = _zoo_config(spec, run_dir)
     args = argparse.Namespace(**{k: v for k, v in spec.protocol().items() if k != "overrides"}, label=spec.variant.label)
     manager = ExperimentManager(
         args,
@@ -318,7 +335,7 @@ def _train_with_zoo(spec: RunSpec, run_dir: pathlib.Path, report: Callable[[dict
         log_interval=-1,  # the algorithm's default logging interval (rl-zoo3's command-line default)
         verbose=0,
         device=spec.device,
-        config=str(hyperparams_path(spec.variant.algo)),  # the zoo's <algo>.yml; the project's tutorial_sac.yml
+        config=str(config),  # the zoo's <algo>.yml; the project's tutorial_sac.yml
     )
     # rl-zoo3 numbers runs 1, 2, ...; here the run id is the seed, so that finished runs can be found again
     manager.save_path = str(run_dir)
@@ -338,11 +355,33 @@ def _train_with_zoo(spec: RunSpec, run_dir: pathlib.Path, report: Callable[[dict
     manager.save_trained_model(model)
     train_seconds = learn_seconds - eval_callback.eval_seconds
     return {
+        "hyperparams": hyperparams_source,
         "env_steps": int(model.num_timesteps),
         "train_seconds": train_seconds,
         "eval_seconds": eval_callback.eval_seconds,
         "steps_per_second": model.num_timesteps / train_seconds,
     }
+
+
+def _zoo_config(spec: RunSpec, run_dir: pathlib.Path) -> tuple[pathlib.Path, str]:
+    """The hyperparameters file of a run, and where its entry comes from.
+
+    rl-zoo3 has no entry for some algorithm and task pairs (SAC on the MuJoCo v5 tasks, e.g. InvertedPendulum-v5):
+    such a run uses the algorithm's own defaults (SB3's SAC defaults), written to ``<run_dir>/<algo>.yml``.
+    """
+    import yaml
+
+    from sb3_tutorial_sac.zoo import hyperparams_path
+
+    config = hyperparams_path(spec.variant.algo)
+    entries = yaml.safe_load(config.read_text()) or {}
+    if spec.env in entries or "default" in entries:
+        return config, f"rl-zoo3 {config.name}"
+    if spec.budget <= 0:
+        raise ValueError(f"{config} has no {spec.env} entry (and so no n_timesteps): give a budget")
+    fallback = run_dir / config.name
+    fallback.write_text(yaml.safe_dump({spec.env: {"policy": "MlpPolicy", "n_timesteps": spec.budget}}))
+    return fallback, f"{spec.variant.algo} defaults (no {spec.env} entry in rl-zoo3's {config.name})"
 
 
 def load_record(spec: RunSpec) -> dict[str, Any] | None:
