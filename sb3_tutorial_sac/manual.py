@@ -12,8 +12,8 @@ autograd engine adds them in). The numbers are therefore the autograd path's, bi
 Only what the update needs is computed: the critics' parameter gradients in the critic step; in the actor
 step, the gradient with respect to the action through the (updated) critics, and the actor's parameter
 gradients. Any other network (other activations, layers without bias, features extractors with parameters,
-more than two critics) keeps the autograd path. The methods are called under ``th.no_grad()`` (``train()`` runs
-its whole loop in it): nothing here needs autograd.
+more than two critics) is trained by the reference engine (:mod:`sb3_tutorial_sac.engines`). The fast engine calls
+these methods in inference mode: nothing here needs autograd.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch as th
 import torch.nn.functional as F
 from torch import nn
 
-from sb3_tutorial_sac.policies import _LOG_SQRT_2PI, _SQUASH_EPS, TutorialActor
+from sb3_tutorial_sac.policies import TutorialActor, actor_loss_of, sample_action_entropy
 
 _threshold_backward = th.ops.aten.threshold_backward
 _tanh_backward = th.ops.aten.tanh_backward
@@ -64,6 +64,8 @@ class ManualMLP:
         :param sequential: ``nn.Sequential`` of ``Linear`` (with bias) and ``ReLU`` modules
         :return: the stack, or None if it holds anything else (then autograd is used)
         """
+        if type(sequential) is not nn.Sequential:
+            return None  # a module with a forward of its own: not a stack of layers
         layers: list[tuple[nn.Linear, bool]] = []
         for module in sequential.children():
             if type(module) is nn.Linear and module.bias is not None:
@@ -174,29 +176,25 @@ class ManualUpdate:
         obs_dim: int,
         to_env_units: Callable[[th.Tensor], th.Tensor],
         half_range: th.Tensor,
-    ) -> ManualUpdate | None:
+    ) -> ManualUpdate | str:
         """
-        :return: the manual update for these networks, or None where they are not plain ReLU MLPs with the
-            tutorial's heads and one or two critics (then ``train()`` uses autograd)
+        :return: the manual update for these networks, or why they are not covered: it writes out plain ReLU MLPs
+            (``nn.Sequential`` of ``Linear`` with bias and ``ReLU``) with the tutorial's heads and one or two critics
         """
         trunk = ManualMLP.from_sequential(actor.latent_pi)
         critics = [ManualMLP.from_sequential(q_net) for q_net in q_networks]
-        std = list(actor.std.children())
-        if (
-            trunk is None
-            or any(not relu for _, relu in trunk.layers)
-            or type(actor.mu) is not nn.Linear
-            or actor.mu.bias is None
-            or len(std) != 2
-            or type(std[0]) is not nn.Linear
-            or std[0].bias is None
-            or type(std[1]) is not nn.Softplus
-            or not 1 <= len(critics) <= 2
-        ):
-            return None
+        std = list(actor.std.children()) if type(actor.std) is nn.Sequential else []
+        if trunk is None or any(not relu for _, relu in trunk.layers):
+            return "the written-out backward passes cover an actor trunk of Linear + ReLU layers (nn.Sequential)"
+        if type(actor.mu) is not nn.Linear or actor.mu.bias is None:
+            return f"the written-out backward passes cover a Linear mean head, the actor's is {type(actor.mu).__name__}"
+        if len(std) != 2 or type(std[0]) is not nn.Linear or std[0].bias is None or type(std[1]) is not nn.Softplus:
+            return "the written-out backward passes cover the tutorial's std head nn.Sequential(Linear, Softplus)"
+        if not 1 <= len(critics) <= 2:
+            return f"the written-out backward passes cover one or two critics, this model has {len(critics)}"
         manual_critics = [critic for critic in critics if critic is not None]
         if len(manual_critics) != len(critics) or any(critic.layers[-1][1] for critic in manual_critics):
-            return None
+            return "the written-out backward passes cover critics of Linear + ReLU layers (nn.Sequential), a Linear last"
         return ManualUpdate(trunk, actor.mu, std[0], std[1], manual_critics, obs_dim, to_env_units, half_range)
 
     def critic_step_grads(self, obs: th.Tensor, actions: th.Tensor, target_q: th.Tensor) -> list[th.Tensor]:
@@ -229,27 +227,17 @@ class ManualUpdate:
         mu = F.linear(latent, self.mu.weight, self.mu.bias)
         std_pre = F.linear(latent, self.std_linear.weight, self.std_linear.bias)
         std = F.softplus(std_pre, self.softplus.beta, self.softplus.threshold)
-        # the forward pass of sample_action_entropy, operation for operation
-        eps = th.empty_like(mu).normal_()
-        u = mu + eps * std
-        diff = u - mu
-        diff_sq = diff**2
-        neg_diff_sq = -diff_sq
-        var2 = 2 * std**2
-        ratio = neg_diff_sq / var2
-        log_prob = ratio - std.log() - _LOG_SQRT_2PI
-        action = th.tanh(u)
-        squash = th.tanh(action) if entropy_term == "tutorial" else action
-        inside = 1 - squash**2 + _SQUASH_EPS
-        entropy = -(log_prob - inside.log())
-        if entropy.shape[1] > 1:
-            entropy = entropy.sum(dim=1, keepdim=True)
+        # the forward pass of sample_action_entropy, keeping what the backward pass needs
+        saved: dict[str, th.Tensor] = {}
+        action, entropy = sample_action_entropy(mu, std, entropy_term, saved)  # type: ignore[arg-type]
+        eps, diff, var2, ratio = saved["eps"], saved["diff"], saved["var2"], saved["ratio"]
+        log_prob, squash, inside = saved["log_prob"], saved["squash"], saved["inside"]
         q_input = th.cat([obs, self.to_env_units(action)], dim=1)
         critic_outputs = [critic.forward(q_input) for critic in self.critics]
         q_values = [outputs[-1] for outputs in critic_outputs]
         min_q = th.minimum(q_values[0], q_values[1]) if len(q_values) == 2 else q_values[0]
         neg_ent_coef = -ent_coef
-        actor_loss = (neg_ent_coef * entropy - min_q).mean()
+        actor_loss = actor_loss_of(ent_coef, entropy, min_q)
 
         # Backward, in autograd's formulas. MeanBackward: grad / N; SubBackward: +grad, -grad
         grad_mean, grad_min_q, half_grad_min_q = self._mean_grads(entropy)

@@ -44,7 +44,7 @@ _SQUASH_EPS = 1e-7
 
 
 def sample_action_entropy(
-    mu: th.Tensor, std: th.Tensor, entropy_term: EntropyTerm = "tutorial"
+    mu: th.Tensor, std: th.Tensor, entropy_term: EntropyTerm = "tutorial", saved: dict[str, th.Tensor] | None = None
 ) -> tuple[th.Tensor, th.Tensor]:
     """
     The tutorial's sampling and "entropy" from the Gaussian's mean and std (see :meth:`TutorialActor.action_entropy`).
@@ -52,60 +52,80 @@ def sample_action_entropy(
     :param mu: Means, shape ``[batch, action_dim]``
     :param std: Standard deviations, same shape
     :param entropy_term: ``"tutorial"`` (tanh applied twice) or ``"correct"``
+    :param saved: if given, filled with the intermediate values a written-out backward pass needs
+        (:mod:`sb3_tutorial_sac.manual`)
     :return: Squashed actions in ``[-1, 1]`` and ``H`` of shape ``[batch, 1]``
     """
     # Same draw as Normal(mu, std).rsample(): empty(shape).normal_() from the global generator, then mu + eps * std
     eps = th.empty_like(mu).normal_()
     u = mu + eps * std
-    # Normal.log_prob(u), written out as torch writes it
-    log_prob = -((u - mu) ** 2) / (2 * std**2) - std.log() - _LOG_SQRT_2PI
+    # Normal.log_prob(u), written out as torch writes it: -((u - mu) ** 2) / (2 * std**2) - log(std) - log(sqrt(2 pi))
+    diff = u - mu
+    var2 = 2 * std**2
+    ratio = -(diff**2) / var2
+    log_prob = ratio - std.log() - _LOG_SQRT_2PI
     action = th.tanh(u)
-    if entropy_term == "tutorial":
-        # Tutorial rule: tanh applied TWICE (action is already tanh(u)); the x2 scale is ignored
-        squash = th.tanh(action)
-    else:
-        squash = action
-    entropy = -(log_prob - (1 - squash**2 + _SQUASH_EPS).log())
+    # Tutorial rule: tanh applied TWICE (action is already tanh(u)); the x2 scale is ignored
+    squash = th.tanh(action) if entropy_term == "tutorial" else action
+    inside = 1 - squash**2 + _SQUASH_EPS
+    entropy = -(log_prob - inside.log())
+    if saved is not None:
+        saved.update(eps=eps, diff=diff, var2=var2, ratio=ratio, log_prob=log_prob, action=action, squash=squash)
+        saved["inside"] = inside
     if entropy.shape[1] > 1:
         # Generalisation for action_dim > 1: the log-density of a diagonal Gaussian is the sum over dims
         entropy = entropy.sum(dim=1, keepdim=True)
     return action, entropy
 
 
+def actor_loss_of(ent_coef: th.Tensor, entropy: th.Tensor, min_q: th.Tensor) -> th.Tensor:
+    """Tutorial rule: the actor loss ``mean(-alpha * H(s) - min(Q1, Q2)(s, a))``."""
+    return (-ent_coef * entropy - min_q).mean()
+
+
 def _layer_call(layer: nn.Module) -> tuple[Any, ...]:
     """
     ``(function, *args)`` such that ``function(x, *args)`` is ``layer(x)``: ``F.linear``, ``F.relu`` and
-    ``F.softplus`` on the layer's own parameters for ``Linear``, ``ReLU`` and ``Softplus`` (the same operations and
-    numbers, without ``nn.Module.__call__``'s overhead, which dominates small networks on a CPU); the layer itself
-    otherwise.
+    ``F.softplus`` on the layer's own parameters for exactly ``Linear``, ``ReLU`` and ``Softplus`` (the same
+    operations and numbers, without ``nn.Module.__call__``'s overhead, which dominates small networks on a CPU);
+    the layer itself otherwise (a subclass, a layer with forward hooks or any other module runs its own ``forward``).
     """
+    if layer._forward_hooks or layer._forward_pre_hooks:
+        return (layer,)  # hooks change what the call computes: keep the call
     layer_type = type(layer)
-    if layer_type is nn.Linear and isinstance(layer, nn.Linear):
+    if layer_type is nn.Linear:
         return F.linear, layer.weight, layer.bias
-    if layer_type is nn.ReLU and isinstance(layer, nn.ReLU) and not layer.inplace:
+    if layer_type is nn.ReLU and not layer.inplace:  # type: ignore[union-attr]
         return (F.relu,)
-    if layer_type is nn.Softplus and isinstance(layer, nn.Softplus):
+    if layer_type is nn.Softplus:
         return F.softplus, layer.beta, layer.threshold
     return (layer,)
 
 
-def call_layers(sequential: nn.Module, x: th.Tensor) -> th.Tensor:
-    """``sequential(x)`` through :func:`_layer_call`, reading the layers at this call."""
-    for layer in sequential.children():
-        function, *args = _layer_call(layer)
+def _layer_calls(module: nn.Module) -> list[tuple[Any, ...]]:
+    """The calls of :func:`_layer_call` that make ``module(x)``: an exact ``nn.Sequential`` is unfolded into its
+    layers (recursively); any other module is one call of itself, whatever it holds."""
+    if type(module) is nn.Sequential:
+        return [call for layer in module.children() for call in _layer_calls(layer)]
+    return [_layer_call(module)]
+
+
+def call_layers(module: nn.Module, x: th.Tensor) -> th.Tensor:
+    """``module(x)`` through :func:`_layer_calls`, reading the layers at this call."""
+    for function, *args in _layer_calls(module):
         x = function(x, *args)
     return x
 
 
-def functional_forward(sequential: nn.Module) -> Callable[[th.Tensor], th.Tensor]:
+def functional_forward(module: nn.Module) -> Callable[[th.Tensor], th.Tensor]:
     """
-    The forward pass of an ``nn.Sequential`` as plain function calls (see :func:`_layer_call`), the layers read
-    once here: for ``train()``'s hot loop, which rebuilds it when the parameters move.
+    ``module``'s forward pass as plain function calls (see :func:`_layer_calls`), the layers read once here: for
+    the fast engine's loop, which is rebuilt when the parameters move.
 
-    :param sequential: The network (``create_mlp`` output, or the std head)
+    :param module: the network (``create_mlp`` output, a head, or any module)
     :return: A function of the input tensor
     """
-    steps = [_layer_call(layer) for layer in sequential.children()]
+    steps = _layer_calls(module)
 
     def forward(x: th.Tensor) -> th.Tensor:
         for function, *args in steps:
@@ -190,7 +210,7 @@ class TutorialActor(BasePolicy):
             # [batch, n]); the layers as function calls, the same operations without nn.Module's call overhead,
             # which costs as much as the arithmetic for one observation (every env step calls this)
             latent_pi = call_layers(self.latent_pi, obs.float())
-            return F.linear(latent_pi, self.mu.weight, self.mu.bias), call_layers(self.std, latent_pi)
+            return call_layers(self.mu, latent_pi), call_layers(self.std, latent_pi)
         features = self.extract_features(obs, self.features_extractor)
         latent_pi = self.latent_pi(features)
         return self.mu(latent_pi), self.std(latent_pi)

@@ -14,8 +14,7 @@ import random
 import uuid
 import warnings
 import zipfile
-from functools import partial, reduce
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
@@ -26,9 +25,8 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.save_util import load_from_zip_file, recursive_getattr
-from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.type_aliases import (
     GymEnv,
     MaybeCallback,
@@ -43,10 +41,10 @@ from stable_baselines3.common.type_aliases import (
 from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
-from torch.nn import functional as F
 
-from sb3_tutorial_sac.flat import FlatAdam, FlatParameters, adam_step, init_adam_states, rehome_optimizer
-from sb3_tutorial_sac.manual import ManualUpdate
+from sb3_tutorial_sac.engines import ENGINE_NAMES, Minibatch, make_engine
+from sb3_tutorial_sac.flat import FlatParameters, rehome_optimizer
+from sb3_tutorial_sac.guard import NonFiniteError, TrainingGuard, check_observation, check_transition  # noqa: F401 (re-exported)
 from sb3_tutorial_sac.policies import (
     ENTROPY_TERMS,
     CnnPolicy,
@@ -55,8 +53,6 @@ from sb3_tutorial_sac.policies import (
     MultiInputPolicy,
     TutorialActor,
     TutorialSACPolicy,
-    functional_forward,
-    sample_action_entropy,
 )
 
 SelfTutorialSAC = TypeVar("SelfTutorialSAC", bound="TutorialSAC")
@@ -66,29 +62,6 @@ ENT_COEF_LOSSES: tuple[str, ...] = ("tutorial", "sb3")
 
 # Per-step statistics kept by ``train()`` in ``last_train_stats``, after one ``critic<i>_loss`` per critic
 TRAIN_STATS: tuple[str, ...] = ("actor_loss", "ent_coef_loss", "entropy", "ent_coef")
-
-
-class NonFiniteError(ValueError):
-    """
-    A NaN or an infinity reached TutorialSAC's data or training: an observation or a reward from the env (the
-    transition was not stored), or a loss, a parameter or an optimiser state in ``train()`` (the model was
-    restored to its state before that ``train()`` call). The message names the step and the quantity.
-    """
-
-
-def _first_non_finite(value: np.ndarray | dict[str, np.ndarray]) -> tuple[str, int] | None:
-    """
-    Where a NaN or an infinity sits in a batched array (or dict of arrays) of floats, first index first.
-
-    :return: ``(key, env index)`` (key ``""`` for an array), or ``None`` when everything is finite
-    """
-    items = value.items() if isinstance(value, dict) else (("", value),)
-    for key, array in items:
-        array = np.asarray(array)
-        if array.dtype.kind in "fc" and not np.isfinite(array).all():
-            bad = ~np.isfinite(array.reshape(len(array), -1) if array.ndim > 0 else array.reshape(1, 1))
-            return key, int(np.flatnonzero(bad.any(axis=1))[0])
-    return None
 
 
 def _atomic_write(path: str | pathlib.Path, suffix: str, write: Callable[[io.BufferedIOBase], None]) -> None:
@@ -240,6 +213,11 @@ class TutorialSAC(OffPolicyAlgorithm):
         alpha; ``"sb3"``: SB3's ``-mean(log_alpha * (log_prob + target_entropy))``
     :param target_update_interval: update the target network every ``target_update_interval`` gradient
         steps (tutorial: 1)
+    :param engine: how each gradient step is computed (:mod:`sb3_tutorial_sac.engines`), never what:
+        ``"reference"``: module calls, autograd and torch's Adam (any network); ``"fast"``: written-out backward
+        passes, flat Adam, inference mode (flat Box observations and ReLU MLPs with the tutorial's heads; proven on
+        a probe batch when the model is set up, bit for bit the reference's numbers on CPU); ``"auto"``: the fast
+        engine where it is proven, else the reference engine with a warning that says why. Not in SB3
     :param check_finite: stop with a :class:`NonFiniteError` naming the step and the quantity when an
         observation or a reward is NaN or infinite (checked before the transition is stored) or when a loss, a
         parameter or an optimiser state turns non-finite in ``train()`` (checked once per ``train()`` call; the
@@ -289,6 +267,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         entropy_term: EntropyTerm = "tutorial",
         ent_coef_loss: EntCoefLoss = "tutorial",
         target_update_interval: int = 1,
+        engine: str = "auto",
         check_finite: bool = True,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -315,6 +294,8 @@ class TutorialSAC(OffPolicyAlgorithm):
             raise ValueError(f"reward_shift must be a finite number (tutorial: 8.0; 0 turns it off), got {reward_shift!r}")
         if entropy_term not in ENTROPY_TERMS:
             raise ValueError(f"entropy_term must be one of {ENTROPY_TERMS} (tutorial: 'tutorial'), got {entropy_term!r}")
+        if engine not in ENGINE_NAMES:
+            raise ValueError(f"engine must be one of {ENGINE_NAMES} (default 'auto'), got {engine!r}")
         if ent_coef_loss not in ENT_COEF_LOSSES:
             raise ValueError(f"ent_coef_loss must be one of {ENT_COEF_LOSSES} (tutorial: 'tutorial'), got {ent_coef_loss!r}")
         _parse_ent_coef(ent_coef)
@@ -375,6 +356,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         self.entropy_term = entropy_term
         self.ent_coef_loss = ent_coef_loss
         self.target_update_interval = target_update_interval
+        self.engine = engine
         self.check_finite = check_finite
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
@@ -437,8 +419,9 @@ class TutorialSAC(OffPolicyAlgorithm):
         """
         Put the parameters of the actor, of the critics and of the target critics into flat buffers
         (:mod:`sb3_tutorial_sac.flat`), so that each optimiser step and the soft update are a few operations
-        on one tensor instead of a few per parameter tensor. Every number stays the same: the updates are
-        elementwise. Called again by ``train()`` if something moved the parameters (``policy.to(device)``).
+        on one tensor instead of a few per parameter tensor (every number stays the same: the updates are
+        elementwise), then build the gradient step's engine on them. Called again by ``train()`` if something
+        moved the parameters (``policy.to(device)``).
         """
         shared = self.policy.share_features_extractor
         actor_groups = [group["params"] for group in self.actor.optimizer.param_groups]
@@ -470,65 +453,9 @@ class TutorialSAC(OffPolicyAlgorithm):
         if shared:
             self._soft_update_online += list(self.actor.features_extractor.parameters())
             self._soft_update_target += list(self.critic_target.features_extractor.parameters())
-        self._actor_params = list(self.actor.parameters())
-        # Adam over each flat buffer in one update (the critics' two groups at once): the same numbers
-        self._actor_adam = FlatAdam(self.actor.optimizer, self._actor_flat)
-        self._critic_adam = FlatAdam(self.critic.optimizer, self._critic_flat)
-        self._setup_functional_forward()
-
-    def _setup_functional_forward(self) -> None:
-        """
-        Forward passes for ``train()`` as plain function calls on the modules' own parameters
-        (:func:`~sb3_tutorial_sac.policies.functional_forward`): the same operations as calling the modules.
-        With flat Box observations and SB3's ``FlattenExtractor`` (identity on ``[batch, n]``), the features
-        extractors are skipped; otherwise the modules are called as they are.
-        """
-        actor = self.actor
-        self._flat_obs = (
-            isinstance(self.observation_space, spaces.Box)
-            and len(self.observation_space.shape) == 1
-            and all(type(m.features_extractor) is FlattenExtractor for m in (actor, self.critic, self.critic_target))
-        )
-        self._actor_dist_params: Callable[[Any], tuple[th.Tensor, th.Tensor]]
-        self._q_values: Callable[[Any, th.Tensor], Sequence[th.Tensor]]
-        self._target_q_values: Callable[[Any, th.Tensor], Sequence[th.Tensor]]
-        # The critic and actor steps with written-out backward passes (sb3_tutorial_sac.manual): the same kernels
-        # and numbers as autograd, without its per-operation overhead. None: autograd (other network types).
-        self._manual_update: ManualUpdate | None = None
-        if not self._flat_obs:
-            self._actor_dist_params = actor.get_action_dist_params
-            self._q_values = self.critic
-            self._target_q_values = self.critic_target
-            return
-
-        trunk, std_head, mu_head = functional_forward(actor.latent_pi), functional_forward(actor.std), actor.mu
-
-        def actor_dist_params(obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-            latent = trunk(obs)
-            return F.linear(latent, mu_head.weight, mu_head.bias), std_head(latent)
-
-        def q_function(critic: ContinuousCritic) -> Callable[[th.Tensor, th.Tensor], list[th.Tensor]]:
-            q_networks = [functional_forward(q_net) for q_net in critic.q_networks]
-
-            def q_values(obs: th.Tensor, actions: th.Tensor) -> list[th.Tensor]:
-                # Tutorial rule: Q(s, a) on cat(state, action), the action in the env's units
-                q_input = th.cat([obs, actions], dim=1)
-                return [q_net(q_input) for q_net in q_networks]
-
-            return q_values
-
-        self._actor_dist_params = actor_dist_params
-        self._q_values = q_function(self.critic)
-        self._target_q_values = q_function(self.critic_target)
-        obs_shape = self.observation_space.shape
-        assert obs_shape is not None
-        self._manual_update = ManualUpdate.build(
-            actor,
-            list(self.critic.q_networks),
-            obs_shape[0],
-            self.policy.to_env_units,
-            self.policy.action_half_range,
-        )
+        # The gradient step's engine (sb3_tutorial_sac.engines), built for these parameters
+        self._engine = make_engine(self, self.engine)
+        self._guard = TrainingGuard(self)
 
     def _check_flat_parameters(self) -> None:
         """Re-flatten if the parameters left their flat buffers (e.g. ``policy.to(device)``)."""
@@ -641,23 +568,6 @@ class TutorialSAC(OffPolicyAlgorithm):
             return [{key: value[i] for key, value in split.items()} for i in range(gradient_steps)]
         return list(tensor_or_dict.view(gradient_steps, -1, *tensor_or_dict.shape[1:]).unbind(0))
 
-    def _prepare_train_loop(self) -> tuple[Callable[[], None], Callable[[], None], ManualUpdate | None]:
-        """
-        :return: the actor's and the critics' optimiser steps (one update per flat buffer where
-            :class:`~sb3_tutorial_sac.flat.FlatAdam` can, else :func:`~sb3_tutorial_sac.flat.adam_step`) and the
-            written-out backward passes (None: autograd)
-        """
-        actor_adam, critic_adam = self._actor_adam, self._critic_adam
-        actor_step = actor_adam.step if actor_adam.prepare() else partial(adam_step, self.actor.optimizer)
-        critic_step = critic_adam.step if critic_adam.prepare() else partial(adam_step, self.critic.optimizer)
-        manual = self._manual_update if self._flat_obs else None
-        if manual is not None and self.log_ent_coef is not None and self.ent_coef_optimizer is not None:
-            # tensors the (inference mode) loop keeps are made here, so that they are ordinary tensors after it
-            init_adam_states(self.ent_coef_optimizer)
-            if self.log_ent_coef.grad is None or self.log_ent_coef.grad.is_inference():
-                self.log_ent_coef.grad = th.zeros_like(self.log_ent_coef)
-        return actor_step, critic_step, manual
-
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)
@@ -665,239 +575,54 @@ class TutorialSAC(OffPolicyAlgorithm):
         self._update_learning_rate()
         if gradient_steps <= 0:
             return
-
-        replay_data = self._sample_minibatches(gradient_steps, batch_size)
-        observations: Any = replay_data.observations
-        next_observations: Any = replay_data.next_observations
-        if self._flat_obs:
-            # what preprocess_obs does for a Box, once for all steps
-            observations, next_observations = observations.float(), next_observations.float()
-        observations = self._split_steps(observations, gradient_steps)
-        next_observations = self._split_steps(next_observations, gradient_steps)
-        actions = self._split_steps(replay_data.actions, gradient_steps)
-        # Tutorial rule: rewards are normalised at sample time, r' = (r + 8) / 8; raw rewards are stored
-        rewards = self._split_steps((replay_data.rewards + self.reward_shift) * self.reward_scale, gradient_steps)
-        # gamma * (1 - over): 0.99 or exactly 0, so the target below rounds exactly as the tutorial's
-        discounts = self._split_steps((1 - replay_data.dones) * self.gamma, gradient_steps)
-
         self._check_flat_parameters()
-        critic = self.critic
-        actor_step, critic_step, manual = self._prepare_train_loop()
-        actor_flat, critic_flat = self._actor_flat, self._critic_flat
-        actor_dist_params, q_fn, target_q_fn = self._actor_dist_params, self._q_values, self._target_q_values
-        target_entropy = self.target_entropy
-        assert isinstance(target_entropy, float)
-        entropy_term = self.entropy_term
-        to_env_units = self.policy.to_env_units
-        # Per-step statistics, synchronised to the host once at the end (no .item() per step)
-        stat_names = [f"critic{i + 1}_loss" for i in range(critic.n_critics)] + list(TRAIN_STATS)
+        engine = self._engine
+
+        # The minibatches of all gradient steps, drawn at once
+        replay_data = self._sample_minibatches(gradient_steps, batch_size)
+        # Tutorial rule: rewards are normalised at sample time, r' = (r + 8) / 8; raw rewards are stored
+        rewards = (replay_data.rewards + self.reward_shift) * self.reward_scale
+        # gamma * (1 - over): 0.99 or exactly 0, so the target rounds exactly as the tutorial's
+        discounts = (1 - replay_data.dones) * self.gamma
+        columns = (
+            engine.observations(replay_data.observations),
+            replay_data.actions,
+            engine.observations(replay_data.next_observations),
+            rewards,
+            discounts,
+        )
+        batches = [Minibatch(*batch) for batch in zip(*(self._split_steps(column, gradient_steps) for column in columns))]
+
+        # Per-step statistics, brought to the host once at the end (no .item() per step)
+        stat_names = [f"critic{i + 1}_loss" for i in range(self.critic.n_critics)] + list(TRAIN_STATS)
         stats = th.zeros(gradient_steps, len(stat_names), device=self.device)
-
-        # One copy of everything train() changes, taken once per call (no per-step work): restored when the call
-        # fails (non-finite values below, an exception or a KeyboardInterrupt mid-step), so that train() either
-        # applies all its gradient steps or none. Not in SB3.
-        snapshot = self._training_snapshot()
-        # The written-out backward passes need no autograd: the whole loop runs in inference mode, which also
-        # skips autograd's dispatch on every operation (6% of the critic and actor passes, measured by
-        # benchmarks/step_parts.py). Tensors kept after the loop are made before it (Adam states,
-        # log_ent_coef.grad) and written in place. The autograd path turns gradients off where it needs them off;
-        # in inference mode that would be repeated work.
-        no_grad = contextlib.nullcontext if manual is not None else th.no_grad
-        no_ent_coef_loss = th.zeros((), device=self.device)
-        try:
-            with th.inference_mode() if manual is not None else contextlib.nullcontext():
-                for step in range(gradient_steps):
-                    obs, next_obs = observations[step], next_observations[step]
-
-                    # Tutorial rule: alpha as it was before this step, in the target and in the actor loss
-                    if self.log_ent_coef is not None:
-                        ent_coef = th.exp(self.log_ent_coef.detach())
-                    else:
-                        ent_coef = self.ent_coef_tensor
-
-                    # 1. Target, computed once. Tutorial rule: noise draw 1 of 2 is for s' (shape [batch, act])
-                    with no_grad():
-                        next_actions, next_entropy = sample_action_entropy(*actor_dist_params(next_obs), entropy_term)
-                        # Tutorial rule: the critics see actions in the env's units (a * 2 on Pendulum)
-                        next_q_values = reduce(th.minimum, target_q_fn(next_obs, to_env_units(next_actions)))
-                        # Tutorial rule: y = r' + 0.99 * (1 - over) * (min Q_targ + alpha * H(s')), H the tutorial's term
-                        target_q_values = rewards[step] + discounts[step] * (next_q_values + ent_coef * next_entropy)
-
-                    # 2. Critic steps. Tutorial rule: each critic has its own MSE loss and its own Adam (lr 3e-3);
-                    # the parameter groups of critic.optimizer are those two Adams (SB3: 0.5 * sum of the losses,
-                    # one Adam). Summing the losses before backward leaves each critic's gradient unchanged.
-                    if manual is not None:
-                        # the same losses and gradients, backward passes written out (each overwrites the .grad)
-                        critic_losses = manual.critic_step_grads(obs, actions[step], target_q_values)
-                    else:
-                        current_q_values = q_fn(obs, actions[step])
-                        critic_losses = [F.mse_loss(current_q, target_q_values) for current_q in current_q_values]
-                        critic_flat.zero_grad()
-                        reduce(th.add, critic_losses).backward()
-                    critic_step()
-
-                    # 3. Actor step, with the UPDATED critics (tutorial order; SB3 uses the same order).
-                    # Tutorial rule: noise draw 2 of 2 is for s; loss = mean(-alpha * H(s) - min Q(s, a))
-                    if manual is not None:
-                        actor_loss, entropy = manual.actor_step_grads(obs, ent_coef, entropy_term)
-                    else:
-                        actions_pi, entropy = sample_action_entropy(*actor_dist_params(obs), entropy_term)
-                        min_qf_pi = reduce(th.minimum, q_fn(obs, to_env_units(actions_pi)))
-                        actor_loss = (-ent_coef * entropy - min_qf_pi).mean()
-                        actor_flat.zero_grad()
-                        # Gradients for the actor only: the tutorial's backward also fills the critics' and alpha's
-                        # .grad, which their next zero_grad() discards before use
-                        actor_loss.backward(inputs=self._actor_params)
-                    actor_step()
-
-                    # 4. Temperature step, on H(s) of step 3 (computed before the actor's step).
-                    # Tutorial rule: alpha stepped last (SB3: first, before the critic).
-                    if manual is None:
-                        entropy = entropy.detach()
-                    if manual is not None and self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-                        # the same loss and gradient, the backward pass written out
-                        # ent_coef is exp(log_alpha) of this step: log_alpha has not changed since
-                        ent_coef_loss = manual.temperature_step_grads(
-                            entropy, self.log_ent_coef, target_entropy, self.ent_coef_loss, alpha=ent_coef
-                        )
-                        adam_step(self.ent_coef_optimizer)
-                    elif self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-                        if self.ent_coef_loss == "tutorial":
-                            # Tutorial rule: mean((H + 1) * exp(log_alpha)), the gradient scaled by alpha
-                            ent_coef_loss = ((entropy - target_entropy) * self.log_ent_coef.exp()).mean()
-                        else:
-                            # SB3: -mean(log_alpha * (log_prob + target_entropy)), with log_prob = -H
-                            ent_coef_loss = (self.log_ent_coef * (entropy - target_entropy)).mean()
-                        self.log_ent_coef.grad = None  # what zero_grad() does, without its per-call overhead
-                        ent_coef_loss.backward()
-                        adam_step(self.ent_coef_optimizer)
-                    else:
-                        ent_coef_loss = no_ent_coef_loss
-
-                    # 5. Soft update of both target critics. Tutorial rule: target = 0.995 * target + 0.005 * online,
-                    # after every gradient step; written as the tutorial rounds it (SB3's polyak_update fuses the add)
-                    if step % self.target_update_interval == 0:
-                        with no_grad():
-                            th._foreach_mul_(self._soft_update_target, 1 - self.tau)
-                            th._foreach_add_(self._soft_update_target, th._foreach_mul(self._soft_update_online, self.tau))
-
-                    with no_grad():
-                        th.stack(
-                            [*critic_losses, actor_loss, ent_coef_loss, entropy.mean(), ent_coef.reshape(())],
-                            out=stats[step],
-                        )
-
-        except BaseException:
-            self._restore_training_snapshot(snapshot)
-            raise
-
-        values = stats.cpu().numpy()
-        self.last_train_stats = {name: values[:, i] for i, name in enumerate(stat_names)}
-        if self.check_finite:
-            # One check per call: the per-step statistics (already on the host) and the final tensors
-            self._check_train_finite(values, stat_names, snapshot)
+        # Not in SB3: all or nothing. An exception (a KeyboardInterrupt mid-step included) or a non-finite value
+        # restores everything this call changed (sb3_tutorial_sac.guard)
+        with self._guard.protect():
+            with engine.loop():
+                for step, batch in enumerate(batches):
+                    engine.step(batch, stats[step], soft_update=step % self.target_update_interval == 0)
+            values = stats.cpu().numpy()
+            self.last_train_stats = {name: values[:, i] for i, name in enumerate(stat_names)}
+            if self.check_finite:
+                self._guard.check(values, stat_names)
         self._n_updates += gradient_steps
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", float(np.mean(self.last_train_stats["ent_coef"])))
         self.logger.record("train/actor_loss", float(np.mean(self.last_train_stats["actor_loss"])))
         # Same quantity as SB3's critic_loss, 0.5 * (mse_1 + mse_2), so both overlay in plots
-        critic_loss = 0.5 * values[:, : critic.n_critics].sum(axis=1)
+        critic_loss = 0.5 * values[:, : self.critic.n_critics].sum(axis=1)
         self.logger.record("train/critic_loss", float(np.mean(critic_loss)))
         self.logger.record("train/entropy", float(np.mean(self.last_train_stats["entropy"])))
         if self.ent_coef_optimizer is not None:
             self.logger.record("train/ent_coef_loss", float(np.mean(self.last_train_stats["ent_coef_loss"])))
-
-    def _guarded_tensors(self) -> dict[str, th.Tensor]:
-        """Every tensor ``train()`` writes, by name: the flat parameter buffers, log(alpha) and the Adam states."""
-        tensors = {
-            "actor parameters": self._actor_flat.flat,
-            "critic parameters": self._critic_flat.flat,
-            "target critic parameters": self._critic_target_flat.flat,
-        }
-        # a features extractor shared by the actor and the critics has its target copy outside the flat buffers
-        for i, target in enumerate(self._soft_update_target[1:]):
-            tensors[f"target features extractor parameter {i}"] = target
-        if self.log_ent_coef is not None:
-            tensors["log_ent_coef"] = self.log_ent_coef
-        for name, optimizer in self._optimizers().items():
-            for i, state in enumerate(optimizer.state.values()):
-                for key, value in state.items():
-                    if isinstance(value, th.Tensor) and value.is_floating_point():
-                        tensors[f"{name} state {key}[{i}]"] = value
-        return tensors
 
     def _optimizers(self) -> dict[str, th.optim.Optimizer]:
         optimizers = {"actor.optimizer": self.actor.optimizer, "critic.optimizer": self.critic.optimizer}
         if self.ent_coef_optimizer is not None:
             optimizers["ent_coef_optimizer"] = self.ent_coef_optimizer
         return optimizers
-
-    def _training_snapshot(self) -> dict[str, Any]:
-        """Copies of the parameters, log(alpha) and optimiser states that ``train()`` is about to change."""
-        with th.no_grad():
-            tensors = [
-                self._actor_flat.flat,
-                self._critic_flat.flat,
-                self._critic_target_flat.flat,
-                *self._soft_update_target[1:],
-            ]
-            if self.log_ent_coef is not None:
-                tensors.append(self.log_ent_coef)
-            return {
-                "tensors": [(tensor, tensor.detach().clone()) for tensor in tensors],
-                "optimizers": [
-                    (
-                        optimizer,
-                        {
-                            param: {key: value.clone() if isinstance(value, th.Tensor) else value for key, value in st.items()}
-                            for param, st in optimizer.state.items()
-                        },
-                    )
-                    for optimizer in self._optimizers().values()
-                ],
-            }
-
-    @staticmethod
-    def _restore_training_snapshot(snapshot: dict[str, Any]) -> None:
-        """Put back what :meth:`_training_snapshot` copied, in place (the flat buffers stay where they are)."""
-        with th.no_grad():
-            for tensor, saved in snapshot["tensors"]:
-                tensor.copy_(saved)
-        for optimizer, states in snapshot["optimizers"]:
-            optimizer.state.clear()
-            optimizer.state.update(states)
-
-    def _check_train_finite(self, values: np.ndarray, stat_names: list[str], snapshot: dict[str, Any]) -> None:
-        """
-        Raise :class:`NonFiniteError` (after restoring ``snapshot``) if a per-step statistic of this ``train()``
-        call or a tensor it wrote is NaN or infinite; name the first bad gradient step and the quantity.
-        """
-        finite_rows = np.isfinite(values).all(axis=1)
-        tensors = self._guarded_tensors()
-        # one host synchronisation for all tensors
-        finite_tensors = th.stack([th.isfinite(t).all() for t in tensors.values()]).cpu().numpy()
-        if finite_rows.all() and finite_tensors.all():
-            return
-        self._restore_training_snapshot(snapshot)
-        gradient_steps = len(values)
-        where = f"(env step {self.num_timesteps}, gradient steps {self._n_updates + 1} to {self._n_updates + gradient_steps})"
-        if not finite_rows.all():
-            row = int(np.flatnonzero(~finite_rows)[0])
-            column = int(np.flatnonzero(~np.isfinite(values[row]))[0])
-            what = (
-                f"{stat_names[column]} = {values[row, column]} at gradient step {self._n_updates + row + 1} "
-                f"(step {row + 1} of {gradient_steps} in this train() call, env step {self.num_timesteps})"
-            )
-        else:
-            name = list(tensors)[int(np.flatnonzero(~finite_tensors)[0])]
-            what = f"non-finite values in {name} after this train() call {where}"
-        raise NonFiniteError(
-            f"TutorialSAC.train(): {what}. The parameters, log_ent_coef and optimiser states were restored to "
-            "their values before this train() call, so the model holds no non-finite value and can be saved or "
-            "trained further. Look for extreme rewards or observations in the replay buffer, or too large learning "
-            "rates (check_finite=False turns this check off)."
-        )
 
     def _setup_learn(
         self,
@@ -911,21 +636,8 @@ class TutorialSAC(OffPolicyAlgorithm):
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
         if self.check_finite and self._last_obs is not None:
-            self._check_observation(self._last_obs, "observation from the env's reset()")
+            check_observation(self, self._last_obs, "observation from the env's reset()")
         return total_timesteps, callback
-
-    def _check_observation(self, obs: np.ndarray | dict[str, np.ndarray], what: str, env_index: int | None = None) -> None:
-        """Raise :class:`NonFiniteError` if the batched observation ``obs`` holds a NaN or an infinity."""
-        bad = _first_non_finite(obs)
-        if bad is not None:
-            key = bad[0]
-            env_index = bad[1] if env_index is None else env_index
-            self._last_obs = None  # the next learn() resets the env
-            name = f"{what}[{key!r}]" if key else what
-            raise NonFiniteError(
-                f"TutorialSAC: non-finite {name} of env {env_index} at env step {self.num_timesteps}; "
-                "nothing was stored. The next learn() resets the env (check_finite=False turns this check off)."
-            )
 
     def _store_transition(
         self,
@@ -937,42 +649,9 @@ class TutorialSAC(OffPolicyAlgorithm):
         infos: list[dict[str, Any]],
     ) -> None:
         if self.check_finite:
-            self._check_transition(new_obs, reward, dones, infos)
+            # Not in SB3: a NaN or inf observation or reward stops learn() before it reaches the replay buffer
+            check_transition(self, new_obs, reward, dones, infos)
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
-
-    def _check_transition(
-        self,
-        new_obs: np.ndarray | dict[str, np.ndarray],
-        reward: np.ndarray,
-        dones: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        """
-        Not in SB3: a NaN or inf observation or reward stops training before it reaches the replay buffer.
-        A few microseconds per env step: one ``isfinite`` over the reward and one over the next observation.
-        """
-        vec_normalize = self._vec_normalize_env
-        if vec_normalize is not None:
-            # check what is stored: the un-normalised values (VecNormalize would clip an inf away)
-            reward, new_obs = vec_normalize.old_reward, vec_normalize.old_obs
-        bad = _first_non_finite(reward)
-        if bad is not None:
-            self._last_obs = None  # the next learn() resets the env
-            raise NonFiniteError(
-                f"TutorialSAC: non-finite reward {reward[bad[1]]} from env {bad[1]} at env step {self.num_timesteps}; "
-                "the transition was not stored. The next learn() resets the env (check_finite=False turns this check off)."
-            )
-        self._check_observation(new_obs, "observation")
-        if dones.any():
-            for i in np.flatnonzero(dones):
-                terminal = infos[i].get("terminal_observation")
-                if terminal is not None:
-                    batched: np.ndarray | dict[str, np.ndarray]
-                    if isinstance(terminal, dict):
-                        batched = {key: np.asarray(value)[None] for key, value in terminal.items()}
-                    else:
-                        batched = np.asarray(terminal)[None]
-                    self._check_observation(batched, "terminal observation", env_index=int(i))
 
     def learn(
         self: SelfTutorialSAC,
@@ -998,15 +677,13 @@ class TutorialSAC(OffPolicyAlgorithm):
             "actor",
             "critic",
             "critic_target",
-            "_actor_params",
+            "_engine",
+            "_guard",
             "_actor_flat",
             "_critic_flat",
             "_critic_target_flat",
             "_soft_update_online",
             "_soft_update_target",
-            "_actor_dist_params",
-            "_q_values",
-            "_target_q_values",
             "critic_lr_schedule",
             "ent_coef_lr_schedule",
             "last_train_stats",

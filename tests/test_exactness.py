@@ -253,23 +253,15 @@ def test_fixed_ent_coef_keeps_alpha():
     assert np.all(stats["ent_coef_loss"] == 0)
 
 
-def test_fast_path_matches_plain_module_path(monkeypatch):
-    """The fast path (flat buffers, inline Adam, functional forward) against module calls and torch's Adam.step()."""
-    import sb3_tutorial_sac.tutorial_sac as tutorial_sac_module
-
+def test_fast_path_matches_plain_module_path():
+    """The fast engine (flat buffers, written-out backward passes, FlatAdam, functional forward) against the
+    reference engine (module calls, autograd and torch's Adam.step())."""
     batches = make_minibatches(300, seed=3)
-    fast, reference = start_pair()
+    fast, reference = start_pair(engine="fast")
     fast_stats = run_model(fast, batches, [300])
 
-    plain, _ = start_pair()
+    plain, _ = start_pair(engine="reference")
     load_tutorial_state(plain, reference.state())
-    # module calls (features extractors, nn.Sequential, ContinuousCritic.forward) instead of functional ones
-    plain._flat_obs = False
-    plain._actor_dist_params = plain.actor.get_action_dist_params
-    plain._q_values, plain._target_q_values = plain.critic, plain.critic_target
-    plain._setup_functional_forward = lambda: None  # keep the module path
-    monkeypatch.setattr(tutorial_sac_module, "adam_step", lambda optimizer: optimizer.step())
-    monkeypatch.setattr(tutorial_sac_module.FlatAdam, "prepare", lambda self: False)  # torch's Adam.step() per group
     plain_stats = run_model(plain, batches, [300])
 
     for key in fast_stats:
@@ -301,12 +293,10 @@ def test_written_out_backward_matches_autograd(bounds, policy_kwargs, kwargs):
     from tests.envs import BoxTargetEnv
 
     models = []
-    for manual in (True, False):
+    for engine in ("fast", "reference"):
         env = BoxTargetEnv(obs_shape=(5,), low=bounds[0], high=bounds[1])
-        model = TutorialSAC("MlpPolicy", env, seed=3, device="cpu", policy_kwargs=policy_kwargs, **kwargs)
-        assert model._manual_update is not None
-        if not manual:
-            model._manual_update = None
+        model = TutorialSAC("MlpPolicy", env, seed=3, device="cpu", policy_kwargs=policy_kwargs, engine=engine, **kwargs)
+        assert model._engine.name == engine
         model.set_logger(Logger(folder=None, output_formats=[]))
         model.learn(150)  # collects the same episodes: same seed, and no update before the first one ends
         models.append(model)
@@ -332,11 +322,14 @@ def test_other_networks_keep_autograd():
     observation) train through autograd."""
     from tests.envs import BoxTargetEnv
 
-    tanh = TutorialSAC("MlpPolicy", BoxTargetEnv(), policy_kwargs={"activation_fn": torch.nn.Tanh})
-    three = TutorialSAC("MlpPolicy", BoxTargetEnv(), policy_kwargs={"n_critics": 3})
-    dict_obs = TutorialSAC("MultiInputPolicy", BoxTargetEnv(obs_shape=None))
+    with pytest.warns(UserWarning, match="Linear [+] ReLU"):
+        tanh = TutorialSAC("MlpPolicy", BoxTargetEnv(), policy_kwargs={"activation_fn": torch.nn.Tanh})
+    with pytest.warns(UserWarning, match="one or two critics, this model has 3"):
+        three = TutorialSAC("MlpPolicy", BoxTargetEnv(), policy_kwargs={"n_critics": 3})
+    with pytest.warns(UserWarning, match="flat Box observations"):
+        dict_obs = TutorialSAC("MultiInputPolicy", BoxTargetEnv(obs_shape=None))
     for model in (tanh, three, dict_obs):
-        assert model._manual_update is None
+        assert model._engine.name == "reference"
         model.learn(100)
         assert model._n_updates == 100
 
@@ -397,7 +390,7 @@ def test_nothing_kept_from_the_inference_mode_loop_is_an_inference_tensor():
     model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0)
     model.set_logger(Logger(folder=None, output_formats=[]))
     model.learn(400)
-    assert model._n_updates == 400 and model._manual_update is not None
+    assert model._n_updates == 400 and model._engine.name == "fast"
     tensors = [model.log_ent_coef, model.log_ent_coef.grad, *model.policy.parameters(), *model.policy.buffers()]
     tensors += [p.grad for p in model.policy.parameters() if p.grad is not None]
     for optimizer in (model.actor.optimizer, model.critic.optimizer, model.ent_coef_optimizer):

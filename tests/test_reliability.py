@@ -21,7 +21,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
-import sb3_tutorial_sac.tutorial_sac as tutorial_sac_module
+import sb3_tutorial_sac.engines as engines_module
 from sb3_tutorial_sac import TutorialSAC
 from sb3_tutorial_sac.tutorial_sac import NonFiniteError
 
@@ -353,7 +353,7 @@ def test_non_finite_parameters_after_the_last_step_are_caught(monkeypatch):
     model = _trained_pendulum()
     before = _state(model)
     calls = []
-    real_adam_step = tutorial_sac_module.adam_step
+    real_adam_step = engines_module.adam_step
 
     def poisoned_adam_step(optimizer):
         real_adam_step(optimizer)
@@ -363,7 +363,7 @@ def test_non_finite_parameters_after_the_last_step_are_caught(monkeypatch):
             with th.no_grad():
                 model.critic_target.q_networks[0][0].weight[0, 0] = float("inf")
 
-    monkeypatch.setattr(tutorial_sac_module, "adam_step", poisoned_adam_step)
+    monkeypatch.setattr(engines_module, "adam_step", poisoned_adam_step)
     _feed(model, steps=5)
     with pytest.raises(NonFiniteError, match="non-finite values in target critic parameters"):
         model.train(5, 64)
@@ -400,24 +400,25 @@ def test_interrupted_learn_leaves_a_usable_model(tmp_path, error):
         assert m.num_timesteps == 450 and m._n_updates == 400 and _all_finite(m)
 
 
-def test_interrupted_train_applies_no_step(monkeypatch):
+def test_interrupted_train_applies_no_step():
     model = _trained_pendulum()
     before = _state(model)
-    forward = model._actor_dist_params
+    engine = model._engine
+    actor_grads = engine.actor_grads
     calls = []
 
-    def interrupted(obs):
+    def interrupted(obs, ent_coef):
         calls.append(1)
-        if len(calls) == 8:  # the actor's forward pass of the 4th gradient step, after its critic steps
+        if len(calls) == 4:  # the actor step of the 4th gradient step, after its critic steps
             raise KeyboardInterrupt
-        return forward(obs)
+        return actor_grads(obs, ent_coef)
 
-    model._actor_dist_params = interrupted
+    engine.actor_grads = interrupted  # type: ignore[method-assign]
     _feed(model, steps=10)
     with pytest.raises(KeyboardInterrupt):
         model.train(10, 64)
     _assert_same_state(before, _state(model))
-    model._actor_dist_params = forward
+    engine.actor_grads = actor_grads  # type: ignore[method-assign]
     model.train(10, 64)
     assert model._n_updates == 210
 

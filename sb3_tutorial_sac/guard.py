@@ -1,0 +1,214 @@
+"""The non-finite guard of :class:`~sb3_tutorial_sac.TutorialSAC` (not in SB3; ``check_finite=True`` by default).
+
+Two places, each called from the algorithm at one point:
+
+* collection (``TutorialSAC._store_transition``): a NaN or an infinity in an observation or a reward stops
+  ``learn()`` before the transition reaches the replay buffer (:func:`check_transition`, :func:`check_observation`);
+* training (``TutorialSAC.train``): :class:`TrainingGuard` copies everything a ``train()`` call is about to
+  change, puts it back when the call fails (an exception, a ``KeyboardInterrupt`` mid-step, or non-finite values
+  found by :meth:`TrainingGuard.check` after the loop), so that ``train()`` applies all its gradient steps or none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch as th
+
+if TYPE_CHECKING:
+    from sb3_tutorial_sac.tutorial_sac import TutorialSAC
+
+
+class NonFiniteError(ValueError):
+    """
+    A NaN or an infinity reached TutorialSAC's data or training: an observation or a reward from the env (the
+    transition was not stored), or a loss, a parameter or an optimiser state in ``train()`` (the model was
+    restored to its state before that ``train()`` call). The message names the step and the quantity.
+    """
+
+
+def first_non_finite(value: np.ndarray | dict[str, np.ndarray]) -> tuple[str, int] | None:
+    """
+    Where a NaN or an infinity sits in a batched array (or dict of arrays) of floats, first index first.
+
+    :return: ``(key, env index)`` (key ``""`` for an array), or ``None`` when everything is finite
+    """
+    items = value.items() if isinstance(value, dict) else (("", value),)
+    for key, array in items:
+        array = np.asarray(array)
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            bad = ~np.isfinite(array.reshape(len(array), -1) if array.ndim > 0 else array.reshape(1, 1))
+            return key, int(np.flatnonzero(bad.any(axis=1))[0])
+    return None
+
+
+def check_observation(
+    model: TutorialSAC, obs: np.ndarray | dict[str, np.ndarray], what: str, env_index: int | None = None
+) -> None:
+    """Raise :class:`NonFiniteError` if the batched observation ``obs`` holds a NaN or an infinity."""
+    bad = first_non_finite(obs)
+    if bad is not None:
+        key = bad[0]
+        env_index = bad[1] if env_index is None else env_index
+        model._last_obs = None  # type: ignore[assignment]  # the next learn() resets the env
+        name = f"{what}[{key!r}]" if key else what
+        raise NonFiniteError(
+            f"TutorialSAC: non-finite {name} of env {env_index} at env step {model.num_timesteps}; "
+            "nothing was stored. The next learn() resets the env (check_finite=False turns this check off)."
+        )
+
+
+def check_transition(
+    model: TutorialSAC,
+    new_obs: np.ndarray | dict[str, np.ndarray],
+    reward: np.ndarray,
+    dones: np.ndarray,
+    infos: list[dict[str, Any]],
+) -> None:
+    """
+    A NaN or inf observation or reward stops training before it reaches the replay buffer. A few microseconds
+    per env step: one ``isfinite`` over the reward and one over the next observation.
+    """
+    vec_normalize = model._vec_normalize_env
+    if vec_normalize is not None:
+        # check what is stored: the un-normalised values (VecNormalize would clip an inf away)
+        reward, new_obs = vec_normalize.old_reward, vec_normalize.old_obs
+    bad = first_non_finite(reward)
+    if bad is not None:
+        model._last_obs = None  # type: ignore[assignment]  # the next learn() resets the env
+        raise NonFiniteError(
+            f"TutorialSAC: non-finite reward {reward[bad[1]]} from env {bad[1]} at env step {model.num_timesteps}; "
+            "the transition was not stored. The next learn() resets the env (check_finite=False turns this check off)."
+        )
+    check_observation(model, new_obs, "observation")
+    if dones.any():
+        for i in np.flatnonzero(dones):
+            terminal = infos[i].get("terminal_observation")
+            if terminal is not None:
+                batched: np.ndarray | dict[str, np.ndarray]
+                if isinstance(terminal, dict):
+                    batched = {key: np.asarray(value)[None] for key, value in terminal.items()}
+                else:
+                    batched = np.asarray(terminal)[None]
+                check_observation(model, batched, "terminal observation", env_index=int(i))
+
+
+class TrainingGuard:
+    """
+    All or nothing for one ``train()`` call: :meth:`protect` copies every tensor the call changes (the flat
+    parameter buffers, log-alpha, the optimisers' states; once per call, no per-step work) and restores them if
+    the call raises; :meth:`check` raises :class:`NonFiniteError` (after restoring) when a per-step statistic or
+    a tensor the call wrote is NaN or infinite.
+
+    :param model: the algorithm whose training it guards
+    """
+
+    def __init__(self, model: TutorialSAC):
+        self.model = model
+        self._snapshot: dict[str, Any] | None = None
+
+    def tensors(self) -> dict[str, th.Tensor]:
+        """Every tensor ``train()`` writes, by name: the flat parameter buffers, log(alpha) and the Adam states."""
+        model = self.model
+        tensors = {
+            "actor parameters": model._actor_flat.flat,
+            "critic parameters": model._critic_flat.flat,
+            "target critic parameters": model._critic_target_flat.flat,
+        }
+        # a features extractor shared by the actor and the critics has its target copy outside the flat buffers
+        for i, target in enumerate(model._soft_update_target[1:]):
+            tensors[f"target features extractor parameter {i}"] = target
+        if model.log_ent_coef is not None:
+            tensors["log_ent_coef"] = model.log_ent_coef
+        for name, optimizer in model._optimizers().items():
+            for i, state in enumerate(optimizer.state.values()):
+                for key, value in state.items():
+                    if isinstance(value, th.Tensor) and value.is_floating_point():
+                        tensors[f"{name} state {key}[{i}]"] = value
+        return tensors
+
+    def snapshot(self) -> dict[str, Any]:
+        """Copies of the parameters, log(alpha) and optimiser states that ``train()`` is about to change."""
+        model = self.model
+        with th.no_grad():
+            tensors = [
+                model._actor_flat.flat,
+                model._critic_flat.flat,
+                model._critic_target_flat.flat,
+                *model._soft_update_target[1:],
+            ]
+            if model.log_ent_coef is not None:
+                tensors.append(model.log_ent_coef)
+            return {
+                "tensors": [(tensor, tensor.detach().clone()) for tensor in tensors],
+                "optimizers": [
+                    (
+                        optimizer,
+                        {
+                            param: {key: value.clone() if isinstance(value, th.Tensor) else value for key, value in st.items()}
+                            for param, st in optimizer.state.items()
+                        },
+                    )
+                    for optimizer in model._optimizers().values()
+                ],
+            }
+
+    @staticmethod
+    def restore(snapshot: dict[str, Any]) -> None:
+        """Put back what :meth:`snapshot` copied, in place (the flat buffers stay where they are)."""
+        with th.no_grad():
+            for tensor, saved in snapshot["tensors"]:
+                tensor.copy_(saved)
+        for optimizer, states in snapshot["optimizers"]:
+            optimizer.state.clear()
+            optimizer.state.update(states)
+
+    @contextlib.contextmanager
+    def protect(self) -> Iterator[None]:
+        """Snapshot on entry; restore and re-raise if the block raises (a ``KeyboardInterrupt`` included)."""
+        self._snapshot = self.snapshot()
+        try:
+            yield
+        except BaseException:
+            self.restore(self._snapshot)
+            raise
+        finally:
+            self._snapshot = None
+
+    def check(self, values: np.ndarray, stat_names: list[str]) -> None:
+        """
+        Inside :meth:`protect`: raise :class:`NonFiniteError` (after restoring the snapshot) if a per-step statistic
+        of this ``train()`` call or a tensor it wrote is NaN or infinite; name the first bad gradient step and the
+        quantity.
+
+        :param values: the per-step statistics, ``[gradient_steps, len(stat_names)]``, on the host
+        :param stat_names: their names
+        """
+        model = self.model
+        finite_rows = np.isfinite(values).all(axis=1)
+        tensors = self.tensors()
+        # one host synchronisation for all tensors
+        finite_tensors = th.stack([th.isfinite(t).all() for t in tensors.values()]).cpu().numpy()
+        if finite_rows.all() and finite_tensors.all():
+            return
+        gradient_steps, n_updates = len(values), model._n_updates
+        where = f"(env step {model.num_timesteps}, gradient steps {n_updates + 1} to {n_updates + gradient_steps})"
+        if not finite_rows.all():
+            row = int(np.flatnonzero(~finite_rows)[0])
+            column = int(np.flatnonzero(~np.isfinite(values[row]))[0])
+            what = (
+                f"{stat_names[column]} = {values[row, column]} at gradient step {n_updates + row + 1} "
+                f"(step {row + 1} of {gradient_steps} in this train() call, env step {model.num_timesteps})"
+            )
+        else:
+            name = list(tensors)[int(np.flatnonzero(~finite_tensors)[0])]
+            what = f"non-finite values in {name} after this train() call {where}"
+        raise NonFiniteError(
+            f"TutorialSAC.train(): {what}. The parameters, log_ent_coef and optimiser states were restored to "
+            "their values before this train() call, so the model holds no non-finite value and can be saved or "
+            "trained further. Look for extreme rewards or observations in the replay buffer, or too large learning "
+            "rates (check_finite=False turns this check off)."
+        )
