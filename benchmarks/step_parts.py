@@ -8,6 +8,9 @@ Prints, on one CPU thread (medians of ``--repeats`` timings of ``--calls`` calls
 - one Adam update over both critics (``FlatAdam``) against one per critic group (``adam_step``);
 - ``predict()`` on one observation, and what SB3's per-call training-mode walk and device lookup would add to it;
 - the time of one ``64x128 @ 128x128`` product (12 per gradient step);
+- drawing the minibatches of one ``train()`` call (200 of 64) without replacement, the tutorial's ``random.sample``
+  (``sample_minibatches``), against SB3's draw with replacement, per gradient step, with 200, 1,000 and 100,000
+  (full buffer) Pendulum transitions stored;
 - two exactness checks that decided the design: MKL's matrix product written with ``out=`` into an unaligned view
   against a fresh tensor, and the two critics as one ``bmm`` ensemble against two ``F.linear`` calls.
 
@@ -18,15 +21,17 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
-from functools import reduce
+from functools import partial, reduce
 
 import numpy as np
 import torch as th
 import torch.nn.functional as F
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.policies import BaseModel
 
 from sb3_tutorial_sac import TutorialSAC
+from sb3_tutorial_sac.buffers import sample_minibatches
 from sb3_tutorial_sac.flat import adam_step
 from sb3_tutorial_sac.policies import sample_action_entropy
 
@@ -118,6 +123,27 @@ def predict_cost(model: TutorialSAC, calls: int, repeats: int) -> None:
     )
 
 
+def sampling_cost(model: TutorialSAC, calls: int, repeats: int, n_batches: int = 200, batch_size: int = 64) -> None:
+    source = model.replay_buffer
+    assert source is not None
+    collected = source.size()
+    print(f"drawing {n_batches} minibatches of {batch_size} (one train() call), µs per gradient step:")
+    for stored in (200, 1000, 100_000):
+        # the model's Pendulum transitions, repeated to fill a full buffer of `stored` (the cost does not depend on values)
+        buffer = ReplayBuffer(stored, source.observation_space, source.action_space, "cpu", handle_timeout_termination=False)
+        for name in ("observations", "next_observations", "actions", "rewards", "dones"):
+            setattr(buffer, name, np.resize(getattr(source, name)[:collected], getattr(buffer, name).shape))
+        buffer.full = True
+        times = {}
+        for replacement in (False, True):
+            draw = partial(sample_minibatches, buffer, n_batches, batch_size, replacement=replacement)
+            times[replacement] = timed(draw, max(calls // 50, 5), repeats) / n_batches
+        print(
+            f"  {stored:7d} stored: without replacement (tutorial) {times[False]:5.2f}, "
+            f"with replacement (SB3) {times[True]:5.2f}"
+        )
+
+
 def exactness_checks(trials: int) -> None:
     generator = th.Generator().manual_seed(0)
     differs = 0
@@ -151,6 +177,7 @@ def main() -> None:
     model.learn(1000)
     step_parts(model, args.calls, args.repeats)
     predict_cost(model, args.calls, args.repeats)
+    sampling_cost(model, args.calls, args.repeats)
     exactness_checks(args.trials)
 
 

@@ -1,0 +1,142 @@
+"""Minibatches drawn as the tutorial draws them: ``random.sample(datas, 64)``, distinct transitions.
+
+SB3's ``ReplayBuffer.sample`` draws a minibatch's indices with replacement, so a transition may appear twice in
+one minibatch. :func:`sample_minibatches` draws the minibatches of one ``train()`` call at once, each one
+without replacement (the tutorial's rule), or SB3's way with ``replacement=True``.
+"""
+
+import numpy as np
+from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
+from stable_baselines3.common.vec_env import VecNormalize
+
+
+def sample_minibatches(
+    replay_buffer: ReplayBuffer,
+    n_batches: int,
+    batch_size: int,
+    env: VecNormalize | None = None,
+    replacement: bool = False,
+) -> ReplayBufferSamples | DictReplayBufferSamples:
+    """
+    Draw ``n_batches`` minibatches of ``batch_size`` transitions in one call; rows
+    ``[i * batch_size, (i + 1) * batch_size)`` of every tensor are minibatch ``i``.
+
+    Tutorial rule: each minibatch is ``random.sample(datas, 64)``, ``batch_size`` *distinct* transitions, uniform
+    over the stored ones; different minibatches are independent draws (a transition may appear in several).
+    A transition is a (buffer position, env index) pair: with ``n_envs > 1`` each position holds ``n_envs``.
+    The valid positions are SB3's: ``[0, size())``, except that with ``optimize_memory_usage=True`` and a full
+    buffer the position ``pos`` is left out (its next observation has been overwritten).
+
+    How (rejection): each minibatch's ``batch_size`` flat indices (position and env index in one integer) are
+    drawn uniformly with replacement; then, while a minibatch repeats an index, every repeated entry but its first
+    occurrence (in row order) is drawn again, vectorised over all entries and minibatches that need it. With a
+    full buffer of 100,000 and batch 64, about 2% of minibatches repeat an index and one redraw settles them.
+    Why the result is uniform over subsets: which entries are drawn again depends only on which entries are
+    equal, never on their values, and every draw is uniform; so relabelling the transitions by any permutation
+    leaves the law of the result unchanged. A law over sequences of ``batch_size`` distinct transitions that
+    every relabelling leaves unchanged is uniform (a relabelling maps any such sequence onto any other), so every
+    subset is equally likely, in a uniformly random order, as ``random.sample`` gives. Minibatches are
+    independent: each row's redraws depend only on that row.
+
+    When fewer than ``4 * batch_size`` transitions are stored (the tutorial's first ``train()``: 200 for 64),
+    rejection needs more rounds; each minibatch is then the first ``batch_size`` of a uniform random permutation
+    of the stored transitions (argsort of uniform keys, at most 4x the size of the output), uniform too.
+    All draws use NumPy's global generator, as SB3's buffers do, so ``set_random_seed`` reproduces them.
+
+    :param replay_buffer: SB3's ``ReplayBuffer`` or ``DictReplayBuffer`` (or a subclass that overrides neither
+        ``sample`` nor ``_get_samples``); any buffer with ``replacement=True``
+    :param n_batches: number of minibatches (gradient steps)
+    :param batch_size: transitions per minibatch (tutorial: 64)
+    :param env: the ``VecNormalize`` wrapper to normalise observations and rewards with, as in SB3's ``sample``
+    :param replacement: ``True``: SB3's draw, exactly ``replay_buffer.sample(n_batches * batch_size, env)`` (the same
+        random numbers); ``False``: the tutorial's, no transition twice within a minibatch
+    :return: SB3's replay samples with ``n_batches * batch_size`` rows
+    :raises ValueError: without replacement, for a buffer class this function cannot gather from, or when fewer
+        transitions are stored than a minibatch needs
+    """
+    if replacement:
+        return replay_buffer.sample(n_batches * batch_size, env=env)
+    buffer_class = type(replay_buffer)
+    if not any(
+        isinstance(replay_buffer, base)
+        and buffer_class.sample is base.sample
+        and buffer_class._get_samples is base._get_samples
+        for base in (ReplayBuffer, DictReplayBuffer)
+    ):
+        raise ValueError(
+            f"Sampling without replacement (the tutorial's random.sample) supports SB3's ReplayBuffer and "
+            f"DictReplayBuffer, not {buffer_class.__name__}, which draws its own samples: pass replacement=True "
+            "to use the buffer's own (SB3's) drawing"
+        )
+    # Valid positions, as SB3's ReplayBuffer.sample: with optimize_memory_usage and a full buffer it draws
+    # (randint(1, buffer_size) + pos) % buffer_size, i.e. every position but pos; else randint(0, size())
+    skip_pos = replay_buffer.optimize_memory_usage and replay_buffer.full
+    n_positions = replay_buffer.size() - int(skip_pos)
+    n_envs = replay_buffer.n_envs
+    n_stored = n_positions * n_envs
+    if n_stored < batch_size:
+        raise ValueError(
+            f"The replay buffer holds {n_stored} transitions and a minibatch needs {batch_size} distinct ones "
+            "(the tutorial's random.sample); collect more before training (learning_starts) or pass "
+            "replacement=True (SB3's drawing, with replacement)"
+        )
+    flat = _distinct_rows(n_stored, n_batches, batch_size).reshape(-1)
+    offsets, env_indices = np.divmod(flat, n_envs)
+    batch_inds = (offsets + replay_buffer.pos + 1) % replay_buffer.buffer_size if skip_pos else offsets
+    return _gather(replay_buffer, batch_inds, env_indices, env)
+
+
+def _distinct_rows(n: int, n_rows: int, k: int) -> np.ndarray:
+    """``[n_rows, k]`` integers in ``[0, n)``, each row ``k`` distinct ones uniformly (see :func:`sample_minibatches`)."""
+    if n < 4 * k:
+        # Few stored transitions: a random permutation of all n per row, cut to k (n < 4k: at most 4x the output)
+        return np.argsort(np.random.random_sample((n_rows, n)), axis=1)[:, :k]
+    rows = np.random.randint(0, n, size=(n_rows, k), dtype=np.int64)
+    todo = np.arange(n_rows)  # rows that may hold a repeat
+    while todo.size:
+        # one sort per row by value, equal values in column order: value * k + column
+        values, columns = np.divmod(np.sort(rows[todo] * k + np.arange(k), axis=1), k)
+        # a sorted entry equal to the one before repeats an earlier column's: draw it again (the first is kept)
+        row, i = np.nonzero(values[:, 1:] == values[:, :-1])
+        rows[todo[row], columns[row, i + 1]] = np.random.randint(0, n, size=row.size, dtype=np.int64)
+        todo = np.unique(todo[row])
+    return rows
+
+
+def _gather(
+    replay_buffer: ReplayBuffer, batch_inds: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None
+) -> ReplayBufferSamples | DictReplayBufferSamples:
+    """
+    SB3's ``ReplayBuffer._get_samples`` / ``DictReplayBuffer._get_samples`` (stable_baselines3/common/buffers.py),
+    line for line after their first line, with the given env indices instead of the ones they draw
+    (``env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))``).
+    """
+    rb = replay_buffer
+    if isinstance(rb, DictReplayBuffer):
+        # DictReplayBuffer._get_samples
+        obs_ = rb._normalize_obs({key: obs[batch_inds, env_indices, :] for key, obs in rb.observations.items()}, env)
+        next_obs_ = rb._normalize_obs({key: obs[batch_inds, env_indices, :] for key, obs in rb.next_observations.items()}, env)
+        assert isinstance(obs_, dict) and isinstance(next_obs_, dict)
+        return DictReplayBufferSamples(
+            observations={key: rb.to_torch(obs) for key, obs in obs_.items()},
+            actions=rb.to_torch(rb.actions[batch_inds, env_indices]),
+            next_observations={key: rb.to_torch(obs) for key, obs in next_obs_.items()},
+            # Only use dones that are not due to timeouts
+            dones=rb.to_torch(rb.dones[batch_inds, env_indices] * (1 - rb.timeouts[batch_inds, env_indices])).reshape(-1, 1),
+            rewards=rb.to_torch(rb._normalize_reward(rb.rewards[batch_inds, env_indices].reshape(-1, 1), env)),
+        )
+    # ReplayBuffer._get_samples
+    if rb.optimize_memory_usage:
+        next_obs = rb._normalize_obs(rb.observations[(batch_inds + 1) % rb.buffer_size, env_indices, :], env)
+    else:
+        next_obs = rb._normalize_obs(rb.next_observations[batch_inds, env_indices, :], env)
+    data = (
+        rb._normalize_obs(rb.observations[batch_inds, env_indices, :], env),
+        rb.actions[batch_inds, env_indices, :],
+        next_obs,
+        # Only use dones that are not due to timeouts
+        (rb.dones[batch_inds, env_indices] * (1 - rb.timeouts[batch_inds, env_indices])).reshape(-1, 1),
+        rb._normalize_reward(rb.rewards[batch_inds, env_indices].reshape(-1, 1), env),
+    )
+    return ReplayBufferSamples(*tuple(map(rb.to_torch, data)))
