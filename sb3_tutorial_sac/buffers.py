@@ -57,24 +57,14 @@ def sample_minibatches(
     """
     if replacement:
         return replay_buffer.sample(n_batches * batch_size, env=env)
-    buffer_class = type(replay_buffer)
-    if not any(
-        isinstance(replay_buffer, base)
-        and buffer_class.sample is base.sample
-        and buffer_class._get_samples is base._get_samples
-        for base in (ReplayBuffer, DictReplayBuffer)
-    ):
-        raise ValueError(
-            f"Sampling without replacement (the tutorial's random.sample) supports SB3's ReplayBuffer and "
-            f"DictReplayBuffer, not {buffer_class.__name__}, which draws its own samples: pass replacement=True "
-            "to use the buffer's own (SB3's) drawing"
-        )
+    problem = distinct_sampling_problem(replay_buffer)
+    if problem is not None:
+        raise ValueError(problem)
     # Valid positions, as SB3's ReplayBuffer.sample: with optimize_memory_usage and a full buffer it draws
     # (randint(1, buffer_size) + pos) % buffer_size, i.e. every position but pos; else randint(0, size())
     skip_pos = replay_buffer.optimize_memory_usage and replay_buffer.full
-    n_positions = replay_buffer.size() - int(skip_pos)
     n_envs = replay_buffer.n_envs
-    n_stored = n_positions * n_envs
+    n_stored = stored_transitions(replay_buffer)
     if n_stored < batch_size:
         raise ValueError(
             f"The replay buffer holds {n_stored} transitions and a minibatch needs {batch_size} distinct ones "
@@ -85,6 +75,29 @@ def sample_minibatches(
     offsets, env_indices = np.divmod(flat, n_envs)
     batch_inds = (offsets + replay_buffer.pos + 1) % replay_buffer.buffer_size if skip_pos else offsets
     return _gather(replay_buffer, batch_inds, env_indices, env)
+
+
+def distinct_sampling_problem(replay_buffer: ReplayBuffer) -> str | None:
+    """Why :func:`sample_minibatches` cannot draw from ``replay_buffer`` without replacement (None: it can)."""
+    buffer_class = type(replay_buffer)
+    if any(
+        isinstance(replay_buffer, base)
+        and buffer_class.sample is base.sample
+        and buffer_class._get_samples is base._get_samples
+        for base in (ReplayBuffer, DictReplayBuffer)
+    ):
+        return None
+    return (
+        f"Sampling without replacement (the tutorial's random.sample) supports SB3's ReplayBuffer and "
+        f"DictReplayBuffer, not {buffer_class.__name__}, which draws its own samples: pass replacement=True "
+        "(TutorialSAC: sample_with_replacement=True) to use the buffer's own (SB3's) drawing"
+    )
+
+
+def stored_transitions(replay_buffer: ReplayBuffer) -> int:
+    """How many distinct transitions a minibatch can be drawn from (SB3's valid positions times ``n_envs``)."""
+    skip_pos = replay_buffer.optimize_memory_usage and replay_buffer.full
+    return (replay_buffer.size() - int(skip_pos)) * replay_buffer.n_envs
 
 
 def _distinct_rows(n: int, n_rows: int, k: int) -> np.ndarray:

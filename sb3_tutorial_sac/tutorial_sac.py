@@ -42,6 +42,7 @@ from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_tutorial_sac.buffers import distinct_sampling_problem, sample_minibatches, stored_transitions
 from sb3_tutorial_sac.engines import ENGINE_NAMES, Minibatch, make_engine
 from sb3_tutorial_sac.flat import FlatParameters, rehome_optimizer
 from sb3_tutorial_sac.guard import NonFiniteError, TrainingGuard, check_observation, check_transition  # noqa: F401 (re-exported)
@@ -199,6 +200,10 @@ class TutorialSAC(OffPolicyAlgorithm):
     :param optimize_memory_usage: Enable a memory efficient variant of the replay buffer
     :param handle_timeout_termination: whether a time-limit truncation bootstraps (SB3's choice, ``True``)
         or ends the return like a terminal (tutorial: ``False``)
+    :param sample_with_replacement: how each minibatch is drawn from the replay buffer: without replacement,
+        ``batch_size`` distinct transitions (tutorial: ``random.sample(datas, 64)``, ``False``), or with replacement
+        (SB3's ``ReplayBuffer.sample``, ``True``). While the buffer holds fewer than ``batch_size`` transitions
+        (several envs, or short first episodes), minibatches are drawn with replacement, with a warning
     :param reward_shift: the tutorial normalises sampled rewards as ``(r + reward_shift) * reward_scale``
         (tutorial: 8.0); raw rewards are stored
     :param reward_scale: see ``reward_shift`` (tutorial: 1/8); ``reward_shift=0, reward_scale=1`` turns the
@@ -260,6 +265,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         replay_buffer_kwargs: dict[str, Any] | None = None,
         optimize_memory_usage: bool = False,
         handle_timeout_termination: bool = False,
+        sample_with_replacement: bool = False,
         reward_shift: float = 8.0,
         reward_scale: float = 1 / 8,
         ent_coef: str | float = "auto_0.01",
@@ -349,6 +355,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         self.critic_learning_rate = critic_learning_rate
         self.ent_coef_learning_rate = ent_coef_learning_rate
         self.handle_timeout_termination = handle_timeout_termination
+        self.sample_with_replacement = sample_with_replacement
         self.reward_shift = float(reward_shift)
         self.reward_scale = float(reward_scale)
         self.ent_coef = ent_coef
@@ -389,6 +396,10 @@ class TutorialSAC(OffPolicyAlgorithm):
 
     def _setup_model(self) -> None:
         super()._setup_model()
+        if not self.sample_with_replacement and self.replay_buffer is not None:
+            problem = distinct_sampling_problem(self.replay_buffer)
+            if problem is not None:
+                raise ValueError(problem)
         self._create_aliases()
         self.critic_lr_schedule = FloatSchedule(self.critic_learning_rate)
         self.ent_coef_lr_schedule = FloatSchedule(self.ent_coef_learning_rate)
@@ -551,14 +562,26 @@ class TutorialSAC(OffPolicyAlgorithm):
 
     def _sample_minibatches(self, gradient_steps: int, batch_size: int) -> ReplayBufferSamples | DictReplayBufferSamples:
         """
-        Draw the minibatches of all ``gradient_steps`` at once: one call to the replay buffer for
-        ``gradient_steps * batch_size`` transitions (the same distribution as that many calls of
-        ``batch_size``, at a fraction of the cost).
+        Draw the minibatches of all ``gradient_steps`` at once (:func:`~sb3_tutorial_sac.buffers.sample_minibatches`:
+        the same distribution as that many draws of ``batch_size``, at a fraction of the cost).
 
         :return: SB3 replay samples whose tensors have ``gradient_steps * batch_size`` rows, in step order
         """
         assert self.replay_buffer is not None
-        return self.replay_buffer.sample(gradient_steps * batch_size, env=self._vec_normalize_env)
+        # Tutorial rule: each minibatch is random.sample(datas, 64), distinct transitions (SB3: with replacement)
+        replacement = self.sample_with_replacement
+        if not replacement and stored_transitions(self.replay_buffer) < batch_size:
+            # where random.sample would fail, draw as SB3 does until the buffer holds a whole minibatch
+            if not getattr(self, "_warned_few_transitions", False):
+                warnings.warn(
+                    f"The replay buffer holds {stored_transitions(self.replay_buffer)} transitions, fewer than "
+                    f"batch_size={batch_size}: minibatches are drawn with replacement until it holds {batch_size} "
+                    "(raise learning_starts to train only on distinct transitions).",
+                    stacklevel=2,
+                )
+                self._warned_few_transitions = True
+            replacement = True
+        return sample_minibatches(self.replay_buffer, gradient_steps, batch_size, self._vec_normalize_env, replacement)
 
     @staticmethod
     def _split_steps(tensor_or_dict: PyTorchObs, gradient_steps: int) -> list:

@@ -263,3 +263,60 @@ def test_unsupported_buffer_class():
     ok = Subclass(1000, OBS, ACT, "cpu", handle_timeout_termination=False)
     ok.__dict__.update({k: v for k, v in filled(100).__dict__.items() if k != "device"})
     assert len(set(ids_of(sample_minibatches(ok, 1, 64)))) == 64
+
+
+# ------------------------------------------------------------------------------------- TutorialSAC's use of it
+
+
+def _minibatches_of(model, gradient_steps: int = 50):
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    model.learn(400)
+    return model._sample_minibatches(gradient_steps, model.batch_size)
+
+
+def test_tutorial_sac_draws_distinct_transitions_by_default():
+    from sb3_tutorial_sac import TutorialSAC
+
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, policy_kwargs=dict(net_arch=dict(pi=[8], qf=[8])))
+    assert model.sample_with_replacement is False
+    samples = _minibatches_of(model)
+    rows = th.cat([samples.observations, samples.actions, samples.rewards], dim=1).view(50, 64, -1)
+    for minibatch in rows:
+        assert len(th.unique(minibatch, dim=0)) == 64  # 400 stored: a repeat would be likely with replacement
+
+
+def test_sample_with_replacement_restores_sb3s_draw():
+    from sb3_tutorial_sac import TutorialSAC
+
+    model = TutorialSAC(
+        "MlpPolicy", "Pendulum-v1", seed=0, sample_with_replacement=True, policy_kwargs=dict(net_arch=dict(pi=[8], qf=[8]))
+    )
+    _minibatches_of(model, 1)
+    state = np.random.get_state()
+    ours = model._sample_minibatches(50, 64)
+    np.random.set_state(state)
+    expected = model.replay_buffer.sample(50 * 64)
+    for mine, theirs in zip(ours, expected):
+        if mine is not None:
+            assert th.equal(mine, theirs)
+    repeats = sum(len(th.unique(batch, dim=0)) < 64 for batch in ours.observations.view(50, 64, -1))
+    assert repeats > 10  # with replacement, minibatches of 64 from 400 transitions mostly repeat one
+
+
+def test_too_few_transitions_fall_back_to_replacement_with_a_warning():
+    from sb3_tutorial_sac import TutorialSAC
+
+    model = TutorialSAC("MlpPolicy", BoxTargetEnv(episode_length=20), seed=0, batch_size=64)
+    with pytest.warns(UserWarning, match="holds 20 transitions, fewer than batch_size=64"):
+        model.learn(100)
+    assert model._n_updates == 100
+
+
+def test_a_buffer_that_draws_its_own_samples_needs_the_switch():
+    from sb3_tutorial_sac import TutorialSAC
+
+    with pytest.raises(ValueError, match="not NStepReplayBuffer.*sample_with_replacement=True"):
+        TutorialSAC("MlpPolicy", "Pendulum-v1", replay_buffer_class=NStepReplayBuffer)
+    TutorialSAC("MlpPolicy", "Pendulum-v1", replay_buffer_class=NStepReplayBuffer, sample_with_replacement=True)
