@@ -4,6 +4,8 @@ Commands:
 
 * ``train``: train TutorialSAC (the tutorial's setup on Pendulum-v1 by default) with a progress bar,
   evaluate it over 10 deterministic and 10 stochastic episodes, save it and print a summary.
+* ``compare``: TutorialSAC against SB3's SAC (and other rl-zoo3 algorithms) over many seeds
+  (``sb3_tutorial_sac.compare``; the ``compare`` extra, imported only when the command runs).
 """
 
 import argparse
@@ -12,10 +14,16 @@ import pathlib
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-# Each command: (help, add its arguments, run it). Other modules add theirs to this table.
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+COMPARE_EXTRA = 'pip install "sb3-tutorial-sac[compare]"'
+
+
+class Command(NamedTuple):
+    """One command: its help line, and its own entry point (the arguments after the command's name, its prog)."""
+
+    help: str
+    main: Callable[[Sequence[str], str], int]
 
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,34 +93,41 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS["train"] = ("train TutorialSAC, evaluate it and save it", _add_train_arguments, _run_train)
+def _train(argv: Sequence[str], prog: str) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=COMMANDS["train"].help)
+    _add_train_arguments(parser)
+    return _run_train(parser.parse_args(argv))
 
 
-def _register_optional_commands() -> None:
-    """Commands that live in their own modules add themselves to COMMANDS when imported."""
-    import importlib
-
-    for module in ("sb3_tutorial_sac.compare",):
-        try:
-            importlib.import_module(module)
-        except ImportError as error:  # pragma: no cover - only without the module's optional dependencies
-            if error.name and not error.name.startswith("sb3_tutorial_sac"):
-                continue
-            if error.name == module:
-                continue
+def _compare(argv: Sequence[str], prog: str) -> int:
+    # Imported here: the compare extra (rl-zoo3, pandas, matplotlib, scipy) is needed by this command only
+    try:
+        from sb3_tutorial_sac.compare import cli as compare_cli
+    except ImportError as error:
+        if error.name is None or error.name.startswith("sb3_tutorial_sac"):
             raise
+        message = f"sb3-tutorial-sac compare needs the compare extra ({error.name} is missing): {COMPARE_EXTRA}"
+        raise SystemExit(message) from error
+    return compare_cli.main(argv, prog=prog)
+
+
+# The commands, by name. Each parses its own arguments, so a command's modules are imported only when it runs.
+COMMANDS: dict[str, Command] = {
+    "train": Command("train TutorialSAC, evaluate it and save it", _train),
+    "compare": Command("compare tutorial_sac with SB3's SAC (and other rl-zoo3 algorithms) over many seeds", _compare),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _register_optional_commands()
     parser = argparse.ArgumentParser(
         prog="sb3-tutorial-sac", description="The tutorial's SAC as a Stable-Baselines3 algorithm"
     )
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    for name, (help_text, add_arguments, _) in COMMANDS.items():
-        add_arguments(subparsers.add_parser(name, help=help_text, description=help_text))
-    args = parser.parse_args(argv)
-    return COMMANDS[args.command][2](args)
+    subparsers = parser.add_subparsers(dest="command", required=True, title="commands")
+    for name, command in COMMANDS.items():
+        # The command's own parser reads everything after its name (its --help included)
+        subparsers.add_parser(name, help=command.help, add_help=False)
+    args, rest = parser.parse_known_args(argv)
+    return COMMANDS[args.command].main(rest, f"{parser.prog} {args.command}")
 
 
 if __name__ == "__main__":  # pragma: no cover

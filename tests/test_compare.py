@@ -49,9 +49,10 @@ def _specs(log_folder: pathlib.Path, seeds=(0, 1), variants=None) -> list[cmp.Ru
 
 
 def _tables(markdown: str) -> list[list[str]]:
-    """Table rows of a report, without the timing columns (wall-clock varies from run to run)."""
+    """Table rows of a report, without the timing columns (train seconds to threshold, seconds per run, env steps
+    per second: wall-clock varies from run to run)."""
     rows = [line.split(" | ") for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
-    return [row[:7] + row[9:] for row in rows]
+    return [row[:7] + row[10:] for row in rows]
 
 
 def test_end_to_end_files(local_run: pathlib.Path) -> None:
@@ -66,6 +67,8 @@ def test_end_to_end_files(local_run: pathlib.Path) -> None:
                 assert data["results"].shape == data["results_stochastic"].shape == (2, 2)  # 2 evaluations x 2 episodes
                 # Pendulum's rewards are in [-16.3, 0]: raw returns of 200-step episodes, not normalised ones
                 assert (data["results"] < 0).all() and (data["results"] >= -16.3 * 200).all()
+                # training seconds (evaluations excluded) at each evaluation point
+                assert data["train_seconds"].shape == (2,) and 0 < data["train_seconds"][0] < data["train_seconds"][1]
             record = json.loads((run_dir / cmp.RUN_FILE).read_text())
             assert record["status"] == "ok" and record["env_steps"] == 400 and record["train_seconds"] > 0
     # The run used each algorithm's own zoo hyperparameters: SAC's learning rate from rl-zoo3's sac.yml
@@ -78,6 +81,7 @@ def test_end_to_end_files(local_run: pathlib.Path) -> None:
     with np.load(local_run / "sac/Pendulum-v1_1/evaluations.npz") as data:
         row = evaluations.query("algorithm == 'sac' and seed == 1 and timesteps == 400 and mode == 'stochastic'")
         assert row["return_mean"].item() == pytest.approx(data["results_stochastic"][1].mean())
+        assert row["train_seconds"].item() == pytest.approx(data["train_seconds"][1])
     runs = pd.read_csv(local_run / "compare_runs.csv")
     assert list(runs["status"]) == ["ok"] * 4
     assert (local_run / "compare_Pendulum-v1.png").stat().st_size > 10_000
@@ -157,8 +161,10 @@ def test_ray_backend_gives_the_same_report(local_run: pathlib.Path, tmp_path: pa
     assert list(runs["status"]) == ["ok"] * 4
     # The files came back from the Ray workers into the same layout, and the numbers are the local ones
     assert (tmp_path / "sac/Pendulum-v1_1/Pendulum-v1.zip").is_file()
+    # (but for the training seconds at each evaluation point, wall-clock)
     pd.testing.assert_frame_equal(
-        pd.read_csv(tmp_path / "compare_evaluations.csv"), pd.read_csv(local_run / "compare_evaluations.csv")
+        pd.read_csv(tmp_path / "compare_evaluations.csv").drop(columns="train_seconds"),
+        pd.read_csv(local_run / "compare_evaluations.csv").drop(columns="train_seconds"),
     )
     assert _tables(report) == _tables((local_run / "compare.md").read_text())
 
@@ -253,3 +259,115 @@ def test_ablation_variants_are_tutorial_sac_switches() -> None:
     for variant in cmp.ABLATION:
         assert variant.algo == "tutorial_sac"
         TutorialSAC("MlpPolicy", "Pendulum-v1", **variant.overrides)  # every switch is a constructor argument
+
+
+def _curves(curves: dict[str, list[list[tuple[int, float, float]]]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Evaluation and run tables from hand-written curves: per algorithm, per seed, ``(env steps, training seconds,
+    mean return)`` at each evaluation point (the same for both modes)."""
+    rows = [
+        dict(env="Pendulum-v1", algorithm=algorithm, seed=seed, timesteps=steps, train_seconds=seconds, mode=mode,
+             return_mean=value, return_std=0.0, episodes=1, returns=str(value))
+        for algorithm, seeds in curves.items()
+        for seed, points in enumerate(seeds)
+        for steps, seconds, value in points
+        for mode in cmp.MODES
+    ]  # fmt: skip
+    runs = pd.DataFrame(
+        [dict(env="Pendulum-v1", algorithm=algorithm, algo=algorithm, seed=seed, status="ok", error="", env_steps=200,
+              wall_seconds=10.0, train_seconds=5.0, eval_seconds=1.0, steps_per_second=40.0)
+         for algorithm, seeds in curves.items() for seed in range(len(seeds))]
+    )  # fmt: skip
+    return pd.DataFrame(rows), runs
+
+
+def test_headline_tutorial_sac_ends_higher_sac_reaches_in_fewer_steps() -> None:
+    evaluations, runs = _curves(
+        {
+            "tutorial_sac": [[(100, 1.0, -500.0), (200, 2.0, -150.0)], [(100, 1.0, -400.0), (200, 3.0, -160.0)]],
+            "sac": [[(100, 5.0, -180.0), (200, 10.0, -170.0)], [(100, 7.0, -190.0), (200, 14.0, -180.0)]],
+        }
+    )
+    assert cmp.headline(evaluations, runs, threshold=-200.0) == (
+        "With the deterministic policy, tutorial_sac ends higher than sac (final return, IQM over runs: -155.0 against "
+        "-175.0); sac reaches -200 in fewer env steps (median 100 against 200), tutorial_sac in fewer training seconds "
+        "(median 2.5 s against 6.0 s)."
+    )
+
+
+def test_headline_sac_ends_higher_and_reaches_sooner() -> None:
+    evaluations, runs = _curves(
+        {
+            "tutorial_sac": [[(1000, 1.0, -900.0), (2000, 3.0, -190.0)], [(1000, 1.0, -800.0), (2000, 3.0, -170.0)]],
+            "sac": [[(1000, 2.0, -150.0), (2000, 4.0, -120.0)], [(1000, 2.0, -160.0), (2000, 4.0, -140.0)]],
+        }
+    )
+    assert cmp.headline(evaluations, runs, threshold=-200.0) == (
+        "With the deterministic policy, sac ends higher than tutorial_sac (final return, IQM over runs: -130.0 against "
+        "-180.0); sac reaches -200 in fewer env steps (median 1,000 against 2,000) and in fewer training seconds "
+        "(median 2.0 s against 3.0 s)."
+    )
+    # Runs written before train_seconds was recorded: the sentence says so rather than guess
+    no_seconds = evaluations.assign(train_seconds=np.nan)
+    assert cmp.headline(no_seconds, runs, threshold=-200.0).endswith(
+        "sac reaches -200 in fewer env steps (median 1,000 against 2,000) (training seconds to it not recorded)."
+    )
+
+
+def test_headline_a_side_that_never_reaches_the_threshold(tmp_path: pathlib.Path) -> None:
+    evaluations, runs = _curves(
+        {
+            "tutorial_sac": [[(100, 1.0, -900.0), (200, 2.0, -800.0)], [(100, 1.0, -700.0), (200, 2.0, -150.0)]],
+            "sac": [[(100, 2.0, -400.0), (200, 4.0, -190.0)], [(100, 2.0, -300.0), (200, 4.0, -180.0)]],
+        }
+    )
+    # tutorial_sac reaches -200 in one run of two: not in more than half, its median is "not reached"
+    assert cmp.headline(evaluations, runs, threshold=-200.0) == (
+        "With the deterministic policy, sac ends higher than tutorial_sac (final return, IQM over runs: -185.0 against "
+        "-475.0); only sac reaches -200 in more than half of its runs (median 200 env steps, 4.0 training seconds; "
+        "tutorial_sac: 1 of 2 runs)."
+    )
+    assert cmp.headline(evaluations, runs, threshold=-100.0).endswith(
+        "; neither reaches -100 in more than half of its runs (tutorial_sac: 0 of 2 runs, sac: 0 of 2 runs)."
+    )
+    # In the report: the sentence under the task's heading, before the table; the seconds column beside the steps
+    markdown = cmp.write_report(evaluations, runs, tmp_path, "headline")
+    heading, sentence, table = (markdown.index(s) for s in ("## Pendulum-v1", "With the deterministic", "| algorithm"))
+    assert heading < sentence < table
+    assert "median train s to -200 (det. / stoch.) |" in markdown
+    assert "| not reached (1/2) / not reached (1/2) | not reached / not reached |" in markdown
+    assert "| 200 (2/2) / 200 (2/2) | 4.0 / 4.0 |" in markdown
+
+
+def test_collect_reads_train_seconds_from_npz(tmp_path: pathlib.Path) -> None:
+    # A run written with train_seconds and one written before they were recorded (NaN, never an error)
+    specs = _specs(tmp_path, seeds=(0,))
+    for spec, seconds in zip(specs, ([0.5, 1.25], None)):
+        spec.run_dir().mkdir(parents=True)
+        arrays = dict(timesteps=[200, 400], results=[[-900.0, -800.0], [-300.0, -100.0]],
+                      results_stochastic=[[-700.0, -700.0], [-200.0, -200.0]])  # fmt: skip
+        np.savez(spec.run_dir() / "evaluations.npz", **arrays, **({"train_seconds": seconds} if seconds else {}))
+    evaluations, runs = cmp.collect(specs, {spec.key: {"status": "ok"} for spec in specs})
+    assert list(evaluations.columns[:5]) == ["env", "algorithm", "seed", "timesteps", "train_seconds"]
+    with_seconds = evaluations[evaluations["algorithm"] == "tutorial_sac"]
+    assert list(with_seconds["train_seconds"]) == [0.5, 1.25, 0.5, 1.25]  # deterministic, then stochastic
+    assert list(with_seconds["return_mean"]) == [-850.0, -200.0, -700.0, -200.0]
+    assert evaluations.loc[evaluations["algorithm"] == "sac", "train_seconds"].isna().all()
+    # The report takes both: the seconds column and the seconds panels say what is missing, nothing fails
+    markdown = cmp.write_report(evaluations, runs, tmp_path, "seconds")
+    assert "| 400 (1/1) / 400 (1/1) | 1.2 / 1.2 |" in markdown  # tutorial_sac: -200 reached at 400 steps, 1.25 s
+    assert "| 400 (1/1) / 400 (1/1) | n/a / n/a |" in markdown  # sac: no train_seconds
+    assert "(training seconds to it not recorded)" in markdown
+    assert (tmp_path / "seconds_Pendulum-v1.png").stat().st_size > 10_000
+
+
+def test_cli_imports_compare_only_for_its_command() -> None:
+    # `train` and the help work without the compare extra; `compare` without it names the pip command
+    code = (
+        "import sys; sys.modules['pandas'] = None\n"
+        "from sb3_tutorial_sac import cli\n"
+        "assert not any(name.startswith('sb3_tutorial_sac.compare') for name in sys.modules)\n"
+        "cli.main(['compare', '--seeds', '1'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1, result.stderr
+    assert 'needs the compare extra (pandas is missing): pip install "sb3-tutorial-sac[compare]"' in result.stderr

@@ -1,0 +1,76 @@
+"""The ``compare`` command: ``sb3-tutorial-sac compare ...`` and ``python -m sb3_tutorial_sac.compare ...``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+from collections.abc import Sequence
+
+from sb3_tutorial_sac.cli import COMMANDS
+from sb3_tutorial_sac.compare.grid import compare
+from sb3_tutorial_sac.compare.specs import ABLATION, ABLATION_NOTE, Variant
+
+DESCRIPTION = COMMANDS["compare"].help
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command's options."""
+    parser.add_argument(
+        "--algos", nargs="+", default=["tutorial_sac", "sac"], help="rl-zoo3 algorithm keys (default: tutorial_sac sac)"
+    )
+    parser.add_argument("--envs", nargs="+", default=["Pendulum-v1"], help="environment ids (default: Pendulum-v1)")
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (default: 3)")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
+    parser.add_argument("--budget", type=int, default=0, help="env steps per run (default: 0 = the zoo's n_timesteps)")
+    parser.add_argument("--eval-freq", type=int, default=1000, help="evaluate every N env steps (default: 1000)")
+    parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation and mode (default: 10)")
+    parser.add_argument(
+        "--log-folder", type=pathlib.Path, default=pathlib.Path("logs/compare"), help="runs and report (default: logs/compare)"
+    )
+    parser.add_argument("--ablation", action="store_true", help="tutorial_sac with each quirk switched to SB3's choice")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local", help="where runs go (default: local)")
+    parser.add_argument("--jobs", type=int, default=max(1, min(2, os.cpu_count() or 1)), help="parallel local runs")
+    parser.add_argument("--address", default=None, help="Ray cluster address (e.g. ray://host:10001 or auto)")
+    parser.add_argument("--threshold", type=float, default=None, help="return threshold for all envs (default: per env)")
+    parser.add_argument("--no-progress", action="store_true", help="no live progress display")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: report the runs that have finished")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the grid the options describe, print the report; exit code 1 when a run failed."""
+    if args.seeds <= 0 or args.jobs <= 0 or args.eval_freq <= 0 or args.eval_episodes <= 0 or args.budget < 0:
+        raise SystemExit("--seeds, --jobs, --eval-freq and --eval-episodes must be positive, --budget >= 0")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.ablation:
+        variants, envs, name, notes = list(ABLATION), ["Pendulum-v1"], "ablation", [ABLATION_NOTE]
+    else:
+        variants, envs, name, notes = [Variant(a, a) for a in dict.fromkeys(args.algos)], args.envs, "compare", []
+    thresholds = dict.fromkeys(envs, args.threshold) if args.threshold is not None else None
+    report, runs = compare(
+        variants,
+        envs,
+        seeds,
+        args.budget,
+        args.eval_freq,
+        args.eval_episodes,
+        args.log_folder,
+        args.backend,
+        args.jobs,
+        args.address,
+        name,
+        progress=not args.no_progress,
+        thresholds=thresholds,
+        notes=notes,
+        report_only=args.report_only,
+    )
+    print(report)
+    print(f"Report, CSVs and plots in {args.log_folder}/{name}*")
+    return 1 if (runs["status"] == "failed").any() else 0
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m sb3_tutorial_sac.compare") -> int:
+    """Parse the command's options (``argv``, default ``sys.argv[1:]``) and run it."""
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

@@ -1,0 +1,243 @@
+"""One run: rl-zoo3's ``ExperimentManager`` with an evaluation callback that records both policy modes and the
+training seconds at each evaluation point, written in the zoo's layout; and the record that marks it finished."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import pathlib
+import shutil
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch as th
+import yaml
+from rl_zoo3.exp_manager import ExperimentManager
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
+
+from sb3_tutorial_sac.compare.specs import MODES, RUN_FILE, RunSpec
+from sb3_tutorial_sac.zoo import hyperparams_path, register
+
+# A run's record: its protocol, status ("ok", "failed", "missing"), error and timings (JSON, compare_run.json)
+Record = dict[str, Any]
+# A progress event: {"key": RunSpec.key, "event": "start" | "steps", "steps": env steps, "total": env steps}
+Event = dict[str, Any]
+Reporter = Callable[[Event], None]
+
+
+class DualEvalCallback(EvalCallback):
+    """SB3's ``EvalCallback`` with both policy modes: ``results`` (deterministic, rl-zoo3's key) and
+    ``results_stochastic`` in ``evaluations.npz``; also times itself so that training time excludes it, and
+    saves the training seconds at each evaluation point (``train_seconds``).
+
+    :param eval_env: the evaluation env (rl-zoo3's, seeded like the training env)
+    :param spec: the run (evaluation episodes and frequency)
+    :param run_dir: where ``evaluations.npz`` goes
+    :param n_envs: training envs (the frequency counts calls, one per step of all of them, as rl-zoo3)
+    """
+
+    def __init__(self, eval_env: VecEnv, spec: RunSpec, run_dir: pathlib.Path, n_envs: int) -> None:
+        super().__init__(
+            eval_env,
+            n_eval_episodes=spec.eval_episodes,
+            eval_freq=max(spec.eval_freq // n_envs, 1),  # per env step of each of n_envs, as rl-zoo3
+            log_path=str(run_dir),
+            deterministic=True,
+            verbose=0,
+        )
+        self.stochastic_results: list[list[float]] = []
+        self.stochastic_lengths: list[list[int]] = []
+        self.eval_seconds = 0.0
+        # training seconds (evaluations excluded) at each evaluation point, for curves against compute
+        self.train_seconds: list[float] = []
+        self._train_start = time.perf_counter()
+
+    def _on_training_start(self) -> None:
+        super()._on_training_start()
+        self._train_start = time.perf_counter()
+
+    def _evaluate(self) -> None:
+        start = time.perf_counter()
+        self.train_seconds.append(start - self._train_start - self.eval_seconds)
+        if self.model.get_vec_normalize_env() is not None:
+            sync_envs_normalization(self.training_env, self.eval_env)
+        runs: dict[str, tuple[list[float], list[int]]] = {}
+        for mode in MODES:
+            returns, lengths = evaluate_policy(
+                self.model,
+                self.eval_env,
+                n_eval_episodes=self.n_eval_episodes,
+                deterministic=mode == "deterministic",
+                return_episode_rewards=True,
+                warn=False,
+            )
+            assert isinstance(returns, list) and isinstance(lengths, list)  # return_episode_rewards=True
+            runs[mode] = returns, lengths
+        self.evaluations_timesteps.append(self.num_timesteps)
+        self.evaluations_results.append(runs["deterministic"][0])
+        self.evaluations_length.append(runs["deterministic"][1])
+        self.stochastic_results.append(runs["stochastic"][0])
+        self.stochastic_lengths.append(runs["stochastic"][1])
+        assert self.log_path is not None
+        np.savez(
+            self.log_path,
+            timesteps=self.evaluations_timesteps,
+            results=self.evaluations_results,
+            ep_lengths=self.evaluations_length,
+            results_stochastic=self.stochastic_results,
+            ep_lengths_stochastic=self.stochastic_lengths,
+            train_seconds=self.train_seconds,
+        )
+        for mode in MODES:
+            self.logger.record(f"eval/mean_reward_{mode}", float(np.mean(runs[mode][0])))
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(self.num_timesteps)
+        self.eval_seconds += time.perf_counter() - start
+
+    def _on_step(self) -> bool:
+        if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+            self._evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        # The last evaluation point is the end of training, whatever the budget's remainder
+        if not self.evaluations_timesteps or self.evaluations_timesteps[-1] != self.num_timesteps:
+            self._evaluate()
+
+
+class ProgressReport(BaseCallback):
+    """Sends ``{"key", "event": "steps", "steps"}`` to the progress display every ``every_seconds``."""
+
+    def __init__(self, report: Reporter | None, key: str, every_seconds: float = 0.5) -> None:
+        super().__init__()
+        self.report = report
+        self.key = key
+        self.every_seconds = every_seconds
+        self._last = 0.0
+
+    def _on_step(self) -> bool:
+        now = time.monotonic()
+        if self.report is not None and now - self._last >= self.every_seconds:
+            self._last = now
+            self.report({"key": self.key, "event": "steps", "steps": self.num_timesteps})
+        return True
+
+
+def train_one(spec: RunSpec, report: Reporter | None = None) -> Record:
+    """Train and evaluate one run with rl-zoo3's ``ExperimentManager``; write it to ``spec.run_dir()``.
+
+    Never raises for a failing run: the error and its traceback are returned (and written to ``error.txt``).
+
+    :param spec: the run
+    :param report: called with progress events (``{"key", "event", "steps"}``)
+    :return: the run's record (also written to ``compare_run.json`` when it finished)
+    """
+    run_dir = spec.run_dir()
+    if run_dir.exists():  # a partial or failed earlier attempt: start again from scratch
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    record: Record = {"protocol": spec.protocol(), "label": spec.variant.label, "status": "failed"}
+    start = time.perf_counter()
+    log = io.StringIO()
+    try:
+        # The zoo prints its hyperparameters and paths: keep that in the run folder, not on the progress display
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            record.update(_train_with_zoo(spec, run_dir, report))
+        record["status"] = "ok"
+    except Exception as error:  # a failing run is reported, the others go on
+        record["error"] = f"{type(error).__name__}: {error}"
+        record["traceback"] = traceback.format_exc()
+        (run_dir / "error.txt").write_text(record["traceback"])
+    record["wall_seconds"] = time.perf_counter() - start
+    (run_dir / "stdout.log").write_text(log.getvalue())
+    if record["status"] == "ok":
+        (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2, default=str))
+    return record
+
+
+def _train_with_zoo(spec: RunSpec, run_dir: pathlib.Path, report: Reporter | None) -> Record:
+    th.set_num_threads(spec.threads)
+    register()  # tutorial_sac into rl-zoo3's ALGOS
+    config, hyperparams_source = _zoo_config(spec, run_dir)
+    args = argparse.Namespace(**{k: v for k, v in spec.protocol().items() if k != "overrides"}, label=spec.variant.label)
+    manager = ExperimentManager(
+        args,
+        spec.variant.algo,
+        spec.env,
+        str(spec.variant.exp_folder(pathlib.Path(spec.log_folder))),
+        n_timesteps=spec.budget,
+        eval_freq=0,  # the zoo's own EvalCallback is replaced by the dual one below
+        hyperparams=dict(spec.variant.overrides),
+        seed=spec.seed,
+        log_interval=-1,  # the algorithm's default logging interval (rl-zoo3's command-line default)
+        verbose=0,
+        device=spec.device,
+        config=str(config),  # the zoo's <algo>.yml; the project's tutorial_sac.yml
+    )
+    # rl-zoo3 numbers runs 1, 2, ...; here the run id is the seed, so that finished runs can be found again
+    manager.save_path = str(run_dir)
+    manager.params_path = str(run_dir / spec.env)
+    setup = manager.setup_experiment()
+    assert setup is not None
+    model, _ = setup
+    eval_callback = DualEvalCallback(manager.create_envs(1, eval_env=True), spec, run_dir, manager.n_envs)
+    manager.callbacks += [eval_callback, ProgressReport(report, spec.key)]
+    if report is not None:
+        report({"key": spec.key, "event": "start", "steps": 0, "total": manager.n_timesteps})
+    start = time.perf_counter()
+    manager.learn(model)
+    learn_seconds = time.perf_counter() - start
+    if model.num_timesteps < manager.n_timesteps:  # rl-zoo3's learn() swallows KeyboardInterrupt: not a finished run
+        raise RuntimeError(f"training stopped at {model.num_timesteps} of {manager.n_timesteps} env steps (interrupted)")
+    manager.save_trained_model(model)
+    train_seconds = learn_seconds - eval_callback.eval_seconds
+    return {
+        "hyperparams": hyperparams_source,
+        "env_steps": int(model.num_timesteps),
+        "train_seconds": train_seconds,
+        "eval_seconds": eval_callback.eval_seconds,
+        "steps_per_second": model.num_timesteps / train_seconds,
+    }
+
+
+def _zoo_config(spec: RunSpec, run_dir: pathlib.Path) -> tuple[pathlib.Path, str]:
+    """The hyperparameters file of a run, and where its entry comes from.
+
+    rl-zoo3 has no entry for some algorithm and task pairs (SAC on the MuJoCo v5 tasks, e.g. InvertedPendulum-v5):
+    such a run uses the algorithm's own defaults (SB3's SAC defaults), written to ``<run_dir>/<algo>.yml``.
+    """
+    config = hyperparams_path(spec.variant.algo)
+    entries = yaml.safe_load(config.read_text()) or {}
+    if spec.env in entries or "default" in entries:
+        return config, f"rl-zoo3 {config.name}"
+    if spec.budget <= 0:
+        raise ValueError(f"{config} has no {spec.env} entry (and so no n_timesteps): give a budget")
+    fallback = run_dir / config.name
+    fallback.write_text(yaml.safe_dump({spec.env: {"policy": "MlpPolicy", "n_timesteps": spec.budget}}))
+    return fallback, f"{spec.variant.algo} defaults (no {spec.env} entry in rl-zoo3's {config.name})"
+
+
+def load_record(spec: RunSpec) -> Record | None:
+    """The record of a finished run with the same protocol, None when there is none.
+
+    :raises ValueError: a finished run with a different protocol is in the way (never overwritten silently)
+    """
+    path = spec.run_dir() / RUN_FILE
+    if not path.is_file():
+        return None
+    record: Record = json.loads(path.read_text())
+    if record.get("status") != "ok":
+        return None
+    if record["protocol"] != json.loads(json.dumps(spec.protocol())):
+        raise ValueError(
+            f"{spec.run_dir()} holds a finished run with another protocol ({record['protocol']}); "
+            "use another --log-folder or delete it"
+        )
+    return record
