@@ -1,6 +1,6 @@
 """The tutorial's gradient step, written once, and the engines that run it.
 
-:meth:`UpdateEngine.step` is the tutorial's update in its order (``SPEC.md``, "Order inside one gradient step"):
+:meth:`UpdateEngine.step` is the tutorial's update in its order (``docs/variant.md``, "One gradient step"):
 
 1. the target ``y = r' + 0.99 * (1 - over) * (min Q_targ(s', a') + alpha * H(s'))``, ``a'`` and ``H(s')`` drawn
    fresh from the actor (noise draw 1 of 2), with the actor and alpha as they were before this step;

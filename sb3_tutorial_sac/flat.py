@@ -106,6 +106,35 @@ def rehome_optimizer(optimizer: th.optim.Optimizer, old: Sequence[Sequence[th.Te
         group["params"] = [segment]
 
 
+def _adam_update(
+    param: th.Tensor,
+    grad: th.Tensor,
+    exp_avg: th.Tensor,
+    exp_avg_sq: th.Tensor,
+    denom: th.Tensor | None,
+    step: float,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+) -> None:
+    """
+    Adam's update of one tensor after its step count became ``step``: the operations of
+    ``torch.optim.adam._single_tensor_adam`` (non-capturable branch) in the same order, so the numbers are torch's.
+
+    :param denom: a buffer for the denominator (``None``: a new tensor)
+    """
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = bias_correction2**0.5
+    denom = exp_avg_sq.sqrt() if denom is None else th.sqrt(exp_avg_sq, out=denom)
+    denom.div_(bias_correction2_sqrt).add_(eps)
+    param.addcdiv_(exp_avg, denom, value=-step_size)
+
+
 def _is_plain_adam(optimizer: th.optim.Optimizer) -> bool:
     """Whether ``optimizer`` is a ``torch.optim.Adam`` with the options whose update :func:`adam_step` writes out."""
     if type(optimizer) is not th.optim.Adam:
@@ -165,17 +194,9 @@ def adam_step(optimizer: th.optim.Optimizer) -> None:
                 param_state = state[param]
                 if len(param_state) == 0:
                     init_adam_state(param_state, param)
-                step_t, exp_avg, exp_avg_sq = param_state["step"], param_state["exp_avg"], param_state["exp_avg_sq"]
-                step_t += 1
-                exp_avg.lerp_(grad, 1 - beta1)
-                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                step = step_t.item()
-                bias_correction1 = 1 - beta1**step
-                bias_correction2 = 1 - beta2**step
-                step_size = lr / bias_correction1
-                bias_correction2_sqrt = bias_correction2**0.5
-                denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
-                param.addcdiv_(exp_avg, denom, value=-step_size)
+                param_state["step"] += 1
+                _adam_update(param, grad, param_state["exp_avg"], param_state["exp_avg_sq"], None,
+                             param_state["step"].item(), lr, beta1, beta2, eps)  # fmt: skip
 
 
 class FlatAdam:
@@ -250,14 +271,5 @@ class FlatAdam:
         exp_avg, exp_avg_sq, denom = self._exp_avg, self._exp_avg_sq, self._denom
         for state in self._states:
             state["step"] += 1
-        step = self._states[0]["step"].item()
         with th.no_grad():
-            exp_avg.lerp_(grad, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            bias_correction1 = 1 - beta1**step
-            bias_correction2 = 1 - beta2**step
-            step_size = lr / bias_correction1
-            bias_correction2_sqrt = bias_correction2**0.5
-            th.sqrt(exp_avg_sq, out=denom)
-            denom.div_(bias_correction2_sqrt).add_(eps)
-            param.addcdiv_(exp_avg, denom, value=-step_size)
+            _adam_update(param, grad, exp_avg, exp_avg_sq, denom, self._states[0]["step"].item(), lr, beta1, beta2, eps)

@@ -1,4 +1,4 @@
-"""Actor, critic and policy of the tutorial's SAC variant (see ``SPEC.md``, "Networks").
+"""Actor, critic and policy of the tutorial's SAC variant (see ``docs/variant.md``, "Networks").
 
 The differences from :mod:`stable_baselines3.sac.policies` are all in the actor and in how actions are
 scaled:

@@ -1,7 +1,7 @@
 """TutorialSAC: the SAC variant of the Pendulum-v1 notebook tutorial as a Stable-Baselines3 algorithm.
 
 Read side by side with ``stable_baselines3/sac/sac.py``: every line that differs from SB3's SAC carries a
-comment naming the tutorial rule (``SPEC.md``) it implements.
+comment naming the tutorial rule it implements (``docs/variant.md`` in the repository states them all).
 """
 
 import contextlib
@@ -169,7 +169,7 @@ def _parse_ent_coef(ent_coef: str | float) -> tuple[bool, float]:
 
 class TutorialSAC(OffPolicyAlgorithm):
     """
-    Soft Actor-Critic exactly as the Pendulum-v1 notebook tutorial writes it (``SPEC.md``), inside SB3.
+    Soft Actor-Critic exactly as the Pendulum-v1 notebook tutorial writes it (``docs/variant.md``), inside SB3.
 
     With its defaults, ``TutorialSAC("MlpPolicy", "Pendulum-v1").learn(20_000)`` is the tutorial: reward
     normalisation ``(r + 8) / 8``, ``log(alpha)`` learned from ``log(0.01)`` with the alpha-scaled loss,

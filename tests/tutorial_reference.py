@@ -1,4 +1,4 @@
-"""A transcription of the tutorial's update (../shared/seed/, SPEC.md), independent of the package.
+"""A transcription of the tutorial's update (../shared/seed/, docs/variant.md), independent of the package.
 
 Written from the notebook as it is: the same modules, parameter names, formulas, operation order,
 optimisers and noise draws. Only the hard-coded sizes (3 observations, 1 action, the x2 scale) are
