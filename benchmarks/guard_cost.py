@@ -9,17 +9,18 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.logger import configure
 from sb3_tutorial_sac import TutorialSAC
+from sb3_tutorial_sac.guard import check_transition
 
 th.set_num_threads(1)
 model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, device="cpu")
 model.learn(2000)
 model.set_logger(configure(None, [""]))
-real_snapshot = model._training_snapshot
+real_snapshot = model._guard.snapshot
 
 
 def guard(on: bool):
     model.check_finite = on
-    model._training_snapshot = real_snapshot if on else (lambda: {"tensors": [], "optimizers": []})
+    model._guard.snapshot = real_snapshot if on else (lambda: {"tensors": [], "optimizers": []})
 
 
 times = {True: [], False: []}
@@ -35,13 +36,13 @@ print(f"train(): {1e6 * on:.0f} us/gradient step with the guard, {1e6 * off:.0f}
 n = 2000
 start = time.perf_counter()
 for _ in range(n):
-    snapshot = model._training_snapshot()
+    snapshot = model._guard.snapshot()
 snap = (time.perf_counter() - start) / n
 values = np.zeros((200, 6), np.float32)
 names = ["critic1_loss", "critic2_loss", "actor_loss", "ent_coef_loss", "entropy", "ent_coef"]
 start = time.perf_counter()
 for _ in range(n):
-    model._check_train_finite(values, names, snapshot)
+    model._guard.check(values, names)
 check = (time.perf_counter() - start) / n
 print(
     f"per train() call: snapshot {1e6 * snap:.0f} us, end check {1e6 * check:.0f} us "
@@ -51,5 +52,5 @@ obs, reward, dones = np.zeros((1, 3), np.float32), np.zeros(1, np.float32), np.z
 infos = [{}]
 start = time.perf_counter()
 for _ in range(20000):
-    model._check_transition(obs, reward, dones, infos)
+    check_transition(model, obs, reward, dones, infos)
 print(f"per env step: transition check {1e6 * (time.perf_counter() - start) / 20000:.1f} us")

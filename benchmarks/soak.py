@@ -76,7 +76,7 @@ def main() -> None:
     model.learn(args.steps, callback=watch)
     elapsed = time.perf_counter() - watch.start
 
-    tensors = {name: t for name, t in model._guarded_tensors().items()}
+    tensors = model._guard.tensors()
     non_finite_tensors = [name for name, t in tensors.items() if not bool(th.isfinite(t).all())]
     buffer = model.replay_buffer
     non_finite_buffer = [
