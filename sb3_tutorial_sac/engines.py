@@ -39,7 +39,8 @@ from torch.nn import functional as F
 
 from sb3_tutorial_sac.flat import FlatAdam, adam_step, init_adam_states
 from sb3_tutorial_sac.manual import ManualUpdate
-from sb3_tutorial_sac.policies import actor_loss_of, functional_forward, sample_action_entropy
+from sb3_tutorial_sac import losses
+from sb3_tutorial_sac.policies import functional_forward, sample_action_entropy
 
 if TYPE_CHECKING:
     from stable_baselines3.common.type_aliases import PyTorchObs
@@ -57,33 +58,6 @@ class Minibatch(NamedTuple):
     rewards: th.Tensor
     # gamma * (1 - over): 0.99 or exactly 0, so the target rounds exactly as the tutorial's
     discounts: th.Tensor
-
-
-def tutorial_target(
-    rewards: th.Tensor, discounts: th.Tensor, next_q: th.Tensor, ent_coef: th.Tensor, next_entropy: th.Tensor
-) -> th.Tensor:
-    """Tutorial rule: ``y = r' + 0.99 * (1 - over) * (min Q_targ + alpha * H(s'))``, ``H`` the tutorial's term."""
-    return rewards + discounts * (next_q + ent_coef * next_entropy)
-
-
-def temperature_loss(
-    entropy: th.Tensor, log_ent_coef: th.Tensor, target_entropy: float, form: str, alpha: th.Tensor | None = None
-) -> th.Tensor:
-    """
-    The temperature loss.
-
-    :param entropy: ``H`` of the actor step (no gradient), ``[batch, 1]``
-    :param log_ent_coef: log-alpha
-    :param target_entropy: the target entropy (tutorial: -1, i.e. ``-dim(A)``)
-    :param form: ``"tutorial"`` or ``"sb3"``
-    :param alpha: ``exp(log_alpha)`` if already at hand without gradient (the written-out backward pass)
-    """
-    excess = entropy - target_entropy
-    if form == "tutorial":
-        # Tutorial rule: mean((H + 1) * exp(log_alpha)), the gradient scaled by alpha
-        return (excess * (log_ent_coef.exp() if alpha is None else alpha)).mean()
-    # SB3: -mean(log_alpha * (log_prob + target_entropy)), with log_prob = -H
-    return (log_ent_coef * excess).mean()
 
 
 class UpdateEngine:
@@ -138,7 +112,7 @@ class UpdateEngine:
             next_actions, next_entropy = sample_action_entropy(*self.actor_dist_params(next_obs), self.entropy_term)
             # Tutorial rule: the critics see actions in the env's units (a * 2 on Pendulum)
             next_q = reduce(th.minimum, self.target_q_values(next_obs, self.to_env_units(next_actions)))
-            target_q = tutorial_target(batch.rewards, batch.discounts, next_q, ent_coef, next_entropy)
+            target_q = losses.tutorial_target(batch.rewards, batch.discounts, next_q, ent_coef, next_entropy)
 
         # 2. Critic steps. Tutorial rule: each critic has its own MSE loss and its own Adam (lr 3e-3); the parameter
         # groups of critic.optimizer are those two Adams (SB3: one Adam on 0.5 * (mse_1 + mse_2))
@@ -220,17 +194,17 @@ class ReferenceEngine(UpdateEngine):
     def actor_grads(self, obs: PyTorchObs, ent_coef: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         actions_pi, entropy = sample_action_entropy(*self.actor_dist_params(obs), self.entropy_term)
         min_qf_pi = reduce(th.minimum, self.q_values(obs, self.to_env_units(actions_pi)))
-        actor_loss = actor_loss_of(ent_coef, entropy, min_qf_pi)
+        loss = losses.actor_loss(ent_coef, entropy, min_qf_pi)
         self.model._actor_flat.zero_grad()
         # Gradients for the actor only: the tutorial's backward also fills the critics' and alpha's .grad, which
         # their next zero_grad() discards before use
-        actor_loss.backward(inputs=self.actor_params)
-        return actor_loss, entropy.detach()
+        loss.backward(inputs=self.actor_params)
+        return loss, entropy.detach()
 
     def temperature_grads(self, entropy: th.Tensor, ent_coef: th.Tensor) -> th.Tensor:
         log_ent_coef = self.model.log_ent_coef
         assert log_ent_coef is not None
-        loss = temperature_loss(entropy, log_ent_coef, self.target_entropy, self.ent_coef_loss)
+        loss = losses.temperature_loss(entropy, log_ent_coef, self.target_entropy, self.ent_coef_loss)
         log_ent_coef.grad = None  # what zero_grad() does
         loss.backward()
         return loss

@@ -24,7 +24,8 @@ import torch as th
 import torch.nn.functional as F
 from torch import nn
 
-from sb3_tutorial_sac.policies import TutorialActor, actor_loss_of, sample_action_entropy
+from sb3_tutorial_sac import losses
+from sb3_tutorial_sac.policies import TutorialActor, sample_action_entropy
 
 _threshold_backward = th.ops.aten.threshold_backward
 _tanh_backward = th.ops.aten.tanh_backward
@@ -237,7 +238,7 @@ class ManualUpdate:
         q_values = [outputs[-1] for outputs in critic_outputs]
         min_q = th.minimum(q_values[0], q_values[1]) if len(q_values) == 2 else q_values[0]
         neg_ent_coef = -ent_coef
-        actor_loss = actor_loss_of(ent_coef, entropy, min_q)
+        actor_loss = losses.actor_loss(ent_coef, entropy, min_q)
 
         # Backward, in autograd's formulas. MeanBackward: grad / N; SubBackward: +grad, -grad
         grad_mean, grad_min_q, half_grad_min_q = self._mean_grads(entropy)
@@ -310,10 +311,8 @@ class ManualUpdate:
         if form == "tutorial":
             if alpha is None:
                 alpha = log_ent_coef.exp()
-            loss = (excess * alpha).mean()
             grad = grad * alpha  # ExpBackward: grad * exp(log_alpha)
-        else:
-            loss = (log_ent_coef * excess).mean()
+        loss = losses.temperature_loss(entropy, log_ent_coef, target_entropy, form, alpha)
         if log_ent_coef.grad is not None and log_ent_coef.grad.shape == grad.shape:
             log_ent_coef.grad.copy_(grad)  # keeps the .grad made outside inference mode (train())
         else:

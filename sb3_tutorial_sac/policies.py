@@ -78,11 +78,6 @@ def sample_action_entropy(
     return action, entropy
 
 
-def actor_loss_of(ent_coef: th.Tensor, entropy: th.Tensor, min_q: th.Tensor) -> th.Tensor:
-    """Tutorial rule: the actor loss ``mean(-alpha * H(s) - min(Q1, Q2)(s, a))``."""
-    return (-ent_coef * entropy - min_q).mean()
-
-
 def _layer_call(layer: nn.Module) -> tuple[Any, ...]:
     """
     ``(function, *args)`` such that ``function(x, *args)`` is ``layer(x)``: ``F.linear``, ``F.relu`` and
