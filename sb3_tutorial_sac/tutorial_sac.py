@@ -536,14 +536,12 @@ class TutorialSAC(OffPolicyAlgorithm):
             # Tutorial rule: one whole episode per rollout. SB3 cannot collect whole episodes from several
             # envs at once, so with n_envs > 1 each rollout is one step of every env (and, with
             # gradient_steps=-1, as many gradient steps as transitions: the tutorial's ratio).
-            if not getattr(self, "_warned_multi_env_episode", False):
-                warnings.warn(
-                    f"train_freq={tuple(train_freq)} collects whole episodes, which SB3 supports only with one env; "
-                    f"with n_envs={env.num_envs} TutorialSAC trains after every step of all envs instead "
-                    "(train_freq=(1, 'step')).",
-                    stacklevel=2,
-                )
-                self._warned_multi_env_episode = True
+            self._warn_once(
+                "multi_env_episode",
+                f"train_freq={tuple(train_freq)} collects whole episodes, which SB3 supports only with one env; "
+                f"with n_envs={env.num_envs} TutorialSAC trains after every step of all envs instead "
+                "(train_freq=(1, 'step')).",
+            )
             train_freq = TrainFreq(1, TrainFrequencyUnit.STEP)
         try:
             return super().collect_rollouts(
@@ -560,6 +558,13 @@ class TutorialSAC(OffPolicyAlgorithm):
                 replay_buffer.dones[(replay_buffer.pos - 1) % replay_buffer.buffer_size] = True
             raise
 
+    def _warn_once(self, key: str, message: str) -> None:
+        """Warn the first time ``key`` comes up for this model."""
+        warned = self.__dict__.setdefault("_warned", set())
+        if key not in warned:
+            warned.add(key)
+            warnings.warn(message, stacklevel=3)
+
     def _sample_minibatches(self, gradient_steps: int, batch_size: int) -> ReplayBufferSamples | DictReplayBufferSamples:
         """
         Draw the minibatches of all ``gradient_steps`` at once (:func:`~sb3_tutorial_sac.buffers.sample_minibatches`:
@@ -572,14 +577,12 @@ class TutorialSAC(OffPolicyAlgorithm):
         replacement = self.sample_with_replacement
         if not replacement and stored_transitions(self.replay_buffer) < batch_size:
             # where random.sample would fail, draw as SB3 does until the buffer holds a whole minibatch
-            if not getattr(self, "_warned_few_transitions", False):
-                warnings.warn(
-                    f"The replay buffer holds {stored_transitions(self.replay_buffer)} transitions, fewer than "
-                    f"batch_size={batch_size}: minibatches are drawn with replacement until it holds {batch_size} "
-                    "(raise learning_starts to train only on distinct transitions).",
-                    stacklevel=2,
-                )
-                self._warned_few_transitions = True
+            self._warn_once(
+                "few_transitions",
+                f"The replay buffer holds {stored_transitions(self.replay_buffer)} transitions, fewer than "
+                f"batch_size={batch_size}: minibatches are drawn with replacement until it holds {batch_size} "
+                "(raise learning_starts to train only on distinct transitions).",
+            )
             replacement = True
         return sample_minibatches(self.replay_buffer, gradient_steps, batch_size, self._vec_normalize_env, replacement)
 
@@ -701,6 +704,7 @@ class TutorialSAC(OffPolicyAlgorithm):
             "critic",
             "critic_target",
             "_engine",
+            "_warned",
             "_guard",
             "_actor_flat",
             "_critic_flat",
