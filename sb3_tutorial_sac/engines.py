@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch.nn import functional as F
 
@@ -319,7 +320,7 @@ def _probe_difference(model: TutorialSAC, fast: FastEngine, reference: Reference
     device = model.device
     generator = th.Generator().manual_seed(0)
     obs_dim = model.observation_space.shape[0]  # type: ignore[index]
-    act_dim = model.actor.mu.out_features if hasattr(model.actor.mu, "out_features") else model.action_space.shape[0]
+    act_dim = get_action_dim(model.action_space)
     obs = th.randn(16, obs_dim, generator=generator).to(device)
     actions = model.policy.to_env_units((th.rand(16, act_dim, generator=generator) * 2 - 1).to(device))
     target_q = th.randn(16, 1, generator=generator).to(device)
