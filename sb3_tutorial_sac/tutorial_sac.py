@@ -4,17 +4,11 @@ Read side by side with ``stable_baselines3/sac/sac.py``: every line that differs
 comment naming the tutorial rule it implements (``docs/variant.md`` in the repository states them all).
 """
 
-import contextlib
-import copy
 import io
 import math
-import os
 import pathlib
-import random
-import uuid
 import warnings
-import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
@@ -26,7 +20,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.save_util import load_from_zip_file, recursive_getattr
 from stable_baselines3.common.type_aliases import (
     GymEnv,
     MaybeCallback,
@@ -42,6 +35,7 @@ from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_tutorial_sac import persistence
 from sb3_tutorial_sac.buffers import distinct_sampling_problem, sample_minibatches, stored_transitions
 from sb3_tutorial_sac.engines import ENGINE_NAMES, Minibatch, make_engine
 from sb3_tutorial_sac.flat import FlatParameters, rehome_optimizer
@@ -63,64 +57,6 @@ ENT_COEF_LOSSES: tuple[str, ...] = ("tutorial", "sb3")
 
 # Per-step statistics kept by ``train()`` in ``last_train_stats``, after one ``critic<i>_loss`` per critic
 TRAIN_STATS: tuple[str, ...] = ("actor_loss", "ent_coef_loss", "entropy", "ent_coef")
-
-
-def _atomic_write(path: str | pathlib.Path, suffix: str, write: Callable[[io.BufferedIOBase], None]) -> None:
-    """
-    Write a file through a temporary file in the same directory, renamed over ``path`` only once complete
-    (``os.replace`` is atomic on POSIX and Windows): an interrupted or failed write leaves the old file as it was.
-
-    :param path: destination; as in SB3's ``open_path``, ``.<suffix>`` is added when it has no suffix
-    :param suffix: the default suffix (``"zip"``, ``"pkl"``)
-    :param write: writes the content to the open binary file it is given (and may close it)
-    """
-    path = pathlib.Path(path)
-    if path.suffix == "" and suffix:
-        path = pathlib.Path(f"{path}.{suffix}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            write(file)  # type: ignore[arg-type]
-        # flush to disk before the rename, so that a crash cannot leave a renamed but empty file
-        descriptor = os.open(temporary, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
-
-
-def _optimizer_state_problems(name: str, optimizer: th.optim.Optimizer, given: dict[str, Any]) -> list[str]:
-    """
-    What keeps ``given`` (an optimiser ``state_dict()``) from fitting ``optimizer``: group counts, parameter counts,
-    per-element state shapes. (``torch``'s ``load_state_dict`` checks only the counts; with TutorialSAC's flat
-    buffers, one tensor per group, a state of the wrong size would load and fail at the next step.)
-    """
-    groups = given.get("param_groups")
-    states = given.get("state")
-    if not isinstance(groups, list) or not isinstance(states, dict):
-        return [f"{name}: not an optimizer state dict (no param_groups / state)"]
-    if len(groups) != len(optimizer.param_groups):
-        return [f"{name}: {len(groups)} parameter groups given, {len(optimizer.param_groups)} in this model"]
-    problems = []
-    for index, (group, own_group) in enumerate(zip(groups, optimizer.param_groups)):
-        if len(group.get("params", ())) != len(own_group["params"]):
-            given_count, own_count = len(group.get("params", ())), len(own_group["params"])
-            problems.append(f"{name} group {index}: {given_count} tensors given, {own_count} in this model")
-            continue
-        for key, param in zip(group["params"], own_group["params"]):
-            for state_key, value in states.get(key, {}).items():
-                if isinstance(value, th.Tensor) and value.dim() > 0 and value.shape != param.shape:
-                    problems.append(
-                        f"{name} group {index} state {state_key}: shape {tuple(value.shape)} given, "
-                        f"{tuple(param.shape)} in this model"
-                    )
-    return problems
 
 
 def _check_positive_lr(name: str, value: float | Schedule) -> None:
@@ -698,34 +634,14 @@ class TutorialSAC(OffPolicyAlgorithm):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        return [
-            *super()._excluded_save_params(),
-            "actor",
-            "critic",
-            "critic_target",
-            "_engine",
-            "_warned",
-            "_guard",
-            "_actor_flat",
-            "_critic_flat",
-            "_critic_target_flat",
-            "_soft_update_online",
-            "_soft_update_target",
-            "critic_lr_schedule",
-            "ent_coef_lr_schedule",
-            "last_train_stats",
-        ]
+        """
+        Every attribute :meth:`save` leaves out: all but its allow-list (the constructor's arguments, SB3's counters,
+        spaces and policy class, see :mod:`sb3_tutorial_sac.persistence`); ``_setup_model`` rebuilds them on load.
+        """
+        return persistence.excluded_save_params(self)
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        # Tutorial rule: four optimiser states (actor, critic 1, critic 2, alpha); the two critics' Adams are
-        # the two parameter groups of critic.optimizer
-        state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]
-        if self.ent_coef_optimizer is not None:
-            saved_pytorch_variables = ["log_ent_coef"]
-            state_dicts.append("ent_coef_optimizer")
-        else:
-            saved_pytorch_variables = ["ent_coef_tensor"]
-        return state_dicts, saved_pytorch_variables
+        return persistence.torch_save_params(self)
 
     @classmethod
     def load(  # type: ignore[override]
@@ -736,59 +652,37 @@ class TutorialSAC(OffPolicyAlgorithm):
         custom_objects: dict[str, Any] | None = None,
         print_system_info: bool = False,
         force_reset: bool = True,
+        *,
+        trusted: bool = False,
         **kwargs: Any,
     ) -> SelfTutorialSAC:
         """
-        Load a TutorialSAC model from a zip file (see :meth:`stable_baselines3.common.base_class.BaseAlgorithm.load`).
+        Load a TutorialSAC model from a zip file written by :meth:`save` (see
+        :meth:`stable_baselines3.common.base_class.BaseAlgorithm.load`).
+
+        Not in SB3: loading runs no code from the file. Its ``data`` is read as JSON (spaces, schedules, classes and
+        action noise rebuilt from plain descriptions, classes only from torch, SB3 and this package), its tensors with
+        ``torch.load(weights_only=True)``. A file that would need unpickling (saved with ``include=["env"]`` or
+        another field that is not data, an older TutorialSAC save, SB3's own format) raises a ``ValueError`` naming
+        the fields, unless ``trusted=True``: then its pickled fields are unpickled (SB3's loader reads SB3's
+        format). ``custom_objects`` replace the file's entries of the same name, as in SB3, and need no unpickling.
 
         A file that is not a readable zip (truncated, corrupt) or that another algorithm saved raises a
         ``ValueError`` naming the file; since ``load`` builds a new model, nothing is half loaded.
 
-        Not in SB3: the global random generators (torch, NumPy, Python, CUDA) and the action space's are put back
-        as :meth:`save` found them (SB3 re-seeds them with the model's ``seed``, which replays the random
-        stream of the start of training). With a file saved with ``include=["env"]`` and no ``env`` argument,
-        the saved VecEnv is used and its current observation kept: ``learn(n, reset_num_timesteps=False)``
-        then continues exactly as the uninterrupted run would (after ``load_replay_buffer``). What a resume
-        cannot keep: the state of an env that cannot be pickled (pass a new env: the episode in progress
-        restarts from a reset, as in SB3), and with learning-rate schedules the progress of the first
-        ``learn(k)`` was measured against ``k`` (SB3's convention), so only constant rates resume exactly.
+        Also not in SB3: the global random generators (torch, NumPy, Python, CUDA) and the action space's are put
+        back as :meth:`save` found them (SB3 re-seeds them with the model's ``seed``, which replays the random
+        stream of the start of training). With a file saved with ``include=["env"]`` (``trusted=True``) and no
+        ``env`` argument, the saved VecEnv is used and its current observation kept: ``learn(n,
+        reset_num_timesteps=False)`` then continues exactly as the uninterrupted run would (after
+        ``load_replay_buffer``). What a resume cannot keep: the state of an env that cannot be pickled (pass a new
+        env: the episode in progress restarts from a reset, as in SB3), and with learning-rate schedules the
+        progress of the first ``learn(k)`` was measured against ``k`` (SB3's convention), so only constant rates
+        resume exactly.
+
+        :param trusted: unpickle what the file holds pickled (run code from it): only for files you trust
         """
-        start = path.tell() if isinstance(path, io.IOBase) else None
-        try:
-            data, params, _ = load_from_zip_file(path, device="cpu", custom_objects=custom_objects)
-        except (zipfile.BadZipFile, EOFError, KeyError, RuntimeError, ValueError, OSError) as error:
-            raise ValueError(f"{path!r} is not a readable TutorialSAC save (truncated or corrupt file?): {error}") from error
-        missing = [name for name in ("data", "policy") if name not in ({"data"} if data else set()) | set(params)]
-        if missing:
-            raise ValueError(
-                f"{path!r} is not a readable TutorialSAC save (truncated or corrupt file?): it holds no {missing}"
-            )
-        assert data is not None
-        policy_class = data.get("policy_class")
-        if not (isinstance(policy_class, type) and issubclass(policy_class, TutorialSACPolicy)):
-            name = getattr(policy_class, "__name__", policy_class)
-            raise ValueError(
-                f"{path!r} was not saved by TutorialSAC: its policy class is {name}, not a TutorialSACPolicy. "
-                "Load it with the algorithm that saved it."
-            )
-        if start is not None:
-            path.seek(start)  # type: ignore[union-attr]
-        try:
-            model = super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
-        except (zipfile.BadZipFile, EOFError, RuntimeError) as error:
-            raise ValueError(f"{path!r} is not a readable TutorialSAC save (truncated or corrupt file?): {error}") from error
-        except KeyError as error:
-            # SB3's load retries a failed set_parameters as an old DQN file and fails on its missing key: report
-            # our own error (set_parameters' ValueError) instead
-            if isinstance(error.__context__, ValueError):
-                raise ValueError(f"{path!r} does not fit a TutorialSAC model: {error.__context__}") from error.__context__
-            raise
-        # Not in SB3 (whose load re-seeds the global generators with `seed`): continue the random streams where
-        # the save left them, so that learn() after load draws what it would have drawn without the save
-        rng_state = model.__dict__.pop("_rng_state", None)
-        if rng_state is not None:
-            model._set_rng_state(rng_state)
-        return model
+        return persistence.load_model(cls, path, env, device, custom_objects, print_system_info, force_reset, trusted, kwargs)
 
     def save(
         self,
@@ -797,11 +691,19 @@ class TutorialSAC(OffPolicyAlgorithm):
         include: Iterable[str] | None = None,
     ) -> None:
         """
-        Save all the attributes of the object and the model parameters in a zip-file
+        Save the model's hyperparameters, state and parameters in a zip file that holds data only
         (see :meth:`stable_baselines3.common.base_class.BaseAlgorithm.save`).
 
-        Differences from SB3, for reliable checkpoints and exact resumes:
+        Differences from SB3, for safe files, reliable checkpoints and exact resumes:
 
+        * an allow-list, not SB3's exclude-list: ``data`` is plain JSON of the constructor's arguments, SB3's
+          counters (``num_timesteps``, ``_n_updates``, ``_episode_num``, ...), the spaces and the policy class;
+          the networks, the optimiser states and log-alpha are ``*.pth`` tensors. ``exclude`` leaves some out
+          (they take their defaults on load), ``include`` adds attributes;
+        * what is not data is pickled only when ``include`` names it, and such a file loads only with
+          ``TutorialSAC.load(path, trusted=True)``; otherwise a learning-rate schedule function is saved as its
+          current value (with a warning) and another value that is not data (a custom class, say) raises a
+          ``ValueError`` naming it;
         * a path is written through a temporary file in the same directory, renamed over ``path`` only once
           complete: a save interrupted half-way (``KeyboardInterrupt``, full disk) leaves the previous file intact;
         * the file also holds the state of the random generators training draws from (torch's, NumPy's and
@@ -809,62 +711,49 @@ class TutorialSAC(OffPolicyAlgorithm):
           warm-up), under ``_rng_state``; :meth:`load` puts them back. ``exclude=["_rng_state"]`` leaves it out.
 
         An exact resume (the same parameters as one uninterrupted ``learn``) also needs the environment's state
-        and the replay buffer: ``model.save(path, include=["env"])`` pickles the VecEnv into the file (SB3's own
-        mechanism; it needs a picklable env, e.g. a ``DummyVecEnv``, not a ``SubprocVecEnv``), and
-        ``save_replay_buffer`` the buffer. Then ``TutorialSAC.load(path)`` (no ``env`` argument: the saved one
-        is used and its current observation kept), ``load_replay_buffer`` and
-        ``learn(n, reset_num_timesteps=False)`` continue exactly.
+        and the replay buffer: ``model.save(path, include=["env"])`` pickles the VecEnv into the file (it needs a
+        picklable env, e.g. a ``DummyVecEnv``, not a ``SubprocVecEnv``), and ``save_replay_buffer`` the buffer.
+        Then ``TutorialSAC.load(path, trusted=True)`` (no ``env`` argument: the saved one is used and its current
+        observation kept), ``load_replay_buffer`` and ``learn(n, reset_num_timesteps=False)`` continue exactly.
 
         :param path: path to the file where the rl agent should be saved
         :param exclude: name of parameters that should be excluded in addition to the default ones
-        :param include: name of parameters that might be excluded but should be included anyway
+        :param include: name of parameters that might be excluded but should be included anyway (pickled if they
+            are not data)
         """
-        self._rng_state = self._get_rng_state()
-        try:
-            if isinstance(path, (str, pathlib.Path)):
-                _atomic_write(path, "zip", lambda file: super(TutorialSAC, self).save(file, exclude, include))
-            else:
-                super().save(path, exclude, include)
-        finally:
-            del self._rng_state
+        persistence.save_model(self, path, exclude, include)
 
     def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
         """
-        Save the replay buffer as a pickle file (see SB3's ``save_replay_buffer``).
+        Save the replay buffer as data: an npz (numpy zip) of its stored transitions and a JSON ``meta``, under
+        the name given (``.pkl`` added when it has none, as in SB3; rl-zoo3 writes ``replay_buffer.pkl``).
 
-        Not in SB3: a path is written through a temporary file renamed over it once complete, so an interrupted
-        save leaves the previous file intact.
+        Not in SB3: no pickle (:meth:`load_replay_buffer` reads it with ``np.load(allow_pickle=False)``); and a path
+        is written through a temporary file renamed over it once complete, so an interrupted save leaves the
+        previous file intact.
 
         :param path: Path to the file where the replay buffer should be saved.
             if path is a str or pathlib.Path, the path is automatically created if necessary.
         """
-        if isinstance(path, (str, pathlib.Path)):
-            _atomic_write(path, "pkl", lambda file: super(TutorialSAC, self).save_replay_buffer(file))
-        else:
-            super().save_replay_buffer(path)
+        persistence.save_replay_buffer(self, path)
 
-    def _get_rng_state(self) -> dict[str, Any]:
-        """The states of the random generators that ``learn()`` draws from (see :meth:`save`)."""
-        state: dict[str, Any] = {
-            "python": random.getstate(),
-            "numpy": np.random.get_state(),
-            "torch": th.get_rng_state(),
-        }
-        if self.device.type == "cuda":
-            state["cuda"] = th.cuda.get_rng_state(self.device)
-        if self.action_space is not None and self.action_space._np_random is not None:
-            state["action_space"] = self.action_space.np_random.bit_generator.state
-        return state
+    def load_replay_buffer(
+        self,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        truncate_last_traj: bool = True,
+        trusted: bool = False,
+    ) -> None:
+        """
+        Load a replay buffer written by :meth:`save_replay_buffer` (see SB3's ``load_replay_buffer``).
 
-    def _set_rng_state(self, state: dict[str, Any]) -> None:
-        """Put back the random generators' states saved by :meth:`_get_rng_state`."""
-        random.setstate(state["python"])
-        np.random.set_state(state["numpy"])
-        th.set_rng_state(state["torch"])
-        if "cuda" in state and self.device.type == "cuda":
-            th.cuda.set_rng_state(state["cuda"], self.device)
-        if "action_space" in state and self.action_space is not None:
-            self.action_space.np_random.bit_generator.state = state["action_space"]
+        Not in SB3: nothing is unpickled. A pickled buffer (SB3's format, an older TutorialSAC save) raises a
+        ``ValueError``, unless ``trusted=True``: then SB3's own loader unpickles it.
+
+        :param path: Path to the replay buffer file (``.pkl`` is tried when the path has no suffix)
+        :param truncate_last_traj: only for SB3's ``HerReplayBuffer`` in a trusted pickled file (see SB3)
+        :param trusted: unpickle a pickled buffer (run code from the file): only for files you trust
+        """
+        persistence.load_replay_buffer(self, path, truncate_last_traj, trusted)
 
     def set_parameters(  # type: ignore[override]
         self,
@@ -879,7 +768,8 @@ class TutorialSAC(OffPolicyAlgorithm):
         Not in SB3: all or nothing. Names, keys and shapes (of the networks and of the optimisers' states) are
         checked before anything is written, and if loading fails anyway every object is put back as it was.
         A file that is not a readable save, or parameters of another configuration (another ``net_arch``,
-        other spaces, another algorithm), raise a ``ValueError`` and leave the model unchanged.
+        other spaces, another algorithm), raise a ``ValueError`` and leave the model unchanged. A file's tensors are
+        read with ``torch.load(weights_only=True)``.
 
         :param load_path_or_dict: Location of the saved data (path or file-like, see ``save``), or a nested
             dictionary containing nn.Module parameters used by the policy. The dictionary maps
@@ -889,59 +779,4 @@ class TutorialSAC(OffPolicyAlgorithm):
             can be used to update only specific parameters.
         :param device: Device on which the code should run.
         """
-        params: dict[str, Any]
-        if isinstance(load_path_or_dict, dict):
-            params = load_path_or_dict
-        else:
-            try:
-                _, loaded, _ = load_from_zip_file(load_path_or_dict, device=device, load_data=False)
-            except (zipfile.BadZipFile, EOFError, KeyError, RuntimeError, ValueError, OSError) as error:
-                raise ValueError(
-                    f"{load_path_or_dict!r} is not a readable save (truncated or corrupt file?): {error}"
-                ) from error
-            if not loaded:
-                raise ValueError(f"{load_path_or_dict!r} holds no parameters (truncated or corrupt file?)")
-            params = loaded
-        self._check_parameters(params, exact_match)
-        backup = {name: copy.deepcopy(recursive_getattr(self, name).state_dict()) for name in self._get_torch_save_params()[0]}
-        try:
-            super().set_parameters(params, exact_match=exact_match, device=device)  # type: ignore[arg-type]
-        except Exception as error:
-            for name, state_dict in backup.items():
-                recursive_getattr(self, name).load_state_dict(state_dict)
-            raise ValueError(f"set_parameters failed, nothing was loaded: {error}") from error
-
-    def _check_parameters(self, params: dict[str, Any], exact_match: bool) -> None:
-        """Raise a ``ValueError`` if ``params`` do not fit this model's objects (names, keys, shapes)."""
-        names = self._get_torch_save_params()[0]
-        unknown = sorted(set(params) - set(names))
-        missing = sorted(set(names) - set(params)) if exact_match else []
-        if unknown or missing:
-            raise ValueError(
-                f"The parameters do not match this TutorialSAC model's objects {names}: unknown {unknown}, "
-                f"missing {missing}. Nothing was loaded."
-            )
-        problems: list[str] = []
-        for name, given in params.items():
-            target = recursive_getattr(self, name)
-            if not isinstance(given, dict):
-                problems.append(f"{name}: a {type(given).__name__}, not a state dict")
-            elif isinstance(target, th.optim.Optimizer):
-                problems += _optimizer_state_problems(name, target, given)
-            else:
-                own = target.state_dict()
-                if exact_match and set(given) != set(own):
-                    problems.append(
-                        f"{name}: missing keys {sorted(set(own) - set(given))[:5]}, "
-                        f"unexpected keys {sorted(set(given) - set(own))[:5]}"
-                    )
-                for key in sorted(set(given) & set(own)):
-                    shape = tuple(getattr(given[key], "shape", ()))
-                    if shape != tuple(own[key].shape):
-                        problems.append(f"{name}.{key}: shape {shape} given, {tuple(own[key].shape)} in this model")
-        if problems:
-            raise ValueError(
-                "The parameters do not fit this TutorialSAC model (saved with another net_arch, other spaces or "
-                f"another algorithm?); nothing was loaded: {'; '.join(problems[:5])}"
-                + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-            )
+        persistence.set_parameters(self, load_path_or_dict, exact_match, device)
