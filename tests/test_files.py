@@ -24,6 +24,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
 
 from sb3_tutorial_sac import TutorialSAC, persistence
+from sb3_tutorial_sac.data import from_data, has_pickle, to_data
 from tests.envs import BoxTargetEnv
 
 TINY = dict(net_arch=dict(pi=[8], qf=[8, 8]))
@@ -174,7 +175,7 @@ def test_pendulum_files_are_small(tmp_path):
         assert data["format"] == persistence.FORMAT and data["notes"] == []
         # the allow-list: none of the engine's objects, nothing pickled
         assert set(data["attributes"]) == {*persistence.saved_attributes(TutorialSAC), "_rng_state"}
-        assert not persistence.has_pickle(data)
+        assert not has_pickle(data)
 
 
 # ----------------------------------------------------------------------------------------------- round trips
@@ -266,10 +267,10 @@ def test_round_trip_of_every_hyperparameter(tmp_path):
     ],
 )
 def test_spaces_as_data(space):
-    data = persistence.to_data(space)
+    data = to_data(space)
     json.dumps(data)
-    assert persistence.from_data(json.loads(json.dumps(data)), "space") == space
-    noise = persistence.from_data(persistence.to_data(NormalActionNoise(np.zeros(2), np.ones(2))), "noise")
+    assert from_data(json.loads(json.dumps(data)), "space") == space
+    noise = from_data(to_data(NormalActionNoise(np.zeros(2), np.ones(2))), "noise")
     assert noise._sigma.tolist() == [1, 1] and noise._dtype == np.float32
 
 
@@ -374,13 +375,15 @@ def test_values_that_are_not_data(tmp_path):
         TutorialSAC.load(tmp_path / "pickled.zip")
     assert TutorialSAC.load(tmp_path / "pickled.zip", trusted=True).learning_rate(0.5) == pytest.approx(5e-4)
     assert TutorialSAC.load(tmp_path / "pickled.zip", custom_objects={"learning_rate": 2e-4}).learning_rate == 2e-4
-    # a custom class: an error naming the field and the opt-in
+    # a custom class: pickled with a warning naming the field and the opt-in (nothing the user saves is lost)
     model = _model(policy_kwargs=dict(net_arch=dict(pi=[8], qf=[8]), features_extractor_class=Extractor))
-    with pytest.raises(ValueError, match=r"policy_kwargs cannot be written as data.*Extractor.*include=\['policy_kwargs'\]"):
+    with pytest.warns(UserWarning, match=r"policy_kwargs cannot be written as data.*Extractor.*trusted=True"):
         model.save(tmp_path / "custom.zip")
-    assert not (tmp_path / "custom.zip").exists()
-    model.save(tmp_path / "custom.zip", include=["policy_kwargs"])
+    with pytest.raises(ValueError, match="policy_kwargs"):
+        TutorialSAC.load(tmp_path / "custom.zip")
     assert TutorialSAC.load(tmp_path / "custom.zip", trusted=True).policy.features_extractor_class is Extractor
+    model.save(tmp_path / "custom_included.zip", include=["policy_kwargs"])
+    assert TutorialSAC.load(tmp_path / "custom_included.zip", trusted=True).policy.features_extractor_class is Extractor
 
 
 # ----------------------------------------------------------------------------------------------- rl-zoo3
