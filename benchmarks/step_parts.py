@@ -32,6 +32,7 @@ from stable_baselines3.common.policies import BaseModel
 
 from sb3_tutorial_sac import TutorialSAC
 from sb3_tutorial_sac.buffers import sample_minibatches
+from sb3_tutorial_sac.engines import FastEngine
 from sb3_tutorial_sac.flat import adam_step
 from sb3_tutorial_sac.policies import sample_action_entropy
 
@@ -48,20 +49,23 @@ def timed(function: Callable[[], object], calls: int, repeats: int) -> float:
 
 
 def step_parts(model: TutorialSAC, calls: int, repeats: int) -> None:
-    manual = model._manual_update
-    assert manual is not None and model.log_ent_coef is not None and model.ent_coef_optimizer is not None
+    engine = model._engine
+    assert isinstance(engine, FastEngine), f"the fast engine is needed, the model has {engine.name!r}"
+    manual = engine.manual
+    assert model.log_ent_coef is not None and model.ent_coef_optimizer is not None
     data = model.replay_buffer.sample(64)
     obs, actions, next_obs = data.observations.float(), data.actions, data.next_observations.float()
     rewards, discounts = (data.rewards + model.reward_shift) * model.reward_scale, (1 - data.dones) * model.gamma
-    model._critic_adam.prepare()
-    model._actor_adam.prepare()
+    critic_adam, actor_adam = engine._critic_adam, engine._actor_adam
+    critic_adam.prepare()
+    actor_adam.prepare()
     log_alpha = model.log_ent_coef
     with th.inference_mode():
         alpha = th.exp(log_alpha.detach())
 
         def target() -> th.Tensor:
-            next_actions, next_entropy = sample_action_entropy(*model._actor_dist_params(next_obs), model.entropy_term)
-            next_q = reduce(th.minimum, model._target_q_values(next_obs, model.policy.to_env_units(next_actions)))
+            next_actions, next_entropy = sample_action_entropy(*engine.actor_dist_params(next_obs), model.entropy_term)
+            next_q = reduce(th.minimum, engine.target_q_values(next_obs, model.policy.to_env_units(next_actions)))
             return rewards + discounts * (next_q + alpha * next_entropy)
 
         target_q = target()
@@ -80,9 +84,9 @@ def step_parts(model: TutorialSAC, calls: int, repeats: int) -> None:
         parts = {
             "target": target,
             "critic forward+backward": lambda: manual.critic_step_grads(obs, actions, target_q),
-            "critic Adam (FlatAdam)": model._critic_adam.step,
+            "critic Adam (FlatAdam)": critic_adam.step,
             "actor forward+backward": lambda: manual.actor_step_grads(obs, alpha, model.entropy_term),
-            "actor Adam (FlatAdam)": model._actor_adam.step,
+            "actor Adam (FlatAdam)": actor_adam.step,
             "temperature (grad + Adam)": temperature,
             "soft update": soft_update,
             "statistics": lambda: th.stack([*losses, losses[0], losses[0], entropy.mean(), alpha.reshape(())], out=stats[1]),
@@ -103,7 +107,7 @@ def step_parts(model: TutorialSAC, calls: int, repeats: int) -> None:
         with mode():
             print(f"critic+actor passes under {name}: {timed(both_passes, calls, repeats):.1f} µs")
     with th.no_grad():
-        flat = timed(model._critic_adam.step, calls, repeats)
+        flat = timed(critic_adam.step, calls, repeats)
         per_group = timed(lambda: adam_step(model.critic.optimizer), calls, repeats)
     print(f"critic Adam: FlatAdam {flat:.1f} µs, one update per group {per_group:.1f} µs")
     hidden, weight = th.randn(64, 128).relu(), th.randn(128, 128)

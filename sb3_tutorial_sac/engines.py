@@ -288,7 +288,10 @@ class FastEngine(UpdateEngine):
         return self.manual.temperature_step_grads(entropy, log_ent_coef, target_entropy, form, alpha=ent_coef)
 
 
-ENGINES: dict[str, type[UpdateEngine]] = {"reference": ReferenceEngine, "fast": FastEngine}
+# The compiled engine (sb3_tutorial_sac.compiled) is a FastEngine whose step is compiled once: imported here, after it
+from sb3_tutorial_sac.compiled import CompiledEngine  # noqa: E402
+
+ENGINES: dict[str, type[UpdateEngine]] = {"reference": ReferenceEngine, "fast": FastEngine, "compiled": CompiledEngine}
 # What TutorialSAC(engine=...) accepts
 ENGINE_NAMES: tuple[str, ...] = ("auto", *ENGINES)
 
@@ -368,7 +371,9 @@ def make_engine(model: TutorialSAC, name: str) -> UpdateEngine:
 
     ``"auto"`` takes the fast engine where it is proven on ``model``'s networks (see :func:`_probe_difference`),
     else the reference engine with a warning that says why. ``"fast"`` raises that reason as a ``ValueError``
-    instead; ``"reference"`` is always available.
+    instead; ``"reference"`` is always available. ``"compiled"`` needs the fast engine (it raises as ``"fast"`` does)
+    and its own step function proven equal to the fast engine's step on a probe batch
+    (:meth:`~sb3_tutorial_sac.compiled.CompiledEngine.probe_difference`), else it warns and gives the fast engine.
     """
     if name == "reference":
         return ReferenceEngine(model)
@@ -377,11 +382,23 @@ def make_engine(model: TutorialSAC, name: str) -> UpdateEngine:
     reference = ReferenceEngine(model)
     fast = _fast_engine_or_reason(model)
     reason = fast if isinstance(fast, str) else _probe_difference(model, fast, reference)
+    if reason is None and name == "compiled":
+        assert isinstance(fast, FastEngine)
+        # the compiled engine computes the fast engine's step as one function: proven against it on a probe batch
+        compiled = CompiledEngine(model, fast.manual)
+        difference = compiled.probe_difference()
+        if difference is None:
+            return compiled
+        warnings.warn(
+            f"TutorialSAC's compiled engine cannot be used for this model: {difference}. Training uses the fast engine "
+            "(the same update, bit for bit the tutorial's; slower).",
+            stacklevel=4,
+        )
     if reason is None:
         assert isinstance(fast, FastEngine)
         return fast
     message = f"TutorialSAC's fast engine cannot be used for this model: {reason}."
-    if name == "fast":
+    if name in ("fast", "compiled"):
         raise ValueError(f"{message} Use engine='reference' (or 'auto', which falls back to it).")
     warnings.warn(f"{message} Training uses the reference engine (the same update through autograd; slower).", stacklevel=4)
     return reference

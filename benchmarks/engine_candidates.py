@@ -1,0 +1,178 @@
+"""The candidates for compiling TutorialSAC's gradient step, measured side by side in one process.
+
+Each candidate is the compiled engine (``sb3_tutorial_sac.compiled``: the whole step as one function of tensors,
+``step_function``) with another way of compiling or running it, or the fast engine. For each, one TutorialSAC model on
+Pendulum-v1 with the tutorial's defaults is warmed up with ``learn(400)`` (the compile happens there and is timed), then
+``train(--train-steps)`` calls are timed, alternating the candidates in each repeat so that machine drift cancels;
+medians are printed, with the ratio to the fast engine and the parameters' largest difference from the fast engine
+after the same 300 gradient steps from the same state (0 means bit for bit).
+
+    python benchmarks/engine_candidates.py                      # every candidate
+    python benchmarks/engine_candidates.py --candidates fast aoti_fused --cold   # compile into an empty cache
+
+Candidates:
+
+- ``fast``: the fast engine (written-out backward passes, flat Adam; eager PyTorch, one op at a time);
+- ``eager``: the step function run eagerly (one Python function, the fast engine's operations);
+- ``torchscript``: the step function traced with ``torch.jit.trace`` (deprecated API) and run by the TorchScript
+  interpreter: the same ATen kernels, no Python per operation;
+- ``inductor``: ``torch.compile(fullgraph=True, dynamic=False)`` of the step function, Python wrapper;
+- ``inductor_cpp``: the same with Inductor's C++ wrapper (``cpp_wrapper=True``);
+- ``aoti``: AOTInductor (``torch.export`` then ``aoti_compile_and_package``), small products as BLAS calls;
+- ``aoti_fused``: AOTInductor with the small products written as fused pointwise products and sums (the engine's
+  default);
+- ``aoti_fused_autotune``: the same with ``max_autotune`` and Inductor's C++ GEMM template as a candidate for the
+  large products.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from typing import Any
+
+import torch as th
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.utils import set_random_seed
+
+from sb3_tutorial_sac import TutorialSAC
+from sb3_tutorial_sac.compiled import ALL_REWRITES, REWRITES, CompiledEngine, StepSpec, step_function
+
+
+class _EagerEngine(CompiledEngine):
+    """The step function run eagerly (no compilation)."""
+
+    def _compile(self, spec: StepSpec) -> None:
+        function = step_function(spec)
+        self._compiled, self._compiled_spec, self.compile_seconds, self.loaded_from_cache = (
+            lambda inputs: [function(*inputs)], spec, 0.0, False)  # fmt: skip
+
+
+class _TorchScriptEngine(CompiledEngine):
+    """The step function traced by ``torch.jit.trace``."""
+
+    def _compile(self, spec: StepSpec) -> None:
+        start = time.perf_counter()
+        function = step_function(spec)
+        inputs = tuple(t.clone() for t in self._probe_inputs(spec))
+        with warnings.catch_warnings(), th.inference_mode():
+            warnings.simplefilter("ignore")
+            traced = th.jit.trace(function, inputs, check_trace=False)
+        self._compiled, self._compiled_spec = (lambda inputs: [traced(*inputs)]), spec
+        self.compile_seconds, self.loaded_from_cache = time.perf_counter() - start, False
+
+
+class _TorchCompileEngine(CompiledEngine):
+    """``torch.compile`` of the step function in this process (Inductor's FX graph cache applies)."""
+
+    cpp_wrapper = False
+
+    def _compile(self, spec: StepSpec) -> None:
+        start = time.perf_counter()
+        compiled = th.compile(step_function(spec, REWRITES), fullgraph=True, dynamic=False,
+                              options={"cpp_wrapper": self.cpp_wrapper})  # fmt: skip
+        inputs = [t.clone() for t in self._probe_inputs(spec)]
+        with th.inference_mode():
+            compiled(*inputs)  # compiles
+        self._compiled, self._compiled_spec = (lambda inputs: [compiled(*inputs)]), spec
+        self.compile_seconds, self.loaded_from_cache = time.perf_counter() - start, False
+
+
+class _TorchCompileCppEngine(_TorchCompileEngine):
+    cpp_wrapper = True
+
+
+def _aoti(rewrites: frozenset[str], inductor_configs: dict[str, Any] | None = None) -> type[CompiledEngine]:
+    class _AOTIEngine(CompiledEngine):
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.rewrites, self.inductor_configs = rewrites, inductor_configs
+
+    return _AOTIEngine
+
+
+CANDIDATES: dict[str, type[CompiledEngine] | None] = {
+    "fast": None,
+    "eager": _EagerEngine,
+    "torchscript": _TorchScriptEngine,
+    "inductor": _TorchCompileEngine,
+    "inductor_cpp": _TorchCompileCppEngine,
+    "aoti": _aoti(frozenset()),
+    "aoti_fused": _aoti(REWRITES),
+    "aoti_fused_autotune": _aoti(REWRITES, {"max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}),
+    "aoti_fused_all": _aoti(ALL_REWRITES),
+    **{f"aoti_fused_no_{rewrite}": _aoti(REWRITES - {rewrite}) for rewrite in sorted(REWRITES)},
+    **{f"aoti_fused_and_{rewrite}": _aoti(REWRITES | {rewrite}) for rewrite in sorted(ALL_REWRITES - REWRITES)},
+}
+
+
+def make(candidate: str, seed: int = 0) -> TutorialSAC:
+    engine_class = CANDIDATES[candidate]
+    model = TutorialSAC(
+        "MlpPolicy", "Pendulum-v1", seed=seed, device="cpu", engine="fast" if engine_class is None else "compiled"
+    )
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    if engine_class is not None:
+        model._engine = engine_class(model, model._engine.manual)  # type: ignore[attr-defined]
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    parser.add_argument("--repeats", type=int, default=7, help="timed train() calls per candidate (median)")
+    parser.add_argument("--train-steps", type=int, default=200, help="gradient steps per timed train() call")
+    parser.add_argument("--cold", action="store_true", help="compile into an empty Inductor cache (TORCHINDUCTOR_CACHE_DIR)")
+    args = parser.parse_args()
+    if args.cold:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-cold-")
+    th.set_num_threads(1)
+    print(f"torch {th.__version__}, 1 thread, {'empty' if args.cold else 'existing'} Inductor cache")
+
+    models: dict[str, TutorialSAC] = {}
+    for name in args.candidates:
+        start = time.perf_counter()
+        model = make(name)
+        set_random_seed(0)
+        model.learn(400)
+        models[name] = model
+        engine = model._engine
+        compile_seconds = getattr(engine, "compile_seconds", None)
+        cached = getattr(engine, "loaded_from_cache", None)
+        unavailable = getattr(engine, "unavailable", None)
+        print(f"{name:20s} set up and learn(400) {time.perf_counter() - start:6.1f} s; compile {compile_seconds} s "
+              f"(from cache: {cached}){'; UNAVAILABLE: ' + unavailable if unavailable else ''}", flush=True)  # fmt: skip
+
+    # the same 300 gradient steps from the same state (every model made the same way, learn(400) from seed 0)
+    deviation: dict[str, float] = {}
+    for name in args.candidates:
+        set_random_seed(1)
+        models[name].train(300, 64)
+    reference = models.get("fast")
+    for name, model in models.items():
+        if reference is not None:
+            mine, theirs = model.policy.state_dict(), reference.policy.state_dict()
+            deviation[name] = max((mine[k] - theirs[k]).abs().max().item() for k in mine)
+
+    timings: dict[str, list[float]] = {name: [] for name in args.candidates}
+    for repeat in range(args.repeats):
+        order = args.candidates if repeat % 2 == 0 else list(reversed(args.candidates))
+        for name in order:
+            start = time.perf_counter()
+            models[name].train(args.train_steps, 64)
+            timings[name].append(args.train_steps / (time.perf_counter() - start))
+
+    base = statistics.median(timings["fast"]) if "fast" in timings else None
+    print(f"\n{'candidate':20s} {'grad steps/s':>13} {'x fast':>7} {'max |param - fast| after 300 steps':>36}")
+    for name, values in timings.items():
+        median = statistics.median(values)
+        ratio = f"{median / base:7.2f}" if base else ""
+        print(f"{name:20s} {median:13.0f} {ratio} {deviation.get(name, float('nan')):36.3g}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
