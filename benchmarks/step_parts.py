@@ -12,7 +12,9 @@ Prints, on one CPU thread (medians of ``--repeats`` timings of ``--calls`` calls
   (``sample_minibatches``), against SB3's draw with replacement, per gradient step, with 200, 1,000 and 100,000
   (full buffer) Pendulum transitions stored;
 - two exactness checks that decided the design: MKL's matrix product written with ``out=`` into an unaligned view
-  against a fresh tensor, and the two critics as one ``bmm`` ensemble against two ``F.linear`` calls.
+  against a fresh tensor, and the two critics as one ``bmm`` ensemble against two ``F.linear`` calls;
+- one whole gradient step of the fast engine against the compiled engine's (``engine="compiled"``: the step compiled
+  once by AOTInductor, loaded from the cache when it is there), both called as ``train()`` calls them.
 
 Usage: ``python benchmarks/step_parts.py`` (about a minute).
 """
@@ -32,7 +34,7 @@ from stable_baselines3.common.policies import BaseModel
 
 from sb3_tutorial_sac import TutorialSAC
 from sb3_tutorial_sac.buffers import sample_minibatches
-from sb3_tutorial_sac.engines import FastEngine
+from sb3_tutorial_sac.engines import FastEngine, Minibatch
 from sb3_tutorial_sac.flat import adam_step
 from sb3_tutorial_sac.policies import sample_action_entropy
 
@@ -168,6 +170,31 @@ def exactness_checks(trials: int) -> None:
         print(f"two critics' {n_in}->{n_out} layer as one baddbmm: differs from F.linear in {differs} of {trials} trials")
 
 
+def whole_step_cost(model: TutorialSAC, calls: int, repeats: int) -> None:
+    data = model.replay_buffer.sample(64)
+    batch = Minibatch(
+        data.observations.float(),
+        data.actions,
+        data.next_observations.float(),
+        (data.rewards + model.reward_shift) * model.reward_scale,
+        (1 - data.dones) * model.gamma,
+    )
+    compiled = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, device="cpu", engine="compiled")
+    compiled.set_logger(Logger(folder=None, output_formats=[]))
+    compiled.learn(1000)  # compiles the step (or loads it), as the first train() call does
+    times = {}
+    for name, algorithm in (("fast", model), ("compiled", compiled)):
+        engine, stats = algorithm._engine, th.zeros(6)
+        with engine.loop():
+            times[name] = timed(lambda engine=engine, stats=stats: engine.step(batch, stats, soft_update=True), calls, repeats)
+    unavailable = getattr(compiled._engine, "unavailable", None)
+    print(
+        f"one whole gradient step: fast engine {times['fast']:.1f} µs, compiled engine {times['compiled']:.1f} µs "
+        f"({times['fast'] / times['compiled']:.2f}x; compile or load {compiled._engine.compile_seconds} s"
+        f"{', UNAVAILABLE: ' + unavailable if unavailable else ''})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=1000, help="calls per timing")
@@ -183,6 +210,7 @@ def main() -> None:
     predict_cost(model, args.calls, args.repeats)
     sampling_cost(model, args.calls, args.repeats)
     exactness_checks(args.trials)
+    whole_step_cost(model, args.calls, args.repeats)
 
 
 if __name__ == "__main__":

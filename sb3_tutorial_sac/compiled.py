@@ -1,32 +1,38 @@
-"""The compiled engine: the tutorial's whole gradient step as one function of tensors, compiled once with Inductor.
+"""The compiled engine: the tutorial's whole gradient step as one function of tensors, compiled once by AOTInductor.
 
-The fast engine (:class:`~sb3_tutorial_sac.engines.FastEngine`) runs about 200 small operations per gradient step,
-one by one, and on a CPU with the tutorial's networks and batch most of a step is the cost of calling them. Here the
-same step (:func:`step_function`: target, critic 1 and 2, actor, temperature, soft update, statistics; the fast
-engine's written-out backward passes and Adam updates, written as one pure function of the model's flat buffers) is
-compiled by AOTInductor (``torch.export``, then ``torch._inductor.aoti_compile_and_package``) into one native
-function: pointwise operations fused, the matrix products calls into the BLAS, no Python per operation.
+The fast engine (:class:`~sb3_tutorial_sac.engines.FastEngine`) runs about 200 small operations per gradient step, one
+by one, and on a CPU with the tutorial's networks and batch most of a step is the cost of calling them. Here the same
+step (:func:`step_function`: target, critic 1 and 2, actor, temperature, soft update, statistics; the fast engine's
+written-out backward passes and Adam updates, as one pure function of the model's flat buffers) is exported
+(``torch.export``) and compiled by AOTInductor (``torch._inductor.aoti_compile_and_package``) into one native
+function: the pointwise operations fused into a few loops, the 12 large matrix products calls into the BLAS, the
+small ones (a dimension of 1: heads, a critic's output, one action column) written as fused products and sums
+(:class:`Products`), and no Python between operations.
 
 What it costs and when:
 
 * the first ``train()`` call of a model compiles the step for the model's configuration (networks, batch size, loss
-  switches, Adam's betas), about half a minute on one core, and stores the compiled package in Inductor's cache
-  folder (``TORCHINDUCTOR_CACHE_DIR``, by default under the system's temporary folder); every later model of that
-  configuration on that machine and torch version loads it in a fraction of a second;
-* the numbers are the tutorial's up to rounding: Inductor's fused kernels round differently from PyTorch's own
-  (its own ``tanh``, ``log`` and ``exp``, fused multiply-adds, reductions in another order), so parameters drift
-  from the reference engine by about 1e-7 per step on a well-conditioned problem (``tests/test_compiled.py`` holds
-  them within 1e-5 after 300 steps); on Pendulum-v1 such rounding differences grow along the run as any 1-ulp
-  perturbation does, so runs are statistically, not bitwise, the tutorial's. The fast engine stays the default
+  switches, Adam's betas), once per machine and torch version: 12 to 25 s on this project's 2-core machines (the
+  first compilation on a machine also builds Inductor's precompiled headers), and stores the package in Inductor's
+  cache folder (``TORCHINDUCTOR_CACHE_DIR``; by default ``torchinductor_<user>`` in the system's temporary folder,
+  which a reboot may empty). Every later model of that configuration loads it in about 10 ms;
+* the numbers are the tutorial's up to rounding: Inductor's fused kernels round differently from PyTorch's eager
+  ones (its own ``tanh``, ``log`` and ``exp``, fused multiply-adds, sums in another order), a few ulps per step. On
+  well-conditioned training the parameters stay within 1e-6 of the reference engine after 300 steps
+  (``tests/test_compiled.py`` holds them to 1e-5); where training amplifies rounding (Pendulum-v1 over a whole run,
+  some configurations within 300 steps) the runs part as they would after a 1-ulp change of one parameter of the
+  bit-exact engine: statistically the tutorial's, not bit for bit. The fast engine stays the default
   (``engine="auto"``): bit for bit the tutorial's.
 
 Randomness is the tutorial's: the two noise draws of a step (``[batch, act]`` each, ``s'`` then ``s``) are drawn
-from torch's global generator outside the compiled function and passed in. Adam's step-dependent scalars are
-computed on the host, as torch's Adam does.
+from torch's global generator outside the compiled function and passed in; Adam's step-dependent scalars are computed
+on the host as torch's Adam computes them.
 
-Where compiling is impossible (no C++ compiler, an unsupported platform or torch version, a compile error, or a
-compiled step that does not agree with the uncompiled one on a probe batch), the engine warns once and trains with
-the fast engine's update.
+Proofs, as for the fast engine: when the model is set up, :meth:`CompiledEngine.probe_difference` runs the step
+function uncompiled against the fast engine's step on a probe batch (bit for bit); after compiling or loading, the
+compiled function is compared with the uncompiled one on a probe batch (within 1e-4 relative). Where compiling is
+impossible (no C++ compiler, an unsupported platform or torch version, a compile error) or a proof fails, the
+engine warns once and trains with the fast engine's update.
 """
 
 from __future__ import annotations

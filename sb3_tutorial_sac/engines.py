@@ -17,6 +17,9 @@ Engines differ only in how each part is computed, never in what:
   of them): the layers as function calls, the backward passes written out (:mod:`sb3_tutorial_sac.manual`), one
   Adam update per flat buffer (:class:`~sb3_tutorial_sac.flat.FlatAdam`), the whole loop in inference mode. The
   same numbers as the reference engine, bit for bit on CPU.
+* :class:`~sb3_tutorial_sac.compiled.CompiledEngine` (``engine="compiled"``): the fast engine's step as one function,
+  compiled once per configuration by AOTInductor and cached; the same mathematics, rounded by Inductor's kernels
+  (within 1e-5 of the reference engine after 300 steps on well-conditioned training, not bit for bit).
 
 :func:`make_engine` picks one when the model is set up (``TutorialSAC(engine=...)``). The fast engine is built only
 for networks it is proven to compute: it checks itself against the modules' own forward passes and autograd's
