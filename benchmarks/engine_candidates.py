@@ -86,6 +86,8 @@ class _TorchCompileCppEngine(_TorchCompileEngine):
 
 
 def _aoti(rewrites: frozenset[str], inductor_configs: dict[str, Any] | None = None) -> type[CompiledEngine]:
+    inductor_configs = inductor_configs or {"cpp.threads": 1}
+
     class _AOTIEngine(CompiledEngine):
         def __init__(self, *args: Any, **kwargs: Any):
             super().__init__(*args, **kwargs)
@@ -102,7 +104,8 @@ CANDIDATES: dict[str, type[CompiledEngine] | None] = {
     "inductor_cpp": _TorchCompileCppEngine,
     "aoti": _aoti(frozenset()),
     "aoti_fused": _aoti(REWRITES),
-    "aoti_fused_autotune": _aoti(REWRITES, {"max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}),
+    "aoti_fused_autotune": _aoti(REWRITES, {"cpp.threads": 1, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}),
+    "aoti_fused_memory_planning": _aoti(REWRITES, {"cpp.threads": 1, "memory_planning": True}),
     "aoti_fused_all": _aoti(ALL_REWRITES),
     **{f"aoti_fused_no_{rewrite}": _aoti(REWRITES - {rewrite}) for rewrite in sorted(REWRITES)},
     **{f"aoti_fused_and_{rewrite}": _aoti(REWRITES | {rewrite}) for rewrite in sorted(ALL_REWRITES - REWRITES)},

@@ -28,6 +28,21 @@ from tests.test_exactness import make_minibatches, run_model
 
 TOLERANCE = 1e-5
 
+
+def _has_compiler() -> bool:
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        get_cpp_compiler()
+    except Exception:
+        return False
+    return True
+
+
+# the compiled engine falls back to the fast engine without a C++ compiler (tested below); what it computes compiled
+# can only be tested with one
+needs_compiler = pytest.mark.skipif(not _has_compiler(), reason="no C++ compiler for Inductor")
+
 # (env kwargs, policy_kwargs, model kwargs): between them, every switch of the step function
 CONFIGURATIONS = {
     # the tutorial's networks on Pendulum's shapes (3 observations, one action in [-2, 2]: Pendulum-v1's compiled
@@ -71,6 +86,7 @@ def _max_difference(model: TutorialSAC, other: TutorialSAC) -> float:
     return max(differences)
 
 
+@needs_compiler
 @pytest.mark.parametrize("configuration", list(CONFIGURATIONS))
 def test_compiled_engine_stays_within_1e_5_of_the_reference_engine_after_300_steps(configuration):
     # each model built (which seeds the random generators) then trained, in turn
@@ -96,6 +112,7 @@ def test_compiled_engine_stays_within_1e_5_of_the_reference_engine_after_300_ste
     assert _max_difference(compiled, start) > 1e-3  # it trained
 
 
+@needs_compiler
 def test_compiled_engine_follows_the_reference_engine_on_the_tutorials_minibatches():
     """tests/test_exactness.py's setting: Pendulum-v1, the tutorial's networks, 300 gradient steps on the same
     Pendulum-like minibatches and seed; the reference engine equals the tutorial's transcription bit for bit there."""
@@ -134,6 +151,7 @@ def test_step_function_uncompiled_is_the_fast_engines_step_bit_for_bit():
         np.testing.assert_array_equal(model.last_train_stats[name], values, err_msg=name)
 
 
+@needs_compiler
 def test_compiles_once_per_configuration_and_never_again(monkeypatch):
     calls = []
     real_compile_step = compiled_module.compile_step
@@ -156,12 +174,32 @@ def test_compiles_once_per_configuration_and_never_again(monkeypatch):
     assert other._engine.compile_seconds < 5
 
 
+@needs_compiler
 def test_same_seed_same_numbers():
     first = _model("compiled")
     first.learn(200)
     second = _model("compiled")
     second.learn(200)
     assert _max_difference(first, second) == 0
+
+
+def test_without_a_compiler_the_fast_engine_trains_after_one_warning(monkeypatch, tmp_path):
+    """A machine without a C++ compiler: Inductor finds none, the engine says so once and trains as the fast engine."""
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-compiler++",))
+    monkeypatch.setattr(compiled_module, "cache_folder", lambda: str(tmp_path))  # nothing cached to load
+    model = _model("compiled")
+    with pytest.warns(UserWarning, match="compiled engine cannot be used.*compiling the gradient step failed") as record:
+        model.learn(300)
+        model.learn(100, reset_num_timesteps=False)
+    assert len([w for w in record if "compiled engine" in str(w.message)]) == 1
+    fast = _model("fast")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast.learn(300)
+        fast.learn(100, reset_num_timesteps=False)
+    assert _max_difference(model, fast) == 0
 
 
 def test_a_failed_compilation_falls_back_to_the_fast_engine_with_one_warning(monkeypatch):
@@ -179,6 +217,7 @@ def test_a_failed_compilation_falls_back_to_the_fast_engine_with_one_warning(mon
     assert _max_difference(model, fast) == 0  # the fast engine's update, bit for bit
 
 
+@needs_compiler
 def test_a_compiled_step_that_disagrees_on_the_probe_is_not_used(monkeypatch):
     real_compile_step = compiled_module.compile_step
 
