@@ -48,7 +48,7 @@ class _EagerEngine(CompiledEngine):
     def _compile(self, spec: StepSpec) -> None:
         function = step_function(spec)
         self._compiled, self._compiled_spec, self.compile_seconds, self.loaded_from_cache = (
-            lambda inputs: [function(*inputs)], spec, 0.0, False)  # fmt: skip
+            lambda inputs: list(function(*inputs)), spec, 0.0, False)  # fmt: skip
 
 
 class _TorchScriptEngine(CompiledEngine):
@@ -61,7 +61,7 @@ class _TorchScriptEngine(CompiledEngine):
         with warnings.catch_warnings(), th.inference_mode():
             warnings.simplefilter("ignore")
             traced = th.jit.trace(function, inputs, check_trace=False)
-        self._compiled, self._compiled_spec = (lambda inputs: [traced(*inputs)]), spec
+        self._compiled, self._compiled_spec = (lambda inputs: list(traced(*inputs))), spec
         self.compile_seconds, self.loaded_from_cache = time.perf_counter() - start, False
 
 
@@ -77,7 +77,7 @@ class _TorchCompileEngine(CompiledEngine):
         inputs = [t.clone() for t in self._probe_inputs(spec)]
         with th.inference_mode():
             compiled(*inputs)  # compiles
-        self._compiled, self._compiled_spec = (lambda inputs: [compiled(*inputs)]), spec
+        self._compiled, self._compiled_spec = (lambda inputs: list(compiled(*inputs))), spec
         self.compile_seconds, self.loaded_from_cache = time.perf_counter() - start, False
 
 

@@ -158,12 +158,14 @@ _SMALL = 8
 # The rewrites Products can make: "out1" a linear layer of one output (a critic's last layer, a head of one action) as a
 # row-wise sum, "outer" a product of inner dimension 1 as a broadcast product, "row" a product of one row (the weight
 # gradient of such a layer) as a column-wise sum, "col1" a product of one column (the gradient with respect to one
-# action column) as a row-wise sum. Inductor vectorises all four over the 128 contiguous features. Two more are kept
-# for benchmarks/engine_candidates.py, left out because Inductor writes them as scalar loops over strided columns
-# (measured slower than the BLAS calls they replace): "in" a linear layer of at most 8 inputs as a sum of broadcast
-# products, "cols" a product of at most 8 columns as a sum over the inner dimension.
-REWRITES = frozenset({"out1", "outer", "row", "col1"})
-ALL_REWRITES = REWRITES | {"in", "cols"}
+# action column) as a row-wise sum, "cols_t" the weight gradient of a layer of at most 8 inputs (the first layers) as
+# a sum over the batch. Inductor vectorises all five over the 128 contiguous features. Three more are kept for
+# benchmarks/engine_candidates.py, left out because they measured no faster than the BLAS calls they replace: "in" a
+# linear layer of at most 8 inputs as a sum of broadcast products (Inductor reads the weight's columns with a stride
+# and writes scalar loops), "in_t" the same from the weight's columns stored once, "cols" a product of at most 8
+# columns as a sum over the inner dimension (scalar loops).
+REWRITES = frozenset({"out1", "outer", "row", "col1", "cols_t"})
+ALL_REWRITES = REWRITES | {"in", "in_t", "cols"}
 
 
 class Products:
@@ -177,9 +179,20 @@ class Products:
     def __init__(self, rewrites: frozenset[str] = frozenset()):
         self.rewrites = rewrites
         self.fused = bool(rewrites)
+        # tensors the step function returns besides its statistics, so that Inductor stores them once (see "in_t")
+        self.extras: list[th.Tensor] = []
 
     def linear(self, x: th.Tensor, weight: th.Tensor, bias: th.Tensor) -> th.Tensor:
         out_features, in_features = weight.shape
+        if "in_t" in self.rewrites and in_features <= _SMALL:
+            # the weight's columns as rows, stored once (an output of the step, so not recomputed where it is read),
+            # then the broadcast products vectorise over the contiguous features
+            columns = weight.t().contiguous()
+            self.extras.append(columns)
+            y = bias + x[:, 0:1] * columns[0]
+            for k in range(1, in_features):
+                y = y + x[:, k : k + 1] * columns[k]
+            return y
         if "in" in self.rewrites and in_features <= _SMALL:
             y = bias + x[:, 0:1] * weight[:, 0]
             for k in range(1, in_features):
@@ -199,6 +212,10 @@ class Products:
             return (a.t() * b).sum(0, keepdim=True)
         if ("col1" in self.rewrites and n == 1) or ("cols" in self.rewrites and n <= _SMALL):
             return (a.unsqueeze(2) * b.unsqueeze(0)).sum(1)
+        if "cols_t" in self.rewrites and n <= _SMALL and a.stride(0) == 1:
+            # a weight gradient grad.t() @ input of a layer of few inputs: the sum over the batch vectorised over the
+            # contiguous features of grad, transposed at the end
+            return (b.unsqueeze(2) * a.t().unsqueeze(1)).sum(0).t()
         return a.mm(b)
 
 
@@ -396,7 +413,7 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         # 5. Soft update of the target critics (when scalars[6] is 1), rounded as the tutorial rounds it
         updated = target * (1 - spec.tau) + critic * spec.tau
         target.copy_(th.where(scalars[6] > 0, updated, target))
-        return th.stack([*critic_losses, actor_loss, ent_coef_loss, entropy.mean(), ent_coef.reshape(())])
+        return (th.stack([*critic_losses, actor_loss, ent_coef_loss, entropy.mean(), ent_coef.reshape(())]), *products.extras)
 
     return step
 
@@ -409,7 +426,7 @@ class _Step(nn.Module):
         super().__init__()
         self.function = function
 
-    def forward(self, *inputs: th.Tensor) -> th.Tensor:
+    def forward(self, *inputs: th.Tensor) -> tuple[th.Tensor, ...]:
         return self.function(*inputs)
 
 
@@ -484,7 +501,7 @@ def _adam_spec(optimizer: th.optim.Optimizer) -> AdamSpec:
 def _uncompiled(spec: StepSpec) -> Callable[[list[th.Tensor]], list[th.Tensor]]:
     """:func:`step_function` run eagerly, called as a compiled package is (a list of inputs, a list of outputs)."""
     function = step_function(spec)
-    return lambda inputs: [function(*inputs)]
+    return lambda inputs: list(function(*inputs))
 
 
 class CompiledEngine(FastEngine):
@@ -681,7 +698,7 @@ class CompiledEngine(FastEngine):
         eager_inputs = [t.clone() for t in inputs]
         compiled_inputs = [t.clone() for t in inputs]
         with th.inference_mode():
-            expected = step_function(spec)(*eager_inputs)
+            expected = step_function(spec)(*eager_inputs)[0]
             stats = compiled(list(compiled_inputs))[0]
         problems = []
         for name, mine, theirs in [("statistics", stats, expected), *zip(INPUTS, compiled_inputs, eager_inputs)]:

@@ -138,7 +138,7 @@ def test_step_function_uncompiled_is_the_fast_engines_step_bit_for_bit():
 
     def eager(spec):
         function = step_function(spec)
-        engine._compiled, engine._compiled_spec, engine.compile_seconds = (lambda inputs: [function(*inputs)]), spec, 0.0
+        engine._compiled, engine._compiled_spec, engine.compile_seconds = (lambda inputs: list(function(*inputs))), spec, 0.0
 
     engine._compile = eager
     model.learn(300)
