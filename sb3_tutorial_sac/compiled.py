@@ -53,6 +53,7 @@ import torch as th
 from torch import nn
 from torch.nn import functional as F
 
+from sb3_tutorial_sac import losses
 from sb3_tutorial_sac.engines import FastEngine, Minibatch
 from sb3_tutorial_sac.flat import _is_plain_adam, init_adam_states
 from sb3_tutorial_sac.manual import ManualUpdate
@@ -122,9 +123,15 @@ class StepSpec:
 
 
 def _source_digest() -> str:
-    """A digest of this module's source: a compiled package is never reused after the step function changed."""
-    with open(__file__, "rb") as source:
-        return hashlib.sha256(source.read()).hexdigest()
+    """A digest of this module's source: a compiled package is never reused after the step function changed (the
+    package's version where the source cannot be read, e.g. from a zip)."""
+    try:
+        with open(__file__, "rb") as source:
+            return hashlib.sha256(source.read()).hexdigest()
+    except OSError:
+        from sb3_tutorial_sac import __version__
+
+        return __version__
 
 
 def _cpu_model() -> str:
@@ -140,7 +147,7 @@ def _cpu_model() -> str:
 
 
 # ------------------------------------------------------------------------------------------------ the step function
-# Input order of the step function; the statistics row is its one output.
+# Input order of the step function; the statistics row is its first output.
 INPUTS = (
     "observations", "actions", "next_observations", "rewards", "discounts", "noise_next", "noise", "half_range",
     "center", "actor", "critic", "target", "log_alpha", "actor_exp_avg", "actor_exp_avg_sq", "critic_exp_avg",
@@ -269,7 +276,10 @@ def _adam(spec: AdamSpec, param: th.Tensor, grad: th.Tensor, exp_avg: th.Tensor,
 
 
 def _sample_action_entropy(mu: th.Tensor, std: th.Tensor, eps: th.Tensor, entropy_term: str):
-    """:func:`~sb3_tutorial_sac.policies.sample_action_entropy` with the noise ``eps`` given."""
+    """
+    :func:`~sb3_tutorial_sac.policies.sample_action_entropy` with the noise ``eps`` given (drawn outside the compiled
+    function), operation for operation; :meth:`CompiledEngine.probe_difference` proves them equal bit for bit.
+    """
     u = mu + eps * std
     diff = u - mu
     var2 = 2 * std**2
@@ -286,12 +296,12 @@ def _sample_action_entropy(mu: th.Tensor, std: th.Tensor, eps: th.Tensor, entrop
     return action, entropy, saved
 
 
-def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Callable[..., th.Tensor]:
+def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Callable[..., tuple[th.Tensor, ...]]:
     """
     One gradient step of the tutorial (:meth:`~sb3_tutorial_sac.engines.UpdateEngine.step`, the fast engine's
     arithmetic operation for operation) as a function of the tensors :data:`INPUTS`: the flat parameter buffers and
-    Adam's moments are updated in place, the statistics row is returned. Run eagerly it equals the fast engine bit for
-    bit (checked when the engine is built); compiled, up to rounding.
+    Adam's moments are updated in place, the statistics row is returned first. Run eagerly it equals the fast engine
+    bit for bit (checked when the engine is built); compiled, up to rounding.
 
     :param spec: the model's step
     :param rewrites: the small matrix products to write as fused pointwise products and sums (:class:`Products`), for
@@ -334,7 +344,7 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         next_actions, next_entropy, _ = _sample_action_entropy(mu, std, noise_next, spec.entropy_term)
         q_input = th.cat([next_obs, to_env_units(next_actions, half_range, center)], dim=1)
         next_q = minimum([outputs[-1] for outputs in q_values(target, q_input)])
-        target_q = rewards + discounts * (next_q + ent_coef * next_entropy)
+        target_q = losses.tutorial_target(rewards, discounts, next_q, ent_coef, next_entropy)
 
         # 2. Each critic on its own MSE, one Adam update over both
         q_input = th.cat([obs, actions], dim=1)
@@ -354,7 +364,7 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         q_input = th.cat([obs, to_env_units(action, half_range, center)], dim=1)
         critic_outputs = q_values(critic, q_input)
         values = [outputs[-1] for outputs in critic_outputs]
-        actor_loss = (-ent_coef * entropy - minimum(values)).mean()
+        actor_loss = losses.actor_loss(ent_coef, entropy, minimum(values))
         grad_mean = th.full_like(entropy, 1.0 / entropy.numel())
         grad_min_q = -grad_mean
         grad_entropy = grad_mean * (-ent_coef)
@@ -400,12 +410,11 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         if spec.learn_alpha:
             assert spec.alpha_adam is not None
             excess = entropy - spec.target_entropy
+            # MulBackward: the mean's gradient times (H - target), summed onto log-alpha's shape; ExpBackward: * alpha
             alpha_grad = (th.full_like(excess, 1.0 / excess.numel()) * excess).sum(0)
             if spec.ent_coef_loss == "tutorial":
                 alpha_grad = alpha_grad * ent_coef
-                ent_coef_loss = (excess * ent_coef).mean()
-            else:
-                ent_coef_loss = (log_alpha * excess).mean()
+            ent_coef_loss = losses.temperature_loss(entropy, log_alpha, spec.target_entropy, spec.ent_coef_loss, ent_coef)
             _adam(spec.alpha_adam, log_alpha, alpha_grad, alpha_exp_avg, alpha_exp_avg_sq, scalars[4:6])
         else:
             ent_coef_loss = th.zeros((), dtype=obs.dtype)
