@@ -9,7 +9,7 @@ set before JAX is imported).
 
 SBX is optional (``pip install -e ".[bench]"``); without it the script says so and measures the others.
 
-    python benchmarks/throughput.py                 # full run (about 6 minutes on one thread)
+    python benchmarks/throughput.py                 # full run (about 5 minutes on one thread)
     python benchmarks/throughput.py --repeats 3 --no-time-to-threshold
     python benchmarks/throughput.py --engines auto reference   # TutorialSAC engines to measure (default: auto compiled)
 
