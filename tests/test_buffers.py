@@ -317,6 +317,6 @@ def test_too_few_transitions_fall_back_to_replacement_with_a_warning():
 def test_a_buffer_that_draws_its_own_samples_needs_the_switch():
     from sb3_tutorial_sac import TutorialSAC
 
-    with pytest.raises(ValueError, match="not NStepReplayBuffer.*sample_with_replacement=True"):
+    with pytest.raises(ValueError, match=r"not NStepReplayBuffer.*sample_with_replacement=True"):
         TutorialSAC("MlpPolicy", "Pendulum-v1", replay_buffer_class=NStepReplayBuffer)
     TutorialSAC("MlpPolicy", "Pendulum-v1", replay_buffer_class=NStepReplayBuffer, sample_with_replacement=True)

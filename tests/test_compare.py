@@ -251,6 +251,27 @@ def test_module_entry_point_and_cli_help() -> None:
         cli.main(["compare", "--seeds", "0"])
 
 
+def test_variants_option_selects_ablation_rows(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    import sb3_tutorial_sac.compare.cli as compare_cli
+
+    seen = {}
+
+    def fake_compare(variants, envs, *args, **kwargs):
+        seen["labels"], seen["envs"] = [variant.label for variant in variants], list(envs)
+        return "report", pd.DataFrame({"status": ["done"]})
+
+    monkeypatch.setattr(compare_cli, "compare", fake_compare)
+    folder = str(tmp_path)
+    assert cli.main(["compare", "--ablation", "--variants", "all_fixes", "tutorial_sac", "--log-folder", folder]) == 0
+    assert seen == {"labels": ["tutorial_sac", "all_fixes"], "envs": ["Pendulum-v1"]}  # in the ablation's order
+    assert cli.main(["compare", "--ablation", "--log-folder", folder]) == 0
+    assert seen["labels"] == [variant.label for variant in cmp.ABLATION]
+    with pytest.raises(SystemExit, match=r"--variants: unknown ablation rows \['no_such_row'\]; the rows are"):
+        cli.main(["compare", "--ablation", "--variants", "no_such_row"])
+    with pytest.raises(SystemExit, match="use it with --ablation"):
+        cli.main(["compare", "--variants", "all_fixes"])
+
+
 def test_ablation_variants_are_tutorial_sac_switches() -> None:
     from sb3_tutorial_sac import TutorialSAC
 

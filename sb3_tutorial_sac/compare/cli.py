@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--log-folder", type=pathlib.Path, default=pathlib.Path("logs/compare"), help="runs and report (default: logs/compare)"
     )
     parser.add_argument("--ablation", action="store_true", help="tutorial_sac with each quirk switched to SB3's choice")
+    parser.add_argument(
+        "--variants", nargs="+", default=None, help="with --ablation: the rows to run, by name (default: every row)"
+    )
     parser.add_argument("--backend", choices=["local", "ray"], default="local", help="where runs go (default: local)")
     parser.add_argument("--jobs", type=int, default=max(1, min(2, os.cpu_count() or 1)), help="parallel local runs")
     parser.add_argument("--address", default=None, help="Ray cluster address (e.g. ray://host:10001 or auto)")
@@ -42,8 +45,16 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds <= 0 or args.jobs <= 0 or args.eval_freq <= 0 or args.eval_episodes <= 0 or args.budget < 0:
         raise SystemExit("--seeds, --jobs, --eval-freq and --eval-episodes must be positive, --budget >= 0")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.variants is not None and not args.ablation:
+        raise SystemExit("--variants selects rows of the ablation: use it with --ablation")
     if args.ablation:
         variants, envs, name, notes = list(ABLATION), ["Pendulum-v1"], "ablation", [ABLATION_NOTE]
+        if args.variants is not None:
+            names = [variant.label for variant in ABLATION]
+            unknown = [row for row in args.variants if row not in names]
+            if unknown:
+                raise SystemExit(f"--variants: unknown ablation rows {unknown}; the rows are {names}")
+            variants = [variant for variant in ABLATION if variant.label in args.variants]
     else:
         variants, envs, name, notes = [Variant(a, a) for a in dict.fromkeys(args.algos)], args.envs, "compare", []
     thresholds = dict.fromkeys(envs, args.threshold) if args.threshold is not None else None
