@@ -431,7 +431,7 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
 class _Step(nn.Module):
     """The step function as a module, for ``torch.export``."""
 
-    def __init__(self, function: Callable[..., th.Tensor]):
+    def __init__(self, function: Callable[..., tuple[th.Tensor, ...]]):
         super().__init__()
         self.function = function
 
@@ -719,7 +719,7 @@ class CompiledEngine(FastEngine):
         """The inputs that stay the same tensors for a whole ``train()`` call (see :meth:`loop`)."""
         model = self.model
         log_alpha = model.log_ent_coef.detach() if model.log_ent_coef is not None else model.ent_coef_tensor
-        if model.ent_coef_optimizer is not None:
+        if model.ent_coef_optimizer is not None and model.log_ent_coef is not None:
             state = model.ent_coef_optimizer.state[model.log_ent_coef]
             alpha_moments = [state["exp_avg"], state["exp_avg_sq"]]
         else:

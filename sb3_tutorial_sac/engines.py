@@ -33,7 +33,7 @@ import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial, reduce
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import torch as th
 from gymnasium import spaces
@@ -73,7 +73,7 @@ class UpdateEngine:
 
     name: ClassVar[str]
     # the context in which the target and the statistics are computed (gradients off)
-    no_grad: ClassVar[Callable[[], contextlib.AbstractContextManager[Any]]] = th.no_grad
+    no_grad: ClassVar[staticmethod] = staticmethod(th.no_grad)
     actor_dist_params: Callable[[PyTorchObs], tuple[th.Tensor, th.Tensor]]
     target_q_values: Callable[[PyTorchObs, th.Tensor], Sequence[th.Tensor]]
 
@@ -229,7 +229,7 @@ class FastEngine(UpdateEngine):
 
     name = "fast"
     # the whole loop runs in inference mode: turning gradients off again would be repeated work
-    no_grad = contextlib.nullcontext
+    no_grad: ClassVar[staticmethod] = staticmethod(contextlib.nullcontext)
 
     def __init__(self, model: TutorialSAC, manual: ManualUpdate):
         super().__init__(model)
@@ -249,8 +249,9 @@ class FastEngine(UpdateEngine):
             q_input = th.cat([obs, actions], dim=1)
             return [q_net(q_input) for q_net in target_q_networks]
 
-        self.actor_dist_params = actor_dist_params
-        self.target_q_values = target_q_values
+        # flat Box observations only (make_engine builds this engine for nothing else)
+        self.actor_dist_params = actor_dist_params  # type: ignore[assignment]
+        self.target_q_values = target_q_values  # type: ignore[assignment]
         self._actor_adam = FlatAdam(actor.optimizer, model._actor_flat)
         self._critic_adam = FlatAdam(model.critic.optimizer, model._critic_flat)
 
@@ -264,14 +265,15 @@ class FastEngine(UpdateEngine):
         model = self.model
         # One Adam update per flat buffer where FlatAdam can serve every group (checked once per call), else per group
         actor_adam, critic_adam = self._actor_adam, self._critic_adam
-        self.actor_optimizer_step = actor_adam.step if actor_adam.prepare() else partial(adam_step, model.actor.optimizer)
-        self.critic_optimizer_step = critic_adam.step if critic_adam.prepare() else partial(adam_step, model.critic.optimizer)
+        # the optimiser steps of UpdateEngine replaced for this call's loop
+        self.actor_optimizer_step = actor_adam.step if actor_adam.prepare() else partial(adam_step, model.actor.optimizer)  # type: ignore[method-assign]
+        self.critic_optimizer_step = critic_adam.step if critic_adam.prepare() else partial(adam_step, model.critic.optimizer)  # type: ignore[method-assign]
         if model.ent_coef_optimizer is not None and model.log_ent_coef is not None:
             # made here, outside inference mode, so that they are ordinary tensors after the loop
             init_adam_states(model.ent_coef_optimizer)
             if model.log_ent_coef.grad is None or model.log_ent_coef.grad.is_inference():
                 model.log_ent_coef.grad = th.zeros_like(model.log_ent_coef)
-            self.ent_coef_optimizer_step = partial(adam_step, model.ent_coef_optimizer)
+            self.ent_coef_optimizer_step = partial(adam_step, model.ent_coef_optimizer)  # type: ignore[method-assign]
         with th.inference_mode():
             yield
 
