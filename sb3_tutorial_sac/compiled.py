@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 import os
 import platform
 import time
@@ -53,17 +52,14 @@ import torch as th
 from torch import nn
 from torch.nn import functional as F
 
-from sb3_tutorial_sac import losses
+from sb3_tutorial_sac import losses, policies
 from sb3_tutorial_sac.engines import FastEngine, Minibatch
 from sb3_tutorial_sac.flat import _is_plain_adam, init_adam_states
 from sb3_tutorial_sac.manual import ManualUpdate
+from sb3_tutorial_sac.policies import sample_action_entropy
 
 if TYPE_CHECKING:
     from sb3_tutorial_sac.tutorial_sac import TutorialSAC
-
-
-_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
-_SQUASH_EPS = 1e-7
 
 
 @dataclass(frozen=True)
@@ -123,15 +119,19 @@ class StepSpec:
 
 
 def _source_digest() -> str:
-    """A digest of this module's source: a compiled package is never reused after the step function changed (the
-    package's version where the source cannot be read, e.g. from a zip)."""
+    """A digest of the step function's sources (this module and the formulas it calls from ``losses`` and
+    ``policies``): a compiled package is never reused after the step function changed (the package's version where a
+    source cannot be read, e.g. from a zip)."""
+    digest = hashlib.sha256()
     try:
-        with open(__file__, "rb") as source:
-            return hashlib.sha256(source.read()).hexdigest()
-    except OSError:
+        for module_file in (__file__, losses.__file__, policies.__file__):
+            with open(module_file, "rb") as source:
+                digest.update(source.read())
+    except (OSError, TypeError):
         from sb3_tutorial_sac import __version__
 
         return __version__
+    return digest.hexdigest()
 
 
 def _cpu_model() -> str:
@@ -276,23 +276,10 @@ def _adam(spec: AdamSpec, param: th.Tensor, grad: th.Tensor, exp_avg: th.Tensor,
 
 
 def _sample_action_entropy(mu: th.Tensor, std: th.Tensor, eps: th.Tensor, entropy_term: str):
-    """
-    :func:`~sb3_tutorial_sac.policies.sample_action_entropy` with the noise ``eps`` given (drawn outside the compiled
-    function), operation for operation; :meth:`CompiledEngine.probe_difference` proves them equal bit for bit.
-    """
-    u = mu + eps * std
-    diff = u - mu
-    var2 = 2 * std**2
-    ratio = -(diff**2) / var2
-    log_prob = ratio - std.log() - _LOG_SQRT_2PI
-    action = th.tanh(u)
-    # Tutorial rule: tanh applied TWICE
-    squash = th.tanh(action) if entropy_term == "tutorial" else action
-    inside = 1 - squash**2 + _SQUASH_EPS
-    entropy = -(log_prob - inside.log())
-    saved = dict(diff=diff, var2=var2, ratio=ratio, log_prob=log_prob, squash=squash, inside=inside)
-    if entropy.shape[1] > 1:
-        entropy = entropy.sum(dim=1, keepdim=True)
+    """:func:`~sb3_tutorial_sac.policies.sample_action_entropy` with the noise ``eps`` given (drawn outside the compiled
+    function), and the intermediate values the written-out backward pass reads."""
+    saved: dict[str, th.Tensor] = {}
+    action, entropy = sample_action_entropy(mu, std, entropy_term, saved, eps)  # type: ignore[arg-type]
     return action, entropy, saved
 
 

@@ -44,7 +44,11 @@ _SQUASH_EPS = 1e-7
 
 
 def sample_action_entropy(
-    mu: th.Tensor, std: th.Tensor, entropy_term: EntropyTerm = "tutorial", saved: dict[str, th.Tensor] | None = None
+    mu: th.Tensor,
+    std: th.Tensor,
+    entropy_term: EntropyTerm = "tutorial",
+    saved: dict[str, th.Tensor] | None = None,
+    eps: th.Tensor | None = None,
 ) -> tuple[th.Tensor, th.Tensor]:
     """
     The tutorial's sampling and "entropy" from the Gaussian's mean and std (see :meth:`TutorialActor.action_entropy`).
@@ -53,11 +57,14 @@ def sample_action_entropy(
     :param std: Standard deviations, same shape
     :param entropy_term: ``"tutorial"`` (tanh applied twice) or ``"correct"``
     :param saved: if given, filled with the intermediate values a written-out backward pass needs
-        (:mod:`sb3_tutorial_sac.manual`)
+        (:mod:`sb3_tutorial_sac.manual`, :mod:`sb3_tutorial_sac.compiled`)
+    :param eps: the standard normal noise, when drawn elsewhere (the compiled step draws it outside its function);
+        by default drawn here
     :return: Squashed actions in ``[-1, 1]`` and ``H`` of shape ``[batch, 1]``
     """
-    # Same draw as Normal(mu, std).rsample(): empty(shape).normal_() from the global generator, then mu + eps * std
-    eps = th.empty_like(mu).normal_()
+    if eps is None:
+        # Same draw as Normal(mu, std).rsample(): empty(shape).normal_() from the global generator, then mu + eps * std
+        eps = th.empty_like(mu).normal_()
     u = mu + eps * std
     # Normal.log_prob(u), written out as torch writes it: -((u - mu) ** 2) / (2 * std**2) - log(std) - log(sqrt(2 pi))
     diff = u - mu
