@@ -301,8 +301,10 @@ ENGINES: dict[str, type[UpdateEngine]] = {"reference": ReferenceEngine, "fast": 
 ENGINE_NAMES: tuple[str, ...] = ("auto", *ENGINES)
 
 
-def _fast_engine_or_reason(model: TutorialSAC) -> FastEngine | str:
-    """The fast engine for ``model``'s networks, or why it cannot be used (before any probing)."""
+def _outside_fast_engine(model: TutorialSAC) -> str | None:
+    """Why ``model``'s observations are outside what the fast engine is written for (flat Box observations through
+    SB3's FlattenExtractor), or None. Images, dicts and other features extractors are the reference engine's by
+    design: ``"auto"`` takes it for them without a warning."""
     observation_space = model.observation_space
     extractors = (model.actor.features_extractor, model.critic.features_extractor, model.critic_target.features_extractor)
     if not (isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 1):
@@ -310,6 +312,13 @@ def _fast_engine_or_reason(model: TutorialSAC) -> FastEngine | str:
         return f"it covers flat Box observations, the observation space is a {space} of shape {shape}"
     if any(type(extractor) is not FlattenExtractor for extractor in extractors):
         return f"it covers SB3's FlattenExtractor, the features extractor is {type(extractors[0]).__name__}"
+    return None
+
+
+def _fast_engine_or_reason(model: TutorialSAC) -> FastEngine | str:
+    """The fast engine for ``model``'s networks (flat Box observations), or why it cannot be used (before probing)."""
+    assert isinstance(model.observation_space, spaces.Box)
+    observation_space = model.observation_space
     manual = ManualUpdate.build(
         model.actor, list(model.critic.q_networks), observation_space.shape[0], model.policy.to_env_units,
         model.policy.action_half_range,
@@ -375,7 +384,8 @@ def make_engine(model: TutorialSAC, name: str) -> UpdateEngine:
     The engine ``name`` for ``model`` (``TutorialSAC(engine=...)``).
 
     ``"auto"`` takes the fast engine where it is proven on ``model``'s networks (see :func:`_probe_difference`),
-    else the reference engine with a warning that says why. ``"fast"`` raises that reason as a ``ValueError``
+    else the reference engine with a warning that says why (no warning for observations the fast engine is not
+    written for: images, dicts, other features extractors). ``"fast"`` raises that reason as a ``ValueError``
     instead; ``"reference"`` is always available. ``"compiled"`` needs the fast engine (it raises as ``"fast"`` does)
     and its own step function proven equal to the fast engine's step on a probe batch
     (:meth:`~sb3_tutorial_sac.compiled.CompiledEngine.probe_difference`), else it warns and gives the fast engine.
@@ -385,7 +395,10 @@ def make_engine(model: TutorialSAC, name: str) -> UpdateEngine:
     if name not in ENGINE_NAMES:
         raise ValueError(f"engine must be one of {ENGINE_NAMES}, got {name!r}")
     reference = ReferenceEngine(model)
-    fast = _fast_engine_or_reason(model)
+    outside = _outside_fast_engine(model)
+    if outside is not None and name == "auto":
+        return reference  # the engine for these observations: nothing was expected of the fast engine, no warning
+    fast = outside if outside is not None else _fast_engine_or_reason(model)
     reason = fast if isinstance(fast, str) else _probe_difference(model, fast, reference)
     if reason is None and name == "compiled":
         assert isinstance(fast, FastEngine)

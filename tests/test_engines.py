@@ -1,6 +1,8 @@
 """The update's engines (sb3_tutorial_sac.engines): the fast engine against the reference engine, custom networks,
 the probe that decides which one a model gets, and the public ``engine`` argument."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch as th
@@ -169,3 +171,28 @@ def test_both_engines_give_identical_parameters_after_300_steps(env_kwargs, poli
     start = TutorialSAC("MlpPolicy", BoxTargetEnv(obs_shape=(5,), **env_kwargs), seed=4, policy_kwargs=policy_kwargs, **kwargs)
     moved = max((a - b).abs().max().item() for a, b in zip(fast.policy.parameters(), start.policy.parameters()))
     assert moved > 1e-3
+
+
+def test_dict_and_image_observations_take_the_reference_engine_without_a_warning():
+    """The fast engine is written for flat Box observations: for dicts and images "auto" takes the reference engine
+    silently (nothing was expected of the fast engine), and asking for the fast one says why it cannot be had."""
+    from gymnasium import spaces
+
+    class ImageEnv(BoxTargetEnv):
+        def __init__(self):
+            super().__init__(obs_shape=None, episode_length=20)
+            self.observation_space = spaces.Box(0, 255, (36, 36, 1), np.uint8)
+
+    cases = {
+        "MultiInputPolicy": (BoxTargetEnv(obs_shape=None), "flat Box observations, the observation space is a Dict"),
+        # SB3 transposes images to channels first
+        "CnnPolicy": (ImageEnv(), r"flat Box observations, the observation space is a Box of shape \(1, 36, 36\)"),
+    }
+    for policy, (env, reason) in cases.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model = TutorialSAC(policy, env, seed=0, buffer_size=100, batch_size=8)
+        assert type(model._engine) is ReferenceEngine, policy
+        for engine in ("fast", "compiled"):
+            with pytest.raises(ValueError, match=f"fast engine cannot be used for this model: it covers {reason}"):
+                TutorialSAC(policy, env, seed=0, buffer_size=100, batch_size=8, engine=engine)
