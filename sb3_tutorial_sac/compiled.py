@@ -12,10 +12,10 @@ small ones (a dimension of 1: heads, a critic's output, one action column) writt
 What it costs and when:
 
 * the first ``train()`` call of a model compiles the step for the model's configuration (networks, batch size, loss
-  switches, Adam's betas), once per machine and torch version: 12 to 25 s on this project's 2-core machines (the
-  first compilation on a machine also builds Inductor's precompiled headers), and stores the package in Inductor's
-  cache folder (``TORCHINDUCTOR_CACHE_DIR``; by default ``torchinductor_<user>`` in the system's temporary folder,
-  which a reboot may empty). Every later model of that configuration loads it in about 10 ms;
+  switches, Adam's betas), once per machine and torch version: tens of seconds (the first compilation on a machine
+  also builds Inductor's precompiled headers; measured in benchmarks/RESULTS.md), and stores the package in
+  Inductor's cache folder (``TORCHINDUCTOR_CACHE_DIR``; by default ``torchinductor_<user>`` in the system's temporary
+  folder, which a reboot may empty). Every later model of that configuration loads it in milliseconds;
 * the numbers are the tutorial's up to rounding: Inductor's fused kernels round differently from PyTorch's eager
   ones (its own ``tanh``, ``log`` and ``exp``, fused multiply-adds, sums in another order), a few ulps per step. On
   well-conditioned training the parameters stay within 1e-6 of the reference engine after 300 steps
