@@ -56,7 +56,6 @@ from sb3_tutorial_sac import losses, policies
 from sb3_tutorial_sac.engines import FastEngine, Minibatch
 from sb3_tutorial_sac.flat import _is_plain_adam, init_adam_states
 from sb3_tutorial_sac.manual import ManualUpdate
-from sb3_tutorial_sac.policies import sample_action_entropy
 
 if TYPE_CHECKING:
     from sb3_tutorial_sac.tutorial_sac import TutorialSAC
@@ -279,7 +278,7 @@ def _sample_action_entropy(mu: th.Tensor, std: th.Tensor, eps: th.Tensor, entrop
     """:func:`~sb3_tutorial_sac.policies.sample_action_entropy` with the noise ``eps`` given (drawn outside the compiled
     function), and the intermediate values the written-out backward pass reads."""
     saved: dict[str, th.Tensor] = {}
-    action, entropy = sample_action_entropy(mu, std, entropy_term, saved, eps)  # type: ignore[arg-type]
+    action, entropy = policies.sample_action_entropy(mu, std, entropy_term, saved, eps)  # type: ignore[arg-type]
     return action, entropy, saved
 
 
