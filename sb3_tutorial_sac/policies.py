@@ -14,7 +14,6 @@ The critic is SB3's own :class:`~stable_baselines3.common.policies.ContinuousCri
 """
 
 import math
-from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np

@@ -260,7 +260,7 @@ class CompiledEngine(FastEngine):
         scalars = persistent[-1]
         scalars[0:6] = th.tensor([-3e-4, 0.03, -3e-3, 0.03, -3e-4, 0.03])
         scalars[SOFT_UPDATE], scalars[TAU], scalars[KEEP], scalars[TARGET_ENTROPY] = 1.0, 0.005, 0.995, -float(spec.act_dim)
-        return [*batch, *noise, *persistent]
+        return [*list(batch), *noise, *persistent]  # type: ignore[list-item]
 
     @staticmethod
     def _probe_compiled(spec: StepSpec, compiled: Runner, inputs: list[th.Tensor]) -> str | None:
