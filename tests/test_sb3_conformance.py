@@ -205,8 +205,8 @@ def test_n_step_samples_and_target_inputs_are_sb3s():
         assert mine.next_observations[i].tolist() == ROWS[last][1]
 
 
-@pytest.mark.parametrize("shift, scale", [(8.0, 1 / 8), (3.0, 0.5)])
-def test_n_step_target_by_hand(shift, scale):
+@pytest.mark.parametrize("shift, scale, engine", [(8.0, 1 / 8, "reference"), (8.0, 1 / 8, "fast"), (3.0, 0.5, "fast")])
+def test_n_step_target_by_hand(shift, scale, engine):
     """A 3-step target with an early termination (and a truncation) inside the window, rewards normalised per step."""
     env = BoxTargetEnv(obs_shape=(2,), low=(-2.0,), high=(2.0,))
     model = make(
@@ -218,8 +218,10 @@ def test_n_step_target_by_hand(shift, scale):
         handle_timeout_termination=True,
         reward_shift=shift,
         reward_scale=scale,
+        engine=engine,
         policy_kwargs=dict(net_arch=dict(pi=[8], qf=[8])),
     )
+    assert model._engine.name == engine
     add(model.replay_buffer, ROWS)
     quiet(model)
     state = np.random.get_state()
