@@ -218,7 +218,7 @@ class CompiledEngine(FastEngine):
     def __getstate__(self) -> dict[str, Any]:
         """Copies (``copy.deepcopy`` of a model) leave the compiled package behind: they load it at their next loop."""
         state = self.__dict__.copy()
-        state["_compiled"] = state["_compiled_spec"] = None
+        state["_compiled"] = state["_compiled_spec"] = state["_main"] = None
         return state
 
     def main_runner(self, spec: StepSpec) -> Runner:
