@@ -5,7 +5,6 @@ comment naming the tutorial rule it implements (``docs/variant.md`` in the repos
 """
 
 import io
-import math
 import pathlib
 import warnings
 from collections.abc import Iterable
@@ -35,13 +34,12 @@ from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_tutorial_sac import persistence
+from sb3_tutorial_sac import persistence, validation
 from sb3_tutorial_sac.buffers import distinct_sampling_problem, sample_minibatches, stored_transitions
-from sb3_tutorial_sac.engines import ENGINE_NAMES, Minibatch, make_engine
+from sb3_tutorial_sac.engines import Minibatch, make_engine
 from sb3_tutorial_sac.flat import FlatParameters, rehome_optimizer
 from sb3_tutorial_sac.guard import NonFiniteError, TrainingGuard, check_observation, check_transition  # noqa: F401 (re-exported)
 from sb3_tutorial_sac.policies import (
-    ENTROPY_TERMS,
     CnnPolicy,
     EntropyTerm,
     MlpPolicy,
@@ -49,58 +47,15 @@ from sb3_tutorial_sac.policies import (
     TutorialActor,
     TutorialSACPolicy,
 )
+from sb3_tutorial_sac.validation import ENT_COEF_LOSSES  # noqa: F401 (re-exported)
+from sb3_tutorial_sac.validation import parse_ent_coef as _parse_ent_coef
 
 SelfTutorialSAC = TypeVar("SelfTutorialSAC", bound="TutorialSAC")
 
 EntCoefLoss = Literal["tutorial", "sb3"]
-ENT_COEF_LOSSES: tuple[str, ...] = ("tutorial", "sb3")
 
 # Per-step statistics kept by ``train()`` in ``last_train_stats``, after one ``critic<i>_loss`` per critic
 TRAIN_STATS: tuple[str, ...] = ("actor_loss", "ent_coef_loss", "entropy", "ent_coef")
-
-
-def _check_positive_lr(name: str, value: float | Schedule) -> None:
-    rate = value(1.0) if callable(value) else value
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not (rate > 0 and math.isfinite(rate)):
-        raise ValueError(f"{name} must be a positive finite float or a schedule returning one, got {value!r}")
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _parse_ent_coef(ent_coef: str | float) -> tuple[bool, float]:
-    """
-    Read SB3's ``ent_coef`` convention: ``"auto"`` (learned, from 1.0), ``"auto_<x>"`` (learned, from x > 0)
-    or a number >= 0 (fixed).
-
-    :return: (learned, initial or fixed value)
-    """
-    if isinstance(ent_coef, str):
-        if ent_coef == "auto":
-            return True, 1.0
-        if ent_coef.startswith("auto_"):
-            try:
-                value = float(ent_coef[len("auto_") :])
-            except ValueError:
-                value = float("nan")
-            if value > 0 and math.isfinite(value):
-                return True, value
-        else:
-            try:
-                value = float(ent_coef)
-            except ValueError:
-                value = float("nan")
-            if value >= 0 and math.isfinite(value):
-                return False, value
-    elif not isinstance(ent_coef, bool) and isinstance(ent_coef, (int, float, np.floating)):
-        if ent_coef >= 0 and math.isfinite(ent_coef):
-            return False, float(ent_coef)
-    raise ValueError(
-        f"ent_coef must be 'auto' (learned from 1.0), 'auto_<x>' with x > 0 (learned from x; the tutorial: "
-        f"'auto_0.01'), or a fixed number >= 0; got {ent_coef!r}"
-    )
 
 
 class TutorialSAC(OffPolicyAlgorithm):
@@ -220,33 +175,27 @@ class TutorialSAC(OffPolicyAlgorithm):
         _init_setup_model: bool = True,
     ):
         # Check the tutorial's knobs before anything is built, so that bad input fails fast and clearly
-        _check_positive_lr("learning_rate", learning_rate)
-        _check_positive_lr("critic_learning_rate", critic_learning_rate)
-        _check_positive_lr("ent_coef_learning_rate", ent_coef_learning_rate)
-        _check_positive_int("batch_size", batch_size)
-        _check_positive_int("buffer_size", buffer_size)
-        _check_positive_int("target_update_interval", target_update_interval)
-        if isinstance(gradient_steps, bool) or not isinstance(gradient_steps, (int, np.integer)) or gradient_steps < -1:
-            raise ValueError(f"gradient_steps must be -1 (as many as env steps collected) or >= 0, got {gradient_steps!r}")
-        if not (isinstance(reward_scale, (int, float, np.floating)) and math.isfinite(reward_scale) and reward_scale != 0):
-            raise ValueError(
-                f"reward_scale must be a finite non-zero number (tutorial: 1/8; 1 turns it off), got {reward_scale!r}"
+        # (sb3_tutorial_sac.validation: the same checks run on every value a file gives load)
+        validation.check_arguments(
+            dict(
+                learning_rate=learning_rate,
+                critic_learning_rate=critic_learning_rate,
+                ent_coef_learning_rate=ent_coef_learning_rate,
+                batch_size=batch_size,
+                buffer_size=buffer_size,
+                target_update_interval=target_update_interval,
+                gradient_steps=gradient_steps,
+                reward_scale=reward_scale,
+                reward_shift=reward_shift,
+                entropy_term=entropy_term,
+                engine=engine,
+                ent_coef_loss=ent_coef_loss,
+                ent_coef=ent_coef,
+                target_entropy=target_entropy,
+                gamma=gamma,
+                tau=tau,
             )
-        if not (isinstance(reward_shift, (int, float, np.floating)) and math.isfinite(reward_shift)):
-            raise ValueError(f"reward_shift must be a finite number (tutorial: 8.0; 0 turns it off), got {reward_shift!r}")
-        if entropy_term not in ENTROPY_TERMS:
-            raise ValueError(f"entropy_term must be one of {ENTROPY_TERMS} (tutorial: 'tutorial'), got {entropy_term!r}")
-        if engine not in ENGINE_NAMES:
-            raise ValueError(f"engine must be one of {ENGINE_NAMES} (default 'auto'), got {engine!r}")
-        if ent_coef_loss not in ENT_COEF_LOSSES:
-            raise ValueError(f"ent_coef_loss must be one of {ENT_COEF_LOSSES} (tutorial: 'tutorial'), got {ent_coef_loss!r}")
-        _parse_ent_coef(ent_coef)
-        if not (target_entropy == "auto" or (isinstance(target_entropy, (int, float)) and math.isfinite(target_entropy))):
-            raise ValueError(f"target_entropy must be 'auto' (-dim(A)) or a finite number, got {target_entropy!r}")
-        if not (0.0 <= gamma <= 1.0):
-            raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
-        if not (0.0 < tau <= 1.0):
-            raise ValueError(f"tau must be in (0, 1], got {tau!r}")
+        )
 
         if env is not None:
             # Check the action space here: SB3 would assert on unbounded Boxes before we can say more
