@@ -615,21 +615,31 @@ class TutorialSAC(OffPolicyAlgorithm):
         another field that is not data, an older TutorialSAC save, SB3's own format) raises a ``ValueError`` naming
         the fields, unless ``trusted=True``: then its pickled fields are unpickled (SB3's loader reads SB3's
         format). ``custom_objects`` replace the file's entries of the same name, as in SB3, and need no unpickling.
+        No env is made from a name in the file (``gym.make`` would import the module it names): ``load`` uses the
+        ``env`` given, or none. A file's ``tensorboard_log`` is not used (with a warning): the caller decides where
+        ``learn()`` writes (``load(path, tensorboard_log=...)``).
 
-        A file that is not a readable zip (truncated, corrupt) or that another algorithm saved raises a
-        ``ValueError`` naming the file; since ``load`` builds a new model, nothing is half loaded.
+        Also not in SB3, for files that are not trusted: every value goes through the constructor's checks
+        (:mod:`sb3_tutorial_sac.validation`), sizes are bounded before anything is allocated (each member's
+        decompressed size, the JSON's depth, arrays, the policy's size, the replay buffer's memory), and every tensor
+        must be finite and of this model's dtype and shape, optimiser states matching their parameters. A file that
+        breaks any of this, is not a readable zip (truncated, corrupt) or was saved by another algorithm raises a
+        ``ValueError`` naming the file and the field; since ``load`` builds a new model, nothing is half loaded.
 
         Also not in SB3: the global random generators (torch, NumPy, Python, CUDA) and the action space's are put
         back as :meth:`save` found them (SB3 re-seeds them with the model's ``seed``, which replays the random
-        stream of the start of training). With a file saved with ``include=["env"]`` (``trusted=True``) and no
-        ``env`` argument, the saved VecEnv is used and its current observation kept: ``learn(n,
-        reset_num_timesteps=False)`` then continues exactly as the uninterrupted run would (after
-        ``load_replay_buffer``). What a resume cannot keep: the state of an env that cannot be pickled (pass a new
-        env: the episode in progress restarts from a reset, as in SB3), and with learning-rate schedules the
-        progress of the first ``learn(k)`` was measured against ``k`` (SB3's convention), so only constant rates
-        resume exactly.
+        stream of the start of training). As in SB3, the episode in progress (``_last_obs``,
+        ``_last_episode_starts``, ``_last_original_obs``) is saved with the model, as arrays: without an ``env``
+        argument, or with ``force_reset=False``, it is kept, and ``learn(n, reset_num_timesteps=False)`` goes on from
+        the saved observation (give back the env that was running it); with an ``env`` and ``force_reset=True`` (the
+        default) the next ``learn`` starts from a reset. With a file saved with ``include=["env"]`` (``trusted=True``)
+        and no ``env`` argument, the saved VecEnv is used: ``learn(n, reset_num_timesteps=False)`` then continues
+        exactly as the uninterrupted run would (after ``load_replay_buffer``). What a resume cannot keep: the state of
+        an env that cannot be pickled, and with learning-rate schedules the progress of the first ``learn(k)`` was
+        measured against ``k`` (SB3's convention), so only constant rates resume exactly.
 
-        :param trusted: unpickle what the file holds pickled (run code from it): only for files you trust
+        :param trusted: unpickle what the file holds pickled (run code from it), make an env the file names, use its
+            ``tensorboard_log``, and lift the size bounds: only for files you trust
         """
         return persistence.load_model(cls, path, env, device, custom_objects, print_system_info, force_reset, trusted, kwargs)
 
@@ -648,13 +658,16 @@ class TutorialSAC(OffPolicyAlgorithm):
         * an allow-list, not SB3's exclude-list: ``data`` is plain JSON of the constructor's arguments, SB3's
           counters (``num_timesteps``, ``_n_updates``, ``_episode_num``, ...), the spaces and the policy class;
           the networks, the optimiser states and log-alpha are ``*.pth`` tensors. ``exclude`` leaves some out
-          (they take their defaults on load), ``include`` adds attributes;
+          (they take their defaults on load), ``include`` adds attributes and, as in SB3, wins over ``exclude``;
+          the episode in progress (``_last_obs``, ``_last_episode_starts``, ``_last_original_obs``) is saved as arrays,
+          as SB3 saves it;
         * what is not data is pickled only when ``include`` names it, and such a file loads only with
           ``TutorialSAC.load(path, trusted=True)``; otherwise a learning-rate schedule function is saved as its
           current value (with a warning) and another value that is not data (a custom class, say) raises a
           ``ValueError`` naming it;
         * a path is written through a temporary file in the same directory, renamed over ``path`` only once
           complete: a save interrupted half-way (``KeyboardInterrupt``, full disk) leaves the previous file intact;
+          the file replaced keeps its permission bits (a private file stays private);
         * the file also holds the state of the random generators training draws from (torch's, NumPy's and
           Python's global generators, CUDA's on a CUDA device, and the action space's, used for the uniform
           warm-up), under ``_rng_state``; :meth:`load` puts them back. ``exclude=["_rng_state"]`` leaves it out.
