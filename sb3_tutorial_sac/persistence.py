@@ -504,11 +504,13 @@ def load_model(
             stacklevel=3,
         )
         attributes["tensorboard_log"] = None
-    # One validation path: the constructor's checks on the file's values (and the caller's overrides)
+    # One validation path: the constructor's checks on the file's values and the caller's overrides (custom_objects
+    # are the caller's own, left as SB3 leaves them: rl-zoo3's enjoy gives learning_rate=0.0)
+    values = {name: value for name, value in {**attributes, **kwargs}.items() if name not in (custom_objects or {})}
     if trusted:
-        validation.check_arguments({**attributes, **kwargs}, where)
+        validation.check_arguments(values, where)
     else:
-        validation.check_file_values({**attributes, **kwargs}, where)
+        validation.check_file_values(values, where)
         _check_sizes({**attributes, **kwargs}, where)
     # SB3's load from here on: the env, the model without networks, its attributes, _setup_model, the tensors
     if env is not None:
