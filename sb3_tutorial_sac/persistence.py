@@ -105,7 +105,8 @@ def atomic_write(path: str | pathlib.Path, suffix: str, write: Callable[[io.Buff
         mode = None  # a new file: the mode open() gives it (0666 less the umask)
     try:
         # created private, so that a private file's content is never readable by others while it is written
-        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if mode is not None else 0o666), "wb") as file:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if mode is not None else 0o666)
+        with open(descriptor, "wb") as file:
             write(file)  # type: ignore[arg-type]
         if mode is not None:
             os.chmod(temporary, mode)
@@ -309,10 +310,12 @@ class ModelFile:
                 names = archive.namelist()
                 data = None
                 if "data" in names:
-                    data = parse_json(read_member(archive, "data", validation.MAX_DATA_BYTES, self.path), f"{self.path!r}: data")
+                    content = read_member(archive, "data", validation.MAX_DATA_BYTES, self.path)
+                    data = parse_json(content, f"{self.path!r}: data")
                 info = ""
                 if with_info and "system_info.txt" in names:
-                    info = read_member(archive, "system_info.txt", validation.MAX_INFO_BYTES, self.path).decode("utf-8", "replace")
+                    info = read_member(archive, "system_info.txt", validation.MAX_INFO_BYTES, self.path)
+                    info = info.decode("utf-8", "replace")
             except READ_ERRORS as error:
                 raise _unreadable(self.path, error) from error
         return data, info
@@ -372,8 +375,9 @@ def _check_sizes(values: dict[str, Any], where: str) -> None:
     try:
         parameters = count_parameters(values["policy_class"], values["observation_space"], values["action_space"],
                                       values.get("policy_kwargs") or {})  # fmt: skip
-    except BUILD_ERRORS + (ValueError,) as error:
-        raise FileValueError(f"{where}: its policy cannot be built from its values: {type(error).__name__}: {error}"[:600]) from error
+    except (*BUILD_ERRORS, ValueError) as error:
+        why = f"{type(error).__name__}: {error}"[:600]
+        raise FileValueError(f"{where}: its policy cannot be built from its values: {why}") from error
     if parameters > validation.MAX_PARAMETERS:
         raise FileValueError(
             f"{where}, field 'policy_kwargs': the policy would hold {parameters} numbers, more than the "
@@ -528,7 +532,8 @@ def load_model(
     except BUILD_ERRORS as error:
         if trusted:
             raise
-        raise FileValueError(f"{where}: no TutorialSAC model can be built from its values: {type(error).__name__}: {error}"[:800]) from error
+        why = f"{type(error).__name__}: {error}"[:800]
+        raise FileValueError(f"{where}: no TutorialSAC model can be built from its values: {why}") from error
     tensors = source.read_tensors(tensor_caps(model))
     if "policy" not in tensors:
         raise _unreadable(path, "it holds no ['policy.pth']")
@@ -862,7 +867,8 @@ def _check_meta(meta: dict[str, Any], model: TutorialSAC, path: Any) -> None:
     }
     bad = [name for name, ok in problems.items() if not ok]
     if bad:
-        raise FileValueError(f"{where}: {', '.join(f'{name}={meta.get(name)!r}' for name in bad)}"[:600] + " (not a valid value)")
+        values = ", ".join(f"{name}={meta.get(name)!r}" for name in bad)[:600]
+        raise FileValueError(f"{where}: {values} (not a valid value)")
     if not (validation._is_int(meta.get("pos")) and 0 <= meta["pos"] < meta["buffer_size"]):
         raise FileValueError(f"{where}: pos={meta.get('pos')!r}, not an integer in [0, buffer_size={meta['buffer_size']})")
     if meta["n_envs"] != model.n_envs:
@@ -905,7 +911,8 @@ def _read_replay_buffer(model: TutorialSAC, path: Path, trusted: bool) -> sb3_bu
             try:
                 return _buffer_from(archive, model, path, trusted)
             except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, OSError, RuntimeError) as error:
-                raise FileValueError(f"{path!r} is not a readable replay buffer file (truncated or corrupt?): {error}") from error
+                why = f"{path!r} is not a readable replay buffer file (truncated or corrupt?): {error}"
+                raise FileValueError(why) from error
     finally:
         if isinstance(path, (str, pathlib.Path)):
             file.close()
@@ -915,7 +922,8 @@ def _buffer_from(archive: zipfile.ZipFile, model: TutorialSAC, path: Any, truste
     meta = _buffer_meta(archive, path)
     _check_meta(meta, model, path)
     try:
-        observation_space, action_space = (from_data(meta.get(key), key, trusted) for key in ("observation_space", "action_space"))
+        observation_space, action_space = (from_data(meta.get(key), key, trusted) for key in ("observation_space",
+                                                                                                "action_space"))  # fmt: skip
     except ValueError as error:
         raise FileValueError(f"{path!r}, meta: {error}") from error
     if not (isinstance(observation_space, spaces.Space) and isinstance(action_space, spaces.Space)) or get_obs_shape(
@@ -941,7 +949,8 @@ def _buffer_from(archive: zipfile.ZipFile, model: TutorialSAC, path: Any, truste
     stored = _stored_rows(buffer)
     names = {name[: -len(".npy")] for name in archive.namelist() if name.endswith(".npy")} - {"meta"}
     if names != set(stored) or len(archive.namelist()) != len(stored) + 1:
-        raise FileValueError(f"{path!r}: members {sorted(archive.namelist())[:12]} where a {meta['class']} has {sorted(stored)}")
+        members = sorted(archive.namelist())[:12]
+        raise FileValueError(f"{path!r}: members {members} where a {meta['class']} has {sorted(stored)}")
     for name, (own, rows) in stored.items():
         own[:rows] = _read_array(archive, name, own, rows, path)
     return buffer

@@ -234,7 +234,7 @@ def _safe_get_saved_hyperparams(original: Callable[..., Any]) -> Callable[..., A
 
         if config.is_file():
             with open(config) as file:
-                normalize = (yaml.load(file, Loader=_zoo_yaml_loader()) or {}).get("normalize")  # noqa: S506 (safe loader)
+                normalize = (yaml.load(file, Loader=_zoo_yaml_loader()) or {}).get("normalize")  # (the safe loader)
             if isinstance(normalize, str):
                 kwargs = _literal_kwargs(normalize, f"{config}: normalize")
                 builtins_eval = _literal_eval_once(normalize, kwargs)
@@ -245,7 +245,7 @@ def _safe_get_saved_hyperparams(original: Callable[..., Any]) -> Callable[..., A
     return get_saved_hyperparams
 
 
-class _literal_eval_once:  # noqa: N801 (used as a context manager)
+class _literal_eval_once:  # (used as a context manager)
     """Within the block, rl-zoo3's ``eval(text)`` of ``rl_zoo3.utils`` gives ``value`` (a copy), and nothing else."""
 
     def __init__(self, text: str, value: dict[str, Any]):
@@ -297,8 +297,9 @@ def save_vec_normalize(vec_normalize: Any, save_path: str | pathlib.Path) -> Non
         "format": VECNORMALIZE_FORMAT,
         **{key: getattr(vec_normalize, key) for key in ("training", "norm_obs", "norm_reward", "clip_obs", "clip_reward")},
         **{key: getattr(vec_normalize, key) for key in ("gamma", "epsilon", "norm_obs_keys")},
-        "obs_rms": {key: statistics(rms) for key, rms in obs_rms.items()} if isinstance(obs_rms, dict) else (
-            statistics(obs_rms) if obs_rms is not None else None),  # fmt: skip
+        "obs_rms": None if obs_rms is None else (
+            {key: statistics(rms) for key, rms in obs_rms.items()} if isinstance(obs_rms, dict) else statistics(obs_rms)
+        ),
         "ret_rms": statistics(vec_normalize.ret_rms),
     }
     text = json.dumps(data).encode()
@@ -322,7 +323,7 @@ def load_vec_normalize(load_path: str | pathlib.Path, venv: Any, trusted: bool =
     if not head.lstrip().startswith(b"{"):
         if trusted:
             return _ORIGINALS["VecNormalize.load"](str(path), venv)
-        raise RefusedError(f"{path} is a pickle (SB3's VecNormalize.save): unpickling it would run code from it; {TRUSTED_HINT}")
+        raise RefusedError(f"{path} is a pickle (SB3's VecNormalize.save): unpickling it would run code; {TRUSTED_HINT}")
     if len(head) > validation.MAX_META_BYTES * 64:
         raise RefusedError(f"{path} is larger than VecNormalize statistics can be")
     data = parse_json(head, str(path))

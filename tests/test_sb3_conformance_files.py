@@ -15,8 +15,11 @@ from sb3_tutorial_sac import TutorialSAC
 # Both algorithms one gradient step per env step, so that learn(250) stops in the middle of an episode
 ALGORITHMS = [
     pytest.param(SAC, dict(policy_kwargs=dict(net_arch=[8]), learning_starts=100), id="SAC"),
-    pytest.param(TutorialSAC, dict(policy_kwargs=dict(net_arch=dict(pi=[8], qf=[8, 8])), train_freq=1, gradient_steps=1),
-                 id="TutorialSAC"),  # fmt: skip
+    pytest.param(
+        TutorialSAC,
+        dict(policy_kwargs=dict(net_arch=dict(pi=[8], qf=[8, 8])), train_freq=1, gradient_steps=1),
+        id="TutorialSAC",
+    ),
 ]
 
 
