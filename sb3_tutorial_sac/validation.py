@@ -28,13 +28,13 @@ ENT_COEF_LOSSES: tuple[str, ...] = ("tutorial", "sb3")
 # ----------------------------------------------------------------------------------------------- size bounds
 # What a file that is not trusted may describe, checked before anything is allocated (trusted=True lifts them).
 # Generous for any real model: the tutorial's Pendulum model is 3 observation elements, 128-wide layers, two critics,
-# 45,000 parameters and a 16 KB data member.
+# about 70,000 numbers in its policy and a 16 KB data member.
 MAX_ELEMENTS = 2**24  # elements of one space or one array written in ``data`` (a fill included): 16.8 million
 MAX_PARAMETERS = 10**8  # numbers in the policy (actor, critics, target critics), counted before it is built
 MAX_CRITICS = 100  # n_critics
 MAX_LAYERS = 100  # layers of one net_arch list
 MAX_ENVS = 2**16  # n_envs
-MAX_JSON_DEPTH = 32  # nesting of ``data`` (a TutorialSAC file's is at most 8 deep)
+MAX_JSON_DEPTH = 32  # nesting of ``data`` (a file with Dict spaces and vectorised action noise: 10)
 MAX_DATA_BYTES = 64 * 2**20  # the ``data`` member, decompressed; a replay buffer's ``meta``: 1 MiB
 MAX_META_BYTES = 2**20
 MAX_INFO_BYTES = 2**20  # system_info.txt
@@ -208,6 +208,12 @@ def _observation(value: Any) -> bool:
 
 
 _bool = _kind(lambda value: isinstance(value, (bool, np.bool_)), "True or False")
+#: What ``replay_buffer_kwargs`` may hold in a file: SB3's timeout switch and its n-step buffer's arguments
+BUFFER_KWARGS: dict[str, Callable[[Any], bool]] = {
+    "handle_timeout_termination": lambda value: isinstance(value, bool),
+    "n_steps": lambda value: _is_int(value) and 0 < value <= 1000,
+    "gamma": lambda value: _is_number(value) and 0 <= value <= 1,
+}
 #: What SB3's state in a file must be (the constructor's arguments not checked by ``__init__`` included)
 FILE_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "verbose": _kind(lambda value: _is_int(value) and 0 <= value <= 2, "0, 1 or 2"),
@@ -222,9 +228,11 @@ FILE_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "tensorboard_log": _kind(lambda value: value is None or isinstance(value, str), "None or a path"),
     "policy_kwargs": _kind(lambda value: isinstance(value, dict) and all(isinstance(k, str) for k in value), "a dict"),
     "replay_buffer_kwargs": _kind(
-        lambda value: value is None or (isinstance(value, dict) and set(value) <= {"handle_timeout_termination"}),
-        "None or a dict of handle_timeout_termination (other buffer arguments load only with trusted=True)",
+        lambda value: value is None
+        or (isinstance(value, dict) and all(key in BUFFER_KWARGS and BUFFER_KWARGS[key](item) for key, item in value.items())),
+        f"None or a dict of {sorted(BUFFER_KWARGS)} (other buffer arguments load only with trusted=True)",
     ),
+    "n_steps": _kind(lambda value: _is_int(value) and 0 < value <= 1000, "an integer in [1, 1000]"),
     "action_noise": _kind(lambda value: value is None or isinstance(value, ActionNoise), "None or an action noise"),
     "observation_space": _kind(lambda value: isinstance(value, spaces.Space), "a space"),
     "action_space": _kind(lambda value: isinstance(value, spaces.Box), "a Box"),
