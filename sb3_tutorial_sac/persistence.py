@@ -369,12 +369,40 @@ def count_parameters(policy_class: type, observation_space: spaces.Space, action
     return sum(tensor.numel() for tensor in policy.state_dict().values())
 
 
+# Activations without parameters: with them, an MLP policy on a flat Box is counted from its widths alone
+PLAIN_ACTIVATIONS = (th.nn.ReLU, th.nn.Tanh, th.nn.ELU, th.nn.LeakyReLU, th.nn.SiLU, th.nn.GELU, th.nn.Sigmoid)
+PLAIN_KWARGS = {"net_arch", "n_critics", "activation_fn", "optimizer_class", "optimizer_kwargs", "share_features_extractor"}
+
+
+def _mlp_numbers(values: dict[str, Any]) -> int | None:
+    """
+    The numbers of a TutorialSACPolicy of MLPs on a flat Box (the tutorial's kind of model), from its widths; ``None``
+    for any other policy (then :func:`count_parameters` builds it on the meta device).
+    """
+    kwargs, space = values.get("policy_kwargs") or {}, values["observation_space"]
+    plain = set(kwargs) <= PLAIN_KWARGS and kwargs.get("activation_fn", th.nn.ReLU) in PLAIN_ACTIVATIONS
+    if not (plain and values["policy_class"] is policies.MlpPolicy and type(space) is spaces.Box and len(space.shape) == 1):
+        return None
+    net_arch = kwargs.get("net_arch", dict(pi=[128], qf=[128, 128]))
+    actor, critic = (net_arch["pi"], net_arch["qf"]) if isinstance(net_arch, dict) else (net_arch, net_arch)
+    inputs, actions = int(space.shape[0]), int(math.prod(values["action_space"].shape))
+
+    def mlp(widths: list[int], first: int) -> int:
+        return sum((a + 1) * b for a, b in zip([first, *widths[:-1]], widths))
+
+    last = actor[-1] if actor else inputs
+    critic_numbers = mlp([*critic, 1], inputs + actions)
+    return mlp(actor, inputs) + 2 * (last + 1) * actions + 2 * kwargs.get("n_critics", 2) * critic_numbers
+
+
 def _check_sizes(values: dict[str, Any], where: str) -> None:
     """The bounds of a file that is not trusted, on the values the model will be built from (nothing allocated)."""
     validation.check_file_sizes(values, where)
     try:
-        parameters = count_parameters(values["policy_class"], values["observation_space"], values["action_space"],
-                                      values.get("policy_kwargs") or {})  # fmt: skip
+        parameters = _mlp_numbers(values)
+        if parameters is None:
+            parameters = count_parameters(values["policy_class"], values["observation_space"], values["action_space"],
+                                          values.get("policy_kwargs") or {})  # fmt: skip
     except (*BUILD_ERRORS, ValueError) as error:
         why = f"{type(error).__name__}: {error}"[:600]
         raise FileValueError(f"{where}: its policy cannot be built from its values: {why}") from error

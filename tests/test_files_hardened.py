@@ -395,3 +395,18 @@ def test_save_keeps_the_permission_bits_of_the_file_it_replaces(trained, tmp_pat
     finally:
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "new.zip").stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize(
+    "policy_kwargs",
+    [{}, dict(net_arch=[64, 32], n_critics=3), dict(net_arch=dict(pi=[], qf=[5]), activation_fn=th.nn.Tanh)],
+)
+def test_the_policy_is_counted_before_it_is_built(policy_kwargs):
+    """The size bound counts a policy from its values: from the widths (MLPs on a flat Box) or on the meta device."""
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=policy_kwargs)
+    built = sum(tensor.numel() for tensor in model.policy.state_dict().values())
+    values = dict(policy_kwargs=policy_kwargs, policy_class=model.policy_class, observation_space=model.observation_space,
+                  action_space=model.action_space)  # fmt: skip
+    assert persistence._mlp_numbers(values) == built
+    counted = persistence.count_parameters(model.policy_class, model.observation_space, model.action_space, policy_kwargs)
+    assert counted == built
