@@ -17,8 +17,9 @@ an explicit ``--conf-file`` wins.
 Not in rl-zoo3: a run's folder (``logs/``, perhaps received from someone else) is read as data, so that no code from
 it runs (:func:`folder_files_as_data`): ``config.yml`` and ``args.yml`` with a safe YAML loader that accepts only the
 Python tags rl-zoo3 writes (ordered dicts, tuples), a ``normalize`` string as literals (rl-zoo3 ``eval``s it), a
-wrapper named in ``config.yml`` only from the zoo's wrapper libraries (``WRAPPER_MODULES``), and ``vecnormalize.pkl``
-as the JSON statistics this command writes in its place (a pickled one is refused). ``--trusted`` gives rl-zoo3's
+wrapper named in ``config.yml`` only from the zoo's wrapper libraries (``WRAPPER_MODULES``), ``vecnormalize.pkl``
+as the JSON statistics this command writes in its place (a pickled one is refused), and ``plot_from_file``'s input
+(``all_plots``' pickle) with an unpickler that makes nothing but containers and NumPy arrays. ``--trusted`` gives rl-zoo3's
 own readers back (they can run code from the folder). Models of ``tutorial_sac`` load as data
 (:mod:`sb3_tutorial_sac.persistence`); models of other algorithms load with SB3's own, pickled, format.
 """
@@ -31,6 +32,7 @@ import json
 import math
 import os
 import pathlib
+import pickle
 import runpy
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -359,6 +361,37 @@ def load_vec_normalize(load_path: str | pathlib.Path, venv: Any, trusted: bool =
     return vec_normalize
 
 
+#: What an rl-zoo3 ``all_plots`` file (read by ``plot_from_file``) may name when unpickled: NumPy's arrays and scalars
+PLOT_GLOBALS = {
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.dtypes", "Float64DType"), ("numpy.dtypes", "Int64DType")}
+
+
+class _PlotUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and NumPy arrays only (``PLOT_GLOBALS``): anything else a pickle names is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in PLOT_GLOBALS:
+            return super().find_class(module, name)
+        raise RefusedError(
+            f"the pickle names {module}.{name}, beyond the arrays and containers all_plots writes: unpickling it could "
+            f"run code; {TRUSTED_HINT}"
+        )
+
+
+class _PlotPickle:
+    """``pickle`` as ``rl_zoo3.plots.plot_from_file`` sees it: ``load`` restricted to :class:`_PlotUnpickler`."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(pickle, name)
+
+    @staticmethod
+    def load(file: Any) -> Any:
+        return _PlotUnpickler(file).load()
+
+
 _ORIGINALS: dict[str, Any] = {}
 
 
@@ -381,6 +414,9 @@ def folder_files_as_data(trusted: bool) -> Iterator[None]:
         (VecNormalize, "load", staticmethod(lambda load_path, venv: load_vec_normalize(load_path, venv, trusted))),
     ]
     if not trusted:
+        plot_from_file = sys.modules.get("rl_zoo3.plots.plot_from_file")
+        if plot_from_file is not None:  # it unpickles all_plots' file
+            patches.append((plot_from_file, "pickle", _PlotPickle()))
         patches += [
             (yaml, "UnsafeLoader", _zoo_yaml_loader()),  # rl-zoo3 reads config.yml and args.yml with yaml.UnsafeLoader
             (rl_zoo3.utils, "get_saved_hyperparams", _safe_get_saved_hyperparams(rl_zoo3.utils.get_saved_hyperparams)),
@@ -442,14 +478,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     saved_argv = sys.argv
     sys.argv = [f"sb3-tutorial-sac-zoo {script}", *rest]
     try:
+        import importlib
+
+        entry: Callable[[], Any] | None = None if function is None else getattr(importlib.import_module(module), function)
         # Not in rl-zoo3: a run's folder is read as data (config.yml, args.yml, vecnormalize.pkl) unless --trusted
         with folder_files_as_data(trusted):
-            if function is None:
+            if entry is None:
                 runpy.run_module(module, run_name="__main__", alter_sys=True)
             else:
-                import importlib
-
-                entry: Callable[[], Any] = getattr(importlib.import_module(module), function)
                 entry()
     except RefusedError as error:
         sys.exit(f"sb3-tutorial-sac-zoo {script}: refused: {error}")

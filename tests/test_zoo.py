@@ -487,3 +487,23 @@ def test_zoo_flows_with_vecnormalize_need_no_trust(tmp_path: pathlib.Path, monke
     assert "Loading saved VecNormalize stats" in out and "Loading replay buffer" in out
     continued = TutorialSAC.load(logs / "tutorial_sac" / f"{ENV}_2" / f"{ENV}.zip")
     assert continued.num_timesteps == 200 and continued._n_updates == 400 + 200
+
+
+def test_plot_from_file_unpickles_arrays_only(tmp_path: pathlib.Path) -> None:
+    results = {
+        "results_table": {"headers": ["Environments", "tutorial_sac"], "value_matrix": [["Pendulum", "-150 +/- 20"]]},
+        "Pendulum-v1": {"tutorial_sac": {"x": np.arange(3), "y": np.ones((2, 3)), "mean": np.float64(-150.0), "n": (1, 2)}},
+    }
+    with open(tmp_path / "plots.pkl", "wb") as file:
+        pickle.dump(results, file)
+    with open(tmp_path / "plots.pkl", "rb") as file:
+        loaded = zoo._PlotPickle.load(file)
+    assert np.array_equal(loaded["Pendulum-v1"]["tutorial_sac"]["y"], np.ones((2, 3)))
+    assert loaded["Pendulum-v1"]["tutorial_sac"]["mean"] == -150.0 and loaded["results_table"] == results["results_table"]
+
+    sentinel = tmp_path / "pwned"
+    with open(tmp_path / "crafted.pkl", "wb") as file:
+        pickle.dump({"results_table": Payload(sentinel)}, file)
+    with pytest.raises(SystemExit, match=r"plot_from_file: refused: the pickle names (posix|nt).system.*--trusted"):
+        zoo.main(["plot_from_file", "-i", str(tmp_path / "crafted.pkl"), "-o", str(tmp_path / "out.png")])
+    assert not sentinel.exists()
