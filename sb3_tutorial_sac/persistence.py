@@ -462,7 +462,7 @@ def _attributes(cls: type, path: Path, data: dict, env: Any, custom: dict, force
             "file: TutorialSAC.load(path, trusted=True), then save it again for a file of data only; or give them in "
             "custom_objects."
         )
-    if "env" in raw and "env" not in custom and not trusted:
+    if raw.get("env") is not None and "env" not in custom and not trusted:
         # never made nor imported: gym.make("module:Env-v0") would import the module the file names
         raise FileValueError(
             f"{path!r}, field 'env': the file names an env ({str(raw['env'])[:100]!r}), and TutorialSAC.load never makes "
