@@ -87,6 +87,7 @@ def test_an_env_named_in_a_file_is_never_made_or_imported(trained, tmp_path, mon
     _rewrite(saved, crafted, data=_with(data, env="evilmod:Pendulum-v1"))
     assert TutorialSAC.load(crafted, trusted=True).get_env() is not None
     assert sentinel.exists()
+    sys.modules.pop("evilmod", None)  # (imported now: gone for the tests that follow)
 
 
 def test_a_file_does_not_decide_where_learn_writes(trained, tmp_path):

@@ -443,13 +443,14 @@ def test_enjoy_reads_a_folder_as_data(tmp_path: pathlib.Path, monkeypatch: pytes
     assert yaml_module.UnsafeLoader is unsafe_loader  # everything put back
 
     sentinel = tmp_path / "pwned"
-    (tmp_path / "evilmod.py").write_text(f"open({str(sentinel)!r}, 'w').close()\nWrapper = None\n")
+    monkeypatch.delitem(sys.modules, "evilzoo", raising=False)
+    (tmp_path / "evilzoo.py").write_text(f"open({str(sentinel)!r}, 'w').close()\nWrapper = None\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     crafted = {
         "yaml_tag": ("config.yml", f"n_timesteps: !!python/object/apply:os.system ['touch {sentinel}']\n", "the tag"),
         "yaml_args": ("args.yml", f"env_kwargs: !!python/object/apply:os.system ['touch {sentinel}']\n", "the tag"),
         "normalize_eval": ("config.yml", f"normalize: \"__import__('os').system('touch {sentinel}')\"\n", "normalize is"),
-        "env_wrapper": ("config.yml", "normalize: false\nenv_wrapper: evilmod.Wrapper\n", "env_wrapper names 'evilmod"),
+        "env_wrapper": ("config.yml", "normalize: false\nenv_wrapper: evilzoo.Wrapper\n", "env_wrapper names 'evilzoo"),
         "vecnormalize": ("vecnormalize.pkl", Payload(sentinel), "is a pickle"),
     }
     for case, (name, content, message) in crafted.items():
@@ -458,7 +459,7 @@ def test_enjoy_reads_a_folder_as_data(tmp_path: pathlib.Path, monkeypatch: pytes
         target.write_bytes(pickle.dumps(content)) if isinstance(content, Payload) else target.write_text(content)
         with pytest.raises(SystemExit, match=rf"sb3-tutorial-sac-zoo enjoy: refused: .*{message}.*--trusted"):
             _enjoy(logs)
-        assert not sentinel.exists() and "evilmod" not in sys.modules, case
+        assert not sentinel.exists() and "evilzoo" not in sys.modules, case
         assert yaml_module.UnsafeLoader is unsafe_loader
     # --trusted: rl-zoo3's own readers, which run what the folder holds
     with pytest.raises(Exception):  # noqa: B017 (the payload returns no VecNormalize: rl-zoo3 fails after it ran)
