@@ -2,12 +2,15 @@
 
 :func:`to_data` writes a value as JSON (numbers, strings, lists, dicts) or as a tagged description (arrays, tuples,
 spaces, classes by name from an allow-list, SB3's and rl-zoo3's schedules, action noise); :func:`from_data` reads
-it back without importing or unpickling anything named by the file, unless ``trusted=True``.
+it back without importing or unpickling anything named by the file, unless ``trusted=True``; the size of every array
+is checked (``validation.MAX_ELEMENTS``) before it is allocated.
 """
 
 from __future__ import annotations
 
 import base64
+import math
+import operator
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +25,8 @@ from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckA
 from stable_baselines3.common.type_aliases import TrainFreq
 from stable_baselines3.common.utils import ConstantSchedule, FloatSchedule, LinearSchedule
 
-from sb3_tutorial_sac import policies
+from sb3_tutorial_sac import policies, validation
+from sb3_tutorial_sac.validation import FileValueError
 
 # Where a class named in a file may come from, and what it must be: nothing is imported from a file's strings
 CLASS_SOURCES = {module.__name__: module for module in (th.nn, th.optim, torch_layers, sb3_buffers, policies)}
@@ -141,17 +145,27 @@ def from_data(value: Any, where: str, trusted: bool = False) -> Any:
         raise ValueError(f"{where}: unknown description {sorted(value)[:3]}")
     try:
         return DECODERS[tag](body, where, trusted)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise ValueError(f"{where}: not a valid {tag} description ({error!r})") from error
+    except FileValueError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, AssertionError, IndexError, OverflowError) as error:
+        raise ValueError(f"{where}: not a valid {tag} description ({error!r})"[:600]) from error
 
 
 def _array(body: dict[str, Any], where: str, trusted: bool) -> np.ndarray:
-    dtype, shape = np.dtype(body["dtype"]), tuple(int(n) for n in body["shape"])
-    if dtype.kind not in "biuf":
+    if not (isinstance(body.get("dtype"), str) and isinstance(body.get("shape"), list)):
+        raise ValueError("an array needs a dtype string and a shape list")
+    dtype, shape = np.dtype(body["dtype"]), tuple(operator.index(n) for n in body["shape"])
+    if dtype.kind not in "biuf" or dtype.shape:
         raise ValueError(f"dtype {dtype}")
+    if not trusted:  # the size a file describes is checked before anything is allocated (a fill of 10**9 elements)
+        validation.check_elements(shape, where)
     if "fill" in body:
+        if not isinstance(body["fill"], (bool, int, float)):
+            raise ValueError(f"fill {body['fill']!r}"[:200])
         return np.full(shape, body["fill"], dtype=dtype)
-    return np.frombuffer(base64.b64decode(body["base64"]), dtype=dtype).reshape(shape).copy()
+    if not isinstance(body.get("base64"), str) or len(body["base64"]) != 4 * math.ceil(math.prod(shape) * dtype.itemsize / 3):
+        raise ValueError(f"base64 of another length than {math.prod(shape)} elements of {dtype}")
+    return np.frombuffer(base64.b64decode(body["base64"], validate=True), dtype=dtype).reshape(shape).copy()
 
 
 def _class(name: str, where: str, trusted: bool) -> type:
@@ -199,6 +213,8 @@ def _schedule(body: dict[str, Any], where: str, trusted: bool) -> Callable[[floa
 def _noise(body: dict[str, Any], where: str, trusted: bool) -> Any:
     kind, fields = body["class"], {key: from_data(item, where, trusted) for key, item in body.items() if key != "class"}
     if kind == "VectorizedActionNoise":
+        if not (isinstance(fields["noises"], list) and len(fields["noises"]) == fields["n_envs"] <= validation.MAX_ENVS):
+            raise ValueError(f"n_envs {fields['n_envs']!r} and {len(fields['noises'])} noises")
         vectorized = VectorizedActionNoise(fields["base_noise"], fields["n_envs"])
         if [type(item) for item in fields["noises"]] != [type(vectorized.base_noise)] * vectorized.n_envs:
             raise ValueError(f"noises {fields['noises']} for {vectorized}")

@@ -1,12 +1,18 @@
 """Save and load TutorialSAC as data: loading a file never runs code from it, unless the caller says it trusts it.
 
 A model file is a zip in SB3's layout. ``data`` is plain JSON written from an allow-list (the constructor's arguments,
-SB3's counters, the spaces, the policy class, the random generators' states); the networks, the optimiser states and
-log-alpha are ``*.pth`` tensors, read with ``torch.load(weights_only=True)``. ``_setup_model`` rebuilds everything else.
-A replay buffer file is an npz (its stored rows and a JSON ``meta``), read with ``np.load(allow_pickle=False)``.
-What is not data (a VecEnv, a custom class, a schedule function) is pickled only where ``save(include=[...])`` names
-it, and such a file, like SB3's own format, loads only with ``trusted=True``. Also here: atomic writes, the random
-generators' states, and the all-or-nothing checks of ``set_parameters``.
+SB3's counters, the spaces, the policy class, the episode in progress, the random generators' states); the networks,
+the optimiser states and log-alpha are ``*.pth`` tensors, read with ``torch.load(weights_only=True)``. ``_setup_model``
+rebuilds everything else. A replay buffer file is an npz (its stored rows and a JSON ``meta``), read with
+``np.load(allow_pickle=False)``. What is not data (a VecEnv, a custom class, a schedule function) is pickled only where
+``save(include=[...])`` names it, and such a file, like SB3's own format, loads only with ``trusted=True``.
+
+A file that is not trusted is also checked before anything it describes is allocated (the bounds are in
+:mod:`sb3_tutorial_sac.validation`): each member's decompressed size, the JSON's depth and duplicate keys, every
+array's size, the values (the constructor's checks), the policy's size, the replay buffer's memory; then every tensor
+(finite, of the model's dtype and shape, optimiser states matching their parameters, only known names). Every refusal
+is a ``ValueError`` naming the file and the field. Also here: atomic writes that keep the file's permission bits, the
+random generators' states, and the all-or-nothing checks of ``set_parameters``.
 """
 
 from __future__ import annotations
@@ -17,21 +23,25 @@ import copy
 import inspect
 import io
 import json
+import math
 import os
 import pathlib
 import random
+import re
+import stat
 import uuid
 import warnings
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import cloudpickle
 import numpy as np
 import stable_baselines3 as sb3
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common import buffers as sb3_buffers
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -39,8 +49,9 @@ from stable_baselines3.common.preprocessing import get_action_dim, get_obs_shape
 from stable_baselines3.common.save_util import json_to_data, open_path, recursive_getattr
 from stable_baselines3.common.utils import check_for_correct_spaces, get_system_info
 
-from sb3_tutorial_sac import policies
+from sb3_tutorial_sac import policies, validation
 from sb3_tutorial_sac.data import NotDataError, from_data, has_pickle, to_data
+from sb3_tutorial_sac.validation import FileValueError
 
 if TYPE_CHECKING:
     from sb3_tutorial_sac.tutorial_sac import TutorialSAC
@@ -52,16 +63,22 @@ Path = str | pathlib.Path | io.BufferedIOBase
 FORMAT, BUFFER_FORMAT = "sb3_tutorial_sac/1", "sb3_tutorial_sac.replay_buffer/1"
 # The allow-list: the constructor's arguments (as attributes, but these) and SB3's state that a model needs
 NOT_SAVED, RENAMED = ("self", "policy", "env", "device", "_init_setup_model"), {"stats_window_size": "_stats_window_size"}
+# The episode in progress, as arrays (SB3 saves them too): load(env=env, force_reset=False) continues it
+LAST_OBS = ("_last_obs", "_last_original_obs", "_last_episode_starts")
 STATE = (
     *("policy_class", "observation_space", "action_space", "n_envs", "num_timesteps", "_total_timesteps"),
     *("_num_timesteps_at_start", "_n_updates", "_episode_num", "_current_progress_remaining"),
+    *LAST_OBS,
 )
 STATISTICS = ("ep_info_buffer", "ep_success_buffer")  # left out, with a note, if an env put non-data into them
-ENV_STATE = ("env", "_last_obs", "_last_original_obs", "_last_episode_starts")  # with include=["env"]
+ENV_STATE = ("env", *LAST_OBS)  # the VecEnv only with include=["env"] (pickled)
 SCHEDULES = ("learning_rate", "critic_learning_rate", "ent_coef_learning_rate")
 BUFFERS = {cls.__name__: cls for cls in (sb3_buffers.ReplayBuffer, sb3_buffers.DictReplayBuffer)}
 READ_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, zlib.error, EOFError, KeyError, RuntimeError, OSError)
-READ_ERRORS += (UnicodeDecodeError, json.JSONDecodeError)  # data that is not JSON
+READ_ERRORS += (UnicodeDecodeError, json.JSONDecodeError, NotImplementedError)  # data that is not JSON, odd zips
+# What may go wrong when a model is built from a file's values that passed the checks (a last net: a ValueError)
+BUILD_ERRORS = (TypeError, KeyError, AttributeError, IndexError, RuntimeError, AssertionError, OverflowError)
+BUILD_ERRORS += (ZeroDivisionError, RecursionError, MemoryError, NotImplementedError)
 
 
 # ----------------------------------------------------------------------------------------------- writing files
@@ -71,6 +88,7 @@ def atomic_write(path: str | pathlib.Path, suffix: str, write: Callable[[io.Buff
     """
     Write a file through a temporary file in the same directory, renamed over ``path`` only once complete
     (``os.replace`` is atomic on POSIX and Windows): an interrupted or failed write leaves the old file as it was.
+    A file replaced keeps its permission bits; a new one gets those of ``open()``.
 
     :param path: destination; as in SB3's ``open_path``, ``.<suffix>`` is added when it has no suffix
     :param suffix: the default suffix (``"zip"``, ``"pkl"``)
@@ -82,8 +100,16 @@ def atomic_write(path: str | pathlib.Path, suffix: str, write: Callable[[io.Buff
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        with open(temporary, "xb") as file:
+        mode = stat.S_IMODE(os.stat(path).st_mode)  # the file replaced keeps its permission bits (a private 0600 file)
+    except OSError:
+        mode = None  # a new file: the mode open() gives it (0666 less the umask)
+    try:
+        # created private, so that a private file's content is never readable by others while it is written
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if mode is not None else 0o666)
+        with open(descriptor, "wb") as file:
             write(file)  # type: ignore[arg-type]
+        if mode is not None:
+            os.chmod(temporary, mode)
         # flush to disk before the rename, so that a crash cannot leave a renamed but empty file
         descriptor = os.open(temporary, os.O_RDONLY)
         try:
@@ -163,9 +189,9 @@ def _attribute_data(model: TutorialSAC, name: str, value: Any, include: set[str]
 
 def save_model(model: TutorialSAC, path: Path, exclude: Iterable[str] | None, include: Iterable[str] | None) -> None:
     """Write ``model`` to ``path`` (see ``TutorialSAC.save``)."""
-    include, exclude, allowed = set(include or ()), set(exclude or ()), saved_attributes(type(model))
+    include, allowed = set(include or ()), saved_attributes(type(model))
+    exclude = set(exclude or ()) - include  # as in SB3: include wins over exclude
     names = [name for name in allowed if name not in exclude] + sorted(include - set(allowed))
-    names += [name for name in ENV_STATE[1:] if "env" in include and name not in names]
     attributes: dict[str, Any] = {}
     notes: list[str] = []
     for name in names:  # an allow-listed attribute is always there (else AttributeError); an included one, if it is
@@ -192,36 +218,224 @@ def save_model(model: TutorialSAC, path: Path, exclude: Iterable[str] | None, in
 
 
 def _unreadable(path: Any, why: Any) -> ValueError:
-    return ValueError(f"{path!r} is not a readable TutorialSAC save (truncated or corrupt file?): {why}")
+    return FileValueError(f"{path!r} is not a readable TutorialSAC save (truncated or corrupt file?): {why}")
 
 
-def read_model_file(path: Path) -> tuple[dict[str, Any] | None, dict[str, Any], str]:
+# ----------------------------------------------------------------------------------------------- reading, bounded
+
+
+def read_member(archive: zipfile.ZipFile, name: str, cap: int, path: Any) -> bytes:
     """
-    A model file's ``data`` (JSON, nothing decoded), its ``*.pth`` members (``torch.load(weights_only=True)``, on the
-    CPU) and its system info. A ``ValueError`` for anything else than a zip of JSON and tensors.
+    A zip member's content, refused before it is inflated if it says it is larger than ``cap`` bytes (``zipfile``
+    never inflates a member beyond the size its header gives).
     """
-    file = open_path(path, "r", suffix="zip")
+    info = archive.getinfo(name)
+    if info.file_size > cap:
+        raise FileValueError(
+            f"{path!r}: its member {name} inflates to {info.file_size} bytes, more than the {cap} bytes it may hold "
+            "(a zip bomb, or a model beyond the bounds of sb3_tutorial_sac.validation)"
+        )
+    with archive.open(info) as member:
+        content = member.read(cap + 1)
+    if len(content) > cap:  # (cannot happen with zipfile's own reader; kept for any other)
+        raise FileValueError(f"{path!r}: its member {name} is larger than {cap} bytes")
+    return content
+
+
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def parse_json(content: bytes, where: str) -> Any:
+    """
+    JSON as data, checked before it is parsed: nesting at most ``MAX_JSON_DEPTH`` deep (Python's parser would raise a
+    ``RecursionError``), and no key given twice in one object (JSON keeps the last one silently).
+    """
+    depth = deepest = 0
+    for bracket in _BRACKETS.finditer(_STRINGS.sub(b'""', content)):
+        depth += 1 if bracket.group() in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
+        if deepest > validation.MAX_JSON_DEPTH:
+            raise FileValueError(f"{where} is nested more than {validation.MAX_JSON_DEPTH} deep")
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in pairs]
+        if len(set(keys)) != len(keys):
+            twice = sorted({key for key in keys if keys.count(key) > 1})
+            raise FileValueError(f"{where} gives the key{'s' if len(twice) > 1 else ''} {twice[:5]} twice in one object")
+        return dict(pairs)
+
     try:
-        with zipfile.ZipFile(file) as archive:
-            names = archive.namelist()
-            data = json.loads(archive.read("data")) if "data" in names else None
-            tensors = {}
-            for name in (name for name in names if name.endswith(".pth")):
-                content = archive.read(name)
-                try:
-                    tensors[name[: -len(".pth")]] = th.load(io.BytesIO(content), map_location="cpu", weights_only=True)
-                except Exception as error:
-                    why = f"{name} is not plain tensors: torch.load(weights_only=True) refused it, nothing from it ran"
-                    raise _unreadable(path, f"{why} ({str(error)[:300]})") from error
-            info = archive.read("system_info.txt").decode() if "system_info.txt" in names else ""
-    except READ_ERRORS as error:
-        if isinstance(error, FileNotFoundError):
-            raise
-        raise _unreadable(path, error) from error
-    finally:
-        if isinstance(path, (str, pathlib.Path)):
-            file.close()
-    return data, tensors, info
+        return json.loads(content.decode("utf-8"), object_pairs_hook=no_duplicates)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise FileValueError(f"{where} is not JSON: {str(error)[:200]}") from error
+
+
+class ModelFile:
+    """
+    A model file, read in two steps: :meth:`read_data` (``data`` and the system info, bounded), then, once the model it
+    describes is built, :meth:`read_tensors` (each ``*.pth`` member bounded by what that model's tensors need).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.start = path.tell() if isinstance(path, io.IOBase) else None
+
+    @contextlib.contextmanager
+    def _archive(self) -> Iterator[zipfile.ZipFile]:
+        if self.start is not None:
+            self.path.seek(self.start)  # type: ignore[union-attr]
+        file = open_path(self.path, "r", suffix="zip")
+        try:
+            try:
+                archive = zipfile.ZipFile(file)
+            except READ_ERRORS as error:
+                if isinstance(error, FileNotFoundError):
+                    raise
+                raise _unreadable(self.path, error) from error
+            with archive:
+                if len(archive.infolist()) > validation.MAX_MEMBERS:
+                    raise FileValueError(
+                        f"{self.path!r} holds {len(archive.infolist())} members, more than {validation.MAX_MEMBERS}"
+                    )
+                yield archive
+        finally:
+            if isinstance(self.path, (str, pathlib.Path)):
+                file.close()
+
+    def read_data(self, with_info: bool) -> tuple[Any, str]:
+        """``data`` parsed as JSON (``None`` if the file has none) and ``system_info.txt`` if ``with_info``."""
+        with self._archive() as archive:
+            try:
+                names = archive.namelist()
+                data = None
+                if "data" in names:
+                    content = read_member(archive, "data", validation.MAX_DATA_BYTES, self.path)
+                    data = parse_json(content, f"{self.path!r}: data")
+                info = ""
+                if with_info and "system_info.txt" in names:
+                    info = read_member(archive, "system_info.txt", validation.MAX_INFO_BYTES, self.path)
+                    info = info.decode("utf-8", "replace")
+            except READ_ERRORS as error:
+                raise _unreadable(self.path, error) from error
+        return data, info
+
+    def read_tensors(self, caps: Callable[[str], int]) -> dict[str, Any]:
+        """Every ``<name>.pth`` member by name, read with ``torch.load(weights_only=True)``, each at most ``caps(name)``."""
+        tensors = {}
+        with self._archive() as archive:
+            try:
+                for name in (name for name in archive.namelist() if name.endswith(".pth")):
+                    content = read_member(archive, name, caps(name[: -len(".pth")]), self.path)
+                    try:
+                        loaded = th.load(io.BytesIO(content), map_location="cpu", weights_only=True)
+                    except Exception as error:
+                        why = f"{name} is not plain tensors: torch.load(weights_only=True) refused it, nothing from it ran"
+                        raise _unreadable(self.path, f"{why} ({str(error)[:300]})") from error
+                    tensors[name[: -len(".pth")]] = loaded
+            except READ_ERRORS as error:
+                raise _unreadable(self.path, error) from error
+        return tensors
+
+
+def tensor_caps(model: TutorialSAC) -> Callable[[str], int]:
+    """The most bytes each ``*.pth`` member of a file for ``model`` may inflate to: its tensors, and some slack."""
+
+    def size(tensors: Iterable[th.Tensor]) -> int:
+        return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+
+    state_dicts, variables = torch_save_params(model)
+    caps = {"pytorch_variables": size(recursive_getattr(model, name) for name in variables)}
+    for name in state_dicts:
+        target = recursive_getattr(model, name)
+        if isinstance(target, th.optim.Optimizer):  # Adam: exp_avg, exp_avg_sq, max_exp_avg_sq and a step per tensor
+            parameters = [param for group in target.param_groups for param in group["params"]]
+            caps[name] = 3 * size(parameters) + 64 * len(parameters)
+        else:
+            caps[name] = size(target.state_dict().values())
+    return lambda name: caps.get(name, 0) + validation.MAX_TENSOR_SLACK
+
+
+def read_model_file(path: Path, model: TutorialSAC) -> dict[str, Any]:
+    """The ``*.pth`` members of a model file for ``model``: plain tensors, bounded by what ``model`` holds."""
+    return ModelFile(path).read_tensors(tensor_caps(model))
+
+
+def count_parameters(policy_class: type, observation_space: spaces.Space, action_space: spaces.Space, kwargs: dict) -> int:
+    """The numbers in the policy ``policy_class(..., **kwargs)`` would hold, counted on torch's meta device (no memory)."""
+    meta = type(policy_class.__name__, (policy_class,), {"device": property(lambda self: th.device("meta"))})
+    with th.device("meta"):
+        policy = meta(observation_space, action_space, lambda _: 0.0, **kwargs)
+    return sum(tensor.numel() for tensor in policy.state_dict().values())
+
+
+# Activations without parameters: with them, an MLP policy on a flat Box is counted from its widths alone
+PLAIN_ACTIVATIONS = (th.nn.ReLU, th.nn.Tanh, th.nn.ELU, th.nn.LeakyReLU, th.nn.SiLU, th.nn.GELU, th.nn.Sigmoid)
+PLAIN_KWARGS = {"net_arch", "n_critics", "activation_fn", "optimizer_class", "optimizer_kwargs", "share_features_extractor"}
+
+
+def _mlp_numbers(values: dict[str, Any]) -> int | None:
+    """
+    The numbers of a TutorialSACPolicy of MLPs on a flat Box (the tutorial's kind of model), from its widths; ``None``
+    for any other policy (then :func:`count_parameters` builds it on the meta device).
+    """
+    kwargs, space = values.get("policy_kwargs") or {}, values["observation_space"]
+    plain = set(kwargs) <= PLAIN_KWARGS and kwargs.get("activation_fn", th.nn.ReLU) in PLAIN_ACTIVATIONS
+    if not (plain and values["policy_class"] is policies.MlpPolicy and type(space) is spaces.Box and len(space.shape) == 1):
+        return None
+    net_arch = kwargs.get("net_arch", dict(pi=[128], qf=[128, 128]))
+    actor, critic = (net_arch["pi"], net_arch["qf"]) if isinstance(net_arch, dict) else (net_arch, net_arch)
+    inputs, actions = int(space.shape[0]), int(math.prod(values["action_space"].shape))
+
+    def mlp(widths: list[int], first: int) -> int:
+        return sum((a + 1) * b for a, b in zip([first, *widths[:-1]], widths))
+
+    last = actor[-1] if actor else inputs
+    critic_numbers = mlp([*critic, 1], inputs + actions)
+    return mlp(actor, inputs) + 2 * (last + 1) * actions + 2 * kwargs.get("n_critics", 2) * critic_numbers
+
+
+def _check_sizes(values: dict[str, Any], where: str) -> None:
+    """The bounds of a file that is not trusted, on the values the model will be built from (nothing allocated)."""
+    validation.check_file_sizes(values, where)
+    try:
+        parameters = _mlp_numbers(values)
+        if parameters is None:
+            parameters = count_parameters(values["policy_class"], values["observation_space"], values["action_space"],
+                                          values.get("policy_kwargs") or {})  # fmt: skip
+    except (*BUILD_ERRORS, ValueError) as error:
+        why = f"{type(error).__name__}: {error}"[:600]
+        raise FileValueError(f"{where}: its policy cannot be built from its values: {why}") from error
+    if parameters > validation.MAX_PARAMETERS:
+        raise FileValueError(
+            f"{where}, field 'policy_kwargs': the policy would hold {parameters} numbers, more than the "
+            f"{validation.MAX_PARAMETERS} a file that is not trusted may describe (trusted=True lifts the bound)"
+        )
+
+
+def _check_last_obs(attributes: dict[str, Any], where: str) -> None:
+    """The saved episode in progress must fit the spaces and ``n_envs`` (else ``force_reset=True`` drops it)."""
+    space, n_envs = attributes["observation_space"], attributes.get("n_envs", 1)
+    expected = {"_last_obs": space, "_last_original_obs": space, "_last_episode_starts": spaces.MultiBinary(1)}
+    for name, own in expected.items():
+        value = attributes.get(name)
+        if value is None:
+            continue
+        if name == "_last_episode_starts":
+            pairs = [(value, (n_envs,), {np.dtype(bool)})]
+        elif isinstance(own, spaces.Dict):
+            if not (isinstance(value, dict) and set(value) == set(own.spaces)):
+                raise FileValueError(f"{where}, field {name!r}: keys {sorted(value)[:5]}, not those of {own}")
+            pairs = [(value[key], (n_envs, *sub.shape), {np.dtype(sub.dtype)}) for key, sub in own.spaces.items()]
+        else:
+            pairs = [(value, (n_envs, *own.shape), {np.dtype(own.dtype)})]
+        for array, shape, dtypes in pairs:
+            if not (isinstance(array, np.ndarray) and array.shape == shape and array.dtype in dtypes):
+                got = f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else repr(array)[:100]
+                raise FileValueError(
+                    f"{where}, field {name!r}: {got}, not {' or '.join(map(str, dtypes))} {shape} (n_envs={n_envs}); "
+                    "load(..., force_reset=True) starts from a reset instead"
+                )
 
 
 def _attributes(cls: type, path: Path, data: dict, env: Any, custom: dict, force_reset: bool, trusted: bool) -> dict:
@@ -236,22 +450,28 @@ def _attributes(cls: type, path: Path, data: dict, env: Any, custom: dict, force
     if not ours:  # SB3's format: the policy class's module is in plain text beside its pickle
         module = raw.get("policy_class", {}).get("__module__") if isinstance(raw.get("policy_class"), dict) else None
         if not (isinstance(module, str) and module.startswith("sb3_tutorial_sac")):
-            raise ValueError(
+            raise FileValueError(
                 f"{path!r} was not saved by TutorialSAC: its policy class comes from {module or 'nowhere'}, not a "
                 "TutorialSACPolicy. Load it with the algorithm that saved it."
             )
     if pickled and not trusted:
         origin = f"saved with save(include={pickled})" if ours else "SB3's pickled format: an older TutorialSAC save, or SB3's"
-        raise ValueError(
+        raise FileValueError(
             f"{path!r}: {pickled} {'is a pickled object' if len(pickled) == 1 else 'are pickled objects'} ({origin}), "
             "and unpickling runs code from the file, so TutorialSAC.load never reads them by default. If you trust the "
             "file: TutorialSAC.load(path, trusted=True), then save it again for a file of data only; or give them in "
             "custom_objects."
         )
+    if raw.get("env") is not None and "env" not in custom and not trusted:
+        # never made nor imported: gym.make("module:Env-v0") would import the module the file names
+        raise FileValueError(
+            f"{path!r}, field 'env': the file names an env ({str(raw['env'])[:100]!r}), and TutorialSAC.load never makes "
+            "or imports an env a file names. Pass env=... to load, or trusted=True if you trust the file."
+        )
     known = {*saved_attributes(cls), *ENV_STATE, "_rng_state"}
     unknown = sorted(set(raw) - known - set(custom)) if ours else []
     if unknown and not trusted:
-        raise ValueError(
+        raise FileValueError(
             f"{path!r} holds attributes {unknown} beyond those a TutorialSAC file holds (saved with save(include=...)?): "
             "TutorialSAC.load sets them only with trusted=True."
         )
@@ -270,11 +490,14 @@ def _attributes(cls: type, path: Path, data: dict, env: Any, custom: dict, force
     if not (
         isinstance(attributes["policy_class"], type) and issubclass(attributes["policy_class"], policies.TutorialSACPolicy)
     ):
-        raise ValueError(f"{path!r} was not saved by TutorialSAC: its policy class is {attributes['policy_class']!r}")
+        raise FileValueError(f"{path!r} was not saved by TutorialSAC: its policy class is {attributes['policy_class']!r}")
     for name in STATISTICS:
         if isinstance(attributes.get(name), list):
-            attributes[name] = deque(attributes[name], maxlen=attributes.get("_stats_window_size", 100))
-    attributes.setdefault("policy_kwargs", {}).pop("device", None)
+            window = attributes.get("_stats_window_size", 100)
+            attributes[name] = deque(attributes[name], maxlen=window if isinstance(window, int) and window > 0 else 100)
+    if isinstance(attributes.get("policy_kwargs"), dict):
+        attributes["policy_kwargs"].pop("device", None)
+    attributes.setdefault("policy_kwargs", {})
     return attributes
 
 
@@ -290,10 +513,11 @@ def load_model(
     kwargs: dict[str, Any],
 ) -> SelfTutorialSAC:
     """The model ``path`` describes (see ``TutorialSAC.load``)."""
-    data, tensors, info = read_model_file(path)
-    missing = [name for name, there in (("data", isinstance(data, dict)), ("policy.pth", "policy" in tensors)) if not there]
-    if missing or not isinstance(data, dict):
-        raise _unreadable(path, f"it holds no {missing}")
+    where = repr(path)
+    source = ModelFile(path)
+    data, info = source.read_data(with_info=print_system_info)
+    if not isinstance(data, dict):
+        raise _unreadable(path, "it holds no ['data']")
     if print_system_info:
         print(f"== SAVED MODEL SYSTEM INFO ==\n{info}")
         get_system_info()
@@ -304,6 +528,22 @@ def load_model(
             "The specified policy kwargs do not equal the stored policy kwargs. "
             f"Stored kwargs: {attributes['policy_kwargs']}, specified kwargs: {kwargs['policy_kwargs']}"
         )
+    if not trusted and attributes.get("tensorboard_log") is not None and "tensorboard_log" not in kwargs:
+        # Not in SB3: a file does not decide where learn() writes; the caller does
+        warnings.warn(
+            f"TutorialSAC.load: {where} names tensorboard_log={attributes['tensorboard_log']!r}; a file does not decide "
+            "where learn() writes, so it is not used. Pass load(path, tensorboard_log=...) (or trusted=True) to log there.",
+            stacklevel=3,
+        )
+        attributes["tensorboard_log"] = None
+    # One validation path: the constructor's checks on the file's values and the caller's overrides (custom_objects
+    # are the caller's own, left as SB3 leaves them: rl-zoo3's enjoy gives learning_rate=0.0)
+    values = {name: value for name, value in {**attributes, **kwargs}.items() if name not in (custom_objects or {})}
+    if trusted:
+        validation.check_arguments(values, where)
+    else:
+        validation.check_file_values(values, where)
+        _check_sizes({**attributes, **kwargs}, where)
     # SB3's load from here on: the env, the model without networks, its attributes, _setup_model, the tensors
     if env is not None:
         env = cls._wrap_env(env, attributes.get("verbose", 0))
@@ -311,23 +551,49 @@ def load_model(
         attributes["n_envs"] = env.num_envs
     else:
         env = attributes.pop("env", None)
-    model = cls(policy=attributes["policy_class"], env=env, device=device, _init_setup_model=False)  # type: ignore[call-arg]
-    model.__dict__.update(attributes)
-    model.__dict__.update(kwargs)
-    model._setup_model()
+    _check_last_obs(attributes, where)
+    try:
+        model = cls(policy=attributes["policy_class"], env=env, device=device, _init_setup_model=False)  # type: ignore[call-arg]
+        model.__dict__.update(attributes)
+        model.__dict__.update(kwargs)
+        model._setup_model()
+    except BUILD_ERRORS as error:
+        if trusted:
+            raise
+        why = f"{type(error).__name__}: {error}"[:800]
+        raise FileValueError(f"{where}: no TutorialSAC model can be built from its values: {why}") from error
+    tensors = source.read_tensors(tensor_caps(model))
+    if "policy" not in tensors:
+        raise _unreadable(path, "it holds no ['policy.pth']")
     try:
         model.set_parameters({name: value for name, value in tensors.items() if name != "pytorch_variables"}, device=device)
     except ValueError as error:
-        raise ValueError(f"{path!r} does not fit a TutorialSAC model: {error}") from error
-    for name, value in (tensors.get("pytorch_variables") or {}).items():
-        target = recursive_getattr(model, name, None)
-        if not (isinstance(target, th.Tensor) and isinstance(value, th.Tensor) and value.shape == target.shape):
-            raise ValueError(f"{path!r} does not fit a TutorialSAC model: {name} is {value!r}, this model's {target!r}")
-        with th.no_grad():
-            target.copy_(value)  # in place: the optimiser and the engine keep their references
+        raise FileValueError(f"{where} does not fit a TutorialSAC model: {error}") from error
+    set_variables(model, tensors.get("pytorch_variables"), where)
     if rng_state is not None:
-        set_rng_state(model, rng_state)
+        try:
+            set_rng_state(model, rng_state)
+        except (TypeError, ValueError, KeyError, IndexError, RuntimeError, OverflowError) as error:
+            raise FileValueError(f"{where}, field '_rng_state': not the states of the random generators ({error})") from error
     return model
+
+
+def set_variables(model: TutorialSAC, variables: Any, where: str) -> None:
+    """Copy a file's ``pytorch_variables`` (log-alpha, or the fixed alpha) into ``model``, checked, all or nothing."""
+    names = torch_save_params(model)[1]
+    if variables is None:
+        return
+    if not isinstance(variables, dict) or set(variables) - set(names):
+        unknown = sorted(set(variables) - set(names)) if isinstance(variables, dict) else variables
+        raise FileValueError(f"{where}: pytorch_variables holds {str(unknown)[:200]}; a TutorialSAC model of it holds {names}")
+    for name, value in variables.items():
+        target = recursive_getattr(model, name)
+        problem = tensor_problem(value, target)
+        if problem:
+            raise FileValueError(f"{where} does not fit a TutorialSAC model: pytorch_variables {name}: {problem}")
+    with th.no_grad():
+        for name, value in variables.items():
+            recursive_getattr(model, name).copy_(value)  # in place: the optimiser and the engine keep their references
 
 
 # ----------------------------------------------------------------------------------------------- random generators
@@ -349,7 +615,19 @@ def get_rng_state(model: TutorialSAC) -> dict[str, Any]:
 
 
 def set_rng_state(model: TutorialSAC, state: dict[str, Any]) -> None:
-    """Put back the random generators' states of :func:`get_rng_state` (also read back from a file)."""
+    """
+    Put back the random generators' states of :func:`get_rng_state` (also read back from a file): all or nothing, a
+    state that a generator refuses leaves every generator as it was.
+    """
+    before = get_rng_state(model)
+    try:
+        _set_rng_state(model, state)
+    except BaseException:
+        _set_rng_state(model, before)
+        raise
+
+
+def _set_rng_state(model: TutorialSAC, state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(int(word) for word in internal), gauss))
     np.random.set_state(state["numpy"])
@@ -368,10 +646,10 @@ def set_parameters(model: TutorialSAC, load_path_or_dict: Path | dict[str, Any],
     if isinstance(load_path_or_dict, dict):
         params = load_path_or_dict
     else:
-        _, tensors, _ = read_model_file(load_path_or_dict)
+        tensors = read_model_file(load_path_or_dict, model)
         params = {name: value for name, value in tensors.items() if name != "pytorch_variables"}
         if not params:
-            raise ValueError(f"{load_path_or_dict!r} holds no parameters (truncated or corrupt file?)")
+            raise FileValueError(f"{load_path_or_dict!r} holds no parameters (truncated or corrupt file?)")
     check_parameters(model, params, exact_match)
     backup = {name: copy.deepcopy(recursive_getattr(model, name).state_dict()) for name in torch_save_params(model)[0]}
     try:
@@ -382,8 +660,23 @@ def set_parameters(model: TutorialSAC, load_path_or_dict: Path | dict[str, Any],
         raise ValueError(f"set_parameters failed, nothing was loaded: {error}") from error
 
 
+def tensor_problem(given: Any, own: th.Tensor, shape: tuple[int, ...] | None = None) -> str | None:
+    """What keeps ``given`` from replacing ``own``: not a tensor, another dtype or shape, a NaN or an infinity."""
+    shape = tuple(own.shape) if shape is None else shape
+    if not isinstance(given, th.Tensor):
+        return f"a {type(given).__name__}, not a tensor"
+    if given.dtype != own.dtype or tuple(given.shape) != shape:
+        return f"{given.dtype} of shape {tuple(given.shape)} given, {own.dtype} of shape {shape} in this model"
+    if (given.is_floating_point() or given.is_complex()) and not bool(th.isfinite(given).all()):
+        return "not finite (NaN or infinity)"
+    return None
+
+
 def check_parameters(model: TutorialSAC, params: dict[str, Any], exact_match: bool) -> None:
-    """Raise a ``ValueError`` if ``params`` do not fit ``model``'s objects (names, keys, shapes)."""
+    """
+    Raise a ``ValueError`` if ``params`` do not fit ``model``'s objects: names, keys, and every tensor (dtype, shape,
+    finite), optimiser states included (their parameters, shapes, dtypes and values).
+    """
     names = torch_save_params(model)[0]
     unknown = sorted(set(params) - set(names))
     missing = sorted(set(names) - set(params)) if exact_match else []
@@ -404,45 +697,101 @@ def check_parameters(model: TutorialSAC, params: dict[str, Any], exact_match: bo
             if exact_match and set(given) != set(own):
                 problems.append(
                     f"{name}: missing keys {sorted(set(own) - set(given))[:5]}, "
-                    f"unexpected keys {sorted(set(given) - set(own))[:5]}"
+                    f"unexpected keys {sorted(map(str, set(given) - set(own)))[:5]}"
                 )
             for key in sorted(set(given) & set(own)):
-                shape = tuple(getattr(given[key], "shape", ()))
-                if shape != tuple(own[key].shape):
-                    problems.append(f"{name}.{key}: shape {shape} given, {tuple(own[key].shape)} in this model")
+                problem = tensor_problem(given[key], own[key])
+                if problem and "shape" in problem and isinstance(given[key], th.Tensor) and given[key].dtype == own[key].dtype:
+                    problem = f"shape {tuple(given[key].shape)} given, {tuple(own[key].shape)} in this model"
+                if problem:
+                    problems.append(f"{name}.{key}: {problem}")
     if problems:
         raise ValueError(
             "The parameters do not fit this TutorialSAC model (saved with another net_arch, other spaces or "
-            f"another algorithm?); nothing was loaded: {'; '.join(problems[:5])}"
+            f"another algorithm, or not parameters at all); nothing was loaded: {'; '.join(problems[:5])}"
             + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         )
 
 
+# Optimiser states that are sums of squares (never negative), by torch's names
+SQUARES = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum", "acc_delta")
+
+
+def _group_problems(name: str, index: int, group: dict[str, Any], own_group: dict[str, Any]) -> list[str]:
+    """A parameter group's settings: the same keys as this model's; flags equal to its own; numbers finite, >= 0."""
+    unknown = sorted(map(str, set(group) - set(own_group)))
+    if unknown:
+        return [f"{name} group {index}: settings {unknown[:5]} that torch's {type(own_group).__name__} has not"]
+    problems = []
+    for key, value in group.items():
+        own = own_group[key]
+        if key == "params":
+            continue
+        if key == "betas":
+            if not (isinstance(value, (tuple, list)) and len(value) == 2 and all(
+                    validation._is_number(beta) and 0 <= beta < 1 for beta in value)):  # fmt: skip
+                problems.append(f"{name} group {index} betas: {value!r}, not two numbers in [0, 1)")
+        elif isinstance(own, bool) or own is None or isinstance(own, str):
+            if value != own:  # fused, foreach, amsgrad, capturable, ...: the model's own implementation
+                problems.append(f"{name} group {index} {key}: {value!r} given, {own!r} in this model")
+        elif validation._is_number(own):
+            if not (validation._is_number(value) and math.isfinite(value) and value >= 0):
+                problems.append(f"{name} group {index} {key}: {value!r}, not a finite number >= 0")
+        elif isinstance(own, th.Tensor):
+            if not (isinstance(value, th.Tensor) and value.numel() == 1 and bool(th.isfinite(value).all()) and value >= 0):
+                problems.append(f"{name} group {index} {key}: {value!r}, not a finite number >= 0")
+        elif value != own:
+            problems.append(f"{name} group {index} {key}: {value!r} given, {own!r} in this model")
+    return problems
+
+
 def optimizer_state_problems(name: str, optimizer: th.optim.Optimizer, given: dict[str, Any]) -> list[str]:
     """
-    What keeps ``given`` (an optimiser ``state_dict()``) from fitting ``optimizer``: group counts, parameter counts,
-    per-element state shapes. (``torch``'s ``load_state_dict`` checks only the counts; with TutorialSAC's flat
-    buffers, one tensor per group, a state of the wrong size would load and fail at the next step.)
+    What keeps ``given`` (an optimiser ``state_dict()``) from fitting ``optimizer``: group counts and settings,
+    parameter counts, states only for the parameters of its groups, each state tensor of its parameter's shape and
+    dtype (a step: a number), finite, sums of squares never negative. (``torch``'s ``load_state_dict`` checks only the
+    counts; with TutorialSAC's flat buffers, one tensor per group, a state of the wrong size would load and fail at the
+    next step, and a NaN would make every prediction NaN.)
     """
     groups = given.get("param_groups")
     states = given.get("state")
-    if not isinstance(groups, list) or not isinstance(states, dict):
+    if not isinstance(groups, list) or not isinstance(states, dict) or not all(isinstance(g, dict) for g in groups):
         return [f"{name}: not an optimizer state dict (no param_groups / state)"]
     if len(groups) != len(optimizer.param_groups):
         return [f"{name}: {len(groups)} parameter groups given, {len(optimizer.param_groups)} in this model"]
     problems = []
+    parameters: dict[Any, tuple[int, th.Tensor]] = {}
     for index, (group, own_group) in enumerate(zip(groups, optimizer.param_groups)):
-        if len(group.get("params", ())) != len(own_group["params"]):
-            given_count, own_count = len(group.get("params", ())), len(own_group["params"])
+        ids = group.get("params", ())
+        if not isinstance(ids, list) or len(ids) != len(own_group["params"]):
+            given_count, own_count = len(ids) if isinstance(ids, list) else ids, len(own_group["params"])
             problems.append(f"{name} group {index}: {given_count} tensors given, {own_count} in this model")
             continue
-        for key, param in zip(group["params"], own_group["params"]):
-            for state_key, value in states.get(key, {}).items():
-                if isinstance(value, th.Tensor) and value.dim() > 0 and value.shape != param.shape:
-                    problems.append(
-                        f"{name} group {index} state {state_key}: shape {tuple(value.shape)} given, "
-                        f"{tuple(param.shape)} in this model"
-                    )
+        problems += _group_problems(name, index, group, own_group)
+        parameters.update((key, (index, param)) for key, param in zip(ids, own_group["params"]))
+    strangers = sorted(map(str, set(states) - set(parameters)))
+    if strangers:
+        problems.append(f"{name}: states for parameters {strangers[:5]}, which none of its groups holds")
+    for key, (index, param) in parameters.items():
+        state = states.get(key, {})
+        if not isinstance(state, dict):
+            problems.append(f"{name} group {index} state of parameter {key}: a {type(state).__name__}, not a dict")
+            continue
+        for state_key, value in state.items():
+            where = f"{name} group {index} state {state_key}"
+            if state_key == "step" or (isinstance(value, th.Tensor) and value.dim() == 0):
+                number = value.item() if isinstance(value, th.Tensor) and value.numel() == 1 else value
+                ok = validation._is_number(number) and math.isfinite(number) and number >= 0
+                if not ok or (isinstance(value, th.Tensor) and not value.is_floating_point()):
+                    problems.append(f"{where}: {str(value)[:80]}, not a finite number >= 0")
+                continue
+            problem = tensor_problem(value, param)
+            if problem and "shape" in problem and isinstance(value, th.Tensor) and value.dtype == param.dtype:
+                problem = f"shape {tuple(value.shape)} given, {tuple(param.shape)} in this model"
+            if problem is None and state_key in SQUARES and bool((value < 0).any()):
+                problem = "negative values in a sum of squares"
+            if problem:
+                problems.append(f"{where}: {problem}")
     return problems
 
 
@@ -474,35 +823,94 @@ def save_replay_buffer(model: TutorialSAC, path: Path) -> None:
     keys = ("buffer_size", "n_envs", "pos", "full", "optimize_memory_usage", "handle_timeout_termination")
     meta = {"format": BUFFER_FORMAT, "class": type(buffer).__name__, **{key: getattr(buffer, key) for key in keys}}
     meta.update(observation_space=to_data(buffer.observation_space), action_space=to_data(buffer.action_space))
-    rows = buffer.buffer_size if buffer.full else buffer.pos
-    # the memory-efficient buffer holds the last transition's next observation in the next row
-    extra = {"observations": int(buffer.optimize_memory_usage)}
-    arrays = {name: array[: rows + extra.get(name, 0)] for name, array in _buffer_arrays(buffer).items()}
+    arrays = {name: array[: rows] for name, (array, rows) in _stored_rows(buffer).items()}
     _write(path, "pkl", lambda file: np.savez(file, meta=np.array(json.dumps(meta)), **arrays))  # type: ignore[arg-type]
 
 
-def _read_buffer_file(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The ``meta`` and the arrays of a replay buffer file, read with ``np.load(allow_pickle=False)``."""
-    file = open_path(path, "r", suffix="pkl")
+def _stored_rows(buffer: sb3_buffers.ReplayBuffer) -> dict[str, tuple[np.ndarray, int]]:
+    """Each array of ``buffer`` with the number of its rows a file holds: those stored."""
+    rows = buffer.buffer_size if buffer.full else buffer.pos
+    # the memory-efficient buffer holds the last transition's next observation in the next row
+    extra = {"observations": int(buffer.optimize_memory_usage)}
+    return {name: (array, min(rows + extra.get(name, 0), len(array))) for name, array in _buffer_arrays(buffer).items()}
+
+
+class NotBufferData(ValueError):
+    """A file that is not a replay buffer of data (a pickle, SB3's format): only ``trusted=True`` reads it."""
+
+
+def _buffer_meta(archive: zipfile.ZipFile, path: Any) -> dict[str, Any]:
+    """A replay buffer file's ``meta``: a JSON string in a plain npy member, read bounded and without pickle."""
+    if "meta.npy" not in archive.namelist():
+        raise NotBufferData("it has no meta")
     try:
-        with np.load(file, allow_pickle=False) as npz:
-            meta = json.loads(str(npz["meta"][()]))
-            if not isinstance(meta, dict) or meta.get("format") != BUFFER_FORMAT:
-                raise ValueError(f"its meta is not of {BUFFER_FORMAT}")
-            return meta, {name: npz[name] for name in npz.files if name != "meta"}
-    finally:
-        if isinstance(path, (str, pathlib.Path)):
-            file.close()
+        content = read_member(archive, "meta.npy", validation.MAX_META_BYTES, path)
+        meta = np.load(io.BytesIO(content), allow_pickle=False)
+        text = str(meta[()])
+    except (ValueError, OSError, EOFError, IndexError, TypeError) as error:  # an object array: a pickle
+        raise NotBufferData(f"its meta is not a JSON string ({str(error)[:200]})") from error
+    meta = parse_json(text.encode(), f"{path!r}: meta")
+    if not isinstance(meta, dict) or meta.get("format") != BUFFER_FORMAT:
+        raise NotBufferData(f"its meta is not of {BUFFER_FORMAT}")
+    return meta
+
+
+def _read_array(archive: zipfile.ZipFile, name: str, own: np.ndarray, rows: int, path: Any) -> np.ndarray:
+    """The npy member ``name``: its header checked against ``own[:rows]`` before its data is read, then finite."""
+    member = f"{name}.npy"
+    with archive.open(member) as file:
+        try:
+            major, _ = np.lib.format.read_magic(file)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(file)  # the header only (numpy bounds its size)
+        except (ValueError, OSError, EOFError, SyntaxError) as error:
+            raise FileValueError(f"{path!r}: {member} is not an npy array ({str(error)[:200]})") from error
+    if dtype.hasobject:
+        raise NotBufferData(f"{member} is a pickled object array")
+    expected = (rows, *own.shape[1:])
+    if dtype != own.dtype or tuple(shape) != expected or fortran:
+        raise FileValueError(
+            f"{path!r}: {name} is {dtype} {tuple(shape)}, where the buffer its meta describes (pos, full, n_envs, spaces) "
+            f"stores {own.dtype} {expected}"
+        )
+    content = read_member(archive, member, own[:rows].nbytes + 2**16, path)
+    array = np.load(io.BytesIO(content), allow_pickle=False)
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        raise FileValueError(f"{path!r}: {name} holds NaN or infinite values")
+    if name in ("dones", "timeouts") and not np.isin(array, (0, 1)).all():
+        raise FileValueError(f"{path!r}: {name} holds values other than 0 and 1")
+    return array
+
+
+def _check_meta(meta: dict[str, Any], model: TutorialSAC, path: Any) -> None:
+    """The bookkeeping a replay buffer file's ``meta`` gives: types, ranges, this model's spaces and envs."""
+    where = f"{path!r}, meta"
+    problems = {
+        "class": meta.get("class") in BUFFERS,
+        "buffer_size": validation._is_int(meta.get("buffer_size")) and meta["buffer_size"] > 0,
+        "n_envs": validation._is_int(meta.get("n_envs")) and 0 < meta["n_envs"] <= validation.MAX_ENVS,
+        "full": isinstance(meta.get("full"), bool),
+        "optimize_memory_usage": isinstance(meta.get("optimize_memory_usage"), bool),
+        "handle_timeout_termination": isinstance(meta.get("handle_timeout_termination"), bool),
+    }
+    bad = [name for name, ok in problems.items() if not ok]
+    if bad:
+        values = ", ".join(f"{name}={meta.get(name)!r}" for name in bad)[:600]
+        raise FileValueError(f"{where}: {values} (not a valid value)")
+    if not (validation._is_int(meta.get("pos")) and 0 <= meta["pos"] < meta["buffer_size"]):
+        raise FileValueError(f"{where}: pos={meta.get('pos')!r}, not an integer in [0, buffer_size={meta['buffer_size']})")
+    if meta["n_envs"] != model.n_envs:
+        raise FileValueError(f"{where}: n_envs={meta['n_envs']}, and this model has {model.n_envs} envs")
+    if meta["class"] == "DictReplayBuffer" and meta["optimize_memory_usage"]:
+        raise FileValueError(f"{where}: a DictReplayBuffer with optimize_memory_usage (SB3 has none)")
 
 
 def load_replay_buffer(model: TutorialSAC, path: Path, truncate_last_traj: bool, trusted: bool) -> None:
     """Read a replay buffer of :func:`save_replay_buffer` into ``model`` (see ``TutorialSAC.load_replay_buffer``)."""
     start = path.tell() if isinstance(path, io.IOBase) else None
     try:
-        meta, arrays = _read_buffer_file(path)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, AttributeError, TypeError, KeyError) as error:
-        if isinstance(error, FileNotFoundError):
-            raise
+        buffer = _read_replay_buffer(model, path, trusted)
+    except NotBufferData as error:
         if not trusted:
             raise ValueError(
                 f"{path!r} is not a replay buffer file of data ({str(error)[:200]}): a pickled buffer (SB3's format, "
@@ -513,13 +921,51 @@ def load_replay_buffer(model: TutorialSAC, path: Path, truncate_last_traj: bool,
             path.seek(start)  # type: ignore[union-attr]
         OffPolicyAlgorithm.load_replay_buffer(model, path, truncate_last_traj)
         return
-    observation_space, action_space = (from_data(meta[key], key) for key in ("observation_space", "action_space"))
-    if get_obs_shape(observation_space) != get_obs_shape(model.observation_space) or get_action_dim(
-        action_space
-    ) != get_action_dim(model.action_space):
-        raise ValueError(f"{path!r} holds a replay buffer of other spaces: {observation_space}, {action_space}")
+    model.replay_buffer = buffer
+
+
+def _read_replay_buffer(model: TutorialSAC, path: Path, trusted: bool) -> sb3_buffers.ReplayBuffer:
+    file = open_path(path, "r", suffix="pkl")
+    try:
+        try:
+            archive = zipfile.ZipFile(file)
+        except READ_ERRORS as error:
+            if isinstance(error, FileNotFoundError):
+                raise
+            raise NotBufferData(f"not an npz ({error})") from error
+        with archive:
+            if len(archive.infolist()) > 4 * validation.MAX_MEMBERS:
+                raise FileValueError(f"{path!r} holds {len(archive.infolist())} members, more than a replay buffer file")
+            try:
+                return _buffer_from(archive, model, path, trusted)
+            except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, OSError, RuntimeError) as error:
+                why = f"{path!r} is not a readable replay buffer file (truncated or corrupt?): {error}"
+                raise FileValueError(why) from error
+    finally:
+        if isinstance(path, (str, pathlib.Path)):
+            file.close()
+
+
+def _buffer_from(archive: zipfile.ZipFile, model: TutorialSAC, path: Any, trusted: bool) -> sb3_buffers.ReplayBuffer:
+    meta = _buffer_meta(archive, path)
+    _check_meta(meta, model, path)
+    try:
+        observation_space, action_space = (from_data(meta.get(key), key, trusted) for key in ("observation_space",
+                                                                                                "action_space"))  # fmt: skip
+    except ValueError as error:
+        raise FileValueError(f"{path!r}, meta: {error}") from error
+    if not (isinstance(observation_space, spaces.Space) and isinstance(action_space, spaces.Space)) or get_obs_shape(
+        observation_space
+    ) != get_obs_shape(model.observation_space) or get_action_dim(action_space) != get_action_dim(model.action_space):
+        raise FileValueError(f"{path!r} holds a replay buffer of other spaces: {observation_space}, {action_space}")
+    size = meta["buffer_size"] * meta["n_envs"]
+    if not trusted:
+        fix = "Only trusted=True loads it (on a machine with the memory)."
+        validation.check_replay_buffer_size(
+            size, observation_space, action_space, meta["optimize_memory_usage"], f"{path!r}, meta", fix
+        )
     buffer = BUFFERS[meta["class"]](
-        meta["buffer_size"] * meta["n_envs"],
+        size,
         observation_space,
         action_space,
         device=model.device,
@@ -527,12 +973,12 @@ def load_replay_buffer(model: TutorialSAC, path: Path, truncate_last_traj: bool,
         optimize_memory_usage=meta["optimize_memory_usage"],
         handle_timeout_termination=meta["handle_timeout_termination"],
     )
-    own = _buffer_arrays(buffer)
-    if set(own) != set(arrays):
-        raise ValueError(f"{path!r}: arrays {sorted(arrays)} where a {meta['class']} has {sorted(own)}")
-    for name, array in arrays.items():
-        if array.dtype != own[name].dtype or array.shape[1:] != own[name].shape[1:] or len(array) > len(own[name]):
-            raise ValueError(f"{path!r}: {name} is {array.dtype} {array.shape}, not {own[name].dtype} {own[name].shape}")
-        own[name][: len(array)] = array
-    buffer.pos, buffer.full = int(meta["pos"]), bool(meta["full"])
-    model.replay_buffer = buffer
+    buffer.pos, buffer.full = meta["pos"], meta["full"]
+    stored = _stored_rows(buffer)
+    names = {name[: -len(".npy")] for name in archive.namelist() if name.endswith(".npy")} - {"meta"}
+    if names != set(stored) or len(archive.namelist()) != len(stored) + 1:
+        members = sorted(archive.namelist())[:12]
+        raise FileValueError(f"{path!r}: members {members} where a {meta['class']} has {sorted(stored)}")
+    for name, (own, rows) in stored.items():
+        own[:rows] = _read_array(archive, name, own, rows, path)
+    return buffer

@@ -13,7 +13,6 @@ object and use its public names only.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,18 +22,12 @@ import torch as th
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 
 from sb3_tutorial_sac.flat import FlatParameters, rehome_optimizer
-from sb3_tutorial_sac.policies import ENTROPY_TERMS
+from sb3_tutorial_sac.validation import check_arguments
 
 if TYPE_CHECKING:
     from sb3_tutorial_sac.policies import TutorialSACPolicy
     from sb3_tutorial_sac.tutorial_sac import TutorialSAC
 
-# What TutorialSAC(ent_coef_loss=...) accepts
-ENT_COEF_LOSSES: tuple[str, ...] = ("tutorial", "sb3")
-
-
-def _real(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -70,33 +63,22 @@ class StepSettings:
 
         :raises ValueError: naming the attribute and what it accepts
         """
-        tau, gamma, interval = model.tau, model.gamma, model.target_update_interval
-        if not (_real(tau) and 0.0 <= tau <= 1.0):
-            raise ValueError(f"tau must be a number in [0, 1] (tutorial: 0.005), got {tau!r}")
-        if not (_real(gamma) and 0.0 <= gamma <= 1.0):
-            raise ValueError(f"gamma must be a number in [0, 1] (tutorial: 0.99), got {gamma!r}")
-        if isinstance(interval, bool) or not isinstance(interval, (int, np.integer)) or interval <= 0:
-            raise ValueError(f"target_update_interval must be a positive integer (tutorial: 1), got {interval!r}")
-        batch_size = model.batch_size
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer (tutorial: 64), got {batch_size!r}")
-        target_entropy = model.target_entropy
-        if isinstance(target_entropy, str) and target_entropy == "auto":
+        values = {name: getattr(model, name) for name in SETTINGS}
+        # the constructor's checks, with its messages (sb3_tutorial_sac.validation)
+        check_arguments(values)
+        target_entropy = values["target_entropy"]
+        if isinstance(target_entropy, str):
             # Tutorial rule: -1 on Pendulum, -dim(A) in general (as SB3)
             target_entropy = float(-np.prod(model.action_space.shape).astype(np.float32))  # type: ignore[arg-type]
-        if not _real(target_entropy):
-            raise ValueError(f"target_entropy must be 'auto' (-dim(A)) or a finite number, got {model.target_entropy!r}")
-        if not (_real(model.reward_shift)):
-            raise ValueError(f"reward_shift must be a finite number (tutorial: 8.0), got {model.reward_shift!r}")
-        if not (_real(model.reward_scale) and model.reward_scale != 0):
-            raise ValueError(f"reward_scale must be a finite non-zero number (tutorial: 1/8), got {model.reward_scale!r}")
-        for name, accepted in (("entropy_term", ENTROPY_TERMS), ("ent_coef_loss", ENT_COEF_LOSSES)):
-            if getattr(model, name) not in accepted:
-                raise ValueError(f"{name} must be one of {accepted} (tutorial: 'tutorial'), got {getattr(model, name)!r}")
         return StepSettings(
-            float(tau), float(gamma), int(interval), float(target_entropy), float(model.reward_shift),
-            float(model.reward_scale), str(model.entropy_term), str(model.ent_coef_loss), int(model.batch_size),
+            float(values["tau"]), float(values["gamma"]), int(values["target_update_interval"]), float(target_entropy),
+            float(values["reward_shift"]), float(values["reward_scale"]), values["entropy_term"], values["ent_coef_loss"],
+            int(values["batch_size"]),
         )  # fmt: skip
+
+
+# The model's attributes StepSettings reads at every train() call
+SETTINGS: tuple[str, ...] = tuple(StepSettings.__dataclass_fields__)
 
 
 class TrainingState:

@@ -5,7 +5,6 @@ comment naming the tutorial rule it implements (``docs/variant.md`` in the repos
 """
 
 import io
-import math
 import pathlib
 import warnings
 from collections.abc import Iterable
@@ -35,13 +34,12 @@ from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_tutorial_sac import persistence
+from sb3_tutorial_sac import persistence, validation
 from sb3_tutorial_sac.buffers import distinct_sampling_problem, sample_minibatches, stored_transitions
-from sb3_tutorial_sac.engines import Minibatch, UpdateEngine, engine_names, make_engine
+from sb3_tutorial_sac.engines import Minibatch, UpdateEngine, make_engine
 from sb3_tutorial_sac.guard import NonFiniteError, TrainingGuard, check_observation, check_transition  # noqa: F401 (re-exported)
-from sb3_tutorial_sac.state import ENT_COEF_LOSSES, StepSettings, TrainingState
+from sb3_tutorial_sac.state import StepSettings, TrainingState
 from sb3_tutorial_sac.policies import (
-    ENTROPY_TERMS,
     check_policy_kwargs,
     CnnPolicy,
     EntropyTerm,
@@ -50,6 +48,8 @@ from sb3_tutorial_sac.policies import (
     TutorialActor,
     TutorialSACPolicy,
 )
+from sb3_tutorial_sac.validation import ENT_COEF_LOSSES  # noqa: F401 (re-exported)
+from sb3_tutorial_sac.validation import parse_ent_coef as _parse_ent_coef
 
 SelfTutorialSAC = TypeVar("SelfTutorialSAC", bound="TutorialSAC")
 
@@ -57,86 +57,6 @@ EntCoefLoss = Literal["tutorial", "sb3"]
 
 # Per-step statistics kept by ``train()`` in ``last_train_stats``, after one ``critic<i>_loss`` per critic
 TRAIN_STATS: tuple[str, ...] = ("actor_loss", "ent_coef_loss", "entropy", "ent_coef")
-
-
-def _check_positive_lr(name: str, value: float | Schedule) -> None:
-    rate = value(1.0) if callable(value) else value
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not (rate > 0 and math.isfinite(rate)):
-        raise ValueError(f"{name} must be a positive finite float or a schedule returning one, got {value!r}")
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_sde(use_sde: Any, sde_sample_freq: Any, use_sde_at_warmup: Any) -> None:
-    """Refuse SB3's gSDE arguments unless at SAC's defaults (``False``, ``-1``, ``False``): gSDE is outside the variant."""
-    given = {
-        name: value
-        for name, value, default in (
-            ("use_sde", use_sde, False),
-            ("sde_sample_freq", sde_sample_freq, -1),
-            ("use_sde_at_warmup", use_sde_at_warmup, False),
-        )
-        if value != default
-    }
-    if given:
-        # Tutorial rule: the actor's std is a Linear + Softplus head, no log-std (gSDE draws its noise from a log-std)
-        raise ValueError(
-            f"{given}: gSDE (generalised State-Dependent Exploration) is outside the tutorial's variant, whose actor "
-            "draws its noise from a Softplus std head, not SB3's log-std (docs/variant.md); leave use_sde=False, "
-            "sde_sample_freq=-1, use_sde_at_warmup=False. For more exploration use ent_coef (a larger or learned "
-            "alpha) or action_noise; for gSDE use SB3's SAC"
-        )
-
-
-def _resolve_handle_timeout_termination(argument: bool | None, replay_buffer_kwargs: dict[str, Any]) -> bool:
-    """
-    One value from the constructor's ``handle_timeout_termination`` and ``replay_buffer_kwargs``'s (SB3's spelling):
-    the argument if given, else the kwarg if given, else ``False`` (tutorial); both given and different: an error.
-    """
-    in_kwargs = replay_buffer_kwargs.get("handle_timeout_termination")
-    if argument is not None and in_kwargs is not None and bool(argument) != bool(in_kwargs):
-        raise ValueError(
-            f"handle_timeout_termination={argument!r} and replay_buffer_kwargs['handle_timeout_termination']={in_kwargs!r} "
-            "disagree: give one of them (or the same value in both)"
-        )
-    # Tutorial rule: the time limit is a terminal by default (SB3: handle_timeout_termination=True)
-    return bool(argument if argument is not None else in_kwargs if in_kwargs is not None else False)
-
-
-def _parse_ent_coef(ent_coef: str | float) -> tuple[bool, float]:
-    """
-    Read SB3's ``ent_coef`` convention: ``"auto"`` (learned, from 1.0), ``"auto_<x>"`` (learned, from x > 0)
-    or a number >= 0 (fixed).
-
-    :return: (learned, initial or fixed value)
-    """
-    if isinstance(ent_coef, str):
-        if ent_coef == "auto":
-            return True, 1.0
-        if ent_coef.startswith("auto_"):
-            try:
-                value = float(ent_coef[len("auto_") :])
-            except ValueError:
-                value = float("nan")
-            if value > 0 and math.isfinite(value):
-                return True, value
-        else:
-            try:
-                value = float(ent_coef)
-            except ValueError:
-                value = float("nan")
-            if value >= 0 and math.isfinite(value):
-                return False, value
-    elif not isinstance(ent_coef, bool) and isinstance(ent_coef, (int, float, np.floating)):
-        if ent_coef >= 0 and math.isfinite(ent_coef):
-            return False, float(ent_coef)
-    raise ValueError(
-        f"ent_coef must be 'auto' (learned from 1.0), 'auto_<x>' with x > 0 (learned from x; the tutorial: "
-        f"'auto_0.01'), or a fixed number >= 0; got {ent_coef!r}"
-    )
 
 
 class TutorialSAC(OffPolicyAlgorithm):
@@ -271,45 +191,41 @@ class TutorialSAC(OffPolicyAlgorithm):
         _init_setup_model: bool = True,
     ):
         # Check the tutorial's knobs before anything is built, so that bad input fails fast and clearly
-        _check_positive_lr("learning_rate", learning_rate)
-        _check_positive_lr("critic_learning_rate", critic_learning_rate)
-        _check_positive_lr("ent_coef_learning_rate", ent_coef_learning_rate)
-        _check_positive_int("batch_size", batch_size)
-        _check_positive_int("buffer_size", buffer_size)
-        _check_positive_int("target_update_interval", target_update_interval)
-        if isinstance(gradient_steps, bool) or not isinstance(gradient_steps, (int, np.integer)) or gradient_steps < -1:
-            raise ValueError(f"gradient_steps must be -1 (as many as env steps collected) or >= 0, got {gradient_steps!r}")
-        if not (isinstance(reward_scale, (int, float, np.floating)) and math.isfinite(reward_scale) and reward_scale != 0):
-            raise ValueError(
-                f"reward_scale must be a finite non-zero number (tutorial: 1/8; 1 turns it off), got {reward_scale!r}"
+        # (sb3_tutorial_sac.validation: the same checks run on every value a file gives load)
+        validation.check_arguments(
+            dict(
+                learning_rate=learning_rate,
+                critic_learning_rate=critic_learning_rate,
+                ent_coef_learning_rate=ent_coef_learning_rate,
+                batch_size=batch_size,
+                buffer_size=buffer_size,
+                target_update_interval=target_update_interval,
+                gradient_steps=gradient_steps,
+                reward_scale=reward_scale,
+                reward_shift=reward_shift,
+                entropy_term=entropy_term,
+                engine=engine,
+                ent_coef_loss=ent_coef_loss,
+                ent_coef=ent_coef,
+                target_entropy=target_entropy,
+                gamma=gamma,
+                tau=tau,
             )
-        if not (isinstance(reward_shift, (int, float, np.floating)) and math.isfinite(reward_shift)):
-            raise ValueError(f"reward_shift must be a finite number (tutorial: 8.0; 0 turns it off), got {reward_shift!r}")
-        if entropy_term not in ENTROPY_TERMS:
-            raise ValueError(f"entropy_term must be one of {ENTROPY_TERMS} (tutorial: 'tutorial'), got {entropy_term!r}")
-        if engine not in engine_names():
-            raise ValueError(f"engine must be one of {engine_names()} (default 'auto'), got {engine!r}")
-        if ent_coef_loss not in ENT_COEF_LOSSES:
-            raise ValueError(f"ent_coef_loss must be one of {ENT_COEF_LOSSES} (tutorial: 'tutorial'), got {ent_coef_loss!r}")
-        _parse_ent_coef(ent_coef)
-        if not (target_entropy == "auto" or (isinstance(target_entropy, (int, float)) and math.isfinite(target_entropy))):
-            raise ValueError(f"target_entropy must be 'auto' (-dim(A)) or a finite number, got {target_entropy!r}")
-        if not (0.0 <= gamma <= 1.0):
-            raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
-        if not (0.0 <= tau <= 1.0):
-            raise ValueError(f"tau must be in [0, 1] (tutorial: 0.005; 0: the target critics never move), got {tau!r}")
+        )
 
         # SB3 conventions the tutorial does not decide: SB3's SAC is the spec (tests/test_sb3_conformance.py), or the
         # variant refuses them with the reason (docs/variant.md, "SB3's conventions")
-        _check_sde(use_sde, sde_sample_freq, use_sde_at_warmup)
+        validation.check_sde(use_sde, sde_sample_freq, use_sde_at_warmup)
         policy_kwargs = check_policy_kwargs(policy_kwargs)
-        _check_positive_int("n_steps", n_steps)
+        validation.check_positive_int("n_steps", n_steps)
         if n_steps > 1 and optimize_memory_usage and replay_buffer_class is None:
             raise ValueError(
                 f"n_steps={n_steps} (SB3's NStepReplayBuffer) does not support optimize_memory_usage=True: drop one"
             )
         replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
-        handle_timeout_termination = _resolve_handle_timeout_termination(handle_timeout_termination, replay_buffer_kwargs)
+        handle_timeout_termination = validation.resolve_handle_timeout_termination(
+            handle_timeout_termination, replay_buffer_kwargs
+        )
 
         if env is not None:
             # Check the action space here: SB3 would assert on unbounded Boxes before we can say more
@@ -729,21 +645,31 @@ class TutorialSAC(OffPolicyAlgorithm):
         another field that is not data, an older TutorialSAC save, SB3's own format) raises a ``ValueError`` naming
         the fields, unless ``trusted=True``: then its pickled fields are unpickled (SB3's loader reads SB3's
         format). ``custom_objects`` replace the file's entries of the same name, as in SB3, and need no unpickling.
+        No env is made from a name in the file (``gym.make`` would import the module it names): ``load`` uses the
+        ``env`` given, or none. A file's ``tensorboard_log`` is not used (with a warning): the caller decides where
+        ``learn()`` writes (``load(path, tensorboard_log=...)``).
 
-        A file that is not a readable zip (truncated, corrupt) or that another algorithm saved raises a
-        ``ValueError`` naming the file; since ``load`` builds a new model, nothing is half loaded.
+        Also not in SB3, for files that are not trusted: every value goes through the constructor's checks
+        (:mod:`sb3_tutorial_sac.validation`), sizes are bounded before anything is allocated (each member's
+        decompressed size, the JSON's depth, arrays, the policy's size, the replay buffer's memory), and every tensor
+        must be finite and of this model's dtype and shape, optimiser states matching their parameters. A file that
+        breaks any of this, is not a readable zip (truncated, corrupt) or was saved by another algorithm raises a
+        ``ValueError`` naming the file and the field; since ``load`` builds a new model, nothing is half loaded.
 
         Also not in SB3: the global random generators (torch, NumPy, Python, CUDA) and the action space's are put
         back as :meth:`save` found them (SB3 re-seeds them with the model's ``seed``, which replays the random
-        stream of the start of training). With a file saved with ``include=["env"]`` (``trusted=True``) and no
-        ``env`` argument, the saved VecEnv is used and its current observation kept: ``learn(n,
-        reset_num_timesteps=False)`` then continues exactly as the uninterrupted run would (after
-        ``load_replay_buffer``). What a resume cannot keep: the state of an env that cannot be pickled (pass a new
-        env: the episode in progress restarts from a reset, as in SB3), and with learning-rate schedules the
-        progress of the first ``learn(k)`` was measured against ``k`` (SB3's convention), so only constant rates
-        resume exactly.
+        stream of the start of training). As in SB3, the episode in progress (``_last_obs``,
+        ``_last_episode_starts``, ``_last_original_obs``) is saved with the model, as arrays: without an ``env``
+        argument, or with ``force_reset=False``, it is kept, and ``learn(n, reset_num_timesteps=False)`` goes on from
+        the saved observation (give back the env that was running it); with an ``env`` and ``force_reset=True`` (the
+        default) the next ``learn`` starts from a reset. With a file saved with ``include=["env"]`` (``trusted=True``)
+        and no ``env`` argument, the saved VecEnv is used: ``learn(n, reset_num_timesteps=False)`` then continues
+        exactly as the uninterrupted run would (after ``load_replay_buffer``). What a resume cannot keep: the state of
+        an env that cannot be pickled, and with learning-rate schedules the progress of the first ``learn(k)`` was
+        measured against ``k`` (SB3's convention), so only constant rates resume exactly.
 
-        :param trusted: unpickle what the file holds pickled (run code from it): only for files you trust
+        :param trusted: unpickle what the file holds pickled (run code from it), make an env the file names, use its
+            ``tensorboard_log``, and lift the size bounds: only for files you trust
         """
         return persistence.load_model(cls, path, env, device, custom_objects, print_system_info, force_reset, trusted, kwargs)
 
@@ -762,13 +688,16 @@ class TutorialSAC(OffPolicyAlgorithm):
         * an allow-list, not SB3's exclude-list: ``data`` is plain JSON of the constructor's arguments, SB3's
           counters (``num_timesteps``, ``_n_updates``, ``_episode_num``, ...), the spaces and the policy class;
           the networks, the optimiser states and log-alpha are ``*.pth`` tensors. ``exclude`` leaves some out
-          (they take their defaults on load), ``include`` adds attributes;
+          (they take their defaults on load), ``include`` adds attributes and, as in SB3, wins over ``exclude``;
+          the episode in progress (``_last_obs``, ``_last_episode_starts``, ``_last_original_obs``) is saved as arrays,
+          as SB3 saves it;
         * what is not data is pickled only when ``include`` names it, and such a file loads only with
           ``TutorialSAC.load(path, trusted=True)``; otherwise a learning-rate schedule function is saved as its
           current value (with a warning) and another value that is not data (a custom class, say) raises a
           ``ValueError`` naming it;
         * a path is written through a temporary file in the same directory, renamed over ``path`` only once
           complete: a save interrupted half-way (``KeyboardInterrupt``, full disk) leaves the previous file intact;
+          the file replaced keeps its permission bits (a private file stays private);
         * the file also holds the state of the random generators training draws from (torch's, NumPy's and
           Python's global generators, CUDA's on a CUDA device, and the action space's, used for the uniform
           warm-up), under ``_rng_state``; :meth:`load` puts them back. ``exclude=["_rng_state"]`` leaves it out.

@@ -13,17 +13,32 @@ Nothing else of the zoo is changed: every other algorithm (``--algo sac``, ``tqc
 ``python -m rl_zoo3.train``, with the zoo's own hyperparameters files. For ``--algo tutorial_sac`` without
 ``--conf-file``, ``train`` reads this project's ``hyperparams/tutorial_sac.yml`` (:func:`hyperparams_path`);
 an explicit ``--conf-file`` wins.
+
+Not in rl-zoo3: a run's folder (``logs/``, perhaps received from someone else) is read as data, so that no code from
+it runs (:func:`folder_files_as_data`): ``config.yml`` and ``args.yml`` with a safe YAML loader that accepts only the
+Python tags rl-zoo3 writes (ordered dicts, tuples), a ``normalize`` string as literals (rl-zoo3 ``eval``s it), a
+wrapper named in ``config.yml`` only from the zoo's wrapper libraries (``WRAPPER_MODULES``), ``vecnormalize.pkl``
+as the JSON statistics this command writes in its place (a pickled one is refused), and ``plot_from_file``'s input
+(``all_plots``' pickle) with an unpickler that makes nothing but containers and NumPy arrays. ``--trusted`` gives rl-zoo3's
+own readers back (they can run code from the folder). Models of ``tutorial_sac`` load as data
+(:mod:`sb3_tutorial_sac.persistence`); models of other algorithms load with SB3's own, pickled, format.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import math
 import os
 import pathlib
+import pickle
 import runpy
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+
+import numpy as np
 
 ALGO = "tutorial_sac"
 
@@ -148,6 +163,282 @@ def register() -> None:
                     held[ALGO] = value
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# A folder's files as data: the zoo flows run no code from a logs/ folder unless --trusted
+# ---------------------------------------------------------------------------------------------------------------
+
+VECNORMALIZE_FORMAT = "sb3_tutorial_sac.vecnormalize/1"
+#: Where a wrapper named in a folder's config.yml (env_wrapper, vec_env_wrapper) may come from without --trusted:
+#: installed libraries that hold the zoo's own wrappers, never a module found in the current directory
+WRAPPER_MODULES = ("gymnasium.wrappers", "stable_baselines3.common", "sb3_contrib.common.wrappers", "rl_zoo3.wrappers")
+TRUSTED_HINT = "if you trust the folder, add --trusted (it then runs rl-zoo3's own loaders, which can run code from it)"
+
+
+class RefusedError(ValueError):
+    """A file in a run's folder that the zoo flows refuse without ``--trusted`` (it would run code)."""
+
+
+def _zoo_yaml_loader() -> type:
+    """
+    A safe YAML loader for the files rl-zoo3 writes (``config.yml``, ``args.yml``): YAML's safe types, plus the two
+    Python tags rl-zoo3's ``yaml.dump`` writes (an ``OrderedDict`` of pairs, tuples), and nothing else.
+    """
+    from collections import OrderedDict
+
+    import yaml
+
+    class ZooLoader(yaml.SafeLoader):
+        pass
+
+    def ordered_dict(loader: yaml.SafeLoader, node: yaml.Node) -> OrderedDict:
+        if not isinstance(node, yaml.SequenceNode):
+            raise RefusedError(f"a {node.tag} that is not a list of pairs (line {node.start_mark.line + 1}); {TRUSTED_HINT}")
+        (pairs, *others) = loader.construct_sequence(node, deep=True) or [None]
+        if others or not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            raise RefusedError(f"a {node.tag} that is not a list of pairs (line {node.start_mark.line + 1}); {TRUSTED_HINT}")
+        return OrderedDict((key, value) for key, value in pairs)
+
+    def refused(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        raise RefusedError(
+            f"the tag {node.tag} (line {node.start_mark.line + 1}) would make a Python object, which can run code; "
+            f"rl-zoo3 writes only ordered dicts and tuples. {TRUSTED_HINT}"
+        )
+
+    ZooLoader.add_constructor("tag:yaml.org,2002:python/object/apply:collections.OrderedDict", ordered_dict)
+    ZooLoader.add_constructor("tag:yaml.org,2002:python/tuple", lambda loader, node: tuple(loader.construct_sequence(node)))
+    ZooLoader.add_constructor(None, refused)
+    return ZooLoader
+
+
+def _literal_kwargs(text: str, where: str) -> dict[str, Any]:
+    """``"dict(norm_obs=True, ...)"`` or ``"{'norm_obs': True}"`` (rl-zoo3's ``normalize`` strings) as a dict of literals."""
+    import ast
+
+    try:
+        tree = ast.parse(text, mode="eval").body
+        if isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == "dict" and not tree.args:
+            if all(keyword.arg is not None for keyword in tree.keywords):
+                return {keyword.arg: ast.literal_eval(keyword.value) for keyword in tree.keywords}  # type: ignore[misc]
+        value = ast.literal_eval(tree)
+        if isinstance(value, dict):
+            return value
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
+        pass
+    raise RefusedError(f"{where} is {text[:200]!r}, not dict(...) of literals: evaluating it would run code; {TRUSTED_HINT}")
+
+
+def _safe_get_saved_hyperparams(original: Callable[..., Any]) -> Callable[..., Any]:
+    """rl-zoo3's ``get_saved_hyperparams`` with a ``normalize`` string read as literals instead of ``eval``."""
+
+    def get_saved_hyperparams(stats_path: str, norm_reward: bool = False, test_mode: bool = False) -> Any:
+        config = pathlib.Path(stats_path) / "config.yml"
+        import yaml
+
+        if config.is_file():
+            with open(config) as file:
+                normalize = (yaml.load(file, Loader=_zoo_yaml_loader()) or {}).get("normalize")  # (the safe loader)
+            if isinstance(normalize, str):
+                kwargs = _literal_kwargs(normalize, f"{config}: normalize")
+                builtins_eval = _literal_eval_once(normalize, kwargs)
+                with builtins_eval:
+                    return original(stats_path, norm_reward=norm_reward, test_mode=test_mode)
+        return original(stats_path, norm_reward=norm_reward, test_mode=test_mode)
+
+    return get_saved_hyperparams
+
+
+class _literal_eval_once:  # (used as a context manager)
+    """Within the block, rl-zoo3's ``eval(text)`` of ``rl_zoo3.utils`` gives ``value`` (a copy), and nothing else."""
+
+    def __init__(self, text: str, value: dict[str, Any]):
+        self.text, self.value = text, value
+
+    def __enter__(self) -> None:
+        import rl_zoo3.utils
+
+        def literal_eval(source: str, *args: Any) -> Any:
+            if source == self.text:
+                return dict(self.value)
+            raise RefusedError(f"rl-zoo3 evaluates {source[:200]!r} from a run's folder; {TRUSTED_HINT}")
+
+        rl_zoo3.utils.eval = literal_eval  # type: ignore[attr-defined]  # shadows the builtin in that module only
+
+    def __exit__(self, *exc: Any) -> None:
+        import rl_zoo3.utils
+
+        vars(rl_zoo3.utils).pop("eval", None)
+
+
+def _safe_get_wrapper_class(original: Callable[..., Any]) -> Callable[..., Any]:
+    """rl-zoo3's ``get_wrapper_class``, importing a wrapper a folder names only from ``WRAPPER_MODULES``."""
+
+    def get_wrapper_class(hyperparams: dict[str, Any], key: str = "env_wrapper") -> Any:
+        names = hyperparams.get(key) if isinstance(hyperparams, dict) else None
+        for name in names if isinstance(names, list) else [names] if names is not None else []:
+            name = next(iter(name)) if isinstance(name, dict) and name else name
+            if isinstance(name, str) and not name.startswith(tuple(f"{module}." for module in WRAPPER_MODULES)):
+                raise RefusedError(
+                    f"{key} names {name!r}, a module outside {WRAPPER_MODULES}: importing it would run its code "
+                    f"(a file beside the folder, say); {TRUSTED_HINT}"
+                )
+        return original(hyperparams, key)
+
+    return get_wrapper_class
+
+
+def save_vec_normalize(vec_normalize: Any, save_path: str | pathlib.Path) -> None:
+    """Write a ``VecNormalize``'s statistics and settings as JSON data (under rl-zoo3's name, ``vecnormalize.pkl``)."""
+    from sb3_tutorial_sac.data import to_data
+    from sb3_tutorial_sac.persistence import atomic_write
+
+    def statistics(rms: Any) -> dict[str, Any]:
+        return {"mean": to_data(np.asarray(rms.mean)), "var": to_data(np.asarray(rms.var)), "count": float(rms.count)}
+
+    obs_rms = vec_normalize.obs_rms if vec_normalize.norm_obs else None
+    data = {
+        "format": VECNORMALIZE_FORMAT,
+        **{key: getattr(vec_normalize, key) for key in ("training", "norm_obs", "norm_reward", "clip_obs", "clip_reward")},
+        **{key: getattr(vec_normalize, key) for key in ("gamma", "epsilon", "norm_obs_keys")},
+        "obs_rms": None if obs_rms is None else (
+            {key: statistics(rms) for key, rms in obs_rms.items()} if isinstance(obs_rms, dict) else statistics(obs_rms)
+        ),
+        "ret_rms": statistics(vec_normalize.ret_rms),
+    }
+    text = json.dumps(data).encode()
+    atomic_write(save_path, "", lambda file: file.write(text))
+
+
+def load_vec_normalize(load_path: str | pathlib.Path, venv: Any, trusted: bool = False) -> Any:
+    """
+    A ``VecNormalize`` around ``venv`` with the statistics :func:`save_vec_normalize` wrote; a pickled file (SB3's
+    format) only if ``trusted`` (SB3's own ``VecNormalize.load``), else a :class:`RefusedError`.
+    """
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from sb3_tutorial_sac import validation
+    from sb3_tutorial_sac.data import from_data
+    from sb3_tutorial_sac.persistence import parse_json
+
+    path = pathlib.Path(load_path)
+    with open(path, "rb") as file:
+        head = file.read(validation.MAX_META_BYTES * 64 + 1)
+    if not head.lstrip().startswith(b"{"):
+        if trusted:
+            return _ORIGINALS["VecNormalize.load"](str(path), venv)
+        raise RefusedError(f"{path} is a pickle (SB3's VecNormalize.save): unpickling it would run code; {TRUSTED_HINT}")
+    if len(head) > validation.MAX_META_BYTES * 64:
+        raise RefusedError(f"{path} is larger than VecNormalize statistics can be")
+    data = parse_json(head, str(path))
+    if not (isinstance(data, dict) and data.get("format") == VECNORMALIZE_FORMAT):
+        raise RefusedError(f"{path} is JSON, but not VecNormalize statistics of {VECNORMALIZE_FORMAT}")
+    try:
+        flags = {key: data[key] for key in ("training", "norm_obs", "norm_reward")}
+        numbers = {key: float(data[key]) for key in ("clip_obs", "clip_reward", "gamma", "epsilon")}
+        if not all(isinstance(flag, bool) for flag in flags.values()) or not all(map(math.isfinite, numbers.values())):
+            raise ValueError(f"flags {flags}, numbers {numbers}")
+        vec_normalize = VecNormalize(venv, **flags, **numbers, norm_obs_keys=data.get("norm_obs_keys"))
+
+        def put(rms: Any, saved: dict[str, Any], where: str) -> None:
+            mean, var = (np.asarray(from_data(saved[key], where), dtype=np.float64) for key in ("mean", "var"))
+            count = float(saved["count"])
+            if mean.shape != rms.mean.shape or var.shape != rms.var.shape or not (
+                np.isfinite(mean).all() and np.isfinite(var).all() and (var >= 0).all() and math.isfinite(count) and count > 0
+            ):
+                raise ValueError(f"{where}: statistics of shape {mean.shape} for {rms.mean.shape}, or not finite")
+            rms.mean, rms.var, rms.count = mean, var, count
+
+        put(vec_normalize.ret_rms, data["ret_rms"], "ret_rms")
+        if vec_normalize.norm_obs:
+            if isinstance(vec_normalize.obs_rms, dict):
+                if set(data["obs_rms"]) != set(vec_normalize.obs_rms):
+                    raise ValueError(f"obs_rms keys {sorted(data['obs_rms'])}")
+                for key, rms in vec_normalize.obs_rms.items():
+                    put(rms, data["obs_rms"][key], f"obs_rms.{key}")
+            else:
+                put(vec_normalize.obs_rms, data["obs_rms"], "obs_rms")
+    except (KeyError, TypeError, ValueError, AttributeError, AssertionError) as error:
+        raise RefusedError(f"{path}: not VecNormalize statistics for this env ({str(error)[:300]})") from error
+    return vec_normalize
+
+
+#: What an rl-zoo3 ``all_plots`` file (read by ``plot_from_file``) may name when unpickled: NumPy's arrays and scalars
+PLOT_GLOBALS = {
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.dtypes", "Float64DType"), ("numpy.dtypes", "Int64DType")}
+
+
+class _PlotUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and NumPy arrays only (``PLOT_GLOBALS``): anything else a pickle names is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in PLOT_GLOBALS:
+            return super().find_class(module, name)
+        raise RefusedError(
+            f"the pickle names {module}.{name}, beyond the arrays and containers all_plots writes: unpickling it could "
+            f"run code; {TRUSTED_HINT}"
+        )
+
+
+class _PlotPickle:
+    """``pickle`` as ``rl_zoo3.plots.plot_from_file`` sees it: ``load`` restricted to :class:`_PlotUnpickler`."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(pickle, name)
+
+    @staticmethod
+    def load(file: Any) -> Any:
+        return _PlotUnpickler(file).load()
+
+
+_ORIGINALS: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def folder_files_as_data(trusted: bool) -> Iterator[None]:
+    """
+    Within the block, rl-zoo3's scripts read a run's folder as data: ``config.yml`` and ``args.yml`` with
+    :func:`_zoo_yaml_loader`, a ``normalize`` string as literals, wrappers only from ``WRAPPER_MODULES``, and
+    ``vecnormalize.pkl`` with :func:`load_vec_normalize`; VecNormalize statistics are saved as data. With
+    ``trusted``, only the saving changes (rl-zoo3's own loaders run). Everything is put back at the end.
+    """
+    import rl_zoo3.enjoy
+    import rl_zoo3.utils
+    import yaml
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    _ORIGINALS.setdefault("VecNormalize.load", VecNormalize.load)
+    patches: list[tuple[Any, str, Any]] = [
+        (VecNormalize, "save", save_vec_normalize),
+        (VecNormalize, "load", staticmethod(lambda load_path, venv: load_vec_normalize(load_path, venv, trusted))),
+    ]
+    if not trusted:
+        plot_from_file = sys.modules.get("rl_zoo3.plots.plot_from_file")
+        if plot_from_file is not None:  # it unpickles all_plots' file
+            patches.append((plot_from_file, "pickle", _PlotPickle()))
+        patches += [
+            (yaml, "UnsafeLoader", _zoo_yaml_loader()),  # rl-zoo3 reads config.yml and args.yml with yaml.UnsafeLoader
+            (rl_zoo3.utils, "get_saved_hyperparams", _safe_get_saved_hyperparams(rl_zoo3.utils.get_saved_hyperparams)),
+            (rl_zoo3.enjoy, "get_saved_hyperparams", _safe_get_saved_hyperparams(rl_zoo3.utils.get_saved_hyperparams)),
+            (rl_zoo3.utils, "get_wrapper_class", _safe_get_wrapper_class(rl_zoo3.utils.get_wrapper_class)),
+        ]
+    saved = [(owner, name, vars(owner).get(name, _MISSING)) for owner, name, _ in patches]
+    try:
+        for owner, name, value in patches:
+            setattr(owner, name, value)
+        yield
+    finally:
+        for owner, name, value in reversed(saved):
+            if value is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, value)
+
+
+_MISSING = object()
+
+
 def _with_default_conf_file(args: list[str]) -> list[str]:
     """``train``'s arguments, with ``--conf-file <tutorial_sac.yml>`` added for ``--algo tutorial_sac`` without one."""
     parser = argparse.ArgumentParser(add_help=False)
@@ -167,15 +458,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help") or args[0] not in SCRIPTS:
-        usage = f"usage: sb3-tutorial-sac-zoo {{{','.join(SCRIPTS)}}} [rl-zoo3 arguments]"
+        usage = f"usage: sb3-tutorial-sac-zoo {{{','.join(SCRIPTS)}}} [--trusted] [rl-zoo3 arguments]"
         if args and args[0] not in ("-h", "--help"):
             sys.exit(f"{usage}\nunknown script {args[0]!r}")
         print(
             f"{usage}\n\nrl-zoo3's scripts with the algorithm {ALGO!r} (TutorialSAC) registered; "
-            f"'sb3-tutorial-sac-zoo <script> -h' shows the script's arguments."
+            f"'sb3-tutorial-sac-zoo <script> -h' shows the script's arguments. A run's folder is read as data: "
+            "--trusted lets rl-zoo3 read it its own way (YAML Python tags, pickled vecnormalize.pkl), which can run "
+            "code from it."
         )
         return
     script, rest = args[0], args[1:]
+    trusted = "--trusted" in rest
+    rest = [arg for arg in rest if arg != "--trusted"]
     register()
     if script == "train":
         rest = _with_default_conf_file(rest)
@@ -183,13 +478,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     saved_argv = sys.argv
     sys.argv = [f"sb3-tutorial-sac-zoo {script}", *rest]
     try:
-        if function is None:
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
-        else:
-            import importlib
+        import importlib
 
-            entry: Callable[[], Any] = getattr(importlib.import_module(module), function)
-            entry()
+        entry: Callable[[], Any] | None = None if function is None else getattr(importlib.import_module(module), function)
+        # Not in rl-zoo3: a run's folder is read as data (config.yml, args.yml, vecnormalize.pkl) unless --trusted
+        with folder_files_as_data(trusted):
+            if entry is None:
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+            else:
+                entry()
+    except RefusedError as error:
+        sys.exit(f"sb3-tutorial-sac-zoo {script}: refused: {error}")
     finally:
         sys.argv = saved_argv
 

@@ -120,8 +120,8 @@ def test_a_bad_setting_fails_the_next_train_with_a_clear_error_and_changes_nothi
     model = _model()
     model.learn(200)
     for name, value, message in [
-        ("tau", 1.5, r"tau must be a number in \[0, 1\]"),
-        ("gamma", float("nan"), r"gamma must be a number in \[0, 1\]"),
+        ("tau", 1.5, r"tau must be in \[0, 1\]"),
+        ("gamma", float("nan"), r"gamma must be in \[0, 1\]"),
         ("target_update_interval", 0, "target_update_interval must be a positive integer"),
         ("target_entropy", "bogus", "target_entropy must be 'auto'"),
         ("reward_scale", 0.0, "reward_scale must be a finite non-zero number"),

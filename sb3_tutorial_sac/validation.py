@@ -1,0 +1,383 @@
+"""One validation path for values: the constructor's checks, also applied to every value a file gives ``load``.
+
+:func:`check_arguments` holds the checks of ``TutorialSAC.__init__`` (same messages); :func:`check_file_values` adds
+the types of SB3's state that a model file carries (counters, spaces, flags), which only a file can get wrong. Both
+name the file and the field when they check a file. The size bounds of a file that is not trusted (``MAX_*``) live
+here too, with :func:`check_file_sizes`, so that nothing a file describes is allocated before it is checked.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.type_aliases import TrainFreq
+
+from sb3_tutorial_sac.policies import ENTROPY_TERMS
+
+ENT_COEF_LOSSES: tuple[str, ...] = ("tutorial", "sb3")
+
+# ----------------------------------------------------------------------------------------------- size bounds
+# What a file that is not trusted may describe, checked before anything is allocated (trusted=True lifts them).
+# Generous for any real model: the tutorial's Pendulum model is 3 observation elements, 128-wide layers, two critics,
+# about 70,000 numbers in its policy and a 16 KB data member.
+MAX_ELEMENTS = 2**24  # elements of one space or one array written in ``data`` (a fill included): 16.8 million
+MAX_PARAMETERS = 10**8  # numbers in the policy (actor, critics, target critics), counted before it is built
+MAX_CRITICS = 100  # n_critics
+MAX_LAYERS = 100  # layers of one net_arch list
+MAX_ENVS = 2**16  # n_envs
+MAX_JSON_DEPTH = 32  # nesting of ``data`` (a file with Dict spaces and vectorised action noise: 10)
+MAX_DATA_BYTES = 64 * 2**20  # the ``data`` member, decompressed; a replay buffer's ``meta``: 1 MiB
+MAX_META_BYTES = 2**20
+MAX_INFO_BYTES = 2**20  # system_info.txt
+MAX_MEMBERS = 64  # members of a model zip (TutorialSAC writes 8); of a replay buffer npz, 16
+MAX_TENSOR_SLACK = 2**20  # a ``*.pth`` member may be this much larger than the tensors it must hold (names, pickling)
+
+
+class FileValueError(ValueError):
+    """A value in a file that TutorialSAC refuses: the message names the file and the field."""
+
+
+# ----------------------------------------------------------------------------------------------- the constructor's
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
+def _is_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
+def check_positive_lr(name: str, value: Any) -> None:
+    rate = value(1.0) if callable(value) else value
+    if not _is_number(rate) or not (rate > 0 and math.isfinite(rate)):
+        raise ValueError(f"{name} must be a positive finite float or a schedule returning one, got {value!r}")
+
+
+def check_positive_int(name: str, value: Any) -> None:
+    if not _is_int(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def parse_ent_coef(ent_coef: str | float) -> tuple[bool, float]:
+    """
+    Read SB3's ``ent_coef`` convention: ``"auto"`` (learned, from 1.0), ``"auto_<x>"`` (learned, from x > 0)
+    or a number >= 0 (fixed).
+
+    :return: (learned, initial or fixed value)
+    """
+    if isinstance(ent_coef, str):
+        if ent_coef == "auto":
+            return True, 1.0
+        if ent_coef.startswith("auto_"):
+            try:
+                value = float(ent_coef[len("auto_") :])
+            except ValueError:
+                value = float("nan")
+            if value > 0 and math.isfinite(value):
+                return True, value
+        else:
+            try:
+                value = float(ent_coef)
+            except ValueError:
+                value = float("nan")
+            if value >= 0 and math.isfinite(value):
+                return False, value
+    elif _is_number(ent_coef):
+        if ent_coef >= 0 and math.isfinite(ent_coef):
+            return False, float(ent_coef)
+    raise ValueError(
+        f"ent_coef must be 'auto' (learned from 1.0), 'auto_<x>' with x > 0 (learned from x; the tutorial: "
+        f"'auto_0.01'), or a fixed number >= 0; got {ent_coef!r}"
+    )
+
+
+def _gradient_steps(name: str, value: Any) -> None:
+    if not _is_int(value) or value < -1:
+        raise ValueError(f"gradient_steps must be -1 (as many as env steps collected) or >= 0, got {value!r}")
+
+
+def _reward_scale(name: str, value: Any) -> None:
+    if not (_is_number(value) and math.isfinite(value) and value != 0):
+        raise ValueError(f"reward_scale must be a finite non-zero number (tutorial: 1/8; 1 turns it off), got {value!r}")
+
+
+def _reward_shift(name: str, value: Any) -> None:
+    if not (_is_number(value) and math.isfinite(value)):
+        raise ValueError(f"reward_shift must be a finite number (tutorial: 8.0; 0 turns it off), got {value!r}")
+
+
+def _one_of(choices: tuple[str, ...], default: str) -> Callable[[str, Any], None]:
+    def check(name: str, value: Any) -> None:
+        if not (isinstance(value, str) and value in choices):
+            raise ValueError(f"{name} must be one of {choices} ({default}), got {value!r}")
+
+    return check
+
+
+def _engine(name: str, value: Any) -> None:
+    # the registry as it is now (engines.register_engine adds to it); imported here: the engines import this module
+    from sb3_tutorial_sac.engines import engine_names
+
+    _one_of(engine_names(), "default 'auto'")(name, value)
+
+
+def _target_entropy(name: str, value: Any) -> None:
+    if not (value == "auto" if isinstance(value, str) else _is_number(value) and math.isfinite(value)):
+        raise ValueError(f"target_entropy must be 'auto' (-dim(A)) or a finite number, got {value!r}")
+
+
+def _in_unit_interval(name: str, value: Any) -> None:
+    # gamma and tau: [0, 1], as SB3 accepts them (tau=0: the targets are never moved)
+    if not (_is_number(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+
+
+def check_sde(use_sde: Any, sde_sample_freq: Any, use_sde_at_warmup: Any) -> None:
+    """Refuse SB3's gSDE arguments unless at SAC's defaults (``False``, ``-1``, ``False``): gSDE is outside the variant."""
+    given = {
+        name: value
+        for name, value, default in (
+            ("use_sde", use_sde, False),
+            ("sde_sample_freq", sde_sample_freq, -1),
+            ("use_sde_at_warmup", use_sde_at_warmup, False),
+        )
+        if value != default
+    }
+    if given:
+        # Tutorial rule: the actor's std is a Linear + Softplus head, no log-std (gSDE draws its noise from a log-std)
+        raise ValueError(
+            f"{given}: gSDE (generalised State-Dependent Exploration) is outside the tutorial's variant, whose actor "
+            "draws its noise from a Softplus std head, not SB3's log-std (docs/variant.md); leave use_sde=False, "
+            "sde_sample_freq=-1, use_sde_at_warmup=False. For more exploration use ent_coef (a larger or learned "
+            "alpha) or action_noise; for gSDE use SB3's SAC"
+        )
+
+
+def resolve_handle_timeout_termination(argument: bool | None, replay_buffer_kwargs: dict[str, Any]) -> bool:
+    """
+    One value from the constructor's ``handle_timeout_termination`` and ``replay_buffer_kwargs``'s (SB3's spelling):
+    the argument if given, else the kwarg if given, else ``False`` (tutorial); both given and different: an error.
+    """
+    in_kwargs = replay_buffer_kwargs.get("handle_timeout_termination")
+    if argument is not None and in_kwargs is not None and bool(argument) != bool(in_kwargs):
+        raise ValueError(
+            f"handle_timeout_termination={argument!r} and replay_buffer_kwargs['handle_timeout_termination']={in_kwargs!r} "
+            "disagree: give one of them (or the same value in both)"
+        )
+    # Tutorial rule: the time limit is a terminal by default (SB3: handle_timeout_termination=True)
+    return bool(argument if argument is not None else in_kwargs if in_kwargs is not None else False)
+
+
+#: The constructor's checks, in the order it runs them (the first bad argument is the one named)
+ARGUMENT_CHECKS: dict[str, Callable[[str, Any], None]] = {
+    "learning_rate": check_positive_lr,
+    "critic_learning_rate": check_positive_lr,
+    "ent_coef_learning_rate": check_positive_lr,
+    "batch_size": check_positive_int,
+    "buffer_size": check_positive_int,
+    "target_update_interval": check_positive_int,
+    "gradient_steps": _gradient_steps,
+    "reward_scale": _reward_scale,
+    "reward_shift": _reward_shift,
+    "entropy_term": _one_of(ENTROPY_TERMS, "tutorial: 'tutorial'"),
+    "engine": _engine,
+    "ent_coef_loss": _one_of(ENT_COEF_LOSSES, "tutorial: 'tutorial'"),
+    "ent_coef": lambda name, value: parse_ent_coef(value) and None,
+    "target_entropy": _target_entropy,
+    "gamma": _in_unit_interval,
+    "tau": _in_unit_interval,
+}
+
+
+def _run(checks: Mapping[str, Callable[[str, Any], None]], values: Mapping[str, Any], where: str | None) -> None:
+    for name, check in checks.items():
+        if name not in values:
+            continue
+        try:
+            check(name, values[name])
+        except (ValueError, TypeError) as error:  # TypeError: a schedule that fails on a file's value
+            if where is None:
+                raise
+            raise FileValueError(f"{where}, field {name!r}: {error}") from None
+
+
+def check_arguments(values: Mapping[str, Any], where: str | None = None) -> None:
+    """
+    The checks of ``TutorialSAC.__init__`` on those of ``values`` it knows (the others are left alone).
+
+    :param values: argument (or attribute) names and values
+    :param where: the file the values come from: then a :class:`FileValueError` names it and the field
+    """
+    _run(ARGUMENT_CHECKS, values, where)
+
+
+# ----------------------------------------------------------------------------------------------- a file's state
+
+
+def _kind(test: Callable[[Any], bool], what: str) -> Callable[[str, Any], None]:
+    def check(name: str, value: Any) -> None:
+        if not test(value):
+            raise ValueError(f"{name} must be {what}, got {value!r}"[:500])
+
+    return check
+
+
+def _train_freq(value: Any) -> bool:
+    if isinstance(value, TrainFreq):
+        return _is_int(value.frequency) and value.frequency > 0 and value.unit.value in ("step", "episode")
+    if isinstance(value, tuple) and len(value) == 2:
+        return _is_int(value[0]) and value[0] > 0 and value[1] in ("step", "episode")
+    return _is_int(value) and value > 0
+
+
+def _counter(value: Any) -> bool:
+    return _is_int(value) and 0 <= value < 2**62
+
+
+def _observation(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and isinstance(item, np.ndarray) for key, item in value.items())
+    return value is None or isinstance(value, np.ndarray)
+
+
+_bool = _kind(lambda value: isinstance(value, (bool, np.bool_)), "True or False")
+#: What ``replay_buffer_kwargs`` may hold in a file: SB3's timeout switch and its n-step buffer's arguments
+BUFFER_KWARGS: dict[str, Callable[[Any], bool]] = {
+    "handle_timeout_termination": lambda value: isinstance(value, bool),
+    "n_steps": lambda value: _is_int(value) and 0 < value <= 1000,
+    "gamma": lambda value: _is_number(value) and 0 <= value <= 1,
+}
+#: What SB3's state in a file must be (the constructor's arguments not checked by ``__init__`` included)
+FILE_CHECKS: dict[str, Callable[[str, Any], None]] = {
+    "verbose": _kind(lambda value: _is_int(value) and 0 <= value <= 2, "0, 1 or 2"),
+    "seed": _kind(lambda value: value is None or _is_int(value), "None or an integer"),
+    "learning_starts": _kind(_counter, "an integer >= 0"),
+    "train_freq": _kind(_train_freq, "a positive integer or (n > 0, 'step' or 'episode')"),
+    "optimize_memory_usage": _bool,
+    "handle_timeout_termination": _bool,
+    "sample_with_replacement": _bool,
+    "check_finite": _bool,
+    "_stats_window_size": _kind(lambda value: _is_int(value) and 0 < value <= 10**6, "an integer in [1, 10**6]"),
+    "tensorboard_log": _kind(lambda value: value is None or isinstance(value, str), "None or a path"),
+    "policy_kwargs": _kind(lambda value: isinstance(value, dict) and all(isinstance(k, str) for k in value), "a dict"),
+    "replay_buffer_kwargs": _kind(
+        lambda value: value is None
+        or (isinstance(value, dict) and all(key in BUFFER_KWARGS and BUFFER_KWARGS[key](item) for key, item in value.items())),
+        f"None or a dict of {sorted(BUFFER_KWARGS)} (other buffer arguments load only with trusted=True)",
+    ),
+    "n_steps": _kind(lambda value: _is_int(value) and 0 < value <= 1000, "an integer in [1, 1000]"),
+    "action_noise": _kind(lambda value: value is None or isinstance(value, ActionNoise), "None or an action noise"),
+    "observation_space": _kind(lambda value: isinstance(value, spaces.Space), "a space"),
+    "action_space": _kind(lambda value: isinstance(value, spaces.Box), "a Box"),
+    "n_envs": _kind(lambda value: _is_int(value) and 0 < value <= MAX_ENVS, f"an integer in [1, {MAX_ENVS}]"),
+    "num_timesteps": _kind(_counter, "an integer >= 0"),
+    "_total_timesteps": _kind(_counter, "an integer >= 0"),
+    "_num_timesteps_at_start": _kind(_counter, "an integer >= 0"),
+    "_n_updates": _kind(_counter, "an integer >= 0"),
+    "_episode_num": _kind(_counter, "an integer >= 0"),
+    "_current_progress_remaining": _kind(lambda value: _is_number(value) and math.isfinite(value), "a finite number"),
+    "ep_info_buffer": _kind(
+        lambda value: value is None or (isinstance(value, (list, deque)) and all(isinstance(i, dict) for i in value)),
+        "None or a list of dicts",
+    ),
+    "ep_success_buffer": _kind(lambda value: value is None or isinstance(value, (list, deque)), "None or a list"),
+    "_last_obs": _kind(_observation, "None, an array or a dict of arrays"),
+    "_last_original_obs": _kind(_observation, "None, an array or a dict of arrays"),
+    "_last_episode_starts": _kind(lambda value: value is None or isinstance(value, np.ndarray), "None or an array"),
+}
+
+
+def check_file_values(values: Mapping[str, Any], where: str) -> None:
+    """
+    The constructor's checks (:func:`check_arguments`) and the types of SB3's state, on the attributes a file gives.
+
+    :param values: the attributes, as ``load`` will set them
+    :param where: the file, named in the :class:`FileValueError`
+    """
+    check_arguments(values, where)
+    _run(FILE_CHECKS, values, where)
+
+
+# ----------------------------------------------------------------------------------------------- sizes
+
+
+def check_elements(shape: tuple[int, ...], where: str) -> None:
+    """A ``ValueError`` if ``shape`` has a negative size or more than ``MAX_ELEMENTS`` elements (before allocating)."""
+    if any(n < 0 for n in shape) or math.prod(shape) > MAX_ELEMENTS:
+        raise FileValueError(
+            f"{where}: an array of shape {shape[:8]}, more than the {MAX_ELEMENTS} elements a file that is not trusted may "
+            "describe (trusted=True lifts the bound)"
+        )
+
+
+def memory_limit() -> int:
+    """The bytes this process could allocate at most: the physical memory, or the address-space limit if lower."""
+    try:
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not on this platform
+        limit = 2**62
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return min(limit, soft) if soft != resource.RLIM_INFINITY else limit
+
+
+def replay_buffer_bytes(buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space, optimize: bool) -> int:
+    """What SB3's replay buffer of ``buffer_size`` transitions allocates (observations twice unless ``optimize``)."""
+    observations = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
+    per_row = sum(math.prod(space.shape or (1,)) * np.dtype(space.dtype or np.float32).itemsize for space in observations)
+    per_row = per_row * (1 if optimize else 2) + math.prod(action_space.shape or (1,)) * 4 + 3 * 4
+    return buffer_size * per_row
+
+
+def check_replay_buffer_size(
+    buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space, optimize: bool, where: str, fix: str
+) -> None:
+    """A ``ValueError`` if a replay buffer of ``buffer_size`` transitions needs more memory than this process can have."""
+    needed, limit = replay_buffer_bytes(buffer_size, observation_space, action_space, optimize), memory_limit()
+    if needed > limit:
+        raise FileValueError(
+            f"{where}: a replay buffer of buffer_size={buffer_size} needs {needed / 2**30:.1f} GiB, more than this process "
+            f"can allocate ({limit / 2**30:.1f} GiB: the physical memory or the address-space limit). {fix}"
+        )
+
+
+def check_file_sizes(values: Mapping[str, Any], where: str) -> None:
+    """
+    The size bounds a file that is not trusted must keep, on the attributes it gives (before anything is built):
+    ``n_critics``, the length of each ``net_arch`` list, the spaces' elements and the replay buffer's memory.
+    """
+    kwargs = values.get("policy_kwargs") or {}
+    n_critics = kwargs.get("n_critics", 2)
+    if not (_is_int(n_critics) and 0 < n_critics <= MAX_CRITICS):
+        raise FileValueError(
+            f"{where}, field 'policy_kwargs': n_critics must be an integer in [1, {MAX_CRITICS}], got {n_critics!r}"
+        )
+    net_arch = kwargs.get("net_arch")
+    lists = list(net_arch.values()) if isinstance(net_arch, dict) else [net_arch] if net_arch is not None else []
+    for layers in lists:
+        if not (isinstance(layers, list) and len(layers) <= MAX_LAYERS and all(_is_int(n) and n > 0 for n in layers)):
+            raise FileValueError(
+                f"{where}, field 'policy_kwargs': net_arch must hold lists of at most {MAX_LAYERS} positive layer widths, "
+                f"got {net_arch!r}"[:500]
+            )
+    for name in ("observation_space", "action_space"):
+        space = values[name]
+        for sub in space.spaces.values() if isinstance(space, spaces.Dict) else [space]:
+            check_elements(tuple(sub.shape or ()), f"{where}, field {name!r}")
+    fix = "Pass a smaller buffer_size to load (load(path, buffer_size=...)), or trusted=True."
+    check_replay_buffer_size(
+        int(values.get("buffer_size", 1)),
+        values["observation_space"],
+        values["action_space"],
+        bool(values.get("optimize_memory_usage", False)),
+        f"{where}, field 'buffer_size'",
+        fix,
+    )
