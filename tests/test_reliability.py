@@ -20,6 +20,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
+import sb3_tutorial_sac.policies as policies_module
 from sb3_tutorial_sac.engines import FastEngine
 from sb3_tutorial_sac import TutorialSAC
 from sb3_tutorial_sac.tutorial_sac import NonFiniteError
@@ -399,25 +400,26 @@ def test_interrupted_learn_leaves_a_usable_model(tmp_path, error):
         assert m.num_timesteps == 450 and m._n_updates == 400 and _all_finite(m)
 
 
-def test_interrupted_train_applies_no_step():
+def test_interrupted_train_applies_no_step(monkeypatch):
     model = _trained_pendulum()
     before = _state(model)
-    engine = model.update_engine
-    actor_grads = engine.actor_grads
+    assert isinstance(model.update_engine, FastEngine)
+    sample_action_entropy = policies_module.sample_action_entropy
     calls = []
 
-    def interrupted(obs, ent_coef):
+    def interrupted(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 4:  # the actor step of the 4th gradient step, after its critic steps
+        if len(calls) == 8:  # the actor's draw of the 4th gradient step (2 per step), after its critic steps
             raise KeyboardInterrupt
-        return actor_grads(obs, ent_coef)
+        return sample_action_entropy(*args, **kwargs)
 
-    engine.actor_grads = interrupted  # type: ignore[method-assign]
+    monkeypatch.setattr(policies_module, "sample_action_entropy", interrupted)
     _feed(model, steps=10)
     with pytest.raises(KeyboardInterrupt):
         model.train(10, 64)
+    assert len(calls) == 8
     _assert_same_state(before, _state(model))
-    engine.actor_grads = actor_grads  # type: ignore[method-assign]
+    monkeypatch.setattr(policies_module, "sample_action_entropy", sample_action_entropy)
     model.train(10, 64)
     assert model._n_updates == 210
 
