@@ -33,19 +33,19 @@ class FlatParameters:
         with th.no_grad():
             self.flat = th.cat([p.detach().reshape(-1) for p in self.params])
         self.flat_grad = th.zeros_like(self.flat)
-        self._offsets: list[int] = []
+        self.offsets: list[int] = []  # where each parameter starts in the buffer
         offset = 0
         for param in self.params:
             numel = param.numel()
-            self._offsets.append(offset)
+            self.offsets.append(offset)
             param.data = self.flat[offset : offset + numel].view_as(param)
             param.grad = self.flat_grad[offset : offset + numel].view_as(param)
             offset += numel
         self.segments: list[th.Tensor] = []
         first = 0
         for count in segments:
-            start = self._offsets[first] if count else 0
-            end = self._offsets[first + count - 1] + self.params[first + count - 1].numel() if count else 0
+            start = self.offsets[first] if count else 0
+            end = self.offsets[first + count - 1] + self.params[first + count - 1].numel() if count else 0
             segment = self.flat[start:end]
             segment.grad = self.flat_grad[start:end]
             self.segments.append(segment)
@@ -56,7 +56,7 @@ class FlatParameters:
         base, grad_base, size = self.flat.data_ptr(), self.flat_grad.data_ptr(), self.flat.element_size()
         return all(
             p.data_ptr() == base + offset * size and p.grad is not None and p.grad.data_ptr() == grad_base + offset * size
-            for p, offset in zip(self.params, self._offsets)
+            for p, offset in zip(self.params, self.offsets)
         ) and all(segment.grad is not None for segment in self.segments)
 
     def repair_grads(self) -> bool:
@@ -66,9 +66,9 @@ class FlatParameters:
         :return: whether the parameters themselves still live in the flat buffer (if not, flatten anew)
         """
         base, size = self.flat.data_ptr(), self.flat.element_size()
-        if not all(p.data_ptr() == base + offset * size for p, offset in zip(self.params, self._offsets)):
+        if not all(p.data_ptr() == base + offset * size for p, offset in zip(self.params, self.offsets)):
             return False
-        for param, offset in zip(self.params, self._offsets):
+        for param, offset in zip(self.params, self.offsets):
             param.grad = self.flat_grad[offset : offset + param.numel()].view_as(param)
         for segment in self.segments:
             start = (segment.data_ptr() - base) // size
@@ -106,36 +106,38 @@ def rehome_optimizer(optimizer: th.optim.Optimizer, old: Sequence[Sequence[th.Te
         group["params"] = [segment]
 
 
-def _adam_update(
+def adam_update(
     param: th.Tensor,
     grad: th.Tensor,
     exp_avg: th.Tensor,
     exp_avg_sq: th.Tensor,
-    denom: th.Tensor | None,
-    step: float,
-    lr: float,
+    neg_step_size: float | th.Tensor,
+    bias_correction2_sqrt: float | th.Tensor,
     beta1: float,
     beta2: float,
     eps: float,
 ) -> None:
     """
-    Adam's update of one tensor after its step count became ``step``: the operations of
-    ``torch.optim.adam._single_tensor_adam`` (non-capturable branch) in the same order, so the numbers are torch's.
+    Adam's update of one tensor, in place: the operations of ``torch.optim.adam._single_tensor_adam`` (non-capturable
+    branch) in the same order, so the numbers are torch's. Written once, for :class:`FlatAdam` and the step function
+    (:mod:`sb3_tutorial_sac.engines.step`), whose scalars are 0-dim tensors.
 
-    :param denom: a buffer for the denominator (``None``: a new tensor)
+    :param neg_step_size: ``-lr / (1 - beta1 ** step)`` after this step's count
+    :param bias_correction2_sqrt: ``sqrt(1 - beta2 ** step)``
     """
     exp_avg.lerp_(grad, 1 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    bias_correction1 = 1 - beta1**step
-    bias_correction2 = 1 - beta2**step
-    step_size = lr / bias_correction1
-    bias_correction2_sqrt = bias_correction2**0.5
-    denom = exp_avg_sq.sqrt() if denom is None else th.sqrt(exp_avg_sq, out=denom)
-    denom.div_(bias_correction2_sqrt).add_(eps)
-    param.addcdiv_(exp_avg, denom, value=-step_size)
+    denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps
+    # torch: param.addcdiv_(exp_avg, denom, value=-step_size), the same roundings
+    param.add_(neg_step_size * exp_avg / denom)
 
 
-def _is_plain_adam(optimizer: th.optim.Optimizer) -> bool:
+def adam_scalars(lr: float, beta1: float, beta2: float, step: int) -> tuple[float, float]:
+    """``(-step_size, sqrt(bias_correction2))`` of Adam's update number ``step``, computed as torch's Adam computes them."""
+    return -(lr / (1 - beta1**step)), (1 - beta2**step) ** 0.5
+
+
+def is_plain_adam(optimizer: th.optim.Optimizer) -> bool:
     """Whether ``optimizer`` is a ``torch.optim.Adam`` with the options whose update :func:`adam_step` writes out."""
     if type(optimizer) is not th.optim.Adam:
         return False
@@ -161,42 +163,11 @@ def init_adam_state(state: dict, param: th.Tensor) -> None:
 
 def init_adam_states(optimizer: th.optim.Optimizer) -> None:
     """Create the state of every parameter of a plain Adam that has none yet (what its first step would do)."""
-    if _is_plain_adam(optimizer):
+    if is_plain_adam(optimizer):
         for group in optimizer.param_groups:
             for param in group["params"]:
                 if len(optimizer.state[param]) == 0:
                     init_adam_state(optimizer.state[param], param)
-
-
-def adam_step(optimizer: th.optim.Optimizer) -> None:
-    """
-    ``optimizer.step()`` for a plain ``torch.optim.Adam``, without its per-call bookkeeping.
-
-    The operations are those of ``torch.optim.adam._single_tensor_adam`` (non-capturable branch) in the same
-    order, on the same state tensors, so the numbers are identical and ``optimizer.state_dict()`` stays a
-    regular Adam state. Any other optimiser, or Adam with options this does not write out (amsgrad,
-    weight decay, fused, ...), goes through its own ``step()``.
-
-    :param optimizer: the optimiser to step
-    """
-    if not _is_plain_adam(optimizer):
-        optimizer.step()
-        return
-    state = optimizer.state
-    with th.no_grad():
-        for group in optimizer.param_groups:
-            beta1, beta2 = group["betas"]
-            lr, eps = group["lr"], group["eps"]
-            for param in group["params"]:
-                grad = param.grad
-                if grad is None:
-                    continue
-                param_state = state[param]
-                if len(param_state) == 0:
-                    init_adam_state(param_state, param)
-                param_state["step"] += 1
-                _adam_update(param, grad, param_state["exp_avg"], param_state["exp_avg_sq"], None,
-                             param_state["step"].item(), lr, beta1, beta2, eps)  # fmt: skip
 
 
 class FlatAdam:
@@ -215,7 +186,7 @@ class FlatAdam:
         self.optimizer, self.flat = optimizer, flat
         self._states: list[dict] = []
         self._installed: list[tuple[th.Tensor, th.Tensor]] = []
-        self._exp_avg = self._exp_avg_sq = self._denom = th.empty(0)
+        self._exp_avg = self._exp_avg_sq = th.empty(0)
 
     def prepare(self) -> bool:
         """
@@ -223,11 +194,11 @@ class FlatAdam:
         counts, one flat segment per group) and make the moments views of one buffer if they are not.
         Called once per ``train()``: nothing else changes the optimiser during its loop.
 
-        :return: whether :meth:`step` may be used; if not, step with :func:`adam_step`
+        :return: whether :meth:`step` may be used
         """
         optimizer, segments = self.optimizer, self.flat.segments
         groups = optimizer.param_groups
-        if not _is_plain_adam(optimizer) or len(groups) != len(segments) or not self.flat.is_intact():
+        if not is_plain_adam(optimizer) or len(groups) != len(segments) or not self.flat.is_intact():
             return False
         if any(len(group["params"]) != 1 or group["params"][0] is not segment for group, segment in zip(groups, segments)):
             return False
@@ -250,7 +221,6 @@ class FlatAdam:
             with th.no_grad():
                 self._exp_avg = th.cat([state["exp_avg"].reshape(-1) for state in states])
                 self._exp_avg_sq = th.cat([state["exp_avg_sq"].reshape(-1) for state in states])
-            self._denom = th.empty_like(self._exp_avg)
             self._installed = []
             start = 0
             for state, segment in zip(states, segments):
@@ -262,14 +232,23 @@ class FlatAdam:
             self._states = states
         return self._exp_avg.numel() == self.flat.flat.numel()
 
+    @property
+    def exp_avg(self) -> th.Tensor:
+        """The first moments of every group, one flat buffer (after :meth:`prepare`)."""
+        return self._exp_avg
+
+    @property
+    def exp_avg_sq(self) -> th.Tensor:
+        """The second moments of every group, one flat buffer (after :meth:`prepare`)."""
+        return self._exp_avg_sq
+
     def step(self) -> None:
-        """:func:`adam_step` on every group at once (after :meth:`prepare` returned True), the same numbers."""
+        """``optimizer.step()`` on every group at once (after :meth:`prepare` returned True), the same numbers."""
         group = self.optimizer.param_groups[0]
         beta1, beta2 = group["betas"]
-        lr, eps = group["lr"], group["eps"]
-        param, grad = self.flat.flat, self.flat.flat_grad
-        exp_avg, exp_avg_sq, denom = self._exp_avg, self._exp_avg_sq, self._denom
         for state in self._states:
             state["step"] += 1
+        neg_step_size, bias_correction2_sqrt = adam_scalars(group["lr"], beta1, beta2, int(self._states[0]["step"].item()))
         with th.no_grad():
-            _adam_update(param, grad, exp_avg, exp_avg_sq, denom, self._states[0]["step"].item(), lr, beta1, beta2, eps)
+            adam_update(self.flat.flat, self.flat.flat_grad, self._exp_avg, self._exp_avg_sq, neg_step_size,
+                        bias_correction2_sqrt, beta1, beta2, group["eps"])  # fmt: skip

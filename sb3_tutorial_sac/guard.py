@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch as th
 
+from sb3_tutorial_sac.state import TrainingState
+
 if TYPE_CHECKING:
     from sb3_tutorial_sac.tutorial_sac import TutorialSAC
 
@@ -98,73 +100,30 @@ def check_transition(
 
 class TrainingGuard:
     """
-    All or nothing for one ``train()`` call: :meth:`protect` copies every tensor the call changes (the flat
-    parameter buffers, log-alpha, the optimisers' states; once per call, no per-step work) and restores them if
-    the call raises; :meth:`check` raises :class:`NonFiniteError` (after restoring) when a per-step statistic or
-    a tensor the call wrote is NaN or infinite.
+    All or nothing for one ``train()`` call: :meth:`protect` copies every tensor the call changes
+    (:meth:`~sb3_tutorial_sac.state.TrainingState.snapshot`: the flat parameter buffers, log-alpha, the optimisers'
+    states; once per call, no per-step work) and restores them if the call raises; :meth:`check` raises
+    :class:`NonFiniteError` (after restoring) when a per-step statistic or a tensor the call wrote is NaN or infinite.
 
-    :param model: the algorithm whose training it guards
+    :param state: the training state it guards
     """
 
-    def __init__(self, model: TutorialSAC):
-        self.model = model
+    def __init__(self, state: TrainingState):
+        self.state = state
         self._snapshot: dict[str, Any] | None = None
 
     def tensors(self) -> dict[str, th.Tensor]:
-        """Every tensor ``train()`` writes, by name: the flat parameter buffers, log(alpha) and the Adam states."""
-        model = self.model
-        tensors = {
-            "actor parameters": model._actor_flat.flat,
-            "critic parameters": model._critic_flat.flat,
-            "target critic parameters": model._critic_target_flat.flat,
-        }
-        # a features extractor shared by the actor and the critics has its target copy outside the flat buffers
-        for i, target in enumerate(model._soft_update_target[1:]):
-            tensors[f"target features extractor parameter {i}"] = target
-        if model.log_ent_coef is not None:
-            tensors["log_ent_coef"] = model.log_ent_coef
-        for name, optimizer in model._optimizers().items():
-            for i, state in enumerate(optimizer.state.values()):
-                for key, value in state.items():
-                    if isinstance(value, th.Tensor) and value.is_floating_point():
-                        tensors[f"{name} state {key}[{i}]"] = value
-        return tensors
+        """Every tensor ``train()`` writes, by name (:meth:`~sb3_tutorial_sac.state.TrainingState.tensors`)."""
+        return self.state.tensors()
 
     def snapshot(self) -> dict[str, Any]:
         """Copies of the parameters, log(alpha) and optimiser states that ``train()`` is about to change."""
-        model = self.model
-        with th.no_grad():
-            tensors = [
-                model._actor_flat.flat,
-                model._critic_flat.flat,
-                model._critic_target_flat.flat,
-                *model._soft_update_target[1:],
-            ]
-            if model.log_ent_coef is not None:
-                tensors.append(model.log_ent_coef)
-            return {
-                "tensors": [(tensor, tensor.detach().clone()) for tensor in tensors],
-                "optimizers": [
-                    (
-                        optimizer,
-                        {
-                            param: {key: value.clone() if isinstance(value, th.Tensor) else value for key, value in st.items()}
-                            for param, st in optimizer.state.items()
-                        },
-                    )
-                    for optimizer in model._optimizers().values()
-                ],
-            }
+        return self.state.snapshot()
 
     @staticmethod
     def restore(snapshot: dict[str, Any]) -> None:
         """Put back what :meth:`snapshot` copied, in place (the flat buffers stay where they are)."""
-        with th.no_grad():
-            for tensor, saved in snapshot["tensors"]:
-                tensor.copy_(saved)
-        for optimizer, states in snapshot["optimizers"]:
-            optimizer.state.clear()
-            optimizer.state.update(states)
+        TrainingState.restore(snapshot)
 
     @contextlib.contextmanager
     def protect(self) -> Iterator[None]:
@@ -178,7 +137,7 @@ class TrainingGuard:
         finally:
             self._snapshot = None
 
-    def check(self, values: np.ndarray, stat_names: list[str]) -> None:
+    def check(self, values: np.ndarray, stat_names: list[str], n_updates: int, num_timesteps: int) -> None:
         """
         Inside :meth:`protect`: raise :class:`NonFiniteError` (after restoring the snapshot) if a per-step statistic
         of this ``train()`` call or a tensor it wrote is NaN or infinite; name the first bad gradient step and the
@@ -186,22 +145,23 @@ class TrainingGuard:
 
         :param values: the per-step statistics, ``[gradient_steps, len(stat_names)]``, on the host
         :param stat_names: their names
+        :param n_updates: the model's gradient steps before this call
+        :param num_timesteps: the model's env steps
         """
-        model = self.model
         finite_rows = np.isfinite(values).all(axis=1)
         tensors = self.tensors()
         # one host synchronisation for all tensors
         finite_tensors = th.stack([th.isfinite(t).all() for t in tensors.values()]).cpu().numpy()
         if finite_rows.all() and finite_tensors.all():
             return
-        gradient_steps, n_updates = len(values), model._n_updates
-        where = f"(env step {model.num_timesteps}, gradient steps {n_updates + 1} to {n_updates + gradient_steps})"
+        gradient_steps = len(values)
+        where = f"(env step {num_timesteps}, gradient steps {n_updates + 1} to {n_updates + gradient_steps})"
         if not finite_rows.all():
             row = int(np.flatnonzero(~finite_rows)[0])
             column = int(np.flatnonzero(~np.isfinite(values[row]))[0])
             what = (
                 f"{stat_names[column]} = {values[row, column]} at gradient step {n_updates + row + 1} "
-                f"(step {row + 1} of {gradient_steps} in this train() call, env step {model.num_timesteps})"
+                f"(step {row + 1} of {gradient_steps} in this train() call, env step {num_timesteps})"
             )
         else:
             name = list(tensors)[int(np.flatnonzero(~finite_tensors)[0])]

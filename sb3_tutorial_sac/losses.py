@@ -16,7 +16,7 @@ def actor_loss(ent_coef: th.Tensor, entropy: th.Tensor, min_q: th.Tensor) -> th.
 
 
 def temperature_loss(
-    entropy: th.Tensor, log_ent_coef: th.Tensor, target_entropy: float, form: str, alpha: th.Tensor | None = None
+    entropy: th.Tensor, log_ent_coef: th.Tensor, target_entropy: float | th.Tensor, form: str, alpha: th.Tensor | None = None
 ) -> th.Tensor:
     """
     The temperature loss.

@@ -57,7 +57,7 @@ def sample_action_entropy(
     :param std: Standard deviations, same shape
     :param entropy_term: ``"tutorial"`` (tanh applied twice) or ``"correct"``
     :param saved: if given, filled with the intermediate values a written-out backward pass needs
-        (:mod:`sb3_tutorial_sac.manual`, :mod:`sb3_tutorial_sac.compiled`)
+        (:mod:`sb3_tutorial_sac.engines.step`)
     :param eps: the standard normal noise, when drawn elsewhere (the compiled step draws it outside its function);
         by default drawn here
     :return: Squashed actions in ``[-1, 1]`` and ``H`` of shape ``[batch, 1]``
@@ -117,24 +117,6 @@ def call_layers(module: nn.Module, x: th.Tensor) -> th.Tensor:
     for function, *args in _layer_calls(module):
         x = function(x, *args)
     return x
-
-
-def functional_forward(module: nn.Module) -> Callable[[th.Tensor], th.Tensor]:
-    """
-    ``module``'s forward pass as plain function calls (see :func:`_layer_calls`), the layers read once here: for
-    the fast engine's loop, which is rebuilt when the parameters move.
-
-    :param module: the network (``create_mlp`` output, a head, or any module)
-    :return: A function of the input tensor
-    """
-    steps = _layer_calls(module)
-
-    def forward(x: th.Tensor) -> th.Tensor:
-        for function, *args in steps:
-            x = function(x, *args)
-        return x
-
-    return forward
 
 
 class TutorialActor(BasePolicy):
@@ -409,6 +391,11 @@ class TutorialSACPolicy(BasePolicy):
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self.actor(observation, deterministic)
+
+    @property
+    def symmetric_bounds(self) -> bool:
+        """Whether the action space's bounds are symmetric around 0 (then ``to_env_units`` is one product)."""
+        return self._symmetric_bounds
 
     def to_env_units(self, squashed_action: th.Tensor) -> th.Tensor:
         """

@@ -37,9 +37,9 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_tutorial_sac import persistence
 from sb3_tutorial_sac.buffers import distinct_sampling_problem, sample_minibatches, stored_transitions
-from sb3_tutorial_sac.engines import ENGINE_NAMES, Minibatch, make_engine
-from sb3_tutorial_sac.flat import FlatParameters, rehome_optimizer
+from sb3_tutorial_sac.engines import Minibatch, UpdateEngine, engine_names, make_engine
 from sb3_tutorial_sac.guard import NonFiniteError, TrainingGuard, check_observation, check_transition  # noqa: F401 (re-exported)
+from sb3_tutorial_sac.state import ENT_COEF_LOSSES, TrainingState
 from sb3_tutorial_sac.policies import (
     ENTROPY_TERMS,
     CnnPolicy,
@@ -53,7 +53,6 @@ from sb3_tutorial_sac.policies import (
 SelfTutorialSAC = TypeVar("SelfTutorialSAC", bound="TutorialSAC")
 
 EntCoefLoss = Literal["tutorial", "sb3"]
-ENT_COEF_LOSSES: tuple[str, ...] = ("tutorial", "sb3")
 
 # Per-step statistics kept by ``train()`` in ``last_train_stats``, after one ``critic<i>_loss`` per critic
 TRAIN_STATS: tuple[str, ...] = ("actor_loss", "ent_coef_loss", "entropy", "ent_coef")
@@ -236,8 +235,8 @@ class TutorialSAC(OffPolicyAlgorithm):
             raise ValueError(f"reward_shift must be a finite number (tutorial: 8.0; 0 turns it off), got {reward_shift!r}")
         if entropy_term not in ENTROPY_TERMS:
             raise ValueError(f"entropy_term must be one of {ENTROPY_TERMS} (tutorial: 'tutorial'), got {entropy_term!r}")
-        if engine not in ENGINE_NAMES:
-            raise ValueError(f"engine must be one of {ENGINE_NAMES} (default 'auto'), got {engine!r}")
+        if engine not in engine_names():
+            raise ValueError(f"engine must be one of {engine_names()} (default 'auto'), got {engine!r}")
         if ent_coef_loss not in ENT_COEF_LOSSES:
             raise ValueError(f"ent_coef_loss must be one of {ENT_COEF_LOSSES} (tutorial: 'tutorial'), got {ent_coef_loss!r}")
         _parse_ent_coef(ent_coef)
@@ -364,53 +363,25 @@ class TutorialSAC(OffPolicyAlgorithm):
 
     def _setup_train_constants(self) -> None:
         """
-        Put the parameters of the actor, of the critics and of the target critics into flat buffers
-        (:mod:`sb3_tutorial_sac.flat`), so that each optimiser step and the soft update are a few operations
-        on one tensor instead of a few per parameter tensor (every number stays the same: the updates are
-        elementwise), then build the gradient step's engine on them. Called again by ``train()`` if something
-        moved the parameters (``policy.to(device)``).
+        Build the training state (:class:`~sb3_tutorial_sac.state.TrainingState`: the parameters in flat buffers, the
+        optimisers, log-alpha) and the gradient step's engine on it (:mod:`sb3_tutorial_sac.engines`). Called again by
+        ``train()`` if something moved the parameters (``policy.to(device)``).
         """
-        shared = self.policy.share_features_extractor
-        actor_groups = [group["params"] for group in self.actor.optimizer.param_groups]
-        self._actor_flat = FlatParameters(list(self.actor.parameters()))
-        if len(actor_groups) != 1 or [p.numel() for p in actor_groups[0]] not in (
-            [p.numel() for p in self.actor.parameters()],
-            [self._actor_flat.flat.numel()],
-        ):
-            raise ValueError("actor.optimizer must hold the actor's parameters in one group")
-        rehome_optimizer(self.actor.optimizer, actor_groups, self._actor_flat.segments)
+        self._training_state = TrainingState(self.policy, self.log_ent_coef, self.ent_coef_optimizer,
+                                             getattr(self, "ent_coef_tensor", None))  # fmt: skip
+        self._training_state.read(self)
+        self._engine = make_engine(self._training_state, self.engine)
+        self._guard = TrainingGuard(self._training_state)
 
-        # Critic parameter groups: one per critic (the tutorial's separate Adams), plus the critic's own
-        # trainable features extractor if it has one. The target critics mirror them element for element.
-        critic_groups = [group["params"] for group in self.critic.optimizer.param_groups]
-        critic_params = [q.parameters() for q in self.critic.q_networks]
-        target_params = [q.parameters() for q in self.critic_target.q_networks]
-        own_extractor = [] if shared else list(self.critic.features_extractor.parameters())
-        if own_extractor:
-            critic_params.append(iter(own_extractor))
-            target_params.append(self.critic_target.features_extractor.parameters())
-        critic_segments = [list(params) for params in critic_params]
-        self._critic_flat = FlatParameters([p for ps in critic_segments for p in ps], [len(ps) for ps in critic_segments])
-        rehome_optimizer(self.critic.optimizer, critic_groups, self._critic_flat.segments)
-        self._critic_target_flat = FlatParameters([p for ps in target_params for p in ps])
+    @property
+    def training_state(self) -> TrainingState:
+        """What the gradient step changes and reads (not in SB3; read-only): flat buffers, optimisers, log-alpha."""
+        return self._training_state
 
-        # Soft update: online -> target, element for element (a shared extractor lives in the actor's buffer)
-        self._soft_update_online = [self._critic_flat.flat]
-        self._soft_update_target = [self._critic_target_flat.flat]
-        if shared:
-            self._soft_update_online += list(self.actor.features_extractor.parameters())
-            self._soft_update_target += list(self.critic_target.features_extractor.parameters())
-        # The gradient step's engine (sb3_tutorial_sac.engines), built for these parameters
-        self._engine = make_engine(self, self.engine)
-        self._guard = TrainingGuard(self)
-
-    def _check_flat_parameters(self) -> None:
-        """Re-flatten if the parameters left their flat buffers (e.g. ``policy.to(device)``)."""
-        flats = (self._actor_flat, self._critic_flat, self._critic_target_flat)
-        if all(flat.is_intact() for flat in flats):
-            return
-        if not all(flat.repair_grads() for flat in flats):
-            self._setup_train_constants()
+    @property
+    def update_engine(self) -> UpdateEngine:
+        """The engine that computes each gradient step (not in SB3; read-only), chosen by ``engine`` at setup."""
+        return self._engine
 
     def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer | None = None) -> None:
         """
@@ -537,15 +508,18 @@ class TutorialSAC(OffPolicyAlgorithm):
         self._update_learning_rate()
         if gradient_steps <= 0:
             return
-        self._check_flat_parameters()
+        if not self._training_state.is_intact():
+            self._setup_train_constants()  # the parameters left their flat buffers (e.g. policy.to(device))
+        # As SB3's SAC.train(): the settings are read from the model at every call (model.tau = ... takes effect)
+        settings = self._training_state.read(self)
         engine = self._engine
 
         # The minibatches of all gradient steps, drawn at once
         replay_data = self._sample_minibatches(gradient_steps, batch_size)
         # Tutorial rule: rewards are normalised at sample time, r' = (r + 8) / 8; raw rewards are stored
-        rewards = (replay_data.rewards + self.reward_shift) * self.reward_scale
+        rewards = (replay_data.rewards + settings.reward_shift) * settings.reward_scale
         # gamma * (1 - over): 0.99 or exactly 0, so the target rounds exactly as the tutorial's
-        discounts = (1 - replay_data.dones) * self.gamma
+        discounts = (1 - replay_data.dones) * settings.gamma
         columns = (
             engine.observations(replay_data.observations),
             replay_data.actions,
@@ -563,11 +537,11 @@ class TutorialSAC(OffPolicyAlgorithm):
         with self._guard.protect():
             with engine.loop():
                 for step, batch in enumerate(batches):
-                    engine.step(batch, stats[step], soft_update=step % self.target_update_interval == 0)
+                    engine.step(batch, stats[step], soft_update=step % settings.target_update_interval == 0)
             values = stats.cpu().numpy()
             self.last_train_stats = {name: values[:, i] for i, name in enumerate(stat_names)}
             if self.check_finite:
-                self._guard.check(values, stat_names)
+                self._guard.check(values, stat_names, self._n_updates, self.num_timesteps)
         self._n_updates += gradient_steps
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
@@ -581,10 +555,7 @@ class TutorialSAC(OffPolicyAlgorithm):
             self.logger.record("train/ent_coef_loss", float(np.mean(self.last_train_stats["ent_coef_loss"])))
 
     def _optimizers(self) -> dict[str, th.optim.Optimizer]:
-        optimizers = {"actor.optimizer": self.actor.optimizer, "critic.optimizer": self.critic.optimizer}
-        if self.ent_coef_optimizer is not None:
-            optimizers["ent_coef_optimizer"] = self.ent_coef_optimizer
-        return optimizers
+        return self._training_state.optimizers
 
     def _setup_learn(
         self,

@@ -20,9 +20,10 @@ import pytest
 import torch as th
 from stable_baselines3.common.logger import Logger
 
-import sb3_tutorial_sac.compiled as compiled_module
+import sb3_tutorial_sac.engines.compiled as compiled_module
 from sb3_tutorial_sac import TutorialSAC
-from sb3_tutorial_sac.compiled import CompiledEngine, step_function
+from sb3_tutorial_sac.engines.compiled import CompiledEngine
+from sb3_tutorial_sac.engines.step import step_function
 from sb3_tutorial_sac.engines import ENGINE_NAMES, FastEngine, ReferenceEngine
 from tests.envs import BoxTargetEnv
 from tests.test_exactness import make_minibatches, run_model
@@ -94,18 +95,18 @@ def _max_difference(model: TutorialSAC, other: TutorialSAC) -> float:
 def test_compiled_engine_stays_within_1e_5_of_the_reference_engine_after_300_steps(configuration):
     # each model built (which seeds the random generators) then trained, in turn
     compiled = _model("compiled", configuration)
-    assert isinstance(compiled._engine, CompiledEngine)
+    assert isinstance(compiled.update_engine, CompiledEngine)
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*compiled engine")  # no fallback: the compiled step is used
         compiled.learn(300)
     reference = _model("reference", configuration)
     reference.learn(300)
-    engine = compiled._engine
+    engine = compiled.update_engine
     assert engine.unavailable is None and engine.compile_seconds is not None, engine.unavailable
     assert compiled._n_updates == reference._n_updates == 300
     assert _max_difference(compiled, reference) <= TOLERANCE
     for name in ("actor.optimizer", "critic.optimizer"):
-        mine, theirs = (m._optimizers()[name].state_dict()["state"] for m in (compiled, reference))
+        mine, theirs = (m.training_state.optimizers[name].state_dict()["state"] for m in (compiled, reference))
         for key in mine:
             assert th.equal(mine[key]["step"], theirs[key]["step"]), (name, key)
             assert th.allclose(mine[key]["exp_avg"], theirs[key]["exp_avg"], rtol=1e-3, atol=1e-6), (name, key)
@@ -126,18 +127,18 @@ def test_compiled_engine_follows_the_reference_engine_on_the_tutorials_minibatch
         model.set_logger(Logger(folder=None, output_formats=[]))
         models[engine] = (model, run_model(model, batches, [200, 1, 99]))
     (compiled, compiled_stats), (reference, reference_stats) = models["compiled"], models["reference"]
-    assert compiled._engine.unavailable is None and compiled._engine.compile_seconds is not None
+    assert compiled.update_engine.unavailable is None and compiled.update_engine.compile_seconds is not None
     assert _max_difference(compiled, reference) <= TOLERANCE
     for name, values in reference_stats.items():
         np.testing.assert_allclose(compiled_stats[name], values, rtol=0, atol=TOLERANCE, err_msg=name)
 
 
 def test_step_function_uncompiled_is_the_fast_engines_step_bit_for_bit():
-    """The proof make_engine runs (probe_difference), and the same over a whole learn(): the step function run eagerly
+    """The proof make_engine runs (CompiledEngine.build), and the same over a whole learn(): the step function run eagerly
     in place of the compiled one gives the fast engine's numbers exactly."""
     model = _model("compiled", "asymmetric")
-    engine = model._engine
-    assert engine.probe_difference() is None
+    engine = model.update_engine
+    assert isinstance(CompiledEngine.build(model.training_state), CompiledEngine)  # the proof make_engine runs
 
     def eager(spec):
         function = step_function(spec)
@@ -174,7 +175,7 @@ def test_compiles_once_per_configuration_and_never_again(monkeypatch):
     other = _model("compiled", seed=5)
     other.learn(100)
     assert len(calls) == 2 and calls[1] is True
-    assert other._engine.compile_seconds < 5
+    assert other.update_engine.compile_seconds < 5
 
 
 @needs_compiler
@@ -214,7 +215,7 @@ def test_a_failed_compilation_falls_back_to_the_fast_engine_with_one_warning(mon
     with pytest.warns(UserWarning, match="compiled engine cannot be used.*no C\\+\\+ compiler.*fast engine") as record:
         model.learn(300)
     assert len([w for w in record if "compiled engine" in str(w.message)]) == 1
-    assert model._engine.unavailable is not None
+    assert model.update_engine.unavailable is not None
     fast = _model("fast")
     fast.learn(300)
     assert _max_difference(model, fast) == 0  # the fast engine's update, bit for bit
@@ -232,7 +233,7 @@ def test_a_compiled_step_that_disagrees_on_the_probe_is_not_used(monkeypatch):
     model = _model("compiled")
     with pytest.warns(UserWarning, match="does not agree with the uncompiled one on a probe batch: statistics"):
         model.learn(100)
-    assert model._engine.unavailable is not None
+    assert model.update_engine.unavailable is not None
 
 
 def test_probe_catches_a_misread_network_and_make_engine_falls_back(monkeypatch):
@@ -245,10 +246,10 @@ def test_probe_catches_a_misread_network_and_make_engine_falls_back(monkeypatch)
     monkeypatch.setattr(CompiledEngine, "spec", swapped_heads)
     with pytest.warns(UserWarning, match="compiled engine cannot be used.*differs from the fast engine's"):
         model = _model("compiled")
-    assert type(model._engine) is FastEngine
+    assert type(model.update_engine) is FastEngine
 
 
 def test_engine_names_and_defaults():
     assert "compiled" in ENGINE_NAMES
-    assert type(_model("auto")._engine) is FastEngine  # the default stays the bit-exact fast engine
-    assert isinstance(_model("reference")._engine, ReferenceEngine)
+    assert type(_model("auto").update_engine) is FastEngine  # the default stays the bit-exact fast engine
+    assert isinstance(_model("reference").update_engine, ReferenceEngine)

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_tutorial_sac import TutorialSAC, TutorialSACPolicy
-from sb3_tutorial_sac.engines import FastEngine, ReferenceEngine, _fast_engine_or_reason, _probe_difference
+from sb3_tutorial_sac.engines import FastEngine, ReferenceEngine
 from tests.envs import BoxTargetEnv
 
 
@@ -70,7 +70,7 @@ def _observations(model: TutorialSAC, n: int = 7) -> th.Tensor:
 def test_custom_std_head_gives_its_own_numbers_in_predict_and_training():
     with pytest.warns(UserWarning, match="std head"):
         model = _model(CustomHeadPolicy)
-    assert isinstance(model._engine, ReferenceEngine)
+    assert isinstance(model.update_engine, ReferenceEngine)
     actor, obs = model.actor, _observations(model)
     latent = actor.latent_pi(obs)
     expected_mu, expected_std = actor.mu(latent), actor.std(latent)
@@ -82,7 +82,7 @@ def test_custom_std_head_gives_its_own_numbers_in_predict_and_training():
     np.testing.assert_array_equal(action, model.policy.unscale_action(th.tanh(expected_mu).detach().numpy()))
     # training reads the head through the engine: the same numbers as the module
     with th.no_grad():
-        engine_mu, engine_std = model._engine.actor_dist_params(obs)
+        engine_mu, engine_std = model.update_engine.actor_dist_params(obs)
     assert th.equal(engine_mu, expected_mu) and th.equal(engine_std, expected_std)
     # and the fast engine refuses it by name
     with pytest.raises(ValueError, match="std head"):
@@ -97,13 +97,13 @@ def test_custom_std_head_gives_its_own_numbers_in_predict_and_training():
 def test_custom_critic_gives_its_own_numbers_in_training():
     with pytest.warns(UserWarning, match="critics of Linear [+] ReLU"):
         model = _model(CustomCriticPolicy)
-    assert isinstance(model._engine, ReferenceEngine)
+    assert isinstance(model.update_engine, ReferenceEngine)
     obs = _observations(model)
     actions = th.as_tensor(np.random.default_rng(2).uniform(-2, 2, size=(7, 1)), dtype=th.float32)
     q_input = th.cat([obs, actions], dim=1)
     with th.no_grad():
-        q_values = model._engine.q_values(obs, actions)
-        target_values = model._engine.target_q_values(obs, actions)
+        q_values = model.update_engine.q_values(obs, actions)
+        target_values = model.update_engine.target_q_values(obs, actions)
         for q_net, q, target in zip(model.critic.q_networks, q_values, target_values):
             expected = q_net.l3(th.tanh(q_net.l2(th.tanh(q_net.l1(q_input)))))
             assert th.equal(q, expected) and th.equal(target, expected)  # targets start as copies
@@ -117,23 +117,23 @@ def test_the_probe_catches_what_the_layer_types_do_not_show():
     """A forward hook on a critic's last Linear changes what the module computes without changing any type: the
     fast engine's written-out passes would ignore it. The probe on the modules' own forward catches it."""
     model = _model()
-    assert isinstance(model._engine, FastEngine)
-    assert _probe_difference(model, model._engine, ReferenceEngine(model)) is None
+    assert isinstance(model.update_engine, FastEngine)
+    assert model.update_engine.reference_difference() is None
     model.critic.q_networks[1][-1].register_forward_hook(lambda module, inputs, output: output * 2)
-    fast = _fast_engine_or_reason(model)
+    fast = FastEngine.unproven(model.training_state)
     assert isinstance(fast, FastEngine)  # the structure alone looks supported
-    difference = _probe_difference(model, fast, ReferenceEngine(model))
+    difference = fast.reference_difference()
     assert difference is not None and "critic" in difference
     with pytest.warns(UserWarning, match="critic loss 2"):
         model._setup_train_constants()
-    assert isinstance(model._engine, ReferenceEngine)
+    assert isinstance(model.update_engine, ReferenceEngine)
 
 
 def test_engine_argument_is_checked():
     with pytest.raises(ValueError, match=r"engine must be one of \('auto', 'reference', 'fast'"):
         TutorialSAC("MlpPolicy", "Pendulum-v1", engine="jax")
-    assert _model(engine="reference")._engine.name == "reference"
-    assert _model()._engine.name == "fast"
+    assert _model(engine="reference").update_engine.name == "reference"
+    assert _model().update_engine.name == "fast"
 
 
 # Every configuration the fast engine covers: (env kwargs, policy_kwargs, model kwargs)
@@ -153,7 +153,7 @@ def test_both_engines_give_identical_parameters_after_300_steps(env_kwargs, poli
     for engine in ("fast", "reference"):
         env = BoxTargetEnv(obs_shape=(5,), **env_kwargs)
         model = TutorialSAC("MlpPolicy", env, seed=4, device="cpu", policy_kwargs=policy_kwargs, engine=engine, **kwargs)
-        assert model._engine.name == engine
+        assert model.update_engine.name == engine
         model.set_logger(Logger(folder=None, output_formats=[]))
         model.learn(300)
         models.append(model)
@@ -164,7 +164,7 @@ def test_both_engines_give_identical_parameters_after_300_steps(env_kwargs, poli
     if fast.log_ent_coef is not None:
         assert th.equal(fast.log_ent_coef, reference.log_ent_coef)
     for name in ("actor.optimizer", "critic.optimizer"):
-        mine, theirs = (m._optimizers()[name].state_dict()["state"] for m in models)
+        mine, theirs = (m.training_state.optimizers[name].state_dict()["state"] for m in models)
         for key in mine:
             for state_key in ("exp_avg", "exp_avg_sq", "step"):
                 assert th.equal(mine[key][state_key], theirs[key][state_key]), (name, key, state_key)
@@ -192,7 +192,7 @@ def test_dict_and_image_observations_take_the_reference_engine_without_a_warning
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             model = TutorialSAC(policy, env, seed=0, buffer_size=100, batch_size=8)
-        assert type(model._engine) is ReferenceEngine, policy
+        assert type(model.update_engine) is ReferenceEngine, policy
         for engine in ("fast", "compiled"):
             with pytest.raises(ValueError, match=f"fast engine cannot be used for this model: it covers {reason}"):
                 TutorialSAC(policy, env, seed=0, buffer_size=100, batch_size=8, engine=engine)

@@ -296,7 +296,7 @@ def test_written_out_backward_matches_autograd(bounds, policy_kwargs, kwargs):
     for engine in ("fast", "reference"):
         env = BoxTargetEnv(obs_shape=(5,), low=bounds[0], high=bounds[1])
         model = TutorialSAC("MlpPolicy", env, seed=3, device="cpu", policy_kwargs=policy_kwargs, engine=engine, **kwargs)
-        assert model._engine.name == engine
+        assert model.update_engine.name == engine
         model.set_logger(Logger(folder=None, output_formats=[]))
         model.learn(150)  # collects the same episodes: same seed, and no update before the first one ends
         models.append(model)
@@ -329,7 +329,7 @@ def test_other_networks_keep_autograd():
     # the reference engine is the engine for dict observations: no warning (tests/test_engines.py)
     dict_obs = TutorialSAC("MultiInputPolicy", BoxTargetEnv(obs_shape=None))
     for model in (tanh, three, dict_obs):
-        assert model._engine.name == "reference"
+        assert model.update_engine.name == "reference"
         model.learn(100)
         assert model._n_updates == 100
 
@@ -390,7 +390,7 @@ def test_nothing_kept_from_the_inference_mode_loop_is_an_inference_tensor():
     model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0)
     model.set_logger(Logger(folder=None, output_formats=[]))
     model.learn(400)
-    assert model._n_updates == 400 and model._engine.name == "fast"
+    assert model._n_updates == 400 and model.update_engine.name == "fast"
     tensors = [model.log_ent_coef, model.log_ent_coef.grad, *model.policy.parameters(), *model.policy.buffers()]
     tensors += [p.grad for p in model.policy.parameters() if p.grad is not None]
     for optimizer in (model.actor.optimizer, model.critic.optimizer, model.ent_coef_optimizer):

@@ -20,7 +20,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
-import sb3_tutorial_sac.engines as engines_module
+from sb3_tutorial_sac.engines import FastEngine
 from sb3_tutorial_sac import TutorialSAC
 from sb3_tutorial_sac.tutorial_sac import NonFiniteError
 
@@ -352,17 +352,17 @@ def test_non_finite_parameters_after_the_last_step_are_caught(monkeypatch):
     model = _trained_pendulum()
     before = _state(model)
     calls = []
-    real_adam_step = engines_module.adam_step
+    real_step = FastEngine.step
 
-    def poisoned_adam_step(optimizer):
-        real_adam_step(optimizer)
-        if optimizer is model.ent_coef_optimizer:
-            calls.append(optimizer)
-        if len(calls) == 5:  # the temperature's step of the 5th (last) gradient step
+    def poisoned_step(self, batch, stats, soft_update):
+        real_step(self, batch, stats, soft_update)
+        calls.append(batch)
+        if len(calls) == 5:  # after the 5th (last) gradient step
             with th.no_grad():
                 model.critic_target.q_networks[0][0].weight[0, 0] = float("inf")
 
-    monkeypatch.setattr(engines_module, "adam_step", poisoned_adam_step)
+    assert isinstance(model.update_engine, FastEngine)
+    monkeypatch.setattr(FastEngine, "step", poisoned_step)
     _feed(model, steps=5)
     with pytest.raises(NonFiniteError, match="non-finite values in target critic parameters"):
         model.train(5, 64)
@@ -402,7 +402,7 @@ def test_interrupted_learn_leaves_a_usable_model(tmp_path, error):
 def test_interrupted_train_applies_no_step():
     model = _trained_pendulum()
     before = _state(model)
-    engine = model._engine
+    engine = model.update_engine
     actor_grads = engine.actor_grads
     calls = []
 

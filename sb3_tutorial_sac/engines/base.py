@@ -1,0 +1,80 @@
+"""What every engine is: :class:`UpdateEngine`, the seam between ``TutorialSAC.train()`` and how a step is computed."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch as th
+from stable_baselines3.common.type_aliases import PyTorchObs
+
+from sb3_tutorial_sac.engines.step import Minibatch
+from sb3_tutorial_sac.state import StepSettings, TrainingState
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """
+    Why an engine cannot train a model (what ``build`` returns instead of an engine).
+
+    :param reason: the sentence :func:`~sb3_tutorial_sac.engines.make_engine` reports
+    :param engine: the name of the engine that cannot be used
+    :param silent: ``"auto"`` passes over it without a warning (nothing was expected of this engine here)
+    :param fallback: the engine that takes over, with a warning, even when this one was asked for by name
+    """
+
+    reason: str
+    engine: str
+    silent: bool = False
+    fallback: UpdateEngine | None = None
+
+
+class UpdateEngine:
+    """
+    One gradient step of the tutorial on a :class:`~sb3_tutorial_sac.state.TrainingState`, computed one way.
+
+    ``train()`` calls :meth:`observations` once on the minibatches of the call, enters :meth:`loop` (which reads the
+    state's settings for this call) and calls :meth:`step` once per gradient step in it.
+
+    :param state: the training state it steps
+    """
+
+    name: ClassVar[str]
+    # the engine's name and what it is, for the messages of make_engine
+    description: ClassVar[str]
+
+    def __init__(self, state: TrainingState):
+        self.state = state
+
+    @classmethod
+    def build(cls, state: TrainingState) -> UpdateEngine | Unavailable:
+        """This engine for ``state``, proven where it needs a proof, or why it cannot be used."""
+        return cls(state)
+
+    @property
+    def settings(self) -> StepSettings:
+        settings = self.state.settings
+        assert settings is not None, "TrainingState.read(model) first"
+        return settings
+
+    def observations(self, observations: PyTorchObs) -> PyTorchObs:
+        """The observations of all minibatches of a ``train()`` call as this engine reads them (once per call)."""
+        return observations
+
+    @contextlib.contextmanager
+    def loop(self) -> Iterator[None]:
+        """The context of one ``train()`` call's loop of :meth:`step`."""
+        yield
+
+    def step(self, batch: Minibatch, stats: th.Tensor, soft_update: bool) -> None:
+        """
+        One gradient step, in the tutorial's order.
+
+        :param batch: the minibatch
+        :param stats: this step's row of statistics, written in place: each critic's loss, the actor loss, the
+            temperature loss, the mean ``H(s)`` and alpha (:data:`~sb3_tutorial_sac.engines.step.STATISTICS`)
+        :param soft_update: whether the target critics are updated after this step (``target_update_interval``)
+        """
+        raise NotImplementedError

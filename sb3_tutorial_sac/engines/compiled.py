@@ -1,0 +1,274 @@
+"""The compiled engine: the written-out step (:func:`~sb3_tutorial_sac.engines.step.step_function`) compiled once by
+AOTInductor.
+
+The fast engine runs about 200 small operations per gradient step, one by one, and on a CPU with the tutorial's
+networks and batch most of a step is the cost of calling them. Here the same function is exported (``torch.export``)
+and compiled by AOTInductor (``torch._inductor.aoti_compile_and_package``) into one native function: the pointwise
+operations fused into a few loops, the large matrix products calls into the BLAS, the small ones (a dimension of 1:
+heads, a critic's output, one action column) written as fused products and sums
+(:class:`~sb3_tutorial_sac.engines.step.Products`), and no Python between operations.
+
+What it costs and when:
+
+* a model's first ``train()`` call compiles the step for its :class:`~sb3_tutorial_sac.engines.step.StepSpec`
+  (networks, batch size, entropy term and temperature loss, Adam's betas), once per machine and torch version (tens of
+  seconds; measured in benchmarks/RESULTS.md), and stores the package in Inductor's cache folder
+  (``TORCHINDUCTOR_CACHE_DIR``; by default ``torchinductor_<user>`` in the system's temporary folder, which a reboot
+  may empty). Every later model of that spec loads it in milliseconds. The numeric settings (tau, the target entropy,
+  the learning rates) are inputs of the compiled function: changing them on the model never recompiles; changing the
+  entropy term or the temperature loss compiles (or loads) another spec;
+* the numbers are the tutorial's up to rounding: Inductor's fused kernels round differently from PyTorch's eager ones
+  (its own ``tanh``, ``log`` and ``exp``, fused multiply-adds, sums in another order), a few ulps per step
+  (``tests/test_compiled.py`` holds the parameters within 1e-5 of the reference engine after 300 steps). Where training
+  amplifies rounding, runs part as they would after a 1-ulp change of one parameter of the bit-exact engine:
+  statistically the tutorial's, not bit for bit. The fast engine stays the default (``engine="auto"``).
+
+Proofs: when the model is set up, the step function under this engine's spec is run eagerly against the fast engine
+on a probe batch (bit for bit); after compiling or loading, the compiled function is compared with the eager one on a
+probe batch (within 1e-4 relative). Where compiling is impossible (no C++ compiler, an unsupported platform or torch
+version, a compile error) or a proof fails, the engine warns once and trains with the fast engine's step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any, ClassVar
+
+import torch as th
+from torch import nn
+
+from sb3_tutorial_sac import flat, losses, policies
+import sb3_tutorial_sac.engines.step as step_module
+from sb3_tutorial_sac.engines.base import Unavailable, UpdateEngine
+from sb3_tutorial_sac.engines.fast import FastEngine, Runner
+from sb3_tutorial_sac.engines.probe import differences, engine_difference, probe_batch
+from sb3_tutorial_sac.engines.step import (
+    INPUTS,
+    KEEP,
+    REWRITES,
+    SOFT_UPDATE,
+    TARGET_ENTROPY,
+    TAU,
+    Networks,
+    StepSpec,
+    step_function,
+)
+from sb3_tutorial_sac.state import TrainingState
+
+
+def spec_key(spec: StepSpec) -> str:
+    """A digest of the spec, the step function's sources, torch's version and the CPU (the package is built for it)."""
+    parts = [repr(asdict(spec)), _source_digest(), th.__version__, platform.machine(), _cpu_model()]
+    parts.append(th.backends.cpu.get_cpu_capability())
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def _source_digest() -> str:
+    """A digest of the step function's sources (the step, Adam's update, the loss and sampling formulas it calls): a
+    compiled package is never reused after the step function changed (the package's version where a source cannot be
+    read, e.g. from a zip)."""
+    digest = hashlib.sha256()
+    try:
+        for module_file in (step_module.__file__, flat.__file__, losses.__file__, policies.__file__):
+            with open(module_file, "rb") as source:
+                digest.update(source.read())
+    except (OSError, TypeError):
+        from sb3_tutorial_sac import __version__
+
+        return __version__
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ compiling
+def _cpu_model() -> str:
+    """The CPU's model name and flags (Linux), else the platform's processor string: the package is compiled for the
+    machine's CPU (``-march=native``)."""
+    lines: dict[str, str] = {}
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            key = line.split(":", 1)[0].strip()
+            if key in ("model name", "flags") and key not in lines:
+                lines[key] = line.strip()
+    return "|".join(lines.values()) or platform.processor()
+
+
+class _Step(nn.Module):
+    """The step function as a module, for ``torch.export``."""
+
+    def __init__(self, function: Callable[..., tuple[th.Tensor, ...]]):
+        super().__init__()
+        self.function = function
+
+    def forward(self, *inputs: th.Tensor) -> tuple[th.Tensor, ...]:
+        return self.function(*inputs)
+
+
+def cache_folder() -> str:
+    """Where compiled packages are kept: ``sb3_tutorial_sac`` in Inductor's cache folder (``TORCHINDUCTOR_CACHE_DIR``)."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    return os.path.join(cache_dir(), "sb3_tutorial_sac")
+
+
+def compile_step(
+    spec: StepSpec,
+    example_inputs: Sequence[th.Tensor],
+    rewrites: frozenset[str] = REWRITES,
+    inductor_configs: dict[str, Any] | None = None,
+) -> tuple[Callable[[list[th.Tensor]], list], bool]:
+    """
+    The compiled step for ``spec``: loaded from the cache folder, else exported, compiled and stored there.
+
+    :param rewrites: compile :func:`step_function` with these rewrites of the small products
+    :param inductor_configs: Inductor options for the compilation (part of the cache key)
+    :return: a function of the input list returning the outputs, and whether it was loaded from the cache
+    """
+    from torch._inductor import aoti_compile_and_package
+
+    options = repr((sorted(rewrites), sorted((inductor_configs or {}).items())))
+    key = hashlib.sha256(f"{spec_key(spec)}|{options}".encode()).hexdigest()[:24]
+    folder = cache_folder()
+    path = os.path.join(folder, f"step-{key}.pt2")
+    if os.path.exists(path):
+        try:
+            return _load_package(path).boxed_run, True
+        except Exception:  # a package this torch cannot load: compiled again below
+            with contextlib.suppress(OSError):
+                os.remove(path)
+    os.makedirs(folder, exist_ok=True)
+    with th.inference_mode(False), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        inputs = tuple(t.detach().clone() for t in example_inputs)
+        exported = th.export.export(_Step(step_function(spec, rewrites)), inputs, strict=False)
+        temporary = f"{path}.{os.getpid()}.tmp.pt2"
+        try:
+            aoti_compile_and_package(exported, package_path=temporary, inductor_configs=inductor_configs)
+            os.replace(temporary, path)  # atomic: concurrent compilations of the same spec each write a whole file
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(temporary)
+    return _load_package(path).boxed_run, False
+
+
+def _load_package(path: str) -> Any:
+    """The package's loader (its ``boxed_run`` runs the step). ``aoti_load_package`` would first probe the CPU's vector
+    extensions by compiling test programs (about a second per process); the cache key already names the CPU."""
+    try:
+        return th._C._aoti.AOTIModelPackageLoader(path, "model", True, 1, -1)  # run single-threaded, one runner, CPU
+    except (AttributeError, TypeError):
+        from torch._inductor import aoti_load_package
+
+        return aoti_load_package(path, run_single_threaded=True).loader
+
+
+# ------------------------------------------------------------------------------------------------ the engine
+class CompiledEngine(FastEngine):
+    """
+    The fast engine with the step of this call's batch size compiled once (:func:`compile_step`); wherever the compiled
+    function cannot be used (not compiled, a batch of another size, optimiser states one update cannot serve) it steps
+    as the fast engine does.
+
+    :param state: the training state it steps
+    :param networks: its networks as the step function reads them
+    """
+
+    name = "compiled"
+    description: ClassVar[str] = "the compiled engine (the same update, rounded by Inductor's kernels)"
+
+    def __init__(self, state: TrainingState, networks: Networks):
+        super().__init__(state, networks)
+        self._compiled: Runner | None = None
+        self._compiled_spec: StepSpec | None = None
+        self.unavailable: str | None = None  # why the compiled step cannot be used (then the fast engine's is)
+        self.compile_seconds: float | None = None  # the one-off cost of compiling (or loading) the step
+        self.loaded_from_cache: bool | None = None
+        # how the step is compiled (compile_step's options; benchmarks/engine_candidates.py compares others). One
+        # thread in the generated loops: the step's tensors are small, and the package then does not depend on
+        # torch's thread setting (the BLAS calls still use it)
+        self.rewrites: frozenset[str] = REWRITES
+        self.inductor_configs: dict[str, Any] | None = {"cpp.threads": 1}
+        self._eager_only = False
+
+    @classmethod
+    def build(cls, state: TrainingState) -> UpdateEngine | Unavailable:
+        fast = FastEngine.build(state)
+        if not isinstance(fast, FastEngine):
+            return fast
+        if fast.state.actor_flat.flat.device.type != "cpu":
+            return Unavailable(f"it compiles for the CPU, the model is on {fast._device}", engine=cls.name, fallback=fast)
+        compiled = cls(state, fast.networks)
+        # the step function under this engine's spec, run eagerly, against the fast engine: bit for bit
+        compiled._eager_only = True
+        try:
+            difference = engine_difference(compiled, fast)
+        finally:
+            compiled._eager_only = False
+        if difference is not None:
+            reason = f"its step differs from the fast engine's on a probe batch: {difference}"
+            return Unavailable(reason, engine=cls.name, fallback=fast)
+        return compiled
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies (``copy.deepcopy`` of a model) leave the compiled package behind: they load it at their next loop."""
+        state = self.__dict__.copy()
+        state["_compiled"] = state["_compiled_spec"] = None
+        return state
+
+    def main_runner(self, spec: StepSpec) -> Runner:
+        if self._eager_only or self.unavailable is not None:
+            return self.runner(spec)
+        if spec != self._compiled_spec:
+            self._compile(spec)
+        return self._compiled if self._compiled is not None and spec == self._compiled_spec else self.runner(spec)
+
+    # -------------------------------------------------------------------------------------------- compiling
+    def _compile(self, spec: StepSpec) -> None:
+        """Compile (or load) the step for ``spec`` and check it against the eager step on a probe batch."""
+        start = time.perf_counter()
+        try:
+            inputs = self._probe_inputs(spec)
+            compiled, cached = compile_step(spec, inputs, self.rewrites, self.inductor_configs)
+            difference = self._probe_compiled(spec, compiled, inputs)
+        except Exception as error:  # no compiler, unsupported platform or torch version, compile error
+            self.unavailable = f"compiling the gradient step failed ({type(error).__name__}: {str(error).strip()[:300]})"
+        else:
+            if difference is None:
+                self._compiled, self._compiled_spec = compiled, spec
+                self.compile_seconds, self.loaded_from_cache = time.perf_counter() - start, cached
+                return
+            self.unavailable = f"the compiled step does not agree with the uncompiled one on a probe batch: {difference}"
+        warnings.warn(
+            f"TutorialSAC's compiled engine cannot be used for this model: {self.unavailable}. Training uses the fast "
+            "engine (the same update, bit for bit the tutorial's; slower).",
+            stacklevel=6,
+        )
+
+    def _probe_inputs(self, spec: StepSpec) -> list[th.Tensor]:
+        """The step's inputs for the probe batch (:func:`~sb3_tutorial_sac.engines.probe.probe_batch`), with copies of
+        the model's tensors and typical scalars."""
+        batch = probe_batch(self.state, spec.batch_size)
+        generator = th.Generator().manual_seed(1)
+        noise = [th.randn(spec.batch_size, spec.act_dim, generator=generator) for _ in range(2)]
+        persistent = [t.detach().clone() for t in self._persistent_inputs()]
+        scalars = persistent[-1]
+        scalars[0:6] = th.tensor([-3e-4, 0.03, -3e-3, 0.03, -3e-4, 0.03])
+        scalars[SOFT_UPDATE], scalars[TAU], scalars[KEEP], scalars[TARGET_ENTROPY] = 1.0, 0.005, 0.995, -float(spec.act_dim)
+        return [*batch, *noise, *persistent]
+
+    @staticmethod
+    def _probe_compiled(spec: StepSpec, compiled: Runner, inputs: list[th.Tensor]) -> str | None:
+        """Compare the compiled step with :func:`step_function` run eagerly, from the same probe inputs."""
+        eager_inputs = [t.clone() for t in inputs]
+        compiled_inputs = [t.clone() for t in inputs]
+        with th.inference_mode():
+            expected = {"statistics": step_function(spec)(*eager_inputs)[0], **dict(zip(INPUTS, eager_inputs))}
+            mine = {"statistics": compiled(list(compiled_inputs))[0], **dict(zip(INPUTS, compiled_inputs))}
+        problems = differences(expected, mine, rtol=1e-4, atol=1e-6)
+        return "; ".join(problems) if problems else None

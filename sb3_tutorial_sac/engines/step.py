@@ -1,0 +1,484 @@
+"""The tutorial's gradient step, written out once: :func:`step_function`, a pure function of the training state and a
+minibatch.
+
+The step (``docs/variant.md``, "One gradient step"), with the forward passes as function calls on views of the flat
+parameter buffers, the backward passes written out with autograd's own formulas (PyTorch's ``derivatives.yaml``:
+``threshold_backward`` for ReLU, ``grad.t().mm(input)`` and ``grad.sum(0)`` for a linear layer's weight and bias,
+``tanh_backward``, ``softplus_backward``, the minimum's gradient split in halves on ties, and where a tensor collects
+several gradients the order the autograd engine adds them in), Adam's update as ``torch.optim.Adam`` computes it, and
+the soft update as the tutorial rounds it:
+
+1. the target ``y = r' + 0.99 * (1 - over) * (min Q_targ(s', a') + alpha * H(s'))``, ``a'`` and ``H(s')`` drawn
+   fresh from the actor (noise draw 1 of 2), with the actor and alpha as they were before this step;
+2. critic 1 and critic 2, each on its own MSE against ``y`` and its own Adam (one update over both flat segments);
+3. the actor, on the UPDATED critics: ``mean(-alpha * H(s) - min Q(s, a))`` (noise draw 2 of 2);
+4. the temperature, on ``H(s)`` of step 3;
+5. the soft update of the target critics (when this step's flag says so).
+
+The fast engine (:mod:`sb3_tutorial_sac.engines.fast`) runs it eagerly: bit for bit the reference engine's numbers on
+the CPU. The compiled engine (:mod:`sb3_tutorial_sac.engines.compiled`) compiles the same function, with the small
+matrix products written as fused sums (:class:`Products`). What is static about a model's step (its networks, batch
+size, the entropy term and the temperature loss, Adam's betas) is a :class:`StepSpec`; the numeric settings (tau, the
+target entropy, Adam's step sizes, whether to soft-update) are the ``scalars`` input, read from the model at every
+``train()`` call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch as th
+from torch import nn
+from torch.nn import functional as F
+
+from sb3_tutorial_sac import losses, policies
+from sb3_tutorial_sac.flat import adam_update, is_plain_adam
+from sb3_tutorial_sac.state import TrainingState
+
+
+class Minibatch(NamedTuple):
+    """One gradient step's data, already in the form the tutorial's update reads it."""
+
+    observations: th.Tensor | dict[str, th.Tensor]
+    actions: th.Tensor
+    next_observations: th.Tensor | dict[str, th.Tensor]
+    # Tutorial rule: normalised at sample time, r' = (r + 8) / 8
+    rewards: th.Tensor
+    # gamma * (1 - over): 0.99 or exactly 0, so the target rounds exactly as the tutorial's
+    discounts: th.Tensor
+
+
+@dataclass(frozen=True)
+class LinearSpec:
+    """Where a linear layer lives in a flat parameter buffer: weight ``[out, in]`` at ``weight``, bias at ``bias``."""
+
+    weight: int
+    bias: int
+    out_features: int
+    in_features: int
+    relu: bool
+
+    def params(self, flat: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        size = self.out_features * self.in_features
+        weight = flat[self.weight : self.weight + size].view(self.out_features, self.in_features)
+        return weight, flat[self.bias : self.bias + self.out_features]
+
+
+@dataclass(frozen=True)
+class AdamSpec:
+    beta1: float
+    beta2: float
+    eps: float
+
+
+@dataclass(frozen=True)
+class AdamSpec:
+    beta1: float
+    beta2: float
+    eps: float
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """Everything static about one model's gradient step: one compiled function per spec. The numeric settings (tau,
+    the target entropy, the learning rates) are inputs (``scalars``), not part of it."""
+
+    batch_size: int
+    obs_dim: int
+    act_dim: int
+    trunk: tuple[LinearSpec, ...]
+    mu: LinearSpec
+    std: LinearSpec
+    softplus_beta: float
+    softplus_threshold: float
+    critics: tuple[tuple[LinearSpec, ...], ...]
+    actor_size: int
+    critic_size: int
+    symmetric: bool
+    entropy_term: str
+    ent_coef_loss: str
+    learn_alpha: bool
+    actor_adam: AdamSpec
+    critic_adam: AdamSpec
+    alpha_adam: AdamSpec | None
+
+
+# Input order of the step function; the statistics row is its first output.
+INPUTS = (
+    "observations", "actions", "next_observations", "rewards", "discounts", "noise_next", "noise", "half_range",
+    "center", "actor", "critic", "target", "log_alpha", "actor_exp_avg", "actor_exp_avg_sq", "critic_exp_avg",
+    "critic_exp_avg_sq", "alpha_exp_avg", "alpha_exp_avg_sq", "scalars",
+)  # fmt: skip
+# scalars: per optimiser -step_size and sqrt(bias_correction2) (actor, critic, alpha), then 1.0 for a soft update, tau,
+# 1 - tau (computed on the host in double precision, as a Python scalar would be) and the target entropy
+N_SCALARS = 10
+SOFT_UPDATE, TAU, KEEP, TARGET_ENTROPY = 6, 7, 8, 9
+# Names of the statistics row, in order, after one loss per critic
+STATISTICS = ("actor loss", "temperature loss", "mean entropy", "alpha")
+
+
+# Matrix products with a dimension this small are written as fused pointwise products and sums when compiling: as
+# calls into the BLAS they cost several microseconds each, most of it the call (a step has 33 of them and 12 large ones)
+_SMALL = 8
+
+
+# The rewrites Products can make: "out1" a linear layer of one output (a critic's last layer, a head of one action) as a
+# row-wise sum, "outer" a product of inner dimension 1 as a broadcast product, "row" a product of one row (the weight
+# gradient of such a layer) as a column-wise sum, "col1" a product of one column (the gradient with respect to one
+# action column) as a row-wise sum, "cols_t" the weight gradient of a layer of at most 8 inputs (the first layers) as
+# a sum over the batch. Inductor vectorises all five over the 128 contiguous features. Three more are kept for
+# benchmarks/engine_candidates.py, left out because they measured no faster than the BLAS calls they replace: "in" a
+# linear layer of at most 8 inputs as a sum of broadcast products (Inductor reads the weight's columns with a stride
+# and writes scalar loops), "in_t" the same from the weight's columns stored once, "cols" a product of at most 8
+# columns as a sum over the inner dimension (scalar loops).
+REWRITES = frozenset({"out1", "outer", "row", "col1", "cols_t"})
+ALL_REWRITES = REWRITES | {"in", "in_t", "cols"}
+
+
+class Products:
+    """
+    ``F.linear`` and ``mm`` for the step function. With no rewrites: the calls themselves (the fast engine's numbers,
+    autograd's).
+    With rewrites (:data:`REWRITES`, when compiling): a product with a dimension of at most 8 (the observation and
+    action columns, a critic's output, the heads) becomes broadcast products and sums that Inductor fuses with the
+    operations around them; the same mathematics, rounded otherwise.
+    """
+
+    def __init__(self, rewrites: frozenset[str] = frozenset()):
+        self.rewrites = rewrites
+        self.fused = bool(rewrites)
+        # tensors the step function returns besides its statistics, so that Inductor stores them once (see "in_t")
+        self.extras: list[th.Tensor] = []
+
+    def linear(self, x: th.Tensor, weight: th.Tensor, bias: th.Tensor) -> th.Tensor:
+        out_features, in_features = weight.shape
+        if "in_t" in self.rewrites and in_features <= _SMALL:
+            # the weight's columns as rows, stored once (an output of the step, so not recomputed where it is read),
+            # then the broadcast products vectorise over the contiguous features
+            columns = weight.t().contiguous()
+            self.extras.append(columns)
+            y = bias + x[:, 0:1] * columns[0]
+            for k in range(1, in_features):
+                y = y + x[:, k : k + 1] * columns[k]
+            return y
+        if "in" in self.rewrites and in_features <= _SMALL:
+            y = bias + x[:, 0:1] * weight[:, 0]
+            for k in range(1, in_features):
+                y = y + x[:, k : k + 1] * weight[:, k]
+            return y
+        if "out1" in self.rewrites and out_features == 1:
+            return (x * weight[0]).sum(1, keepdim=True) + bias
+        return F.linear(x, weight, bias)
+
+    def mm(self, a: th.Tensor, b: th.Tensor) -> th.Tensor:
+        """``a @ b`` for ``a`` ``[m, k]``, ``b`` ``[k, n]``."""
+        m, k = a.shape
+        n = b.shape[1]
+        if "outer" in self.rewrites and k == 1:
+            return a * b
+        if "row" in self.rewrites and m == 1:
+            return (a.t() * b).sum(0, keepdim=True)
+        if ("col1" in self.rewrites and n == 1) or ("cols" in self.rewrites and n <= _SMALL):
+            return (a.unsqueeze(2) * b.unsqueeze(0)).sum(1)
+        if "cols_t" in self.rewrites and n <= _SMALL and a.stride(0) == 1:
+            # a weight gradient grad.t() @ input of a layer of few inputs: the sum over the batch vectorised over the
+            # contiguous features of grad, transposed at the end
+            return (b.unsqueeze(2) * a.t().unsqueeze(1)).sum(0).t()
+        return a.mm(b)
+
+
+def _mlp_forward(products: Products, layers: Sequence[LinearSpec], flat: th.Tensor, x: th.Tensor) -> list[th.Tensor]:
+    outputs = [x]
+    for layer in layers:
+        x = products.linear(x, *layer.params(flat))
+        if layer.relu:
+            x = F.relu(x)
+        outputs.append(x)
+    return outputs
+
+
+def _mlp_backward(
+    products: Products,
+    layers: Sequence[LinearSpec],
+    flat: th.Tensor,
+    grad: th.Tensor,
+    outputs: list[th.Tensor],
+    param_grads: dict[int, th.Tensor] | None,
+    input_columns: int | None,
+) -> th.Tensor | None:
+    """
+    The backward pass of :func:`_mlp_forward`; parameter gradients go into ``param_grads`` by offset.
+
+    :param input_columns: return the gradient with respect to the input's columns from this one on (None: no input
+        gradient)
+    """
+    for i in range(len(layers) - 1, -1, -1):
+        layer = layers[i]
+        weight, _ = layer.params(flat)
+        if layer.relu:
+            grad = th.ops.aten.threshold_backward(grad, outputs[i + 1], 0)
+        if param_grads is not None:
+            param_grads[layer.weight] = products.mm(grad.t(), outputs[i]).reshape(-1)
+            param_grads[layer.bias] = grad.sum(0)
+        if i > 0:
+            grad = products.mm(grad, weight)
+        elif input_columns is not None:
+            # autograd's product (the whole input's gradient), then the columns; fused, only the columns' product
+            return products.mm(grad, weight[:, input_columns:]) if products.fused else grad.mm(weight)[:, input_columns:]
+    return None
+
+
+def _adam(spec: AdamSpec, param: th.Tensor, grad: th.Tensor, exp_avg: th.Tensor, exp_avg_sq: th.Tensor, scalars: th.Tensor):
+    """:func:`~sb3_tutorial_sac.flat.adam_update` with ``scalars`` = (``-step_size``, ``sqrt(bias_correction2)``)."""
+    adam_update(param, grad, exp_avg, exp_avg_sq, scalars[0], scalars[1], spec.beta1, spec.beta2, spec.eps)
+
+
+def _sample_action_entropy(mu: th.Tensor, std: th.Tensor, eps: th.Tensor, entropy_term: str):
+    """:func:`~sb3_tutorial_sac.policies.sample_action_entropy` with the noise ``eps`` given (drawn outside the compiled
+    function), and the intermediate values the written-out backward pass reads."""
+    saved: dict[str, th.Tensor] = {}
+    action, entropy = policies.sample_action_entropy(mu, std, entropy_term, saved, eps)  # type: ignore[arg-type]
+    return action, entropy, saved
+
+
+def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Callable[..., tuple[th.Tensor, ...]]:
+    """
+    One gradient step of the tutorial as a function of the tensors :data:`INPUTS`: the flat parameter buffers and Adam's
+    moments are updated in place, the statistics row is returned first. Run eagerly (the fast engine) it equals the
+    reference engine bit for bit on the CPU (checked on a probe batch when the engine is built); compiled, up to
+    rounding.
+
+    :param spec: the model's step
+    :param rewrites: the small matrix products to write as fused pointwise products and sums (:class:`Products`), for
+        compiling; none: the operations the reference engine's autograd runs, bit for bit
+    """
+    products = Products(rewrites)
+    critic_offsets = sorted(
+        {layer.weight for c in spec.critics for layer in c} | {layer.bias for c in spec.critics for layer in c}
+    )
+    actor_layers = (*spec.trunk, spec.mu, spec.std)
+    actor_offsets = sorted({layer.weight for layer in actor_layers} | {layer.bias for layer in actor_layers})
+
+    def to_env_units(action: th.Tensor, half_range: th.Tensor, center: th.Tensor) -> th.Tensor:
+        scaled = action * half_range
+        return scaled if spec.symmetric else scaled + center
+
+    def actor_forward(actor: th.Tensor, obs: th.Tensor):
+        outputs = _mlp_forward(products, spec.trunk, actor, obs)
+        mu = products.linear(outputs[-1], *spec.mu.params(actor))
+        std_pre = products.linear(outputs[-1], *spec.std.params(actor))
+        std = F.softplus(std_pre, spec.softplus_beta, spec.softplus_threshold)
+        return outputs, mu, std_pre, std
+
+    def q_values(flat: th.Tensor, q_input: th.Tensor) -> list[list[th.Tensor]]:
+        return [_mlp_forward(products, layers, flat, q_input) for layers in spec.critics]
+
+    def minimum(values: list[th.Tensor]) -> th.Tensor:
+        return th.minimum(values[0], values[1]) if len(values) == 2 else values[0]
+
+    def step(
+        obs, actions, next_obs, rewards, discounts, noise_next, noise, half_range, center, actor, critic, target,
+        log_alpha, actor_exp_avg, actor_exp_avg_sq, critic_exp_avg, critic_exp_avg_sq, alpha_exp_avg, alpha_exp_avg_sq,
+        scalars,
+    ):  # fmt: skip
+        # Tutorial rule: alpha as it was before this step (log_alpha is the fixed alpha when it is not learned)
+        ent_coef = th.exp(log_alpha) if spec.learn_alpha else log_alpha
+
+        # 1. Target with the target critics, noise draw 1 of 2 for s'
+        _, mu, _, std = actor_forward(actor, next_obs)
+        next_actions, next_entropy, _ = _sample_action_entropy(mu, std, noise_next, spec.entropy_term)
+        q_input = th.cat([next_obs, to_env_units(next_actions, half_range, center)], dim=1)
+        next_q = minimum([outputs[-1] for outputs in q_values(target, q_input)])
+        target_q = losses.tutorial_target(rewards, discounts, next_q, ent_coef, next_entropy)
+
+        # 2. Each critic on its own MSE, one Adam update over both
+        q_input = th.cat([obs, actions], dim=1)
+        critic_losses = []
+        critic_grads: dict[int, th.Tensor] = {}
+        for layers, outputs in zip(spec.critics, q_values(critic, q_input)):
+            q = outputs[-1]
+            critic_losses.append(F.mse_loss(q, target_q))
+            _mlp_backward(products, layers, critic, (q - target_q) * (2.0 / q.numel()), outputs, critic_grads, None)
+        critic_grad = th.cat([critic_grads[offset] for offset in critic_offsets])
+        _adam(spec.critic_adam, critic, critic_grad, critic_exp_avg, critic_exp_avg_sq, scalars[2:4])
+
+        # 3. Actor on the UPDATED critics, noise draw 2 of 2 for s (ManualUpdate.actor_step_grads)
+        trunk_outputs, mu, std_pre, std = actor_forward(actor, obs)
+        latent = trunk_outputs[-1]
+        action, entropy, saved = _sample_action_entropy(mu, std, noise, spec.entropy_term)
+        q_input = th.cat([obs, to_env_units(action, half_range, center)], dim=1)
+        critic_outputs = q_values(critic, q_input)
+        values = [outputs[-1] for outputs in critic_outputs]
+        actor_loss = losses.actor_loss(ent_coef, entropy, minimum(values))
+        grad_mean = th.full_like(entropy, 1.0 / entropy.numel())
+        grad_min_q = -grad_mean
+        grad_entropy = grad_mean * (-ent_coef)
+        if len(values) == 2:
+            shared = th.where(values[0] == values[1], grad_min_q / 2, grad_min_q)
+            grads_q = [shared.masked_fill(values[0] > values[1], 0), shared.masked_fill(values[0] < values[1], 0)]
+        else:
+            grads_q = [grad_min_q]
+        # the critics' gradients with respect to the action columns of their input (CatBackward)
+        grads_action = [
+            _mlp_backward(products, layers, critic, grad_q, outputs, None, spec.obs_dim)
+            for layers, grad_q, outputs in zip(spec.critics, grads_q, critic_outputs)
+        ]
+        grad_action = grads_action[0] if len(grads_action) == 1 else grads_action[0] + grads_action[1]  # type: ignore[operator]
+        grad_action = grad_action * half_range
+        log_prob, squash, inside = saved["log_prob"], saved["squash"], saved["inside"]
+        if grad_entropy.shape != log_prob.shape:
+            grad_entropy = grad_entropy.expand(log_prob.shape)
+        grad_squash = (grad_entropy / inside) * (squash * -2.0)
+        if spec.entropy_term == "tutorial":
+            grad_action = grad_action + th.ops.aten.tanh_backward(grad_squash, squash)
+        else:
+            grad_action = grad_action + grad_squash
+        grad_u = th.ops.aten.tanh_backward(grad_action, action)
+        grad_var2 = grad_entropy * (saved["ratio"] / saved["var2"])
+        grad_diff = (-grad_entropy / saved["var2"]) * (saved["diff"] * -2.0)
+        grad_u = grad_u + grad_diff
+        grad_mu = grad_u - grad_diff
+        grad_std = (grad_entropy / std + (grad_var2 * 2) * (2.0 * std)) + grad_u * noise
+        grad_std_pre = th.ops.aten.softplus_backward(grad_std, std_pre, spec.softplus_beta, spec.softplus_threshold)
+        actor_grads = {
+            spec.mu.weight: products.mm(grad_mu.t(), latent).reshape(-1),
+            spec.mu.bias: grad_mu.sum(0),
+            spec.std.weight: products.mm(grad_std_pre.t(), latent).reshape(-1),
+            spec.std.bias: grad_std_pre.sum(0),
+        }
+        grad_latent = products.mm(grad_mu, spec.mu.params(actor)[0]) + products.mm(grad_std_pre, spec.std.params(actor)[0])
+        _mlp_backward(products, spec.trunk, actor, grad_latent, trunk_outputs, actor_grads, None)
+        actor_grad = th.cat([actor_grads[offset] for offset in actor_offsets])
+        _adam(spec.actor_adam, actor, actor_grad, actor_exp_avg, actor_exp_avg_sq, scalars[0:2])
+
+        # 4. Temperature on H(s) of step 3 (ManualUpdate.temperature_step_grads)
+        if spec.learn_alpha:
+            assert spec.alpha_adam is not None
+            excess = entropy - scalars[TARGET_ENTROPY]
+            # MulBackward: the mean's gradient times (H - target), summed onto log-alpha's shape; ExpBackward: * alpha
+            alpha_grad = (th.full_like(excess, 1.0 / excess.numel()) * excess).sum(0)
+            if spec.ent_coef_loss == "tutorial":
+                alpha_grad = alpha_grad * ent_coef
+            ent_coef_loss = losses.temperature_loss(entropy, log_alpha, scalars[TARGET_ENTROPY], spec.ent_coef_loss, ent_coef)
+            _adam(spec.alpha_adam, log_alpha, alpha_grad, alpha_exp_avg, alpha_exp_avg_sq, scalars[4:6])
+        else:
+            ent_coef_loss = th.zeros((), dtype=obs.dtype)
+
+        # 5. Soft update of the target critics (when scalars[SOFT_UPDATE] is 1). Tutorial rule: target = 0.995 * target
+        # + 0.005 * online after every gradient step, rounded as the tutorial rounds it (SB3's polyak_update fuses the add)
+        updated = target * scalars[KEEP] + critic * scalars[TAU]
+        target.copy_(th.where(scalars[SOFT_UPDATE] > 0, updated, target))
+        return (th.stack([*critic_losses, actor_loss, ent_coef_loss, entropy.mean(), ent_coef.reshape(())]), *products.extras)
+
+    return step
+
+
+
+
+def eager(spec: StepSpec) -> Callable[[list[th.Tensor]], list[th.Tensor]]:
+    """:func:`step_function` run eagerly, called as a compiled package is (a list of inputs, a list of outputs)."""
+    function = step_function(spec)
+    return lambda inputs: list(function(*inputs))
+
+
+# ------------------------------------------------------------------------------------------------ reading the networks
+Layers = tuple[tuple[nn.Linear, bool], ...]
+
+
+@dataclass(frozen=True)
+class Networks:
+    """The networks as :func:`step_function` reads them: ReLU MLPs (``(linear, followed by ReLU)``) and the heads."""
+
+    trunk: Layers
+    mu: nn.Linear
+    std_linear: nn.Linear
+    softplus: nn.Softplus
+    critics: tuple[Layers, ...]
+
+
+def _linear_relu_stack(sequential: nn.Module) -> Layers | None:
+    """The layers of an ``nn.Sequential`` of ``Linear`` (with bias) and ``ReLU`` modules, or None if it holds else."""
+    if type(sequential) is not nn.Sequential:
+        return None  # a module with a forward of its own: not a stack of layers
+    layers: list[tuple[nn.Linear, bool]] = []
+    for module in sequential.children():
+        if type(module) is nn.Linear and module.bias is not None:
+            layers.append((module, False))
+        elif type(module) is nn.ReLU and layers and not layers[-1][1]:
+            layers[-1] = (layers[-1][0], True)
+        else:
+            return None
+    return tuple(layers)
+
+
+def read_networks(state: TrainingState) -> Networks | str:
+    """
+    :return: the networks of ``state`` as the step function reads them, or why it does not cover them: it writes out
+        plain ReLU MLPs (``nn.Sequential`` of ``Linear`` with bias and ``ReLU``) with the tutorial's heads and one or two
+        critics
+    """
+    actor = state.actor
+    trunk = _linear_relu_stack(actor.latent_pi)
+    critics = [_linear_relu_stack(q_net) for q_net in state.critic.q_networks]
+    std = list(actor.std.children()) if type(actor.std) is nn.Sequential else []
+    if trunk is None or any(not relu for _, relu in trunk):
+        return "the written-out backward passes cover an actor trunk of Linear + ReLU layers (nn.Sequential)"
+    if type(actor.mu) is not nn.Linear or actor.mu.bias is None:
+        return f"the written-out backward passes cover a Linear mean head, the actor's is {type(actor.mu).__name__}"
+    if len(std) != 2 or type(std[0]) is not nn.Linear or std[0].bias is None or type(std[1]) is not nn.Softplus:
+        return "the written-out backward passes cover the tutorial's std head nn.Sequential(Linear, Softplus)"
+    if not 1 <= len(critics) <= 2:
+        return f"the written-out backward passes cover one or two critics, this model has {len(critics)}"
+    if any(critic is None or critic[-1][1] for critic in critics):
+        return "the written-out backward passes cover critics of Linear + ReLU layers (nn.Sequential), a Linear last"
+    return Networks(trunk, actor.mu, std[0], std[1], tuple(critics))  # type: ignore[arg-type]
+
+
+def _linear_spec(layer: nn.Linear, offsets: dict[int, int], relu: bool) -> LinearSpec:
+    return LinearSpec(offsets[id(layer.weight)], offsets[id(layer.bias)], layer.out_features, layer.in_features, relu)
+
+
+def _adam_spec(optimizer: th.optim.Optimizer) -> AdamSpec:
+    group = optimizer.param_groups[0]
+    return AdamSpec(float(group["betas"][0]), float(group["betas"][1]), float(group["eps"]))
+
+
+def make_spec(state: TrainingState, networks: Networks, batch_size: int) -> StepSpec:
+    """The static description of ``state``'s step at ``batch_size``, with the structural settings of this call."""
+    settings = state.settings
+    assert settings is not None, "TrainingState.read(model) first"
+    actor_offsets = dict(zip(map(id, state.actor_flat.params), state.actor_flat.offsets))
+    critic_offsets = dict(zip(map(id, state.critic_flat.params), state.critic_flat.offsets))
+    optimizer = state.ent_coef_optimizer
+    return StepSpec(
+        batch_size=batch_size,
+        obs_dim=networks.trunk[0][0].in_features,
+        act_dim=networks.mu.out_features,
+        trunk=tuple(_linear_spec(layer, actor_offsets, relu) for layer, relu in networks.trunk),
+        mu=_linear_spec(networks.mu, actor_offsets, False),
+        std=_linear_spec(networks.std_linear, actor_offsets, False),
+        softplus_beta=float(networks.softplus.beta),
+        softplus_threshold=float(networks.softplus.threshold),
+        critics=tuple(tuple(_linear_spec(layer, critic_offsets, relu) for layer, relu in critic) for critic in networks.critics),
+        actor_size=state.actor_flat.flat.numel(),
+        critic_size=state.critic_flat.flat.numel(),
+        symmetric=state.policy.symmetric_bounds,
+        entropy_term=settings.entropy_term,
+        ent_coef_loss=settings.ent_coef_loss,
+        learn_alpha=optimizer is not None,
+        actor_adam=_adam_spec(state.actor.optimizer),
+        critic_adam=_adam_spec(state.critic.optimizer),
+        alpha_adam=_adam_spec(optimizer) if optimizer is not None else None,
+    )
+
+
+def adam_servable(optimizer: th.optim.Optimizer) -> bool:
+    """Whether the step function's Adam can step ``optimizer``: a plain ``torch.optim.Adam`` whose groups share their
+    hyperparameters."""
+    groups = optimizer.param_groups
+    first = groups[0]
+    return is_plain_adam(optimizer) and all(
+        (group["lr"], group["betas"], group["eps"]) == (first["lr"], first["betas"], first["eps"]) for group in groups
+    )
