@@ -6,6 +6,7 @@ Build (warnings are errors, nothing is fetched from the network):
 
 import pathlib
 import sys
+from typing import Any
 
 DOCS = pathlib.Path(__file__).resolve().parent
 ROOT = DOCS.parent
@@ -16,7 +17,7 @@ import sb3_tutorial_sac  # noqa: E402
 
 project = "sb3-tutorial-sac"
 author = "sb3-tutorial-sac contributors"
-copyright = "sb3-tutorial-sac contributors"  # noqa: A001
+copyright = "sb3-tutorial-sac contributors"
 version = release = sb3_tutorial_sac.__version__
 
 extensions = [
@@ -50,11 +51,11 @@ html_show_sourcelink = False
 OPTIONAL_GUIDES = ["files_and_safety"]
 
 
-def _optional_guides(app, docname, source):  # noqa: ANN001
+def _optional_guides(app: object, docname: str, source: list[str]) -> None:
     if docname == "index":
         present = "\n".join(name for name in OPTIONAL_GUIDES if (DOCS / f"{name}.md").is_file())
         source[0] = source[0].replace("<!-- optional-guides -->", present)
 
 
-def setup(app):  # noqa: ANN001
+def setup(app: Any) -> None:
     app.connect("source-read", _optional_guides)
