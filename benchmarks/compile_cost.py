@@ -25,7 +25,7 @@ th.set_num_threads(1)
 from sb3_tutorial_sac import TutorialSAC
 model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, device="cpu", engine=sys.argv[1])
 model.learn(int(sys.argv[2]))
-engine = model._engine
+engine = model.update_engine
 print(json.dumps({
     "seconds": time.perf_counter() - start,
     "engine": type(engine).__name__,

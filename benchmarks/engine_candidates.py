@@ -1,7 +1,7 @@
 """The candidates for compiling TutorialSAC's gradient step, measured side by side in one process.
 
-Each candidate is the compiled engine (``sb3_tutorial_sac.compiled``: the whole step as one function of tensors,
-``step_function``) with another way of compiling or running it, or the fast engine. For each, one TutorialSAC model on
+Each candidate is the compiled engine (``sb3_tutorial_sac.engines.compiled``: the whole step as one function of
+tensors, ``step_function``) with another way of compiling or running it, or the fast engine. For each, one TutorialSAC model on
 Pendulum-v1 with the tutorial's defaults is warmed up with ``learn(400)`` (the compile happens there and is timed), then
 ``train(--train-steps)`` calls are timed, alternating the candidates in each repeat so that machine drift cancels;
 medians are printed, with the ratio to the fast engine and the parameters' largest difference from the fast engine
@@ -12,8 +12,7 @@ after the same 300 gradient steps from the same state (0 means bit for bit).
 
 Candidates:
 
-- ``fast``: the fast engine (written-out backward passes, flat Adam; eager PyTorch, one op at a time);
-- ``eager``: the step function run eagerly (one Python function, the fast engine's operations);
+- ``fast``: the fast engine (the step function run eagerly: eager PyTorch, one op at a time);
 - ``torchscript``: the step function traced with ``torch.jit.trace`` (deprecated API) and run by the TorchScript
   interpreter: the same ATen kernels, no Python per operation;
 - ``inductor``: ``torch.compile(fullgraph=True, dynamic=False)`` of the step function, Python wrapper;
@@ -39,16 +38,8 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import set_random_seed
 
 from sb3_tutorial_sac import TutorialSAC
-from sb3_tutorial_sac.compiled import ALL_REWRITES, REWRITES, CompiledEngine, StepSpec, step_function
-
-
-class _EagerEngine(CompiledEngine):
-    """The step function run eagerly (no compilation)."""
-
-    def _compile(self, spec: StepSpec) -> None:
-        function = step_function(spec)
-        self._compiled, self._compiled_spec, self.compile_seconds, self.loaded_from_cache = (
-            lambda inputs: list(function(*inputs)), spec, 0.0, False)  # fmt: skip
+from sb3_tutorial_sac.engines import CompiledEngine, register_engine
+from sb3_tutorial_sac.engines.step import ALL_REWRITES, REWRITES, StepSpec, step_function
 
 
 class _TorchScriptEngine(CompiledEngine):
@@ -98,7 +89,6 @@ def _aoti(rewrites: frozenset[str], inductor_configs: dict[str, Any] | None = No
 
 CANDIDATES: dict[str, type[CompiledEngine] | None] = {
     "fast": None,
-    "eager": _EagerEngine,
     "torchscript": _TorchScriptEngine,
     "inductor": _TorchCompileEngine,
     "inductor_cpp": _TorchCompileCppEngine,
@@ -112,14 +102,15 @@ CANDIDATES: dict[str, type[CompiledEngine] | None] = {
 }
 
 
+# each candidate is registered as an engine of its own name (engines.register_engine), so TutorialSAC(engine=name) builds it
+for _name, _engine_class in CANDIDATES.items():
+    if _engine_class is not None:
+        register_engine(type(f"Candidate_{_name}", (_engine_class,), {"name": _name}))
+
+
 def make(candidate: str, seed: int = 0) -> TutorialSAC:
-    engine_class = CANDIDATES[candidate]
-    model = TutorialSAC(
-        "MlpPolicy", "Pendulum-v1", seed=seed, device="cpu", engine="fast" if engine_class is None else "compiled"
-    )
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=seed, device="cpu", engine=candidate)
     model.set_logger(Logger(folder=None, output_formats=[]))
-    if engine_class is not None:
-        model._engine = engine_class(model, model._engine.manual)  # type: ignore[attr-defined]
     return model
 
 
@@ -142,7 +133,7 @@ def main() -> None:
         set_random_seed(0)
         model.learn(400)
         models[name] = model
-        engine = model._engine
+        engine = model.update_engine
         compile_seconds = getattr(engine, "compile_seconds", None)
         cached = getattr(engine, "loaded_from_cache", None)
         unavailable = getattr(engine, "unavailable", None)

@@ -42,7 +42,7 @@ values = np.zeros((200, 6), np.float32)
 names = ["critic1_loss", "critic2_loss", "actor_loss", "ent_coef_loss", "entropy", "ent_coef"]
 start = time.perf_counter()
 for _ in range(n):
-    model._guard.check(values, names)
+    model._guard.check(values, names, model._n_updates, model.num_timesteps)
 check = (time.perf_counter() - start) / n
 print(
     f"per train() call: snapshot {1e6 * snap:.0f} us, end check {1e6 * check:.0f} us "

@@ -76,7 +76,7 @@ def main() -> None:
     model.learn(args.steps, callback=watch)
     elapsed = time.perf_counter() - watch.start
 
-    tensors = model._guard.tensors()
+    tensors = model.training_state.tensors()
     non_finite_tensors = [name for name, t in tensors.items() if not bool(th.isfinite(t).all())]
     buffer = model.replay_buffer
     non_finite_buffer = [

@@ -2,10 +2,8 @@
 
 Prints, on one CPU thread (medians of ``--repeats`` timings of ``--calls`` calls each):
 
-- the time of each part of one gradient step of ``train()`` (target, critic forward+backward, critic Adam, actor
-  forward+backward, actor Adam, temperature, soft update, statistics), in inference mode as ``train()`` runs them;
-- the written-out critic+actor passes under ``torch.no_grad()`` against ``torch.inference_mode()``;
-- one Adam update over both critics (``FlatAdam``) against one per critic group (``adam_step``);
+- the operations of one eager gradient step of ``train()`` (the fast engine, in inference mode as ``train()`` runs
+  it), by self time, from torch's profiler;
 - ``predict()`` on one observation, and what SB3's per-call training-mode walk and device lookup would add to it;
 - the time of one ``64x128 @ 128x128`` product (12 per gradient step);
 - drawing the minibatches of one ``train()`` call (200 of 64) without replacement, the tutorial's ``random.sample``
@@ -23,7 +21,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
-from functools import partial, reduce
+from functools import partial
 
 import numpy as np
 import torch as th
@@ -35,8 +33,6 @@ from stable_baselines3.common.policies import BaseModel
 from sb3_tutorial_sac import TutorialSAC
 from sb3_tutorial_sac.buffers import sample_minibatches
 from sb3_tutorial_sac.engines import FastEngine, Minibatch
-from sb3_tutorial_sac.flat import adam_step
-from sb3_tutorial_sac.policies import sample_action_entropy
 
 
 def timed(function: Callable[[], object], calls: int, repeats: int) -> float:
@@ -50,68 +46,32 @@ def timed(function: Callable[[], object], calls: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def step_parts(model: TutorialSAC, calls: int, repeats: int) -> None:
-    engine = model._engine
-    assert isinstance(engine, FastEngine), f"the fast engine is needed, the model has {engine.name!r}"
-    manual = engine.manual
-    assert model.log_ent_coef is not None and model.ent_coef_optimizer is not None
+def _batch(model: TutorialSAC) -> Minibatch:
     data = model.replay_buffer.sample(64)
-    obs, actions, next_obs = data.observations.float(), data.actions, data.next_observations.float()
-    rewards, discounts = (data.rewards + model.reward_shift) * model.reward_scale, (1 - data.dones) * model.gamma
-    critic_adam, actor_adam = engine._critic_adam, engine._actor_adam
-    critic_adam.prepare()
-    actor_adam.prepare()
-    log_alpha = model.log_ent_coef
-    with th.inference_mode():
-        alpha = th.exp(log_alpha.detach())
+    return Minibatch(
+        data.observations.float(),
+        data.actions,
+        data.next_observations.float(),
+        (data.rewards + model.reward_shift) * model.reward_scale,
+        (1 - data.dones) * model.gamma,
+    )
 
-        def target() -> th.Tensor:
-            next_actions, next_entropy = sample_action_entropy(*engine.actor_dist_params(next_obs), model.entropy_term)
-            next_q = reduce(th.minimum, engine.target_q_values(next_obs, model.policy.to_env_units(next_actions)))
-            return rewards + discounts * (next_q + alpha * next_entropy)
 
-        target_q = target()
-        losses = manual.critic_step_grads(obs, actions, target_q)
-        entropy = manual.actor_step_grads(obs, alpha, model.entropy_term)[1]
-        stats = th.zeros(8, 6)
-
-        def temperature() -> None:
-            manual.temperature_step_grads(entropy, log_alpha, -1.0, model.ent_coef_loss, alpha)
-            adam_step(model.ent_coef_optimizer)
-
-        def soft_update() -> None:
-            th._foreach_mul_(model._soft_update_target, 1 - model.tau)
-            th._foreach_add_(model._soft_update_target, th._foreach_mul(model._soft_update_online, model.tau))
-
-        parts = {
-            "target": target,
-            "critic forward+backward": lambda: manual.critic_step_grads(obs, actions, target_q),
-            "critic Adam (FlatAdam)": critic_adam.step,
-            "actor forward+backward": lambda: manual.actor_step_grads(obs, alpha, model.entropy_term),
-            "actor Adam (FlatAdam)": actor_adam.step,
-            "temperature (grad + Adam)": temperature,
-            "soft update": soft_update,
-            "statistics": lambda: th.stack([*losses, losses[0], losses[0], entropy.mean(), alpha.reshape(())], out=stats[1]),
-        }
-        print("parts of one gradient step (inference mode), µs:")
-        total = 0.0
-        for name, function in parts.items():
-            micros = timed(function, calls, repeats)
-            total += micros
-            print(f"  {name:28s} {micros:7.1f}")
-        print(f"  {'sum':28s} {total:7.1f}")
-
-    def both_passes() -> None:
-        manual.critic_step_grads(obs, actions, target_q)
-        manual.actor_step_grads(obs, alpha, model.entropy_term)
-
-    for name, mode in (("no_grad", th.no_grad), ("inference_mode", th.inference_mode)):
-        with mode():
-            print(f"critic+actor passes under {name}: {timed(both_passes, calls, repeats):.1f} µs")
-    with th.no_grad():
-        flat = timed(critic_adam.step, calls, repeats)
-        per_group = timed(lambda: adam_step(model.critic.optimizer), calls, repeats)
-    print(f"critic Adam: FlatAdam {flat:.1f} µs, one update per group {per_group:.1f} µs")
+def step_parts(model: TutorialSAC, calls: int, repeats: int) -> None:
+    """The operations of one eager gradient step (the fast engine), by self time (torch's profiler), and one matrix
+    product of the step's largest size."""
+    engine = model.update_engine
+    assert isinstance(engine, FastEngine), f"the fast engine is needed, the model has {engine.name!r}"
+    batch, stats = _batch(model), th.zeros(6)
+    model.training_state.read(model)
+    with engine.loop():
+        for _ in range(10):
+            engine.step(batch, stats, soft_update=True)
+        with th.profiler.profile(activities=[th.profiler.ProfilerActivity.CPU]) as profile:
+            for _ in range(calls // 10):
+                engine.step(batch, stats, soft_update=True)
+    print(f"the operations of one eager gradient step by self time (torch.profiler, {calls // 10} steps):")
+    print(profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     hidden, weight = th.randn(64, 128).relu(), th.randn(128, 128)
     product = timed(lambda: hidden.mm(weight), calls, repeats)
     print(f"one 64x128 @ 128x128 product: {product:.1f} µs ({2 * 64 * 128 * 128 / product / 1e3:.0f} GFLOP/s)")
@@ -171,26 +131,21 @@ def exactness_checks(trials: int) -> None:
 
 
 def whole_step_cost(model: TutorialSAC, calls: int, repeats: int) -> None:
-    data = model.replay_buffer.sample(64)
-    batch = Minibatch(
-        data.observations.float(),
-        data.actions,
-        data.next_observations.float(),
-        (data.rewards + model.reward_shift) * model.reward_scale,
-        (1 - data.dones) * model.gamma,
-    )
+    batch = _batch(model)
     compiled = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, device="cpu", engine="compiled")
     compiled.set_logger(Logger(folder=None, output_formats=[]))
     compiled.learn(1000)  # compiles the step (or loads it), as the first train() call does
     times = {}
     for name, algorithm in (("fast", model), ("compiled", compiled)):
-        engine, stats = algorithm._engine, th.zeros(6)
+        engine, stats = algorithm.update_engine, th.zeros(6)
+        algorithm.training_state.read(algorithm)
         with engine.loop():
             times[name] = timed(lambda engine=engine, stats=stats: engine.step(batch, stats, soft_update=True), calls, repeats)
-    unavailable = getattr(compiled._engine, "unavailable", None)
+    engine = compiled.update_engine
+    unavailable = getattr(engine, "unavailable", None)
     print(
         f"one whole gradient step: fast engine {times['fast']:.1f} µs, compiled engine {times['compiled']:.1f} µs "
-        f"({times['fast'] / times['compiled']:.2f}x; compile or load {compiled._engine.compile_seconds} s"
+        f"({times['fast'] / times['compiled']:.2f}x; compile or load {getattr(engine, 'compile_seconds', None)} s"
         f"{', UNAVAILABLE: ' + unavailable if unavailable else ''})"
     )
 

@@ -2,13 +2,39 @@
 
 SB3's ``ReplayBuffer.sample`` draws a minibatch's indices with replacement, so a transition may appear twice in
 one minibatch. :func:`sample_minibatches` draws the minibatches of one ``train()`` call at once, each one
-without replacement (the tutorial's rule), or SB3's way with ``replacement=True``.
+without replacement (the tutorial's rule), or SB3's way with ``replacement=True``. It gathers from SB3's
+``ReplayBuffer``, ``DictReplayBuffer`` and ``NStepReplayBuffer`` (n-step returns, with the sums of discounts that
+the tutorial's per-step reward normalisation needs: :class:`NStepReplayBufferSamples`).
 """
 
+from typing import NamedTuple
+
 import numpy as np
-from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+import torch as th
+from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
+
+
+class NStepReplayBufferSamples(NamedTuple):
+    """
+    SB3's ``ReplayBufferSamples`` of an ``NStepReplayBuffer`` (the same fields, the same values), and one more column.
+
+    For a transition whose n-step return sums ``m`` steps (``m <= n_steps``: fewer when the episode ends, or the
+    stored data does, inside the window): ``rewards`` is ``sum_{k<m} gamma^k r_k``, ``discounts`` is ``gamma^m``,
+    ``dones`` whether step ``m`` terminated, ``next_observations`` the observation after step ``m`` (SB3's), and
+    ``discount_sums`` is ``sum_{k<m} gamma^k``: the n-step return of a reward of 1 at every step, computed as the
+    buffer computes ``rewards``. ``TutorialSAC.train`` normalises the return with it, per step as the tutorial
+    normalises each reward: ``sum_k gamma^k (r_k + shift) * scale = (rewards + shift * discount_sums) * scale``.
+    """
+
+    observations: th.Tensor
+    actions: th.Tensor
+    next_observations: th.Tensor
+    dones: th.Tensor
+    rewards: th.Tensor
+    discounts: th.Tensor
+    discount_sums: th.Tensor
 
 
 def sample_minibatches(
@@ -44,17 +70,27 @@ def sample_minibatches(
     of the stored transitions (argsort of uniform keys, at most 4x the size of the output), uniform too.
     All draws use NumPy's global generator, as SB3's buffers do, so ``set_random_seed`` reproduces them.
 
-    :param replay_buffer: SB3's ``ReplayBuffer`` or ``DictReplayBuffer`` (or a subclass that overrides neither
-        ``sample`` nor ``_get_samples``); any buffer with ``replacement=True``
+    :param replay_buffer: SB3's ``ReplayBuffer``, ``DictReplayBuffer`` or ``NStepReplayBuffer`` (or a subclass that
+        overrides neither ``sample`` nor ``_get_samples``); any buffer with ``replacement=True``
     :param n_batches: number of minibatches (gradient steps)
     :param batch_size: transitions per minibatch (tutorial: 64)
     :param env: the ``VecNormalize`` wrapper to normalise observations and rewards with, as in SB3's ``sample``
     :param replacement: ``True``: SB3's draw, exactly ``replay_buffer.sample(n_batches * batch_size, env)`` (the same
-        random numbers); ``False``: the tutorial's, no transition twice within a minibatch
-    :return: SB3's replay samples with ``n_batches * batch_size`` rows
+        random numbers; from an ``NStepReplayBuffer``, the same values and one more column); ``False``: the
+        tutorial's, no transition twice within a minibatch
+    :return: SB3's replay samples with ``n_batches * batch_size`` rows; from an ``NStepReplayBuffer``,
+        :class:`NStepReplayBufferSamples` (SB3's n-step samples and ``discount_sums``)
     :raises ValueError: without replacement, for a buffer class this function cannot gather from, or when fewer
         transitions are stored than a minibatch needs
     """
+    n_step = _is_n_step(replay_buffer)
+    if replacement and n_step:
+        # SB3's draw, the same random numbers: BaseBuffer.sample's positions, then NStepReplayBuffer._get_samples's
+        # env indices (NStepReplayBuffer refuses optimize_memory_usage)
+        upper_bound = replay_buffer.buffer_size if replay_buffer.full else replay_buffer.pos
+        batch_inds = np.random.randint(0, upper_bound, size=n_batches * batch_size)
+        env_indices = np.random.randint(0, replay_buffer.n_envs, size=batch_inds.shape)
+        return _gather_n_step(replay_buffer, batch_inds, env_indices, env)  # type: ignore[arg-type,return-value]
     if replacement:
         return replay_buffer.sample(n_batches * batch_size, env=env)
     problem = distinct_sampling_problem(replay_buffer)
@@ -74,6 +110,8 @@ def sample_minibatches(
     flat = _distinct_rows(n_stored, n_batches, batch_size).reshape(-1)
     offsets, env_indices = np.divmod(flat, n_envs)
     batch_inds = (offsets + replay_buffer.pos + 1) % replay_buffer.buffer_size if skip_pos else offsets
+    if n_step:
+        return _gather_n_step(replay_buffer, batch_inds, env_indices, env)  # type: ignore[arg-type,return-value]
     return _gather(replay_buffer, batch_inds, env_indices, env)
 
 
@@ -84,13 +122,23 @@ def distinct_sampling_problem(replay_buffer: ReplayBuffer) -> str | None:
         isinstance(replay_buffer, base)
         and buffer_class.sample is base.sample
         and buffer_class._get_samples is base._get_samples
-        for base in (ReplayBuffer, DictReplayBuffer)
+        for base in (ReplayBuffer, DictReplayBuffer, NStepReplayBuffer)
     ):
         return None
     return (
-        f"Sampling without replacement (the tutorial's random.sample) supports SB3's ReplayBuffer and "
-        f"DictReplayBuffer, not {buffer_class.__name__}, which draws its own samples: pass replacement=True "
-        "(TutorialSAC: sample_with_replacement=True) to use the buffer's own (SB3's) drawing"
+        f"Sampling without replacement (the tutorial's random.sample) supports SB3's ReplayBuffer, "
+        f"DictReplayBuffer and NStepReplayBuffer, not {buffer_class.__name__}, which draws its own samples: pass "
+        "replacement=True (TutorialSAC: sample_with_replacement=True) to use the buffer's own (SB3's) drawing"
+    )
+
+
+def _is_n_step(replay_buffer: ReplayBuffer) -> bool:
+    """Whether ``replay_buffer`` is an ``NStepReplayBuffer`` whose samples :func:`_gather_n_step` gathers."""
+    buffer_class = type(replay_buffer)
+    return (
+        isinstance(replay_buffer, NStepReplayBuffer)
+        and buffer_class.sample is NStepReplayBuffer.sample
+        and buffer_class._get_samples is NStepReplayBuffer._get_samples
     )
 
 
@@ -153,3 +201,70 @@ def _gather(
         rb._normalize_reward(rb.rewards[batch_inds, env_indices].reshape(-1, 1), env),
     )
     return ReplayBufferSamples(*tuple(map(rb.to_torch, data)))
+
+
+def _gather_n_step(
+    rb: NStepReplayBuffer, batch_inds: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None
+) -> NStepReplayBufferSamples:
+    """
+    SB3's ``NStepReplayBuffer._get_samples`` (stable_baselines3/common/buffers.py, SB3 2.9), line for line after its
+    first line, with the given env indices instead of the ones it draws, and one more column, ``discount_sums``
+    (see :class:`NStepReplayBufferSamples`), computed as ``rewards`` is with a reward of 1 at every step.
+    """
+    # Note: the self.pos index is dangerous (will overlap two different episodes when buffer is full)
+    # so we set self.pos-1 to truncated=True (temporarily) if done=False and truncated=False
+    last_valid_index = rb.pos - 1
+    original_timeout_values = rb.timeouts[last_valid_index].copy()
+    rb.timeouts[last_valid_index] = np.logical_or(original_timeout_values, np.logical_not(rb.dones[last_valid_index]))
+    try:
+        # Compute n-step indices with wrap-around
+        steps = np.arange(rb.n_steps).reshape(1, -1)  # shape: [1, n_steps]
+        indices = (batch_inds[:, None] + steps) % rb.buffer_size  # shape: [batch, n_steps]
+
+        # Retrieve sequences of transitions
+        rewards_seq = rb._normalize_reward(rb.rewards[indices, env_indices[:, None]], env)  # [batch, n_steps]
+        dones_seq = rb.dones[indices, env_indices[:, None]]  # [batch, n_steps]
+        truncated_seq = rb.timeouts[indices, env_indices[:, None]]  # [batch, n_steps]
+
+        # Compute masks: 1 until first done/truncation (inclusive)
+        done_or_truncated = np.logical_or(dones_seq, truncated_seq)
+        done_idx = done_or_truncated.argmax(axis=1)
+        # If no done/truncation, keep full sequence
+        has_done_or_truncated = done_or_truncated.any(axis=1)
+        done_idx = np.where(has_done_or_truncated, done_idx, rb.n_steps - 1)
+
+        mask = np.arange(rb.n_steps).reshape(1, -1) <= done_idx[:, None]  # shape: [batch, n_steps]
+        # Compute discount factors for bootstrapping (using target Q-Value)
+        # It is gamma ** n_steps by default but should be adjusted in case of early termination/truncation.
+        target_q_discounts = rb.gamma ** mask.sum(axis=1, keepdims=True).astype(np.float32)  # [batch, 1]
+
+        # Apply discount
+        discounts = rb.gamma ** np.arange(rb.n_steps, dtype=np.float32).reshape(1, -1)  # [1, n_steps]
+        discounted_rewards = rewards_seq * discounts * mask
+        n_step_returns = discounted_rewards.sum(axis=1, keepdims=True)  # [batch, 1]
+        # Not in SB3: sum_{k<m} gamma^k, the same sum with a reward of 1 at every step
+        discount_sums = (discounts * mask).sum(axis=1, keepdims=True)  # [batch, 1]
+
+        # Compute indices of next_obs/done at the final point of the n-step transition
+        last_indices = (batch_inds + done_idx) % rb.buffer_size
+        next_obs = rb._normalize_obs(rb.next_observations[last_indices, env_indices], env)
+        next_dones = rb.dones[last_indices, env_indices][:, None].astype(np.float32)
+        next_timeouts = rb.timeouts[last_indices, env_indices][:, None].astype(np.float32)
+        final_dones = next_dones * (1.0 - next_timeouts)
+    finally:
+        # Revert back tmp changes to avoid sampling across episodes
+        rb.timeouts[last_valid_index] = original_timeout_values
+
+    # Gather observations and actions
+    obs = rb._normalize_obs(rb.observations[batch_inds, env_indices], env)
+    actions = rb.actions[batch_inds, env_indices]
+
+    return NStepReplayBufferSamples(
+        observations=rb.to_torch(obs),  # type: ignore[arg-type]
+        actions=rb.to_torch(actions),
+        next_observations=rb.to_torch(next_obs),  # type: ignore[arg-type]
+        dones=rb.to_torch(final_dones),
+        rewards=rb.to_torch(n_step_returns),
+        discounts=rb.to_torch(target_q_discounts),
+        discount_sums=rb.to_torch(discount_sums),
+    )

@@ -14,7 +14,6 @@ The critic is SB3's own :class:`~stable_baselines3.common.policies.ContinuousCri
 """
 
 import math
-from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -83,6 +82,36 @@ def sample_action_entropy(
         # Generalisation for action_dim > 1: the log-density of a diagonal Gaussian is the sum over dims
         entropy = entropy.sum(dim=1, keepdim=True)
     return action, entropy
+
+
+# SACPolicy's keyword arguments that belong to gSDE (and to its log-std head), which the tutorial's actor does not have
+GSDE_POLICY_KWARGS: tuple[str, ...] = ("use_sde", "log_std_init", "use_expln", "clip_mean")
+
+
+def check_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """
+    Check ``policy_kwargs`` against what SB3's ``SACPolicy`` accepts: every one of its keyword arguments but gSDE's
+    is one of :class:`TutorialSACPolicy`'s. gSDE's (``use_sde=True``, ``log_std_init``, ``use_expln``,
+    ``clip_mean``) raise a ``ValueError``; ``use_sde=False``, which SB3's off-policy algorithms put into a SAC
+    model's ``policy_kwargs``, is dropped (it changes nothing).
+
+    :param policy_kwargs: the algorithm's ``policy_kwargs``
+    :return: a copy without ``use_sde=False``
+    :raises ValueError: for gSDE's keyword arguments
+    """
+    policy_kwargs = dict(policy_kwargs or {})
+    if "use_sde" in policy_kwargs and not policy_kwargs["use_sde"]:
+        del policy_kwargs["use_sde"]
+    gsde = [name for name in GSDE_POLICY_KWARGS if name in policy_kwargs]
+    if gsde:
+        # Tutorial rule: the std comes from a Linear + Softplus head, no log-std (SB3's gSDE needs a log-std head)
+        raise ValueError(
+            f"policy_kwargs {gsde}: gSDE (generalised State-Dependent Exploration) and SACPolicy's log-std head are "
+            "outside the tutorial's variant, whose actor draws its noise from a Softplus std head "
+            "(docs/variant.md); leave them out. For more exploration use ent_coef (a larger or learned alpha) or "
+            "action_noise; for gSDE use SB3's SAC"
+        )
+    return policy_kwargs
 
 
 def _layer_call(layer: nn.Module) -> tuple[Any, ...]:

@@ -90,10 +90,9 @@ class StepSettings:
             raise ValueError(f"reward_shift must be a finite number (tutorial: 8.0), got {model.reward_shift!r}")
         if not (_real(model.reward_scale) and model.reward_scale != 0):
             raise ValueError(f"reward_scale must be a finite non-zero number (tutorial: 1/8), got {model.reward_scale!r}")
-        if model.entropy_term not in ENTROPY_TERMS:
-            raise ValueError(f"entropy_term must be one of {ENTROPY_TERMS} (tutorial: 'tutorial'), got {model.entropy_term!r}")
-        if model.ent_coef_loss not in ENT_COEF_LOSSES:
-            raise ValueError(f"ent_coef_loss must be one of {ENT_COEF_LOSSES} (tutorial: 'tutorial'), got {model.ent_coef_loss!r}")
+        for name, accepted in (("entropy_term", ENTROPY_TERMS), ("ent_coef_loss", ENT_COEF_LOSSES)):
+            if getattr(model, name) not in accepted:
+                raise ValueError(f"{name} must be one of {accepted} (tutorial: 'tutorial'), got {getattr(model, name)!r}")
         return StepSettings(
             float(tau), float(gamma), int(interval), float(target_entropy), float(model.reward_shift),
             float(model.reward_scale), str(model.entropy_term), str(model.ent_coef_loss), int(model.batch_size),

@@ -39,9 +39,10 @@ from sb3_tutorial_sac import persistence
 from sb3_tutorial_sac.buffers import distinct_sampling_problem, sample_minibatches, stored_transitions
 from sb3_tutorial_sac.engines import Minibatch, UpdateEngine, engine_names, make_engine
 from sb3_tutorial_sac.guard import NonFiniteError, TrainingGuard, check_observation, check_transition  # noqa: F401 (re-exported)
-from sb3_tutorial_sac.state import ENT_COEF_LOSSES, TrainingState
+from sb3_tutorial_sac.state import ENT_COEF_LOSSES, StepSettings, TrainingState
 from sb3_tutorial_sac.policies import (
     ENTROPY_TERMS,
+    check_policy_kwargs,
     CnnPolicy,
     EntropyTerm,
     MlpPolicy,
@@ -67,6 +68,42 @@ def _check_positive_lr(name: str, value: float | Schedule) -> None:
 def _check_positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_sde(use_sde: Any, sde_sample_freq: Any, use_sde_at_warmup: Any) -> None:
+    """Refuse SB3's gSDE arguments unless at SAC's defaults (``False``, ``-1``, ``False``): gSDE is outside the variant."""
+    given = {
+        name: value
+        for name, value, default in (
+            ("use_sde", use_sde, False),
+            ("sde_sample_freq", sde_sample_freq, -1),
+            ("use_sde_at_warmup", use_sde_at_warmup, False),
+        )
+        if value != default
+    }
+    if given:
+        # Tutorial rule: the actor's std is a Linear + Softplus head, no log-std (gSDE draws its noise from a log-std)
+        raise ValueError(
+            f"{given}: gSDE (generalised State-Dependent Exploration) is outside the tutorial's variant, whose actor "
+            "draws its noise from a Softplus std head, not SB3's log-std (docs/variant.md); leave use_sde=False, "
+            "sde_sample_freq=-1, use_sde_at_warmup=False. For more exploration use ent_coef (a larger or learned "
+            "alpha) or action_noise; for gSDE use SB3's SAC"
+        )
+
+
+def _resolve_handle_timeout_termination(argument: bool | None, replay_buffer_kwargs: dict[str, Any]) -> bool:
+    """
+    One value from the constructor's ``handle_timeout_termination`` and ``replay_buffer_kwargs``'s (SB3's spelling):
+    the argument if given, else the kwarg if given, else ``False`` (tutorial); both given and different: an error.
+    """
+    in_kwargs = replay_buffer_kwargs.get("handle_timeout_termination")
+    if argument is not None and in_kwargs is not None and bool(argument) != bool(in_kwargs):
+        raise ValueError(
+            f"handle_timeout_termination={argument!r} and replay_buffer_kwargs['handle_timeout_termination']={in_kwargs!r} "
+            "disagree: give one of them (or the same value in both)"
+        )
+    # Tutorial rule: the time limit is a terminal by default (SB3: handle_timeout_termination=True)
+    return bool(argument if argument is not None else in_kwargs if in_kwargs is not None else False)
 
 
 def _parse_ent_coef(ent_coef: str | float) -> tuple[bool, float]:
@@ -122,7 +159,7 @@ class TutorialSAC(OffPolicyAlgorithm):
     :param learning_starts: how many steps to collect with uniform random actions before learning starts
         (tutorial: 0, no warm-up)
     :param batch_size: Minibatch size for each gradient update (tutorial: 64)
-    :param tau: the soft update coefficient (tutorial: 0.005)
+    :param tau: the soft update coefficient, in ``[0, 1]`` as in SB3 (tutorial: 0.005; 0: the target critics never move)
     :param gamma: the discount factor (tutorial: 0.99)
     :param train_freq: Update the model every ``train_freq`` steps, or a tuple like ``(1, "episode")``
         (tutorial: one whole episode). With more than one env, episodes cannot be collected whole and
@@ -133,8 +170,15 @@ class TutorialSAC(OffPolicyAlgorithm):
     :param replay_buffer_class: Replay buffer class to use. If ``None``, it will be automatically selected.
     :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation.
     :param optimize_memory_usage: Enable a memory efficient variant of the replay buffer
+    :param n_steps: When ``n_steps > 1``, uses n-step returns (SB3's ``NStepReplayBuffer``) when updating the critics,
+        as SB3's ``SAC``: only when ``replay_buffer_class`` is ``None`` (else pass
+        ``replay_buffer_class=NStepReplayBuffer, replay_buffer_kwargs={"n_steps": ..., "gamma": ...}``), not with
+        Dict observations. The tutorial's reward normalisation is applied to every reward the return sums (1: the
+        tutorial's one-step target)
     :param handle_timeout_termination: whether a time-limit truncation bootstraps (SB3's choice, ``True``)
-        or ends the return like a terminal (tutorial: ``False``)
+        or ends the return like a terminal (``False``). ``None`` (default): ``replay_buffer_kwargs``'s
+        ``handle_timeout_termination`` if it has one (SB3's spelling), else ``False`` (tutorial); given both ways,
+        the two must agree
     :param sample_with_replacement: how each minibatch is drawn from the replay buffer: without replacement,
         ``batch_size`` distinct transitions (tutorial: ``random.sample(datas, 64)``, ``False``), or with replacement
         (SB3's ``ReplayBuffer.sample``, ``True``). While the buffer holds fewer than ``batch_size`` transitions
@@ -162,6 +206,10 @@ class TutorialSAC(OffPolicyAlgorithm):
         observation or a reward is NaN or infinite (checked before the transition is stored) or when a loss, a
         parameter or an optimiser state turns non-finite in ``train()`` (checked once per ``train()`` call; the
         model is then restored to its state before that call). Not in SB3; on by default, ``False`` skips the checks
+    :param use_sde: SB3's gSDE: only ``False``. gSDE needs SB3's log-std head; the tutorial's actor has a Softplus std
+        head (``ValueError`` otherwise)
+    :param sde_sample_freq: SB3's gSDE: only ``-1`` (see ``use_sde``)
+    :param use_sde_at_warmup: SB3's gSDE: only ``False`` (see ``use_sde``)
     :param stats_window_size: Window size for the rollout logging, specifying the number of episodes to
         average the reported success rate, mean episode length, and mean reward over
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
@@ -199,7 +247,8 @@ class TutorialSAC(OffPolicyAlgorithm):
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         optimize_memory_usage: bool = False,
-        handle_timeout_termination: bool = False,
+        n_steps: int = 1,
+        handle_timeout_termination: bool | None = None,
         sample_with_replacement: bool = False,
         reward_shift: float = 8.0,
         reward_scale: float = 1 / 8,
@@ -210,6 +259,9 @@ class TutorialSAC(OffPolicyAlgorithm):
         target_update_interval: int = 1,
         engine: str = "auto",
         check_finite: bool = True,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        use_sde_at_warmup: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -244,20 +296,29 @@ class TutorialSAC(OffPolicyAlgorithm):
             raise ValueError(f"target_entropy must be 'auto' (-dim(A)) or a finite number, got {target_entropy!r}")
         if not (0.0 <= gamma <= 1.0):
             raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
-        if not (0.0 < tau <= 1.0):
-            raise ValueError(f"tau must be in (0, 1], got {tau!r}")
+        if not (0.0 <= tau <= 1.0):
+            raise ValueError(f"tau must be in [0, 1] (tutorial: 0.005; 0: the target critics never move), got {tau!r}")
+
+        # SB3 conventions the tutorial does not decide: SB3's SAC is the spec (tests/test_sb3_conformance.py), or the
+        # variant refuses them with the reason (docs/variant.md, "SB3's conventions")
+        _check_sde(use_sde, sde_sample_freq, use_sde_at_warmup)
+        policy_kwargs = check_policy_kwargs(policy_kwargs)
+        _check_positive_int("n_steps", n_steps)
+        if n_steps > 1 and optimize_memory_usage and replay_buffer_class is None:
+            raise ValueError(
+                f"n_steps={n_steps} (SB3's NStepReplayBuffer) does not support optimize_memory_usage=True: drop one"
+            )
+        replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
+        handle_timeout_termination = _resolve_handle_timeout_termination(handle_timeout_termination, replay_buffer_kwargs)
 
         if env is not None:
             # Check the action space here: SB3 would assert on unbounded Boxes before we can say more
             env = maybe_make_env(env, verbose)
             self._check_action_space(env.action_space)
+            if n_steps > 1 and replay_buffer_class is None and isinstance(env.observation_space, spaces.Dict):
+                # SB3 asserts (no n-step buffer for Dict observations in SB3 2.9)
+                raise ValueError(f"n_steps={n_steps}: SB3's n-step returns do not support Dict observation spaces yet")
 
-        replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
-        if replay_buffer_kwargs.get("handle_timeout_termination", handle_timeout_termination) != handle_timeout_termination:
-            raise ValueError(
-                "handle_timeout_termination is given twice with different values "
-                "(as an argument and in replay_buffer_kwargs): pass it once"
-            )
         # Tutorial rule: the 200-step time limit is a terminal, no bootstrap (SB3: handle_timeout_termination=True)
         replay_buffer_kwargs["handle_timeout_termination"] = handle_timeout_termination
 
@@ -276,6 +337,7 @@ class TutorialSAC(OffPolicyAlgorithm):
             replay_buffer_class=replay_buffer_class,
             replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
             policy_kwargs=policy_kwargs,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
@@ -501,6 +563,39 @@ class TutorialSAC(OffPolicyAlgorithm):
             return [{key: value[i] for key, value in split.items()} for i in range(gradient_steps)]
         return list(tensor_or_dict.view(gradient_steps, -1, *tensor_or_dict.shape[1:]).unbind(0))
 
+    def _rewards_and_discounts(
+        self, replay_data: ReplayBufferSamples | DictReplayBufferSamples, settings: StepSettings | None = None
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """
+        The normalised rewards ``r'`` and the discounts of the target ``y = r' + discounts * (min Q_targ + alpha H)``.
+
+        :param replay_data: samples of :meth:`_sample_minibatches`
+        :param settings: this ``train()`` call's settings (default: the model's, read now)
+        :return: rewards and discounts, ``[rows, 1]`` each
+        """
+        settings = settings if settings is not None else StepSettings.from_model(self)
+        shift, scale = settings.reward_shift, settings.reward_scale
+        if replay_data.discounts is None:
+            # Tutorial rule: rewards are normalised at sample time, r' = (r + 8) / 8; raw rewards are stored
+            rewards = (replay_data.rewards + shift) * scale
+            # gamma * (1 - over): 0.99 or exactly 0, so the target rounds exactly as the tutorial's
+            return rewards, (1 - replay_data.dones) * settings.gamma
+        # n-step returns (SB3's NStepReplayBuffer, as SB3's SAC): the rewards are sum_{k<m} gamma^k r_k over the m <=
+        # n_steps steps taken, the discounts gamma^m. Tutorial rule, per env step: every reward the return sums is
+        # normalised, sum_k gamma^k (r_k + shift) * scale, computed as (sum_k gamma^k r_k + shift * sum_k gamma^k) * scale
+        # (the same sum; for m = 1 the one-step formula's own rounding)
+        discount_sums = getattr(replay_data, "discount_sums", None)
+        if discount_sums is None:
+            if shift != 0:
+                raise ValueError(
+                    f"{type(self.replay_buffer).__name__} gives n-step discounts but not the sums of discounts "
+                    "(sb3_tutorial_sac.buffers.NStepReplayBufferSamples) that reward_shift needs, to shift every reward "
+                    "the n-step return sums: use SB3's NStepReplayBuffer, or reward_shift=0"
+                )
+            discount_sums = th.zeros_like(replay_data.rewards)
+        rewards = (replay_data.rewards + shift * discount_sums) * scale
+        return rewards, (1 - replay_data.dones) * replay_data.discounts
+
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)
@@ -516,10 +611,7 @@ class TutorialSAC(OffPolicyAlgorithm):
 
         # The minibatches of all gradient steps, drawn at once
         replay_data = self._sample_minibatches(gradient_steps, batch_size)
-        # Tutorial rule: rewards are normalised at sample time, r' = (r + 8) / 8; raw rewards are stored
-        rewards = (replay_data.rewards + settings.reward_shift) * settings.reward_scale
-        # gamma * (1 - over): 0.99 or exactly 0, so the target rounds exactly as the tutorial's
-        discounts = (1 - replay_data.dones) * settings.gamma
+        rewards, discounts = self._rewards_and_discounts(replay_data, settings)
         columns = (
             engine.observations(replay_data.observations),
             replay_data.actions,

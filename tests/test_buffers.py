@@ -248,16 +248,18 @@ def test_exactly_batch_size_stored():
 
 
 def test_unsupported_buffer_class():
-    buffer = NStepReplayBuffer(1000, OBS, ACT, "cpu", handle_timeout_termination=False)
-
     class OwnSample(ReplayBuffer):
         def sample(self, batch_size, env=None):
             return super().sample(batch_size, env)
 
+    class OwnNStepSamples(NStepReplayBuffer):
+        def _get_samples(self, batch_inds, env=None):
+            return super()._get_samples(batch_inds, env)
+
     class Subclass(ReplayBuffer):
         pass
 
-    for bad in (buffer, OwnSample(1000, OBS, ACT, "cpu")):
+    for bad in (OwnNStepSamples(1000, OBS, ACT, "cpu"), OwnSample(1000, OBS, ACT, "cpu")):
         with pytest.raises(ValueError, match=rf"not {type(bad).__name__}.*replacement=True"):
             sample_minibatches(bad, 1, 64)
     ok = Subclass(1000, OBS, ACT, "cpu", handle_timeout_termination=False)
@@ -317,6 +319,11 @@ def test_too_few_transitions_fall_back_to_replacement_with_a_warning():
 def test_a_buffer_that_draws_its_own_samples_needs_the_switch():
     from sb3_tutorial_sac import TutorialSAC
 
-    with pytest.raises(ValueError, match=r"not NStepReplayBuffer.*sample_with_replacement=True"):
-        TutorialSAC("MlpPolicy", "Pendulum-v1", replay_buffer_class=NStepReplayBuffer)
-    TutorialSAC("MlpPolicy", "Pendulum-v1", replay_buffer_class=NStepReplayBuffer, sample_with_replacement=True)
+    class OwnNStepSamples(NStepReplayBuffer):
+        def _get_samples(self, batch_inds, env=None):
+            return super()._get_samples(batch_inds, env)
+
+    with pytest.raises(ValueError, match=r"not OwnNStepSamples.*sample_with_replacement=True"):
+        TutorialSAC("MlpPolicy", "Pendulum-v1", replay_buffer_class=OwnNStepSamples)
+    TutorialSAC("MlpPolicy", "Pendulum-v1", replay_buffer_class=OwnNStepSamples, sample_with_replacement=True)
+    TutorialSAC("MlpPolicy", "Pendulum-v1", replay_buffer_class=NStepReplayBuffer)  # SB3's own: gathered distinct

@@ -218,7 +218,7 @@ class CompiledEngine(FastEngine):
     def __getstate__(self) -> dict[str, Any]:
         """Copies (``copy.deepcopy`` of a model) leave the compiled package behind: they load it at their next loop."""
         state = self.__dict__.copy()
-        state["_compiled"] = state["_compiled_spec"] = None
+        state["_compiled"] = state["_compiled_spec"] = state["_main"] = None
         return state
 
     def main_runner(self, spec: StepSpec) -> Runner:
@@ -260,7 +260,7 @@ class CompiledEngine(FastEngine):
         scalars = persistent[-1]
         scalars[0:6] = th.tensor([-3e-4, 0.03, -3e-3, 0.03, -3e-4, 0.03])
         scalars[SOFT_UPDATE], scalars[TAU], scalars[KEEP], scalars[TARGET_ENTROPY] = 1.0, 0.005, 0.995, -float(spec.act_dim)
-        return [*batch, *noise, *persistent]
+        return [*list(batch), *noise, *persistent]  # type: ignore[list-item]
 
     @staticmethod
     def _probe_compiled(spec: StepSpec, compiled: Runner, inputs: list[th.Tensor]) -> str | None:

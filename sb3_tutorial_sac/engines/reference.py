@@ -46,7 +46,7 @@ class ReferenceEngine(UpdateEngine):
         # 1. Target, computed once. Tutorial rule: noise draw 1 of 2 is for s' (shape [batch, act])
         with th.no_grad():
             next_obs = batch.next_observations
-            next_actions, next_entropy = sample_action_entropy(*self.actor_dist_params(next_obs), settings.entropy_term)
+            next_actions, next_entropy = sample_action_entropy(*self.actor_dist_params(next_obs), settings.entropy_term)  # type: ignore[arg-type]
             # Tutorial rule: the critics see actions in the env's units (a * 2 on Pendulum)
             next_q = reduce(th.minimum, self.target_q_values(next_obs, to_env_units(next_actions)))
             target_q = losses.tutorial_target(batch.rewards, batch.discounts, next_q, ent_coef, next_entropy)
@@ -62,7 +62,7 @@ class ReferenceEngine(UpdateEngine):
 
         # 3. Actor step, with the UPDATED critics (the tutorial's order; SB3's too).
         # Tutorial rule: noise draw 2 of 2 is for s; loss = mean(-alpha * H(s) - min Q(s, a))
-        actions_pi, entropy = sample_action_entropy(*self.actor_dist_params(obs), settings.entropy_term)
+        actions_pi, entropy = sample_action_entropy(*self.actor_dist_params(obs), settings.entropy_term)  # type: ignore[arg-type]
         min_qf_pi = reduce(th.minimum, self.q_values(obs, to_env_units(actions_pi)))
         actor_loss = losses.actor_loss(ent_coef, entropy, min_qf_pi)
         state.actor_flat.zero_grad()

@@ -74,13 +74,6 @@ class AdamSpec:
 
 
 @dataclass(frozen=True)
-class AdamSpec:
-    beta1: float
-    beta2: float
-    eps: float
-
-
-@dataclass(frozen=True)
 class StepSpec:
     """Everything static about one model's gradient step: one compiled function per spec. The numeric settings (tau,
     the target entropy, the learning rates) are inputs (``scalars``), not part of it."""
@@ -461,7 +454,9 @@ def make_spec(state: TrainingState, networks: Networks, batch_size: int) -> Step
         std=_linear_spec(networks.std_linear, actor_offsets, False),
         softplus_beta=float(networks.softplus.beta),
         softplus_threshold=float(networks.softplus.threshold),
-        critics=tuple(tuple(_linear_spec(layer, critic_offsets, relu) for layer, relu in critic) for critic in networks.critics),
+        critics=tuple(
+            tuple(_linear_spec(layer, critic_offsets, relu) for layer, relu in critic) for critic in networks.critics
+        ),
         actor_size=state.actor_flat.flat.numel(),
         critic_size=state.critic_flat.flat.numel(),
         symmetric=state.policy.symmetric_bounds,
