@@ -118,10 +118,12 @@ class TutorialSAC(OffPolicyAlgorithm):
     :param target_update_interval: update the target network every ``target_update_interval`` gradient
         steps (tutorial: 1)
     :param engine: how each gradient step is computed (:mod:`sb3_tutorial_sac.engines`), never what:
-        ``"reference"``: module calls, autograd and torch's Adam (any network); ``"fast"``: written-out backward
-        passes, flat Adam, inference mode (flat Box observations and ReLU MLPs with the tutorial's heads; proven on
-        a probe batch when the model is set up, bit for bit the reference's numbers on CPU); ``"auto"``: the fast
-        engine where it is proven, else the reference engine with a warning that says why. Not in SB3
+        ``"reference"``: module calls, autograd and torch's Adam (any network); ``"fast"``: the step written out once
+        (forward and backward passes, Adam, soft update) run eagerly in inference mode (flat Box observations and ReLU
+        MLPs with the tutorial's heads; proven on a probe batch when the model is set up, bit for bit the reference's
+        numbers on CPU); ``"compiled"``: the same step compiled once by AOTInductor (CPU; within rounding of the
+        reference); ``"auto"``: the fast engine where it is proven, else the reference engine with a warning that says
+        why. The engine chosen is :attr:`update_engine`. Not in SB3
     :param check_finite: stop with a :class:`NonFiniteError` naming the step and the quantity when an
         observation or a reward is NaN or infinite (checked before the transition is stored) or when a loss, a
         parameter or an optimiser state turns non-finite in ``train()`` (checked once per ``train()`` call; the
