@@ -77,14 +77,14 @@ BUFFERS = {cls.__name__: cls for cls in (sb3_buffers.ReplayBuffer, sb3_buffers.D
 READ_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, zlib.error, EOFError, KeyError, RuntimeError, OSError)
 READ_ERRORS += (UnicodeDecodeError, json.JSONDecodeError, NotImplementedError)  # data that is not JSON, odd zips
 # What may go wrong when a model is built from a file's values that passed the checks (a last net: a ValueError)
-BUILD_ERRORS = (TypeError, KeyError, AttributeError, IndexError, RuntimeError, AssertionError, OverflowError)
-BUILD_ERRORS += (ZeroDivisionError, RecursionError, MemoryError, NotImplementedError)
+BUILD_ERRORS: tuple[type[Exception], ...] = (TypeError, KeyError, AttributeError, IndexError, RuntimeError, AssertionError)
+BUILD_ERRORS += (OverflowError, ZeroDivisionError, RecursionError, MemoryError, NotImplementedError)
 
 
 # ----------------------------------------------------------------------------------------------- writing files
 
 
-def atomic_write(path: str | pathlib.Path, suffix: str, write: Callable[[io.BufferedIOBase], None]) -> None:
+def atomic_write(path: str | pathlib.Path, suffix: str, write: Callable[[io.BufferedIOBase], object]) -> None:
     """
     Write a file through a temporary file in the same directory, renamed over ``path`` only once complete
     (``os.replace`` is atomic on POSIX and Windows): an interrupted or failed write leaves the old file as it was.
@@ -314,8 +314,9 @@ class ModelFile:
                     data = parse_json(content, f"{self.path!r}: data")
                 info = ""
                 if with_info and "system_info.txt" in names:
-                    info = read_member(archive, "system_info.txt", validation.MAX_INFO_BYTES, self.path)
-                    info = info.decode("utf-8", "replace")
+                    info = read_member(archive, "system_info.txt", validation.MAX_INFO_BYTES, self.path).decode(
+                        "utf-8", "replace"
+                    )
             except READ_ERRORS as error:
                 raise _unreadable(self.path, error) from error
         return data, info
@@ -403,7 +404,7 @@ def _check_sizes(values: dict[str, Any], where: str) -> None:
         if parameters is None:
             parameters = count_parameters(values["policy_class"], values["observation_space"], values["action_space"],
                                           values.get("policy_kwargs") or {})  # fmt: skip
-    except (*BUILD_ERRORS, ValueError) as error:
+    except (*BUILD_ERRORS, ValueError) as error:  # type: ignore[misc]
         why = f"{type(error).__name__}: {error}"[:600]
         raise FileValueError(f"{where}: its policy cannot be built from its values: {why}") from error
     if parameters > validation.MAX_PARAMETERS:
@@ -422,11 +423,11 @@ def _check_last_obs(attributes: dict[str, Any], where: str) -> None:
         if value is None:
             continue
         if name == "_last_episode_starts":
-            pairs = [(value, (n_envs,), {np.dtype(bool)})]
+            pairs: list[tuple[Any, tuple[int, ...], set[np.dtype]]] = [(value, (n_envs,), {np.dtype(bool)})]
         elif isinstance(own, spaces.Dict):
             if not (isinstance(value, dict) and set(value) == set(own.spaces)):
                 raise FileValueError(f"{where}, field {name!r}: keys {sorted(value)[:5]}, not those of {own}")
-            pairs = [(value[key], (n_envs, *sub.shape), {np.dtype(sub.dtype)}) for key, sub in own.spaces.items()]
+            pairs = [(value[key], (n_envs, *sub.shape), {np.dtype(sub.dtype)}) for key, sub in own.spaces.items()]  # type: ignore[misc]
         else:
             pairs = [(value, (n_envs, *own.shape), {np.dtype(own.dtype)})]
         for array, shape, dtypes in pairs:
@@ -966,7 +967,7 @@ def _buffer_from(archive: zipfile.ZipFile, model: TutorialSAC, path: Any, truste
         )
     buffer = BUFFERS[meta["class"]](
         size,
-        observation_space,
+        observation_space,  # type: ignore[arg-type]
         action_space,
         device=model.device,
         n_envs=meta["n_envs"],

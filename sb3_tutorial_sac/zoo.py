@@ -336,7 +336,7 @@ def load_vec_normalize(load_path: str | pathlib.Path, venv: Any, trusted: bool =
         numbers = {key: float(data[key]) for key in ("clip_obs", "clip_reward", "gamma", "epsilon")}
         if not all(isinstance(flag, bool) for flag in flags.values()) or not all(map(math.isfinite, numbers.values())):
             raise ValueError(f"flags {flags}, numbers {numbers}")
-        vec_normalize = VecNormalize(venv, **flags, **numbers, norm_obs_keys=data.get("norm_obs_keys"))
+        vec_normalize = VecNormalize(venv, **flags, **numbers, norm_obs_keys=data.get("norm_obs_keys"))  # type: ignore[arg-type]
 
         def put(rms: Any, saved: dict[str, Any], where: str) -> None:
             mean, var = (np.asarray(from_data(saved[key], where), dtype=np.float64) for key in ("mean", "var"))
