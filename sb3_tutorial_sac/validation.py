@@ -123,10 +123,14 @@ def _one_of(choices: tuple[str, ...], default: str) -> Callable[[str, Any], None
     return check
 
 
-def _engine(name: str, value: Any) -> None:
-    # the registry as it is now (engines.register_engine adds to it); imported here: the engines import this module
-    from sb3_tutorial_sac.engines import engine_names
+# What TutorialSAC(engine=...) accepts, as the engines' registry says now: sb3_tutorial_sac.engines sets it when it is
+# imported (it imports this module, so this module does not import it)
+def engine_names() -> tuple[str, ...]:
+    return ("auto",)
 
+
+
+def _engine(name: str, value: Any) -> None:
     _one_of(engine_names(), "default 'auto'")(name, value)
 
 

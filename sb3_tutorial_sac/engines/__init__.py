@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import warnings
 
+from sb3_tutorial_sac import validation
 from sb3_tutorial_sac.engines.base import Unavailable, UpdateEngine
 from sb3_tutorial_sac.engines.compiled import CompiledEngine
 from sb3_tutorial_sac.engines.fast import FastEngine
@@ -69,6 +70,8 @@ def engine_names() -> tuple[str, ...]:
 
 # The names of the built-in engines (engine_names() also lists those registered later)
 ENGINE_NAMES: tuple[str, ...] = engine_names()
+# the constructor's and load's check of engine=... reads the registry through this
+validation.engine_names = engine_names
 
 
 def make_engine(state: TrainingState, name: str) -> UpdateEngine:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import os
 import platform
 import time
@@ -80,9 +81,7 @@ def _source_digest() -> str:
             with open(module_file, "rb") as source:
                 digest.update(source.read())
     except (OSError, TypeError):
-        from sb3_tutorial_sac import __version__
-
-        return __version__
+        return importlib.metadata.version("sb3-tutorial-sac")
     return digest.hexdigest()
 
 
