@@ -127,9 +127,13 @@ def adam_update(
     """
     exp_avg.lerp_(grad, 1 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps
-    # torch: param.addcdiv_(exp_avg, denom, value=-step_size), the same roundings
-    param.add_(neg_step_size * exp_avg / denom)
+    if isinstance(neg_step_size, th.Tensor) or isinstance(bias_correction2_sqrt, th.Tensor):
+        # the scalars are tensors (a compiled step's inputs): the same operations, out of place
+        denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps
+        param.add_(neg_step_size * exp_avg / denom)  # torch's addcdiv_ rounds value * t1 / t2 this way
+        return
+    denom = exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(eps)
+    param.addcdiv_(exp_avg, denom, value=neg_step_size)
 
 
 def adam_scalars(lr: float, beta1: float, beta2: float, step: int) -> tuple[float, float]:

@@ -220,12 +220,14 @@ class CompiledEngine(FastEngine):
         state["_compiled"] = state["_compiled_spec"] = state["_main"] = None
         return state
 
-    def main_runner(self, spec: StepSpec) -> Runner:
+    def main_runner(self, spec: StepSpec) -> tuple[Runner, bool]:
         if self._eager_only or self.unavailable is not None:
-            return self.runner(spec)
+            return self.runner(spec), False
         if spec != self._compiled_spec:
             self._compile(spec)
-        return self._compiled if self._compiled is not None and spec == self._compiled_spec else self.runner(spec)
+        if self._compiled is not None and spec == self._compiled_spec:
+            return self._compiled, True
+        return self.runner(spec), False
 
     # -------------------------------------------------------------------------------------------- compiling
     def _compile(self, spec: StepSpec) -> None:
@@ -256,10 +258,10 @@ class CompiledEngine(FastEngine):
         generator = th.Generator().manual_seed(1)
         noise = [th.randn(spec.batch_size, spec.act_dim, generator=generator) for _ in range(2)]
         persistent = [t.detach().clone() for t in self._persistent_inputs()]
-        scalars = persistent[-1]
+        scalars = th.zeros(len(self._scalar_values))
         scalars[0:6] = th.tensor([-3e-4, 0.03, -3e-3, 0.03, -3e-4, 0.03])
         scalars[SOFT_UPDATE], scalars[TAU], scalars[KEEP], scalars[TARGET_ENTROPY] = 1.0, 0.005, 0.995, -float(spec.act_dim)
-        return [*list(batch), *noise, *persistent]  # type: ignore[list-item]
+        return [*list(batch), *noise, *persistent, scalars]  # type: ignore[list-item]
 
     @staticmethod
     def _probe_compiled(spec: StepSpec, compiled: Runner, inputs: list[th.Tensor]) -> str | None:

@@ -78,10 +78,13 @@ class FastEngine(UpdateEngine):
         self._reference = ReferenceEngine(state)
         self._device = state.actor_flat.flat.device
         self._eager: dict[StepSpec, Runner] = {}
+        # the scalars input: Python floats for the eager step, a float32 tensor for a compiled one (same numbers)
+        self._scalar_values = [0.0] * N_SCALARS
         self._scalars_host = np.zeros(N_SCALARS, dtype=np.float32)
         self._scalars = th.from_numpy(self._scalars_host).to(self._device)
         self._serving = False
-        self._main: tuple[int, Runner] | None = None
+        # this call's batch size, the step for it, and whether it takes the scalars as a tensor
+        self._main: tuple[int, Runner, bool] | None = None
         self._adam: list[list] = []
         self._persistent: list[th.Tensor] = []
 
@@ -157,7 +160,7 @@ class FastEngine(UpdateEngine):
         policy = state.policy
         return [policy.action_half_range, policy.action_center, state.actor_flat.flat, state.critic_flat.flat,
                 state.critic_target_flat.flat, log_alpha, self._actor_adam.exp_avg, self._actor_adam.exp_avg_sq,
-                self._critic_adam.exp_avg, self._critic_adam.exp_avg_sq, *alpha_moments, self._scalars]  # fmt: skip
+                self._critic_adam.exp_avg, self._critic_adam.exp_avg_sq, *alpha_moments]  # fmt: skip
 
     def _optimizers(self) -> list[tuple[th.optim.Optimizer, list[th.Tensor]]]:
         """Each optimiser with the tensors whose states it steps (one flat segment per group)."""
@@ -181,9 +184,10 @@ class FastEngine(UpdateEngine):
             for param in params:
                 optimizer.state[param]["step"].fill_(count)
 
-    def main_runner(self, spec: StepSpec) -> Runner:
-        """The step for this call's batch size (the compiled engine compiles it; called outside inference mode)."""
-        return self.runner(spec)
+    def main_runner(self, spec: StepSpec) -> tuple[Runner, bool]:
+        """The step for this call's batch size (the compiled engine compiles it; called outside inference mode), and
+        whether it takes the scalars as a tensor."""
+        return self.runner(spec), False
 
     @contextlib.contextmanager
     def loop(self) -> Iterator[None]:
@@ -197,11 +201,11 @@ class FastEngine(UpdateEngine):
         if log_ent_coef is not None and (log_ent_coef.grad is None or log_ent_coef.grad.is_inference()):
             # made here, outside inference mode, so that the model keeps an ordinary tensor (as the reference engine's)
             log_ent_coef.grad = th.zeros_like(log_ent_coef)
-        self._main = (settings.batch_size, self.main_runner(self.spec(settings.batch_size)))
+        self._main = (settings.batch_size, *self.main_runner(self.spec(settings.batch_size)))
         self._persistent = self._persistent_inputs()
-        scalars = self._scalars_host
-        # tau and 1 - tau in double precision, then float32: what a Python scalar in torch's kernels gives
-        scalars[TAU], scalars[KEEP], scalars[TARGET_ENTROPY] = settings.tau, 1 - settings.tau, settings.target_entropy
+        # tau and 1 - tau in double precision (then float32 in torch's kernels, or in the tensor: the same numbers)
+        values = self._scalar_values
+        values[TAU], values[KEEP], values[TARGET_ENTROPY] = settings.tau, 1 - settings.tau, settings.target_entropy
         self._read_step_counts()
         try:
             with th.inference_mode():
@@ -215,20 +219,24 @@ class FastEngine(UpdateEngine):
             return
         assert self._main is not None
         batch_size = batch.actions.shape[0]
-        run = self._main[1] if batch_size == self._main[0] else self.runner(self.spec(batch_size))
+        main_size, run, as_tensor = self._main
+        if batch_size != main_size:
+            run, as_tensor = self.runner(self.spec(batch_size)), False
         # Adam's scalars of this step, computed as torch's Adam computes them
-        scalars = self._scalars_host
+        values = self._scalar_values
         for i, entry in enumerate(self._adam):
             lr, beta1, beta2, count = entry
             count = entry[3] = count + 1
-            scalars[2 * i], scalars[2 * i + 1] = adam_scalars(lr, beta1, beta2, count)
-        scalars[SOFT_UPDATE] = 1.0 if soft_update else 0.0
-        if self._device.type != "cpu":
-            self._scalars.copy_(th.from_numpy(scalars))
+            values[2 * i], values[2 * i + 1] = adam_scalars(lr, beta1, beta2, count)
+        values[SOFT_UPDATE] = 1.0 if soft_update else 0.0
+        scalars: list[float] | th.Tensor = values
+        if as_tensor:
+            self._scalars_host[:] = values
+            scalars = self._scalars  # shares the host array's memory on the CPU (the compiled engine's device)
         # Tutorial rule: two noise draws of [batch, act] from the global generator, s' then s (as Normal.rsample draws)
         act_dim = batch.actions.shape[1]
         noise_next = th.empty(batch_size, act_dim, device=self._device).normal_()
         noise = th.empty(batch_size, act_dim, device=self._device).normal_()
         inputs = [batch.observations, batch.actions, batch.next_observations, batch.rewards, batch.discounts,
-                  noise_next, noise, *self._persistent]  # fmt: skip
+                  noise_next, noise, *self._persistent, scalars]  # fmt: skip
         stats.copy_(run(inputs)[0])  # type: ignore[arg-type]

@@ -108,6 +108,10 @@ INPUTS = (
 # 1 - tau (computed on the host in double precision, as a Python scalar would be) and the target entropy
 N_SCALARS = 10
 SOFT_UPDATE, TAU, KEEP, TARGET_ENTROPY = 6, 7, 8, 9
+# The scalars input: a float32 tensor (compiled), or the same numbers as Python floats (eager: torch casts a Python scalar
+# to float32 inside its kernels, so the numbers are the same, and the eager step spends no operation on reading them)
+Scalars = th.Tensor | Sequence[float]
+
 # Names of the statistics row, in order, after one loss per critic
 STATISTICS = ("actor loss", "temperature loss", "mean entropy", "alpha")
 
@@ -144,6 +148,9 @@ class Products:
         self.fused = bool(rewrites)
         # tensors the step function returns besides its statistics, so that Inductor stores them once (see "in_t")
         self.extras: list[th.Tensor] = []
+        if not rewrites:  # the calls themselves, without this class's dispatch (eager: every call counts)
+            self.linear = F.linear  # type: ignore[method-assign,assignment]
+            self.mm = th.mm  # type: ignore[method-assign,assignment]
 
     def linear(self, x: th.Tensor, weight: th.Tensor, bias: th.Tensor) -> th.Tensor:
         out_features, in_features = weight.shape
@@ -223,7 +230,7 @@ def _mlp_backward(
     return None
 
 
-def _adam(spec: AdamSpec, param: th.Tensor, grad: th.Tensor, exp_avg: th.Tensor, exp_avg_sq: th.Tensor, scalars: th.Tensor):
+def _adam(spec: AdamSpec, param: th.Tensor, grad: th.Tensor, exp_avg: th.Tensor, exp_avg_sq: th.Tensor, scalars: Scalars):
     """:func:`~sb3_tutorial_sac.flat.adam_update` with ``scalars`` = (``-step_size``, ``sqrt(bias_correction2)``)."""
     adam_update(param, grad, exp_avg, exp_avg_sq, scalars[0], scalars[1], spec.beta1, spec.beta2, spec.eps)
 
@@ -295,7 +302,7 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
             critic_losses.append(F.mse_loss(q, target_q))
             _mlp_backward(products, layers, critic, (q - target_q) * (2.0 / q.numel()), outputs, critic_grads, None)
         critic_grad = th.cat([critic_grads[offset] for offset in critic_offsets])
-        _adam(spec.critic_adam, critic, critic_grad, critic_exp_avg, critic_exp_avg_sq, scalars[2:4])
+        _adam(spec.critic_adam, critic, critic_grad, critic_exp_avg, critic_exp_avg_sq, (scalars[2], scalars[3]))
 
         # 3. Actor on the UPDATED critics, noise draw 2 of 2 for s (ManualUpdate.actor_step_grads)
         trunk_outputs, mu, std_pre, std = actor_forward(actor, obs)
@@ -344,7 +351,7 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         grad_latent = products.mm(grad_mu, spec.mu.params(actor)[0]) + products.mm(grad_std_pre, spec.std.params(actor)[0])
         _mlp_backward(products, spec.trunk, actor, grad_latent, trunk_outputs, actor_grads, None)
         actor_grad = th.cat([actor_grads[offset] for offset in actor_offsets])
-        _adam(spec.actor_adam, actor, actor_grad, actor_exp_avg, actor_exp_avg_sq, scalars[0:2])
+        _adam(spec.actor_adam, actor, actor_grad, actor_exp_avg, actor_exp_avg_sq, (scalars[0], scalars[1]))
 
         # 4. Temperature on H(s) of step 3 (ManualUpdate.temperature_step_grads)
         if spec.learn_alpha:
@@ -355,14 +362,17 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
             if spec.ent_coef_loss == "tutorial":
                 alpha_grad = alpha_grad * ent_coef
             ent_coef_loss = losses.temperature_loss(entropy, log_alpha, scalars[TARGET_ENTROPY], spec.ent_coef_loss, ent_coef)
-            _adam(spec.alpha_adam, log_alpha, alpha_grad, alpha_exp_avg, alpha_exp_avg_sq, scalars[4:6])
+            _adam(spec.alpha_adam, log_alpha, alpha_grad, alpha_exp_avg, alpha_exp_avg_sq, (scalars[4], scalars[5]))
         else:
             ent_coef_loss = th.zeros((), dtype=obs.dtype)
 
         # 5. Soft update of the target critics (when scalars[SOFT_UPDATE] is 1). Tutorial rule: target = 0.995 * target
         # + 0.005 * online after every gradient step, rounded as the tutorial rounds it (SB3's polyak_update fuses the add)
-        updated = target * scalars[KEEP] + critic * scalars[TAU]
-        target.copy_(th.where(scalars[SOFT_UPDATE] > 0, updated, target))
+        if isinstance(scalars, th.Tensor):  # compiled: one function for both cases
+            updated = target * scalars[KEEP] + critic * scalars[TAU]
+            target.copy_(th.where(scalars[SOFT_UPDATE] > 0, updated, target))
+        elif scalars[SOFT_UPDATE]:  # eager: the same operations, in place
+            target.mul_(scalars[KEEP]).add_(critic * scalars[TAU])
         return (th.stack([*critic_losses, actor_loss, ent_coef_loss, entropy.mean(), ent_coef.reshape(())]), *products.extras)
 
     return step
