@@ -268,8 +268,11 @@ def test_variants_option_selects_ablation_rows(monkeypatch: pytest.MonkeyPatch, 
     assert seen["labels"] == [variant.label for variant in cmp.ABLATION]
     with pytest.raises(SystemExit, match=r"--variants: unknown ablation rows \['no_such_row'\]; the rows are"):
         cli.main(["compare", "--ablation", "--variants", "no_such_row"])
-    with pytest.raises(SystemExit, match="use it with --ablation"):
-        cli.main(["compare", "--variants", "all_fixes"])
+    # Without --ablation: named rows after the plain algorithms (one grid: the ablation row, the compute-matched SAC)
+    assert cli.main(["compare", "--variants", "all_fixes", "sac_tutorial_nets", "--log-folder", folder]) == 0
+    assert seen["labels"] == ["tutorial_sac", "sac", "all_fixes", "sac_tutorial_nets"]
+    with pytest.raises(SystemExit, match=r"--variants: unknown rows \['no_such_row'\]; the rows are \['correct_entropy'"):
+        cli.main(["compare", "--variants", "no_such_row"])
 
 
 def test_ablation_variants_are_tutorial_sac_switches() -> None:
@@ -392,3 +395,44 @@ def test_cli_imports_compare_only_for_its_command() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1, result.stderr
     assert 'needs the compare extra (pandas is missing): pip install "sb3-tutorial-sac[compare]"' in result.stderr
+
+
+def test_compute_matched_sac_has_the_tutorial_networks_and_batch() -> None:
+    from stable_baselines3 import SAC
+
+    variant = cmp.VARIANTS["sac_tutorial_nets"]
+    kwargs = dict(variant.overrides, policy_kwargs=eval(variant.overrides["policy_kwargs"]))
+    model = SAC("MlpPolicy", "Pendulum-v1", **kwargs)
+    assert model.batch_size == 64
+    assert [m.out_features for m in model.actor.latent_pi if hasattr(m, "out_features")] == [128]
+    assert [m.out_features for m in model.critic.q_networks[0] if hasattr(m, "out_features")] == [128, 128, 1]
+    assert {v.overrides["reward_scale"] for v in cmp.REWARD_SCALES} == {0.25, 0.0625}
+
+
+def test_runs_stop_at_the_budget_record_cpu_seconds_and_scale_lin_schedules(tmp_path: pathlib.Path) -> None:
+    # Budget 300 is not a whole number of Pendulum episodes (200 steps): without the stop, tutorial_sac would train
+    # its second episode to 400. SAC with a lin_ learning rate: the budget override scales it to 300 env steps.
+    tutorial = cmp.Variant("tutorial_sac", "tutorial_sac")
+    sac = cmp.Variant("sac_lin", "sac", {"learning_rate": "lin_1e-3"})
+    specs = cmp.make_specs([tutorial, sac], ["Pendulum-v1"], [0], 300, 100, 1, tmp_path)
+    for spec in specs:
+        record = cmp.train_one(spec)
+        assert record["status"] == "ok", record.get("traceback")
+        assert record["env_steps"] == 300
+        assert 0 < record["train_cpu_seconds"]
+        with np.load(spec.run_dir() / "evaluations.npz") as data:
+            assert list(data["timesteps"]) == [100, 200, 300]
+            cpu = data["train_cpu_seconds"]
+            assert len(cpu) == 3 and np.all(np.diff(cpu) > 0) and cpu[0] > 0
+        config = yaml.load((spec.run_dir() / "Pendulum-v1" / "config.yml").read_text(), Loader=yaml.UnsafeLoader)
+        assert config["n_timesteps"] == 300 and config["n_timesteps_zoo"] == 20000
+    evaluations, _ = cmp.collect(specs, {spec.key: {"status": "ok"} for spec in specs})
+    assert evaluations["train_cpu_seconds"].notna().all()
+    assert config["schedules"] == {
+        "learning_rate": "lin_1e-3: linear from 1e-3 to 0 over 300 env steps (scaled to the budget)"
+    }
+    from stable_baselines3 import SAC
+
+    model = SAC.load(specs[1].run_dir() / "Pendulum-v1.zip")
+    # The last gradient step followed env step 299: progress remaining 1 - 299 / 300 of the budget (not of 20,000)
+    assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 299 / 300))

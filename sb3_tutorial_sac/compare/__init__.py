@@ -37,8 +37,20 @@ from sb3_tutorial_sac.compare.grid import compare
 from sb3_tutorial_sac.compare.plots import plot_curves
 from sb3_tutorial_sac.compare.progress import ProgressDisplay
 from sb3_tutorial_sac.compare.report import DEFAULT_THRESHOLDS, collect, headline, markdown_table, write_report
-from sb3_tutorial_sac.compare.runs import DualEvalCallback, load_record, train_one
-from sb3_tutorial_sac.compare.specs import ABLATION, ABLATION_NOTE, MODES, REFERENCE, RUN_FILE, RunSpec, Variant, make_specs
+from sb3_tutorial_sac.compare.runs import DualEvalCallback, load_record, record_config, train_one
+from sb3_tutorial_sac.compare.specs import (
+    ABLATION,
+    ABLATION_NOTE,
+    COMPUTE_MATCHED,
+    MODES,
+    REFERENCE,
+    REWARD_SCALES,
+    RUN_FILE,
+    VARIANTS,
+    RunSpec,
+    Variant,
+    make_specs,
+)
 from sb3_tutorial_sac.compare.stats import (
     BOOTSTRAP_REPS,
     BOOTSTRAP_SEED,
@@ -55,10 +67,13 @@ __all__ = [
     "ABLATION_NOTE",
     "BOOTSTRAP_REPS",
     "BOOTSTRAP_SEED",
+    "COMPUTE_MATCHED",
     "DEFAULT_THRESHOLDS",
     "MODES",
     "REFERENCE",
+    "REWARD_SCALES",
     "RUN_FILE",
+    "VARIANTS",
     "DualEvalCallback",
     "ProgressDisplay",
     "RunSpec",
@@ -74,6 +89,7 @@ __all__ = [
     "markdown_table",
     "plot_curves",
     "probability_of_improvement",
+    "record_config",
     "run_all",
     "seconds_to_threshold",
     "steps_to_threshold",

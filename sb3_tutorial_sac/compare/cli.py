@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from sb3_tutorial_sac.cli import COMMANDS
 from sb3_tutorial_sac.compare.grid import compare
-from sb3_tutorial_sac.compare.specs import ABLATION, ABLATION_NOTE, Variant
+from sb3_tutorial_sac.compare.specs import ABLATION, ABLATION_NOTE, VARIANTS, Variant
 
 DESCRIPTION = COMMANDS["compare"].help
 
@@ -30,7 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--ablation", action="store_true", help="tutorial_sac with each quirk switched to SB3's choice")
     parser.add_argument(
-        "--variants", nargs="+", default=None, help="with --ablation: the rows to run, by name (default: every row)"
+        "--variants",
+        nargs="+",
+        default=None,
+        help="with --ablation: the ablation rows to run (default: every row); without it: named rows added after "
+        f"--algos ({', '.join(VARIANTS)})",
     )
     parser.add_argument("--backend", choices=["local", "ray"], default="local", help="where runs go (default: local)")
     parser.add_argument("--jobs", type=int, default=max(1, min(2, os.cpu_count() or 1)), help="parallel local runs")
@@ -45,8 +49,6 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds <= 0 or args.jobs <= 0 or args.eval_freq <= 0 or args.eval_episodes <= 0 or args.budget < 0:
         raise SystemExit("--seeds, --jobs, --eval-freq and --eval-episodes must be positive, --budget >= 0")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    if args.variants is not None and not args.ablation:
-        raise SystemExit("--variants selects rows of the ablation: use it with --ablation")
     if args.ablation:
         variants, envs, name, notes = list(ABLATION), ["Pendulum-v1"], "ablation", [ABLATION_NOTE]
         if args.variants is not None:
@@ -57,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
             variants = [variant for variant in ABLATION if variant.label in args.variants]
     else:
         variants, envs, name, notes = [Variant(a, a) for a in dict.fromkeys(args.algos)], args.envs, "compare", []
+        if args.variants is not None:
+            unknown = [row for row in args.variants if row not in VARIANTS]
+            if unknown:
+                raise SystemExit(f"--variants: unknown rows {unknown}; the rows are {list(VARIANTS)}")
+            variants += [VARIANTS[row] for row in dict.fromkeys(args.variants)]
     thresholds = dict.fromkeys(envs, args.threshold) if args.threshold is not None else None
     report, runs = compare(
         variants,

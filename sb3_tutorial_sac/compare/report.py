@@ -21,7 +21,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {"Pendulum-v1": -200.0}
 # The policy mode of the headline sentence (SB3's way; the table has both)
 HEADLINE_MODE = "deterministic"
 EVALUATION_COLUMNS = [
-    "env", "algorithm", "seed", "timesteps", "train_seconds", "mode", "return_mean", "return_std", "episodes", "returns"
+    "env", "algorithm", "seed", "timesteps", "train_seconds", "train_cpu_seconds", "mode", "return_mean", "return_std",
+    "episodes", "returns",
 ]  # fmt: skip
 
 
@@ -47,7 +48,14 @@ def collect(specs: Sequence[RunSpec], records: Mapping[str, Record]) -> tuple[pd
                 "error": record.get("error", ""),
                 **{
                     k: record.get(k, np.nan)
-                    for k in ("env_steps", "wall_seconds", "train_seconds", "eval_seconds", "steps_per_second")
+                    for k in (
+                        "env_steps",
+                        "wall_seconds",
+                        "train_seconds",
+                        "train_cpu_seconds",
+                        "eval_seconds",
+                        "steps_per_second",
+                    )
                 },
             }
         )
@@ -57,8 +65,9 @@ def collect(specs: Sequence[RunSpec], records: Mapping[str, Record]) -> tuple[pd
         with np.load(npz) as data:
             timesteps = data["timesteps"]
             seconds = data["train_seconds"] if "train_seconds" in data.files else np.full(len(timesteps), np.nan)
+            cpu = data["train_cpu_seconds"] if "train_cpu_seconds" in data.files else np.full(len(timesteps), np.nan)
             for mode, key in (("deterministic", "results"), ("stochastic", "results_stochastic")):
-                for steps, train_seconds, returns in zip(timesteps, seconds, data[key]):
+                for steps, train_seconds, cpu_seconds, returns in zip(timesteps, seconds, cpu, data[key]):
                     eval_rows.append(
                         {
                             "env": spec.env,
@@ -66,6 +75,7 @@ def collect(specs: Sequence[RunSpec], records: Mapping[str, Record]) -> tuple[pd
                             "seed": spec.seed,
                             "timesteps": int(steps),
                             "train_seconds": float(train_seconds),
+                            "train_cpu_seconds": float(cpu_seconds),
                             "mode": mode,
                             "return_mean": float(np.mean(returns)),
                             "return_std": float(np.std(returns)),
