@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-folder", type=pathlib.Path, default=pathlib.Path("logs/compare"), help="runs and report (default: logs/compare)"
     )
+    parser.add_argument(
+        "--name", default=None, help="file names of the report, <name>.md, ... (default: compare; ablation with --ablation)"
+    )
     parser.add_argument("--ablation", action="store_true", help="tutorial_sac with each quirk switched to SB3's choice")
     parser.add_argument(
         "--variants",
@@ -64,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
             if unknown:
                 raise SystemExit(f"--variants: unknown rows {unknown}; the rows are {list(VARIANTS)}")
             variants += [VARIANTS[row] for row in dict.fromkeys(args.variants)]
+    name = args.name or name
     thresholds = dict.fromkeys(envs, args.threshold) if args.threshold is not None else None
     report, runs = compare(
         variants,
