@@ -8,8 +8,9 @@ import pathlib
 from collections.abc import Sequence
 
 from sb3_tutorial_sac.cli import COMMANDS
-from sb3_tutorial_sac.compare.grid import compare
+from sb3_tutorial_sac.compare.grid import aggregate_folders, compare
 from sb3_tutorial_sac.compare.specs import ABLATION, ABLATION_NOTE, VARIANTS, Variant
+from sb3_tutorial_sac.compare.stats import SCORE_LAST
 
 DESCRIPTION = COMMANDS["compare"].help
 
@@ -45,12 +46,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=None, help="return threshold for all envs (default: per env)")
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the runs that have finished")
+    parser.add_argument(
+        "--score-last",
+        type=int,
+        default=SCORE_LAST,
+        help=f"a run's score: its mean return over its last N evaluation points common to all runs (default: {SCORE_LAST})",
+    )
+    parser.add_argument(
+        "--aggregate",
+        nargs="+",
+        type=pathlib.Path,
+        default=None,
+        help="train nothing: the across-task report of these log folders' <name>_evaluations.csv, written to --log-folder",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the grid the options describe, print the report; exit code 1 when a run failed."""
     if args.seeds <= 0 or args.jobs <= 0 or args.eval_freq <= 0 or args.eval_episodes <= 0 or args.budget < 0:
         raise SystemExit("--seeds, --jobs, --eval-freq and --eval-episodes must be positive, --budget >= 0")
+    if args.score_last <= 0:
+        raise SystemExit("--score-last must be a positive number of evaluation points")
+    if args.aggregate is not None:
+        report = aggregate_folders(args.aggregate, args.log_folder, args.name or "aggregate", args.score_last)
+        print(report)
+        return 0
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     if args.ablation:
         variants, envs, name, notes = list(ABLATION), ["Pendulum-v1"], "ablation", [ABLATION_NOTE]
@@ -85,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         thresholds=thresholds,
         notes=notes,
         report_only=args.report_only,
+        last=args.score_last,
     )
     print(report)
     print(f"Report, CSVs and plots in {args.log_folder}/{name}*")
