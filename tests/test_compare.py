@@ -4,6 +4,7 @@ Ray, and its statistics equal hand-computed values. Tiny budgets: these tests ch
 import dataclasses
 import json
 import pathlib
+import shlex
 import shutil
 import subprocess
 import sys
@@ -423,7 +424,8 @@ def test_reaching_first_is_gated_and_uses_cpu_seconds() -> None:
     assert "P(tutorial_sac first) = 1.00 [1.00, 1.00], exact permutation p = 0.008)" in sentence
     assert "tutorial_sac reaches -200 in fewer training CPU s (median 1 [1, 1] against 6 [6, 6]" in sentence
     # Scores: sac ends at -100..-104 (last=1), tutorial_sac at -150: sac ends higher
-    assert "sac ends higher than tutorial_sac (P(tutorial_sac > sac) = 0.00 [0.00, 0.00], exact permutation p = 0.008" in sentence
+    ends = "sac ends higher than tutorial_sac (P(tutorial_sac > sac) = 0.00 [0.00, 0.00], exact permutation p = 0.008"
+    assert ends in sentence
     # Two runs each: never decided, whatever the separation
     evaluations, runs = _curves({"tutorial_sac": tutorial[:2], "sac": sac[:2]})
     assert "inconclusive at 2 runs each which reaches -200 in fewer env steps" in cmp.headline(evaluations, runs, -200.0)
@@ -554,3 +556,30 @@ def test_hyperparameter_provenance() -> None:
     )
     assert "seed 0, which is one of the comparison seeds" in origin("tutorial_sac", "MountainCarContinuous-v0")
     assert origin("tutorial_sac", "Pendulum-v1", {"reward_scale": 0.25}).endswith("; changed here: reward_scale=0.25")
+
+
+# Every committed grid: its folder under benchmarks/runs/ holds the records, the report and the command that made it
+COMMITTED_GRIDS = sorted((pathlib.Path(__file__).parents[1] / "benchmarks" / "runs").glob("*/report_command.txt"))
+
+
+def test_committed_grids_name_their_report_command() -> None:
+    assert {path.parent.name for path in COMMITTED_GRIDS} >= {"LunarLanderContinuous-v3"}
+    for path in COMMITTED_GRIDS:
+        args = shlex.split(path.read_text())
+        assert args[:3] == ["sb3-tutorial-sac", "compare", "--report-only"]
+        assert args[args.index("--log-folder") + 1] == f"benchmarks/runs/{path.parent.name}"
+
+
+@pytest.mark.expensive
+@pytest.mark.parametrize("command_file", COMMITTED_GRIDS, ids=lambda path: path.parent.name)
+def test_report_only_rebuilds_the_committed_report(command_file: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    # The committed records alone give the committed report, byte for byte (seeded bootstrap, no clock)
+    folder = tmp_path / command_file.parent.name
+    shutil.copytree(command_file.parent, folder)
+    args = shlex.split(command_file.read_text())[1:]
+    args[args.index("--log-folder") + 1] = str(folder)
+    assert cli.main(args) == 0
+    reports = [p for p in command_file.parent.iterdir() if p.is_file() and p.suffix in (".md", ".csv", ".png")]
+    assert len(reports) >= 4
+    for committed in reports:
+        assert (folder / committed.name).read_bytes() == committed.read_bytes(), committed.name
