@@ -74,7 +74,8 @@ def test_end_to_end_files(local_run: pathlib.Path) -> None:
             assert record["status"] == "ok" and record["env_steps"] == 400 and record["train_seconds"] > 0
     # The run used each algorithm's own zoo hyperparameters: SAC's learning rate from rl-zoo3's sac.yml
     config = yaml.load((local_run / "sac/Pendulum-v1_0/Pendulum-v1/config.yml").read_text(), Loader=yaml.UnsafeLoader)
-    assert dict(config) == {"learning_rate": 0.001, "n_timesteps": 20000, "policy": "MlpPolicy"}
+    # and config.yml records the budget trained (400) beside the zoo's n_timesteps
+    assert dict(config) == {"learning_rate": 0.001, "n_timesteps": 400, "n_timesteps_zoo": 20000, "policy": "MlpPolicy"}
 
     evaluations = pd.read_csv(local_run / "compare_evaluations.csv")
     assert len(evaluations) == 2 * 2 * 2 * 2  # algorithms x seeds x evaluation points x modes
