@@ -89,8 +89,8 @@ def aggregate_folders(
         tables.append(pd.read_csv(path))
     evaluations = pd.concat(tables, ignore_index=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sources = ", ".join(f"`{pathlib.Path(folder).as_posix()}`" for folder in folders)
-    parts = ["# Across tasks", "", f"From the evaluation tables of {sources}.", ""]
+    sources = ", ".join(f"`{pathlib.Path(folder).name}/compare_evaluations.csv`" for folder in folders)
+    parts = ["# Across tasks", "", f"From the evaluation tables {sources}.", ""]
     parts += aggregate_section(evaluations, out_dir, name, last)[2:]
     parts += [method_paragraph(REFERENCE, last), ""]
     text = "\n".join(parts)

@@ -124,7 +124,9 @@ def _evidence(result: Summary, x: str, y: str) -> str:
 
 
 def _runs_phrase(n: tuple[int, int]) -> str:
-    return f"{n[0]} runs each" if n[0] == n[1] else f"{n[0]} and {n[1]} runs"
+    if n[0] == n[1]:
+        return f"{n[0]} run{'s' if n[0] != 1 else ''} each"
+    return f"{n[0]} and {n[1]} runs"
 
 
 def _time_clause(ref: Summary, other: Summary, kind: str, target: str, seconds: str) -> str:
