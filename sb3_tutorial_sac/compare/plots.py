@@ -51,6 +51,10 @@ def time_curves(data: pd.DataFrame, column: str, grid: np.ndarray) -> dict[str, 
     return curves
 
 
+def _runs(n: int) -> str:
+    return f"{n} run{'s' if n != 1 else ''}"
+
+
 def _band(ax: Axes, x: np.ndarray, scores: np.ndarray, color: str, label: str) -> None:
     keep = ~np.isnan(scores).any(axis=0)  # the points where every run has a value
     x, scores = x[keep], scores[:, keep]
@@ -70,9 +74,9 @@ def plot_curves(
     scoring: Sequence[int] = (),
 ) -> None:
     """Learning curves of one environment, a 2 x 2 grid: one row per policy mode; x = env steps (left: the
-    evaluation points every run has; ``scoring`` shaded) and training seconds (right: one common time grid, from 0
-    to the longest run; ``stats.seconds_column``: CPU seconds where every run has them). Mean over runs and 95%
-    bootstrap band; the threshold of "steps to reach" dashed.
+    evaluation points every run has; ``scoring`` shaded) and training seconds (right, log scale: one common time
+    grid from the first evaluation of any run to the end of the longest; ``stats.seconds_column``: CPU seconds
+    where every run has them). Mean over runs and 95% bootstrap band; the threshold of "steps to reach" dashed.
 
     :param evaluations: the evaluations table of one environment (``collect``); for runs without seconds, the seconds
         panels say so
@@ -88,22 +92,27 @@ def plot_curves(
     steps = common_steps(evaluations)
     column = seconds_column(evaluations)
     has_seconds = column in evaluations and evaluations[column].notna().all() and len(evaluations)
-    grid = np.linspace(0.0, float(evaluations[column].max()), TIME_POINTS) if has_seconds else np.empty(0)
+    grid = np.empty(0)
+    if has_seconds:  # log-spaced, from the first evaluation of any run to the last: runs differ in speed by 10x
+        seconds = evaluations.loc[evaluations["timesteps"].isin(steps), column]
+        grid = np.geomspace(max(float(seconds.min()), 1e-3), max(float(seconds.max()), 2e-3), TIME_POINTS)
     for (ax_steps, ax_seconds), mode in zip(axes, MODES):
         # The points every run has, in both panels (a run evaluated past the budget is cut at the common points)
         data = evaluations[(evaluations["mode"] == mode) & evaluations["timesteps"].isin(steps)]
         for algorithm, returns in step_curves(data, steps).items():
-            label = f"{algorithm} ({len(returns)} runs)"
+            label = f"{algorithm} ({_runs(len(returns))})"
             _band(ax_steps, returns.columns.to_numpy(), returns.to_numpy(), colors[algorithm], label)
         if has_seconds:
             for algorithm, values in time_curves(data, column, grid).items():
-                _band(ax_seconds, grid, values, colors[algorithm], f"{algorithm} ({len(values)} runs)")
+                _band(ax_seconds, grid, values, colors[algorithm], f"{algorithm} ({_runs(len(values))})")
         else:
             ax_seconds.text(0.5, 0.5, "no training seconds recorded\n(evaluations.npz without train_seconds)",
                             ha="center", va="center", transform=ax_seconds.transAxes, color="grey")  # fmt: skip
         if len(scoring):
             ax_steps.axvspan(min(scoring), max(scoring), color="grey", alpha=0.15, label="scoring points")
         seconds_label = "training CPU seconds" if column == "train_cpu_seconds" else "training wall seconds"
+        if has_seconds:
+            ax_seconds.set_xscale("log")
         for ax, xlabel in ((ax_steps, STEPS_LABEL), (ax_seconds, seconds_label)):
             if threshold is not None:
                 ax.axhline(threshold, color="grey", linestyle="--", linewidth=1)

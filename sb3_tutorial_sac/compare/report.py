@@ -337,8 +337,8 @@ def method_paragraph(reference: str, last: int) -> str:
         "(evaluations excluded) at that step, process CPU time where every run recorded it (one torch thread per run; "
         "CPU time does not count waiting for a core on a shared machine), else wall clock; medians over runs with "
         "bootstrap intervals. Curves: mean over runs with a 95% bootstrap band (5,000 resamples), against env steps "
-        "at the common evaluation points (the scoring points shaded) and against training seconds on one common time "
-        "grid (each run's return at a time = its last evaluation at or before that time; an algorithm's curve ends "
+        "at the common evaluation points (the scoring points shaded) and against training seconds on one common, log-spaced "
+        "time grid (each run's return at a time = its last evaluation at or before that time; an algorithm's curve ends "
         "where its shortest run ends)."
     )
 
