@@ -427,8 +427,9 @@ def aggregate_section(evaluations: pd.DataFrame, out_dir: pathlib.Path, name: st
         plot_profile(normalised, figure, f"performance profile, {mode} policy")
         parts += [aggregate_markdown(normalised, mode), "", f"![performance profile, {mode}]({figure.name})", ""]
     parts += [
-        "The aggregate P says one algorithm is higher when its interval excludes 0.5 (stratified bootstrap: runs "
-        "resampled within each task and algorithm); no rank test across tasks.",
+        "Intervals: stratified bootstrap (runs resampled within each task and algorithm). No exact test across tasks, "
+        "so the aggregate P is not turned into a verdict: its interval is reported as above, below or including 0.5, "
+        "and with few runs per task it collapses as a single task's does (read the per-task verdicts).",
         "",
     ]
     return parts
