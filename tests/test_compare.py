@@ -4,6 +4,7 @@ Ray, and its statistics equal hand-computed values. Tiny budgets: these tests ch
 import dataclasses
 import json
 import pathlib
+import shlex
 import shutil
 import subprocess
 import sys
@@ -49,10 +50,10 @@ def _specs(log_folder: pathlib.Path, seeds=(0, 1), variants=None) -> list[cmp.Ru
 
 
 def _tables(markdown: str) -> list[list[str]]:
-    """Table rows of a report, without the timing columns (train seconds to threshold, seconds per run, env steps
-    per second: wall-clock varies from run to run)."""
+    """Table rows of a report, without the timing columns (training seconds to threshold, CPU and wall seconds per
+    run, env steps per CPU second: they vary from run to run)."""
     rows = [line.split(" | ") for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
-    return [row[:7] + row[10:] for row in rows]
+    return [row[:7] + row[11:] for row in rows]
 
 
 def test_end_to_end_files(local_run: pathlib.Path) -> None:
@@ -73,7 +74,8 @@ def test_end_to_end_files(local_run: pathlib.Path) -> None:
             assert record["status"] == "ok" and record["env_steps"] == 400 and record["train_seconds"] > 0
     # The run used each algorithm's own zoo hyperparameters: SAC's learning rate from rl-zoo3's sac.yml
     config = yaml.load((local_run / "sac/Pendulum-v1_0/Pendulum-v1/config.yml").read_text(), Loader=yaml.UnsafeLoader)
-    assert dict(config) == {"learning_rate": 0.001, "n_timesteps": 20000, "policy": "MlpPolicy"}
+    # and config.yml records the budget trained (400) beside the zoo's n_timesteps
+    assert dict(config) == {"learning_rate": 0.001, "n_timesteps": 400, "n_timesteps_zoo": 20000, "policy": "MlpPolicy"}
 
     evaluations = pd.read_csv(local_run / "compare_evaluations.csv")
     assert len(evaluations) == 2 * 2 * 2 * 2  # algorithms x seeds x evaluation points x modes
@@ -162,9 +164,10 @@ def test_ray_backend_gives_the_same_report(local_run: pathlib.Path, tmp_path: pa
     # The files came back from the Ray workers into the same layout, and the numbers are the local ones
     assert (tmp_path / "sac/Pendulum-v1_1/Pendulum-v1.zip").is_file()
     # (but for the training seconds at each evaluation point, wall-clock)
+    seconds = ["train_seconds", "train_cpu_seconds"]
     pd.testing.assert_frame_equal(
-        pd.read_csv(tmp_path / "compare_evaluations.csv").drop(columns="train_seconds"),
-        pd.read_csv(local_run / "compare_evaluations.csv").drop(columns="train_seconds"),
+        pd.read_csv(tmp_path / "compare_evaluations.csv").drop(columns=seconds),
+        pd.read_csv(local_run / "compare_evaluations.csv").drop(columns=seconds),
     )
     assert _tables(report) == _tables((local_run / "compare.md").read_text())
 
@@ -195,7 +198,7 @@ def _synthetic() -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_statistics_against_hand_computed_values(tmp_path: pathlib.Path) -> None:
     evaluations, runs = _synthetic()
     evaluations.to_csv(tmp_path / "synthetic.csv", index=False)
-    rows = cmp.summarise(pd.read_csv(tmp_path / "synthetic.csv"), runs, threshold=-200.0, reference="A")
+    rows = cmp.summarise(pd.read_csv(tmp_path / "synthetic.csv"), runs, threshold=-200.0, reference="A", last=1)
     a, b = rows
     assert (a["algorithm"], b["algorithm"], a["runs"]) == ("A", "B", 4)
     # mean and std (ddof=0) of [-100, -150, -300, -120]
@@ -210,12 +213,13 @@ def test_statistics_against_hand_computed_values(tmp_path: pathlib.Path) -> None
             assert low <= row[f"iqm_{mode}"] <= high
     # P(A > B), deterministic: A = [-100, -150, -300, -120], B = [-150, -250, -180, -400]
     # -100 beats 4, -150 beats 3 and ties -150 (3.5), -300 beats 1 (-400), -120 beats 4: 12.5 / 16
-    assert b["p_improvement_deterministic"] == pytest.approx(12.5 / 16)
+    assert b["versus_deterministic"]["p"] == pytest.approx(12.5 / 16)
     # stochastic: A = [-110, -160, -200, -130]: 4 + 3 + 2 + 4 = 13 / 16
-    assert b["p_improvement_stochastic"] == pytest.approx(13 / 16)
-    low, high = b["p_improvement_deterministic_ci"]
+    assert b["versus_stochastic"]["p"] == pytest.approx(13 / 16)
+    low, high = b["versus_deterministic"]["ci"]
     assert 0.0 <= low <= 12.5 / 16 <= high <= 1.0
-    assert "p_improvement_deterministic" not in a  # no row against itself
+    assert b["versus_deterministic"]["decided"] == 0  # 4 runs each, overlapping: inconclusive
+    assert "versus_deterministic" not in a  # no row against itself
     # Steps to -200: seeds 0, 1 reach it at 200; seeds 2, 3 at 300 if their final return is >= -200
     # A det.: seed 2 ends at -300 (never), seed 3 at -120 (300) -> [200, 200, inf, 300] -> median 250
     assert a["steps_to_threshold_deterministic"] == 250 and a["reached_deterministic"] == 3
@@ -226,10 +230,12 @@ def test_statistics_against_hand_computed_values(tmp_path: pathlib.Path) -> None
     assert a["wall_seconds"] == pytest.approx(11.5) and a["train_seconds"] == pytest.approx(6.5)
     assert a["steps_per_second"] == pytest.approx(np.mean([300 / 5, 300 / 6, 300 / 7, 300 / 8]))
 
-    markdown = cmp.write_report(pd.read_csv(tmp_path / "synthetic.csv"), runs, tmp_path, "synthetic", reference="A")
+    synthetic = pd.read_csv(tmp_path / "synthetic.csv")
+    markdown = cmp.write_report(synthetic, runs, tmp_path, "synthetic", reference="A", last=1)
     assert "| A | 4 | -167.5 +/- " in markdown
     assert "| 0.78 [" in markdown and "| 0.81 [" in markdown  # 12.5/16 and 13/16, two decimals
-    assert "250 (3/4) / 250 (4/4)" in markdown  # Pendulum-v1's default threshold, -200
+    assert "| 250 [" in markdown and "] (3/4) |" in markdown  # Pendulum-v1's default threshold, -200
+    assert "its mean evaluation return at env steps 300 (the last 1 evaluation points" in markdown
     assert (tmp_path / "synthetic_Pendulum-v1.png").stat().st_size > 10_000
     assert (tmp_path / "synthetic.md").read_text() == markdown
 
@@ -268,8 +274,11 @@ def test_variants_option_selects_ablation_rows(monkeypatch: pytest.MonkeyPatch, 
     assert seen["labels"] == [variant.label for variant in cmp.ABLATION]
     with pytest.raises(SystemExit, match=r"--variants: unknown ablation rows \['no_such_row'\]; the rows are"):
         cli.main(["compare", "--ablation", "--variants", "no_such_row"])
-    with pytest.raises(SystemExit, match="use it with --ablation"):
-        cli.main(["compare", "--variants", "all_fixes"])
+    # Without --ablation: named rows after the plain algorithms (one grid: the ablation row, the compute-matched SAC)
+    assert cli.main(["compare", "--variants", "all_fixes", "sac_tutorial_nets", "--log-folder", folder]) == 0
+    assert seen["labels"] == ["tutorial_sac", "sac", "all_fixes", "sac_tutorial_nets"]
+    with pytest.raises(SystemExit, match=r"--variants: unknown rows \['no_such_row'\]; the rows are \['correct_entropy'"):
+        cli.main(["compare", "--variants", "no_such_row"])
 
 
 def test_ablation_variants_are_tutorial_sac_switches() -> None:
@@ -286,77 +295,20 @@ def _curves(curves: dict[str, list[list[tuple[int, float, float]]]]) -> tuple[pd
     """Evaluation and run tables from hand-written curves: per algorithm, per seed, ``(env steps, training seconds,
     mean return)`` at each evaluation point (the same for both modes)."""
     rows = [
-        dict(env="Pendulum-v1", algorithm=algorithm, seed=seed, timesteps=steps, train_seconds=seconds, mode=mode,
-             return_mean=value, return_std=0.0, episodes=1, returns=str(value))
+        dict(env="Pendulum-v1", algorithm=algorithm, seed=seed, timesteps=steps, train_seconds=seconds,
+             train_cpu_seconds=seconds, mode=mode, return_mean=value, return_std=0.0, episodes=1, returns=str(value))
         for algorithm, seeds in curves.items()
         for seed, points in enumerate(seeds)
         for steps, seconds, value in points
         for mode in cmp.MODES
     ]  # fmt: skip
     runs = pd.DataFrame(
-        [dict(env="Pendulum-v1", algorithm=algorithm, algo=algorithm, seed=seed, status="ok", error="", env_steps=200,
-              wall_seconds=10.0, train_seconds=5.0, eval_seconds=1.0, steps_per_second=40.0)
-         for algorithm, seeds in curves.items() for seed in range(len(seeds))]
+        [dict(env="Pendulum-v1", algorithm=algorithm, algo=algorithm, overrides="{}", seed=seed, status="ok", error="",
+              env_steps=points[-1][0], wall_seconds=10.0, train_seconds=5.0, train_cpu_seconds=4.0, eval_seconds=1.0,
+              steps_per_second=40.0)
+         for algorithm, seeds in curves.items() for seed, points in enumerate(seeds)]
     )  # fmt: skip
     return pd.DataFrame(rows), runs
-
-
-def test_headline_tutorial_sac_ends_higher_sac_reaches_in_fewer_steps() -> None:
-    evaluations, runs = _curves(
-        {
-            "tutorial_sac": [[(100, 1.0, -500.0), (200, 2.0, -150.0)], [(100, 1.0, -400.0), (200, 3.0, -160.0)]],
-            "sac": [[(100, 5.0, -180.0), (200, 10.0, -170.0)], [(100, 7.0, -190.0), (200, 14.0, -180.0)]],
-        }
-    )
-    assert cmp.headline(evaluations, runs, threshold=-200.0) == (
-        "With the deterministic policy, tutorial_sac ends higher than sac (final return, IQM over runs: -155.0 against "
-        "-175.0); sac reaches -200 in fewer env steps (median 100 against 200), tutorial_sac in fewer training seconds "
-        "(median 2.5 s against 6.0 s)."
-    )
-
-
-def test_headline_sac_ends_higher_and_reaches_sooner() -> None:
-    evaluations, runs = _curves(
-        {
-            "tutorial_sac": [[(1000, 1.0, -900.0), (2000, 3.0, -190.0)], [(1000, 1.0, -800.0), (2000, 3.0, -170.0)]],
-            "sac": [[(1000, 2.0, -150.0), (2000, 4.0, -120.0)], [(1000, 2.0, -160.0), (2000, 4.0, -140.0)]],
-        }
-    )
-    assert cmp.headline(evaluations, runs, threshold=-200.0) == (
-        "With the deterministic policy, sac ends higher than tutorial_sac (final return, IQM over runs: -130.0 against "
-        "-180.0); sac reaches -200 in fewer env steps (median 1,000 against 2,000) and in fewer training seconds "
-        "(median 2.0 s against 3.0 s)."
-    )
-    # Runs written before train_seconds was recorded: the sentence says so rather than guess
-    no_seconds = evaluations.assign(train_seconds=np.nan)
-    assert cmp.headline(no_seconds, runs, threshold=-200.0).endswith(
-        "sac reaches -200 in fewer env steps (median 1,000 against 2,000) (training seconds to it not recorded)."
-    )
-
-
-def test_headline_a_side_that_never_reaches_the_threshold(tmp_path: pathlib.Path) -> None:
-    evaluations, runs = _curves(
-        {
-            "tutorial_sac": [[(100, 1.0, -900.0), (200, 2.0, -800.0)], [(100, 1.0, -700.0), (200, 2.0, -150.0)]],
-            "sac": [[(100, 2.0, -400.0), (200, 4.0, -190.0)], [(100, 2.0, -300.0), (200, 4.0, -180.0)]],
-        }
-    )
-    # tutorial_sac reaches -200 in one run of two: not in more than half, its median is "not reached"
-    assert cmp.headline(evaluations, runs, threshold=-200.0) == (
-        "With the deterministic policy, sac ends higher than tutorial_sac (final return, IQM over runs: -185.0 against "
-        "-475.0); only sac reaches -200 in more than half of its runs (median 200 env steps, 4.0 training seconds; "
-        "tutorial_sac: 1 of 2 runs)."
-    )
-    assert cmp.headline(evaluations, runs, threshold=-100.0).endswith(
-        "; neither reaches -100 in more than half of its runs (tutorial_sac: 0 of 2 runs, sac: 0 of 2 runs)."
-    )
-    # In the report: the sentence under the task's heading, before the table; the seconds column beside the steps
-    markdown = cmp.write_report(evaluations, runs, tmp_path, "headline")
-    heading, sentence, table = (markdown.index(s) for s in ("## Pendulum-v1", "With the deterministic", "| algorithm"))
-    assert heading < sentence < table
-    assert "median train s to -200 (det. / stoch.) |" in markdown
-    assert "| not reached (1/2) / not reached (1/2) | not reached / not reached |" in markdown
-    assert "| 200 (2/2) / 200 (2/2) | 4.0 / 4.0 |" in markdown
 
 
 def test_collect_reads_train_seconds_from_npz(tmp_path: pathlib.Path) -> None:
@@ -374,10 +326,9 @@ def test_collect_reads_train_seconds_from_npz(tmp_path: pathlib.Path) -> None:
     assert list(with_seconds["return_mean"]) == [-850.0, -200.0, -700.0, -200.0]
     assert evaluations.loc[evaluations["algorithm"] == "sac", "train_seconds"].isna().all()
     # The report takes both: the seconds column and the seconds panels say what is missing, nothing fails
-    markdown = cmp.write_report(evaluations, runs, tmp_path, "seconds")
-    assert "| 400 (1/1) / 400 (1/1) | 1.2 / 1.2 |" in markdown  # tutorial_sac: -200 reached at 400 steps, 1.25 s
-    assert "| 400 (1/1) / 400 (1/1) | n/a / n/a |" in markdown  # sac: no train_seconds
-    assert "(training seconds to it not recorded)" in markdown
+    markdown = cmp.write_report(evaluations, runs, tmp_path, "seconds", last=1)
+    assert "| 400 (1/1) | n/a |" in markdown  # training seconds to -200: not recorded by every run, so none
+    assert "the training wall s to -200 are not recorded for every run" in markdown
     assert (tmp_path / "seconds_Pendulum-v1.png").stat().st_size > 10_000
 
 
@@ -392,3 +343,259 @@ def test_cli_imports_compare_only_for_its_command() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1, result.stderr
     assert 'needs the compare extra (pandas is missing): pip install "sb3-tutorial-sac[compare]"' in result.stderr
+
+
+def test_compute_matched_sac_has_the_tutorial_networks_and_batch() -> None:
+    from stable_baselines3 import SAC
+
+    variant = cmp.VARIANTS["sac_tutorial_nets"]
+    kwargs = dict(variant.overrides, policy_kwargs=eval(variant.overrides["policy_kwargs"]))
+    model = SAC("MlpPolicy", "Pendulum-v1", **kwargs)
+    assert model.batch_size == 64
+    assert [m.out_features for m in model.actor.latent_pi if hasattr(m, "out_features")] == [128]
+    assert [m.out_features for m in model.critic.q_networks[0] if hasattr(m, "out_features")] == [128, 128, 1]
+    assert {v.overrides["reward_scale"] for v in cmp.REWARD_SCALES} == {0.25, 0.0625}
+
+
+def test_runs_stop_at_the_budget_record_cpu_seconds_and_scale_lin_schedules(tmp_path: pathlib.Path) -> None:
+    # Budget 300 is not a whole number of Pendulum episodes (200 steps): without the stop, tutorial_sac would train
+    # its second episode to 400. SAC with a lin_ learning rate: the budget override scales it to 300 env steps.
+    tutorial = cmp.Variant("tutorial_sac", "tutorial_sac")
+    sac = cmp.Variant("sac_lin", "sac", {"learning_rate": "lin_1e-3"})
+    specs = cmp.make_specs([tutorial, sac], ["Pendulum-v1"], [0], 300, 100, 1, tmp_path)
+    for spec in specs:
+        record = cmp.train_one(spec)
+        assert record["status"] == "ok", record.get("traceback")
+        assert record["env_steps"] == 300
+        assert 0 < record["train_cpu_seconds"]
+        with np.load(spec.run_dir() / "evaluations.npz") as data:
+            assert list(data["timesteps"]) == [100, 200, 300]
+            cpu = data["train_cpu_seconds"]
+            assert len(cpu) == 3 and np.all(np.diff(cpu) > 0) and cpu[0] > 0
+        config = yaml.load((spec.run_dir() / "Pendulum-v1" / "config.yml").read_text(), Loader=yaml.UnsafeLoader)
+        assert config["n_timesteps"] == 300 and config["n_timesteps_zoo"] == 20000
+    evaluations, _ = cmp.collect(specs, {spec.key: {"status": "ok"} for spec in specs})
+    assert evaluations["train_cpu_seconds"].notna().all()
+    assert config["schedules"] == {
+        "learning_rate": "lin_1e-3: linear from 1e-3 to 0 over 300 env steps (scaled to the budget)"
+    }
+    from stable_baselines3 import SAC
+
+    model = SAC.load(specs[1].run_dir() / "Pendulum-v1.zip")
+    # The last gradient step followed env step 299: progress remaining 1 - 299 / 300 of the budget (not of 20,000)
+    assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 299 / 300))
+
+
+def _flat(values: dict[str, list[float]], steps=(1000, 2000)) -> dict[str, list[list[tuple[int, float, float]]]]:
+    """Curves whose every evaluation point has the run's one value (seconds = steps / 1000)."""
+    return {a: [[(t, t / 1000, v) for t in steps] for v in runs] for a, runs in values.items()}
+
+
+def test_separated_samples_of_3_runs_are_inconclusive() -> None:
+    # Every tutorial_sac run above every sac run: P = 1 and every bootstrap resample gives 1, so the interval
+    # collapses to [1, 1]; the exact test cannot reject at 3 runs against 3 (smallest two-sided p = 2/20)
+    evaluations, runs = _curves(_flat({"tutorial_sac": [-150.0, -155.0, -160.0], "sac": [-300.0, -310.0, -320.0]}))
+    sentence = cmp.headline(evaluations, runs, threshold=None)
+    assert sentence == (
+        "tutorial_sac against sac, deterministic policy: inconclusive at 3 runs each which ends higher "
+        "(P(tutorial_sac > sac) = 1.00 [1.00, 1.00], exact U p = 0.100; IQM -155.0 against -310.0)."
+    )
+    # The same separation at 10 runs each: decided (p = 2 / C(20, 10))
+    ten = _flat({"tutorial_sac": [-150.0 - i for i in range(10)], "sac": [-300.0 - i for i in range(10)]})
+    evaluations, runs = _curves(ten)
+    assert cmp.headline(evaluations, runs, threshold=None).startswith(
+        "tutorial_sac against sac, deterministic policy: tutorial_sac ends higher than sac (P(tutorial_sac > sac) = "
+        "1.00 [1.00, 1.00], exact U p = 1.1e-05;"
+    )
+    assert cmp.verdict([-150.0 - i for i in range(10)], [-300.0 - i for i in range(10)])["p_value"] == pytest.approx(
+        2 / 184756
+    )
+
+
+def test_reaching_first_is_gated_and_uses_cpu_seconds() -> None:
+    # 5 runs each; tutorial_sac reaches -200 at 1000 steps in every run, sac at 3000 (steps tie within each side:
+    # the exact permutation test); seconds = steps / 1000 for tutorial_sac, steps / 500 for sac
+    steps = (1000, 2000, 3000)
+    tutorial = [[(t, t / 1000, -150.0) for t in steps] for _ in range(5)]
+    sac = [[(1000, 2.0, -900.0), (2000, 4.0, -500.0), (3000, 6.0, -100.0 - i)] for i in range(5)]
+    evaluations, runs = _curves({"tutorial_sac": tutorial, "sac": sac})
+    sentence = cmp.headline(evaluations, runs, threshold=-200.0, last=1)
+    # p of the split [1000 x 5 | 3000 x 5]: 2 of the C(10, 5) = 252 splits are as extreme
+    assert "tutorial_sac reaches -200 in fewer env steps (median 1,000 [1,000, 1,000] against 3,000 [3,000, 3,000]" in sentence
+    assert "P(tutorial_sac first) = 1.00 [1.00, 1.00], exact permutation p = 0.008)" in sentence
+    assert "tutorial_sac reaches -200 in fewer training CPU s (median 1 [1, 1] against 6 [6, 6]" in sentence
+    # Scores: sac ends at -100..-104 (last=1), tutorial_sac at -150: sac ends higher
+    ends = "sac ends higher than tutorial_sac (P(tutorial_sac > sac) = 0.00 [0.00, 0.00], exact permutation p = 0.008"
+    assert ends in sentence
+    # Two runs each: never decided, whatever the separation
+    evaluations, runs = _curves({"tutorial_sac": tutorial[:2], "sac": sac[:2]})
+    assert "inconclusive at 2 runs each which reaches -200 in fewer env steps" in cmp.headline(evaluations, runs, -200.0)
+
+
+def test_a_run_evaluated_past_the_budget_is_scored_at_the_common_points(tmp_path: pathlib.Path) -> None:
+    # tutorial_sac seed 0 trained past the budget (an old record): an extra evaluation at 3,450 steps with a high
+    # return. Every run is scored at the last 2 common points (2,000 and 3,000), and the curves end there too.
+    steps = (1000, 2000, 3000)
+    tutorial = [[(1000, 1.0, -900.0), (2000, 2.0, -400.0), (3000, 3.0, -300.0), (3450, 3.5, -100.0)]]
+    tutorial += [[(t, t / 1000, -350.0) for t in steps]]
+    sac = [[(t, t / 1000, v) for t in steps] for v in (-250.0, -260.0)]
+    evaluations, runs = _curves({"tutorial_sac": tutorial, "sac": sac})
+    assert cmp.common_steps(evaluations) == [1000, 2000, 3000]
+    assert cmp.scoring_steps(evaluations, last=2) == [2000, 3000]
+    scores = cmp.scores(evaluations, last=2)
+    assert scores[("tutorial_sac", 0, "deterministic")] == pytest.approx(-350.0)  # mean(-400, -300), not -100
+    assert scores[("sac", 1, "stochastic")] == pytest.approx(-260.0)
+    rows = cmp.summarise(evaluations, runs, None, last=2)
+    assert rows[0]["mean_deterministic"] == pytest.approx(-350.0)
+    markdown = cmp.write_report(evaluations, runs, tmp_path, "past", last=2)
+    assert (
+        "1 of the 2 `tutorial_sac` runs were recorded before training stopped at the budget and trained to 3,450" in markdown
+    )
+    assert "its mean evaluation return at env steps 2,000, 3,000 (the last 2 evaluation points that every run has" in markdown
+    curves = cmp.plots.step_curves(evaluations[evaluations["mode"] == "deterministic"], cmp.common_steps(evaluations))
+    assert list(curves["tutorial_sac"].columns) == [1000, 2000, 3000]
+
+
+def test_seconds_curves_on_a_common_time_grid() -> None:
+    # Each run's return at time t is its last evaluation at or before t; NaN before the first and after the last
+    evaluations, _ = _curves({"a": [[(1000, 1.0, -500.0), (2000, 3.0, -200.0)], [(1000, 2.0, -400.0), (2000, 2.5, -300.0)]]})
+    data = evaluations[evaluations["mode"] == "deterministic"]
+    grid = np.array([0.5, 1.0, 2.0, 2.5, 2.9, 3.0, 3.5])
+    curves = cmp.plots.time_curves(data, "train_cpu_seconds", grid)
+    np.testing.assert_array_equal(curves["a"][0], [np.nan, -500.0, -500.0, -500.0, -500.0, -200.0, np.nan])
+    np.testing.assert_array_equal(curves["a"][1], [np.nan, np.nan, -400.0, -300.0, np.nan, np.nan, np.nan])
+
+
+def test_rank_test_and_bootstrap() -> None:
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=6), rng.normal(0.5, size=5)
+    # Without ties the exact permutation test of U is the exact Mann-Whitney test
+    p, method = cmp.stats.rank_test(x, y)
+    assert method == "exact U"
+    tied_x, tied_y = np.append(x, y[0]), y  # one value shared: the permutation test
+    p_tied, method_tied = cmp.stats.rank_test(tied_x, tied_y)
+    assert method_tied == "exact permutation" and 0 < p_tied <= 1
+    from scipy import stats
+
+    perm = stats.permutation_test((x, y), cmp.stats._u_statistic, permutation_type="independent", n_resamples=np.inf,
+                                  vectorized=True, alternative="two-sided", axis=-1)  # fmt: skip
+    assert p == pytest.approx(perm.pvalue)
+    assert cmp.stats.rank_test([1.0, 1.0], [1.0, 1.0]) == (1.0, "exact permutation")
+    # Seeded: the same interval every time; another seed moves it little at 50,000 resamples
+    first = cmp.bootstrap_ci(cmp.iqm, x)
+    assert cmp.bootstrap_ci(cmp.iqm, x) == first and cmp.BOOTSTRAP_REPS == 50_000
+    other = cmp.bootstrap_ci(cmp.iqm, x, seed=1)
+    assert abs(other[0] - first[0]) < 0.05 and abs(other[1] - first[1]) < 0.05
+    # The endpoints are values the statistic took (empirical quantiles): P on 3 x 3 runs is a multiple of 1/18
+    low, high = cmp.bootstrap_ci(cmp.probability_of_improvement, x[:3], y[:3], axis=-1)
+    assert (low * 18) == pytest.approx(round(low * 18)) and (high * 18) == pytest.approx(round(high * 18))
+    # Times that are never reached (inf) give an interval, not NaN
+    assert cmp.bootstrap_ci(cmp.stats.median, [1000.0, np.inf, np.inf])[1] == np.inf
+    assert [cmp.stats.iqm_count(n) for n in (3, 4, 5, 10, 12)] == [3, 2, 3, 6, 6]
+
+
+def test_aggregate_metrics_against_hand_computations(tmp_path: pathlib.Path) -> None:
+    from sb3_tutorial_sac.compare import aggregate as agg
+
+    random_p, random_l = agg.RANDOM_SCORES["Pendulum-v1"], agg.RANDOM_SCORES["LunarLanderContinuous-v3"]
+    # Per task: sac's mean is 1 after normalisation, random 0
+    raw = {
+        "Pendulum-v1": {"tutorial_sac": [-150.0, -170.0, -600.0], "sac": [-160.0, -180.0, -200.0]},
+        "LunarLanderContinuous-v3": {"tutorial_sac": [0.0, 50.0], "sac": [100.0, 200.0]},
+    }
+    normalised = agg.normalise(raw)
+    sac_p = np.mean([-160.0, -180.0, -200.0])
+    np.testing.assert_allclose(
+        normalised["Pendulum-v1"]["tutorial_sac"], (np.array([-150, -170, -600]) - random_p) / (sac_p - random_p)
+    )
+    assert normalised["LunarLanderContinuous-v3"]["sac"].mean() == pytest.approx(1.0)
+    np.testing.assert_allclose(
+        normalised["LunarLanderContinuous-v3"]["tutorial_sac"], (np.array([0.0, 50.0]) - random_l) / (150.0 - random_l)
+    )
+    rows, pairs = agg.aggregate(normalised)
+    # IQM over all 5 runs of tutorial_sac: trim floor(5/4) = 1 at each end, the mean of the middle 3
+    everything = np.sort(np.concatenate([normalised[e]["tutorial_sac"] for e in normalised]))
+    assert rows[0]["algorithm"] == "tutorial_sac" and rows[0]["runs"] == 5
+    assert rows[0]["iqm"] == pytest.approx(everything[1:4].mean())
+    assert rows[0]["ci"][0] <= rows[0]["iqm"] <= rows[0]["ci"][1]
+    # P(tutorial_sac > sac): Pendulum -150 beats 3, -170 beats 2, -600 none: 5/9; LunarLander: 0 of 4 -> mean 5/18
+    assert pairs[0]["x"] == "tutorial_sac" and pairs[0]["p"] == pytest.approx((5 / 9 + 0.0) / 2)
+    assert pairs[0]["ci"][0] <= pairs[0]["p"] <= pairs[0]["ci"][1]
+    # Performance profile: fraction of the 5 runs above each tau
+    profile = agg.performance_profile([normalised[e]["tutorial_sac"] for e in normalised], taus=[0.0, 1.0, 2.0])
+    np.testing.assert_allclose(profile, [(everything > 0).mean(), (everything > 1).mean(), 0.0])
+    with pytest.raises(ValueError, match="scores: Pendulum-v1 has no sac runs"):
+        agg.normalise({"Pendulum-v1": {"tutorial_sac": [1.0]}})
+    # The random-policy score is what random_score() prints
+    assert agg.random_score("Pendulum-v1") == pytest.approx(random_p)
+
+
+def test_report_of_several_tasks_has_the_aggregate(tmp_path: pathlib.Path) -> None:
+    pendulum, runs_p = _curves(_flat({"tutorial_sac": [-150.0, -170.0, -600.0], "sac": [-160.0, -180.0, -200.0]}))
+    lunar, runs_l = _curves(_flat({"tutorial_sac": [0.0, 50.0], "sac": [100.0, 200.0]}))
+    lunar, runs_l = (t.assign(env="LunarLanderContinuous-v3") for t in (lunar, runs_l))
+    evaluations, runs = pd.concat([pendulum, lunar]), pd.concat([runs_p, runs_l])
+    markdown = cmp.write_report(evaluations, runs, tmp_path, "two")
+    assert "## Across tasks" in markdown and "| tutorial_sac | 5 |" in markdown
+    assert "| tutorial_sac | sac | 0.28 [" in markdown  # (5/9 + 0) / 2
+    assert (tmp_path / "two_profile_deterministic.png").stat().st_size > 10_000
+    # The same from the two folders' tables (--aggregate)
+    for table, folder in ((pendulum, tmp_path / "p"), (lunar, tmp_path / "l")):
+        folder.mkdir()
+        table.to_csv(folder / "compare_evaluations.csv", index=False)
+    assert cli.main(["compare", "--aggregate", str(tmp_path / "p"), str(tmp_path / "l"), "--log-folder", str(tmp_path)]) == 0
+    assert "| tutorial_sac | sac | 0.28 [" in (tmp_path / "aggregate.md").read_text()
+
+
+def test_hyperparameter_provenance() -> None:
+    from sb3_tutorial_sac.compare.provenance import origin
+
+    assert origin("sac", "Pendulum-v1") == "rl-zoo3's tuned `sac.yml` entry (learning_rate 0.001; SB3 defaults otherwise)"
+    assert (
+        origin("sac", "InvertedPendulum-v5")
+        == "the algorithm's defaults (rl-zoo3's `sac.yml` has no InvertedPendulum-v5 entry)"
+    )
+    assert "seed 0, which is one of the comparison seeds" in origin("tutorial_sac", "MountainCarContinuous-v0")
+    assert origin("tutorial_sac", "Pendulum-v1", {"reward_scale": 0.25}).endswith("; changed here: reward_scale=0.25")
+
+
+# Every committed grid: its folder under benchmarks/runs/ holds the records, the report and the command that made it
+COMMITTED_GRIDS = sorted((pathlib.Path(__file__).parents[1] / "benchmarks" / "runs").glob("*/report_command.txt"))
+
+
+def test_committed_grids_name_their_report_command() -> None:
+    assert {path.parent.name for path in COMMITTED_GRIDS} >= {"LunarLanderContinuous-v3"}
+    for path in COMMITTED_GRIDS:
+        args = shlex.split(path.read_text())
+        assert args[:3] == ["sb3-tutorial-sac", "compare", "--report-only"]
+        assert args[args.index("--log-folder") + 1] == f"benchmarks/runs/{path.parent.name}"
+
+
+@pytest.mark.expensive
+@pytest.mark.parametrize("command_file", COMMITTED_GRIDS, ids=lambda path: path.parent.name)
+def test_report_only_rebuilds_the_committed_report(command_file: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    # The committed records alone give the committed report, byte for byte (seeded bootstrap, no clock)
+    folder = tmp_path / command_file.parent.name
+    shutil.copytree(command_file.parent, folder)
+    args = shlex.split(command_file.read_text())[1:]
+    args[args.index("--log-folder") + 1] = str(folder)
+    assert cli.main(args) == 0
+    reports = [p for p in command_file.parent.iterdir() if p.is_file() and p.suffix in (".md", ".csv", ".png")]
+    assert len(reports) >= 4
+    for committed in reports:
+        assert (folder / committed.name).read_bytes() == committed.read_bytes(), committed.name
+
+
+@pytest.mark.expensive
+def test_aggregate_command_rebuilds_the_committed_aggregate(tmp_path: pathlib.Path) -> None:
+    # benchmarks/runs/aggregate_command.txt: the across-task report of the committed grids, from their CSVs alone
+    runs = pathlib.Path(__file__).parents[1] / "benchmarks" / "runs"
+    args = shlex.split((runs / "aggregate_command.txt").read_text())[1:]
+    assert args[args.index("--log-folder") + 1] == "benchmarks/runs"
+    args = [str(runs.parent.parent / arg) if arg.startswith("benchmarks/runs") else arg for arg in args]
+    args[args.index("--log-folder") + 1] = str(tmp_path)
+    assert cli.main(args) == 0
+    committed = sorted(runs.glob("aggregate*.md")) + sorted(runs.glob("aggregate*.png"))
+    assert len(committed) == 3
+    for path in committed:
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name

@@ -8,8 +8,9 @@ import pathlib
 from collections.abc import Sequence
 
 from sb3_tutorial_sac.cli import COMMANDS
-from sb3_tutorial_sac.compare.grid import compare
-from sb3_tutorial_sac.compare.specs import ABLATION, ABLATION_NOTE, Variant
+from sb3_tutorial_sac.compare.grid import aggregate_folders, compare
+from sb3_tutorial_sac.compare.specs import ABLATION, ABLATION_NOTE, VARIANTS, Variant
+from sb3_tutorial_sac.compare.stats import SCORE_LAST
 
 DESCRIPTION = COMMANDS["compare"].help
 
@@ -28,9 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-folder", type=pathlib.Path, default=pathlib.Path("logs/compare"), help="runs and report (default: logs/compare)"
     )
+    parser.add_argument(
+        "--name", default=None, help="file names of the report, <name>.md, ... (default: compare; ablation with --ablation)"
+    )
     parser.add_argument("--ablation", action="store_true", help="tutorial_sac with each quirk switched to SB3's choice")
     parser.add_argument(
-        "--variants", nargs="+", default=None, help="with --ablation: the rows to run, by name (default: every row)"
+        "--variants",
+        nargs="+",
+        default=None,
+        help="with --ablation: the ablation rows to run (default: every row); without it: named rows added after "
+        f"--algos ({', '.join(VARIANTS)})",
     )
     parser.add_argument("--backend", choices=["local", "ray"], default="local", help="where runs go (default: local)")
     parser.add_argument("--jobs", type=int, default=max(1, min(2, os.cpu_count() or 1)), help="parallel local runs")
@@ -38,15 +46,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=None, help="return threshold for all envs (default: per env)")
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the runs that have finished")
+    parser.add_argument(
+        "--score-last",
+        type=int,
+        default=SCORE_LAST,
+        help=f"a run's score: its mean return over its last N evaluation points common to all runs (default: {SCORE_LAST})",
+    )
+    parser.add_argument(
+        "--aggregate",
+        nargs="+",
+        type=pathlib.Path,
+        default=None,
+        help="train nothing: the across-task report of these log folders' <name>_evaluations.csv, written to --log-folder",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the grid the options describe, print the report; exit code 1 when a run failed."""
     if args.seeds <= 0 or args.jobs <= 0 or args.eval_freq <= 0 or args.eval_episodes <= 0 or args.budget < 0:
         raise SystemExit("--seeds, --jobs, --eval-freq and --eval-episodes must be positive, --budget >= 0")
+    if args.score_last <= 0:
+        raise SystemExit("--score-last must be a positive number of evaluation points")
+    if args.aggregate is not None:
+        report = aggregate_folders(args.aggregate, args.log_folder, args.name or "aggregate", args.score_last)
+        print(report)
+        return 0
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    if args.variants is not None and not args.ablation:
-        raise SystemExit("--variants selects rows of the ablation: use it with --ablation")
     if args.ablation:
         variants, envs, name, notes = list(ABLATION), ["Pendulum-v1"], "ablation", [ABLATION_NOTE]
         if args.variants is not None:
@@ -57,6 +82,12 @@ def run(args: argparse.Namespace) -> int:
             variants = [variant for variant in ABLATION if variant.label in args.variants]
     else:
         variants, envs, name, notes = [Variant(a, a) for a in dict.fromkeys(args.algos)], args.envs, "compare", []
+        if args.variants is not None:
+            unknown = [row for row in args.variants if row not in VARIANTS]
+            if unknown:
+                raise SystemExit(f"--variants: unknown rows {unknown}; the rows are {list(VARIANTS)}")
+            variants += [VARIANTS[row] for row in dict.fromkeys(args.variants)]
+    name = args.name or name
     thresholds = dict.fromkeys(envs, args.threshold) if args.threshold is not None else None
     report, runs = compare(
         variants,
@@ -74,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         thresholds=thresholds,
         notes=notes,
         report_only=args.report_only,
+        last=args.score_last,
     )
     print(report)
     print(f"Report, CSVs and plots in {args.log_folder}/{name}*")

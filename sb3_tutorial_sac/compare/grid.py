@@ -8,8 +8,9 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from sb3_tutorial_sac.compare.backends import run_all
-from sb3_tutorial_sac.compare.report import collect, write_report
+from sb3_tutorial_sac.compare.report import aggregate_section, collect, method_paragraph, write_report
 from sb3_tutorial_sac.compare.specs import REFERENCE, Variant, make_specs
+from sb3_tutorial_sac.compare.stats import SCORE_LAST
 
 
 def compare(
@@ -28,6 +29,7 @@ def compare(
     thresholds: Mapping[str, float] | None = None,
     notes: Sequence[str] = (),
     report_only: bool = False,
+    last: int = SCORE_LAST,
 ) -> tuple[str, pd.DataFrame]:
     """Run (or resume) the grid and write the report into ``log_folder``.
 
@@ -46,19 +48,51 @@ def compare(
     :param thresholds: return threshold per environment (otherwise the defaults)
     :param notes: paragraphs appended to the report
     :param report_only: train nothing; report what has finished
+    :param last: evaluation points a run's score averages (the last ones common to all runs)
     :return: the report's markdown and the table of runs (one row per run, with its status and error)
     """
     specs = make_specs(variants, envs, seeds, budget, eval_freq, eval_episodes, log_folder)
     records = run_all(specs, backend=backend, jobs=jobs, address=address, progress=progress, report_only=report_only)
     evaluations, runs = collect(specs, records)
     title = "Ablation: one tutorial quirk switched to SB3's choice at a time" if name == "ablation" else "Comparison"
+    steps = "zoo n_timesteps" if not budget else f"{budget:,}"
     protocol = (
-        f"Protocol: {'zoo n_timesteps' if not budget else f'{budget}'} env steps per run; every {eval_freq} env steps, "
-        f"{eval_episodes} episodes with the deterministic and {eval_episodes} with the stochastic policy; seeds "
-        f"{', '.join(map(str, seeds))}; each algorithm with its rl-zoo3 hyperparameters."
+        f"Protocol: {steps} env steps per run, training stopped at that step for every algorithm (runs recorded before "
+        f"this rule are named under their task); every {eval_freq:,} env steps, {eval_episodes} episodes with the "
+        f"deterministic and {eval_episodes} with the stochastic policy; seeds {', '.join(map(str, seeds))}; each "
+        "algorithm with its rl-zoo3 hyperparameters (a budget below the zoo's n_timesteps scales its lin_ schedules to "
+        "the budget; each run's config.yml says what it used)."
     )
     overrides = [f"- `{v.label}`: {v.description or v.algo} {v.overrides or ''}".rstrip() for v in variants]
-    report = write_report(
-        evaluations, runs, log_folder, name, thresholds, REFERENCE, title, [protocol, "\n".join(overrides), *notes]
-    )
+    notes = [protocol, "\n".join(overrides), *notes]
+    report = write_report(evaluations, runs, log_folder, name, thresholds, REFERENCE, title, notes, last)
     return report, runs
+
+
+def aggregate_folders(
+    folders: Sequence[pathlib.Path], out_dir: pathlib.Path, name: str = "aggregate", last: int = SCORE_LAST
+) -> str:
+    """The across-task section (``report.aggregate_section``) of several comparisons' evaluation tables
+    (``<folder>/compare_evaluations.csv``, as ``write_report`` writes them), written to ``<out_dir>/<name>.md``.
+
+    :param folders: log folders of finished comparisons (one or more environments each)
+    :param out_dir: where the report and its figures go
+    :param name: the files' stem
+    :param last: evaluation points a run's score averages
+    :return: the markdown
+    """
+    tables = []
+    for folder in folders:
+        path = pathlib.Path(folder) / "compare_evaluations.csv"
+        if not path.is_file():
+            raise ValueError(f"--aggregate: {path} does not exist (run the comparison or its --report-only first)")
+        tables.append(pd.read_csv(path))
+    evaluations = pd.concat(tables, ignore_index=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = ", ".join(f"`{pathlib.Path(folder).name}/compare_evaluations.csv`" for folder in folders)
+    parts = ["# Across tasks", "", f"From the evaluation tables {sources}.", ""]
+    parts += aggregate_section(evaluations, out_dir, name, last)[2:]
+    parts += [method_paragraph(REFERENCE, last), ""]
+    text = "\n".join(parts)
+    (out_dir / f"{name}.md").write_text(text)
+    return text

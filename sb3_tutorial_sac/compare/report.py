@@ -1,8 +1,11 @@
 """The report of a comparison: the runs' ``evaluations.npz`` read into two tables (``collect``), the headline
-sentence and the markdown table of each environment, the learning curves, and the files (``write_report``)."""
+sentences and the tables of each environment, the learning curves, the aggregate across environments, and the
+files (``write_report``). Every figure in it is computed from the records alone (seeded bootstrap, no clock), so
+``--report-only`` on the same records writes the same report."""
 
 from __future__ import annotations
 
+import json
 import math
 import pathlib
 from collections.abc import Mapping, Sequence
@@ -11,28 +14,44 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
+from sb3_tutorial_sac.compare.aggregate import BASELINE, RANDOM_SCORES, aggregate_markdown, normalise, plot_profile
 from sb3_tutorial_sac.compare.plots import plot_curves
+from sb3_tutorial_sac.compare.provenance import origin
 from sb3_tutorial_sac.compare.runs import Record
 from sb3_tutorial_sac.compare.specs import MODES, REFERENCE, RunSpec
-from sb3_tutorial_sac.compare.stats import Summary, summarise
+from sb3_tutorial_sac.compare.stats import (
+    ALPHA,
+    BOOTSTRAP_REPS,
+    BOOTSTRAP_SEED,
+    SCORE_LAST,
+    Summary,
+    common_steps,
+    iqm_count,
+    pairwise,
+    reach_verdict,
+    scoring_steps,
+    seconds_column,
+    summarise,
+)
 
 # Threshold on the mean evaluation return used for "env steps to reach" (otherwise the env's reward_threshold)
 DEFAULT_THRESHOLDS: dict[str, float] = {"Pendulum-v1": -200.0}
 # The policy mode of the headline sentence (SB3's way; the table has both)
 HEADLINE_MODE = "deterministic"
 EVALUATION_COLUMNS = [
-    "env", "algorithm", "seed", "timesteps", "train_seconds", "mode", "return_mean", "return_std", "episodes", "returns"
+    "env", "algorithm", "seed", "timesteps", "train_seconds", "train_cpu_seconds", "mode", "return_mean", "return_std",
+    "episodes", "returns",
 ]  # fmt: skip
+RUN_COLUMNS = ("env_steps", "wall_seconds", "train_seconds", "train_cpu_seconds", "eval_seconds", "steps_per_second")
 
 
 def collect(specs: Sequence[RunSpec], records: Mapping[str, Record]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read every run's ``evaluations.npz`` into two tables.
 
-    :return: ``(evaluations, runs)``: one row per run, evaluation point and mode
-        (``env, algorithm, seed, timesteps, train_seconds, mode, return_mean, return_std, episodes, returns``;
-        ``train_seconds``: training seconds at the evaluation point, NaN for a run written before they were
-        recorded), and one row per run (``env, algorithm, algo, seed, status, error, env_steps, wall_seconds,
-        train_seconds, eval_seconds, steps_per_second``)
+    :return: ``(evaluations, runs)``: one row per run, evaluation point and mode (``EVALUATION_COLUMNS``;
+        ``train_seconds`` / ``train_cpu_seconds``: wall-clock / process CPU training seconds at the evaluation
+        point, NaN for a run written before they were recorded), and one row per run (``env, algorithm, algo,
+        overrides, seed, status, error`` and ``RUN_COLUMNS``)
     """
     eval_rows, run_rows = [], []
     for spec in specs:
@@ -42,13 +61,11 @@ def collect(specs: Sequence[RunSpec], records: Mapping[str, Record]) -> tuple[pd
                 "env": spec.env,
                 "algorithm": spec.variant.label,
                 "algo": spec.variant.algo,
+                "overrides": json.dumps(spec.variant.overrides, sort_keys=True),
                 "seed": spec.seed,
                 "status": record.get("status"),
                 "error": record.get("error", ""),
-                **{
-                    k: record.get(k, np.nan)
-                    for k in ("env_steps", "wall_seconds", "train_seconds", "eval_seconds", "steps_per_second")
-                },
+                **{k: record.get(k, np.nan) for k in RUN_COLUMNS},
             }
         )
         npz = spec.run_dir() / "evaluations.npz"
@@ -56,9 +73,11 @@ def collect(specs: Sequence[RunSpec], records: Mapping[str, Record]) -> tuple[pd
             continue
         with np.load(npz) as data:
             timesteps = data["timesteps"]
-            seconds = data["train_seconds"] if "train_seconds" in data.files else np.full(len(timesteps), np.nan)
+            missing = np.full(len(timesteps), np.nan)
+            seconds = data["train_seconds"] if "train_seconds" in data.files else missing
+            cpu = data["train_cpu_seconds"] if "train_cpu_seconds" in data.files else missing
             for mode, key in (("deterministic", "results"), ("stochastic", "results_stochastic")):
-                for steps, train_seconds, returns in zip(timesteps, seconds, data[key]):
+                for steps, train_seconds, cpu_seconds, returns in zip(timesteps, seconds, cpu, data[key]):
                     eval_rows.append(
                         {
                             "env": spec.env,
@@ -66,6 +85,7 @@ def collect(specs: Sequence[RunSpec], records: Mapping[str, Record]) -> tuple[pd
                             "seed": spec.seed,
                             "timesteps": int(steps),
                             "train_seconds": float(train_seconds),
+                            "train_cpu_seconds": float(cpu_seconds),
                             "mode": mode,
                             "return_mean": float(np.mean(returns)),
                             "return_std": float(np.std(returns)),
@@ -77,7 +97,11 @@ def collect(specs: Sequence[RunSpec], records: Mapping[str, Record]) -> tuple[pd
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if value == math.inf:
+        return "never"
+    return f"{value:,.{digits}f}"
 
 
 def _fmt_ci(ci: tuple[float, float] | None, digits: int = 1) -> str:
@@ -86,135 +110,163 @@ def _fmt_ci(ci: tuple[float, float] | None, digits: int = 1) -> str:
     return f" [{_fmt(ci[0], digits)}, {_fmt(ci[1], digits)}]"
 
 
-def _to_threshold_cell(row: Summary, kind: str) -> str:
-    """``steps`` or ``seconds`` to the threshold, both modes: ``median (reached/runs)`` / ``not reached``."""
-    cells = []
-    for mode in MODES:
-        if f"{kind}_to_threshold_{mode}" not in row:
-            cells.append("n/a")
-            continue
-        median = row[f"{kind}_to_threshold_{mode}"]
-        reached = f"{row[f'reached_{mode}']}/{row[f'n_{mode}']}"
-        if median == math.inf:
-            cells.append(f"not reached ({reached})" if kind == "steps" else "not reached")
-        else:
-            cells.append(f"{median:.0f} ({reached})" if kind == "steps" else _fmt(median))
-    return " / ".join(cells)
+def _p_value(p: float) -> str:
+    return "n/a" if p != p else f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
-def markdown_table(rows: Sequence[Summary], threshold: float | None, reference: str = REFERENCE) -> str:
-    """The markdown table of one environment (from ``summarise``)."""
-    target = _fmt(threshold, 0) if threshold is not None else "threshold"
-    header = ["algorithm", "runs"]
-    for mode in MODES:
-        header += [f"final return, {mode[:5]}. (mean +/- std)", f"IQM {mode[:5]}. [95% CI]"]
-    header += [
-        f"median steps to {target} (det. / stoch.)",
-        f"median train s to {target} (det. / stoch.)",
-        "s per run (train / total)",
-        "env steps/s",
-        f"P({reference} > row), det. [95% CI]",
-        f"P({reference} > row), stoch. [95% CI]",
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    for row in rows:
-        not_ok = [f"{row[k]} {k}" for k in ("failed", "missing") if row.get(k)]
-        cells = [row["algorithm"], f"{row['runs']}" + (f" ({', '.join(not_ok)})" if not_ok else "")]
-        for mode in MODES:
-            cells.append(f"{_fmt(row[f'mean_{mode}'])} +/- {_fmt(row[f'std_{mode}'])}")
-            cells.append(f"{_fmt(row[f'iqm_{mode}'])}{_fmt_ci(row[f'iqm_{mode}_ci'])}")
-        cells.append(_to_threshold_cell(row, "steps"))
-        cells.append(_to_threshold_cell(row, "seconds"))
-        cells.append(f"{_fmt(row['train_seconds'])} / {_fmt(row['wall_seconds'])}")
-        cells.append(_fmt(row["steps_per_second"], 0))
-        for mode in MODES:
-            if f"p_improvement_{mode}" in row:
-                cells.append(f"{row[f'p_improvement_{mode}']:.2f}{_fmt_ci(row[f'p_improvement_{mode}_ci'], 2)}")
-            else:
-                cells.append("-")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def _seconds_name(column: str) -> str:
+    return "CPU s" if column == "train_cpu_seconds" else "wall s"
 
 
-def _fewer(names: tuple[str, str], values: tuple[float, float]) -> tuple[str | None, float, float]:
-    """The one of the two with the lower value (None for a tie), its value and the other's."""
-    (winner, best), (_, worst) = sorted(zip(names, values), key=lambda item: item[1])
-    return (None if best == worst else winner), best, worst
+def _evidence(result: Summary, x: str, y: str) -> str:
+    """``P(x > y) = p [low, high], exact test p = ...`` of a ``verdict``."""
+    return f"P({x} > {y}) = {result['p']:.2f}{_fmt_ci(result['ci'], 2)}, {result['test']} p = {_p_value(result['p_value'])}"
 
 
-def _threshold_clause(ref: Summary, other: Summary, threshold: float | None) -> str:
-    """Which of the two reaches the threshold in fewer env steps and in fewer training seconds (medians over runs)."""
+def _runs_phrase(n: tuple[int, int]) -> str:
+    if n[0] == n[1]:
+        return f"{n[0]} run{'s' if n[0] != 1 else ''} each"
+    return f"{n[0]} and {n[1]} runs"
+
+
+def _time_clause(ref: Summary, other: Summary, kind: str, target: str, seconds: str) -> str:
+    """Which reaches the threshold first, in env steps (``kind="steps"``) or training seconds, gated as the scores."""
     mode = HEADLINE_MODE
-    if threshold is None or f"steps_to_threshold_{mode}" not in ref or f"steps_to_threshold_{mode}" not in other:
-        return "there is no return threshold to reach on this task"
-    target, pair = _fmt(threshold, 0), (ref, other)
     names = (ref["algorithm"], other["algorithm"])
-    steps = (ref[f"steps_to_threshold_{mode}"], other[f"steps_to_threshold_{mode}"])
-    seconds = (ref[f"seconds_to_threshold_{mode}"], other[f"seconds_to_threshold_{mode}"])
-    reached = [f"{row['algorithm']}: {row[f'reached_{mode}']} of {row[f'n_{mode}']} runs" for row in pair]
-    finite = [math.isfinite(s) for s in steps]
-    if not any(finite):
-        return f"neither reaches {target} in more than half of its runs ({', '.join(reached)})"
-    if not all(finite):
-        i = finite.index(True)
-        to_seconds = f", {seconds[i]:.1f} training seconds" if not math.isnan(seconds[i]) else ""
-        return (
-            f"only {names[i]} reaches {target} in more than half of its runs (median {steps[i]:,.0f} env steps{to_seconds}; "
-            f"{reached[1 - i]})"
-        )
-    winner, best, worst = _fewer(names, steps)
-    if winner is None:
-        clause = f"both reach {target} in a median {best:,.0f} env steps"
-    else:
-        clause = f"{winner} reaches {target} in fewer env steps (median {best:,.0f} against {worst:,.0f})"
-    if any(math.isnan(s) for s in seconds):
-        return clause + " (training seconds to it not recorded)"
-    seconds_winner, best, worst = _fewer(names, seconds)
-    if seconds_winner is None:
-        return clause + f"{' and' if winner is None else ', both in'} a median {best:.1f} training seconds"
-    if seconds_winner == winner:
-        return clause + f" and in fewer training seconds (median {best:.1f} s against {worst:.1f} s)"
-    return clause + f", {seconds_winner} in fewer training seconds (median {best:.1f} s against {worst:.1f} s)"
+    unit = "env steps" if kind == "steps" else f"training {seconds}"
+    times = (ref[f"{kind}_{mode}"], other[f"{kind}_{mode}"])
+    if any(np.isnan(t).any() for t in times):
+        return f"the {unit} to {target} are not recorded for every run"
+    medians = [
+        f"{_fmt(row[f'{kind}_to_threshold_{mode}'], 0)}{_fmt_ci(row[f'{kind}_to_threshold_{mode}_ci'], 0)}"
+        for row in (ref, other)
+    ]
+    counts = [(row[f"reached_{mode}"], row[f"n_{mode}"]) for row in (ref, other)]
+    reached = f"reached in {counts[0][0]} of {counts[0][1]} and {counts[1][0]} of {counts[1][1]} runs"
+    result = reach_verdict(*times)
+    evidence = (
+        f"median {medians[0]} against {medians[1]}, {reached}; P({names[0]} first) = {result['p']:.2f}"
+        f"{_fmt_ci(result['ci'], 2)}, {result['test']} p = {_p_value(result['p_value'])}"
+    )
+    if not any(np.isfinite(t).any() for t in times):
+        return f"neither reaches {target} within the budget in any run"
+    if result["decided"]:
+        winner = names[0] if result["decided"] > 0 else names[1]
+        return f"{winner} reaches {target} in fewer {unit} ({evidence})"
+    return f"inconclusive at {_runs_phrase(result['n'])} which reaches {target} in fewer {unit} ({evidence})"
 
 
-def _versus(ref: Summary, other: Summary, threshold: float | None) -> str:
+def _versus(ref: Summary, other: Summary, threshold: float | None, seconds: str) -> str:
     """The headline sentence of the reference against one other algorithm."""
     mode = HEADLINE_MODE
     for row in (ref, other):
         if not row[f"n_{mode}"]:
             return f"{row['algorithm']} has no finished run to compare ({ref['algorithm']} against {other['algorithm']})."
     names = (ref["algorithm"], other["algorithm"])
-    finals = (ref[f"iqm_{mode}"], other[f"iqm_{mode}"])
-    if finals[0] == finals[1]:
-        final = f"{names[0]} and {names[1]} end level (final return, IQM over runs: {finals[0]:.1f} each)"
+    result = other[f"versus_{mode}"]
+    iqms = f"IQM {_fmt(ref[f'iqm_{mode}'])} against {_fmt(other[f'iqm_{mode}'])}"
+    if result["decided"]:
+        winner, loser = names if result["decided"] > 0 else names[::-1]
+        final = f"{winner} ends higher than {loser} ({_evidence(result, *names)}; {iqms})"
     else:
-        (winner, high), (loser, low) = sorted(zip(names, finals), key=lambda item: -item[1])
-        final = f"{winner} ends higher than {loser} (final return, IQM over runs: {high:.1f} against {low:.1f})"
-    return f"With the {mode} policy, {final}; {_threshold_clause(ref, other, threshold)}."
+        final = f"inconclusive at {_runs_phrase(result['n'])} which ends higher ({_evidence(result, *names)}; {iqms})"
+    clauses = [final]
+    if threshold is not None and f"steps_{mode}" in ref and f"steps_{mode}" in other:
+        target = _fmt(threshold, 0)
+        clauses += [_time_clause(ref, other, "steps", target, seconds), _time_clause(ref, other, "seconds", target, seconds)]
+    text = "; ".join(clauses)
+    return f"{names[0]} against {names[1]}, {mode} policy: {text}."
 
 
-def headline_from_rows(rows: Sequence[Summary], threshold: float | None, reference: str = REFERENCE) -> str:
+def headline_from_rows(rows: Sequence[Summary], threshold: float | None, reference: str = REFERENCE, seconds: str = "") -> str:
     """The headline of one environment from ``summarise``'s rows: one sentence per algorithm other than the
     reference (a list when there are several); empty when the reference is not in the rows."""
     ref = next((row for row in rows if row["algorithm"] == reference), None)
     if ref is None:
         return ""
-    sentences = [_versus(ref, row, threshold) for row in rows if row["algorithm"] != reference]
+    sentences = [_versus(ref, row, threshold, seconds or "CPU s") for row in rows if row["algorithm"] != reference]
     return sentences[0] if len(sentences) == 1 else "\n".join(f"- {sentence}" for sentence in sentences)
 
 
-def headline(evaluations: pd.DataFrame, runs: pd.DataFrame, threshold: float | None = None, reference: str = REFERENCE) -> str:
-    """The answer first: for one environment, which algorithm ends higher (final deterministic return, IQM over
-    runs) and which reaches ``threshold`` in fewer env steps and in fewer training seconds (medians over runs),
-    the reference against each other algorithm; a side that does not reach the threshold in more than half of its
-    runs is named as such.
+def headline(
+    evaluations: pd.DataFrame,
+    runs: pd.DataFrame,
+    threshold: float | None = None,
+    reference: str = REFERENCE,
+    last: int = SCORE_LAST,
+) -> str:
+    """The answer first: for one environment, the reference against each other algorithm, with the deterministic
+    policy: which ends higher (scores: ``stats.scores``), which reaches ``threshold`` in fewer env steps and in fewer
+    training seconds; each said only when the bootstrap interval of P excludes 0.5 and the exact rank test rejects
+    "no difference" at 5% (``stats.verdict``), else "inconclusive at n runs"; the evidence in brackets.
 
     :param evaluations: the evaluations table of one environment (``collect``)
     :param runs: the runs table of the same environment
-    :param threshold: the return to reach (None: the sentence says there is none)
+    :param threshold: the return to reach (None: no clause about reaching it)
     :param reference: the algorithm compared with each other one
+    :param last: evaluation points a score averages
     """
-    return headline_from_rows(summarise(evaluations, runs, threshold, reference), threshold, reference)
+    rows = summarise(evaluations, runs, threshold, reference, last)
+    return headline_from_rows(rows, threshold, reference, _seconds_name(seconds_column(evaluations)))
+
+
+def markdown_table(
+    rows: Sequence[Summary], threshold: float | None, reference: str = REFERENCE, seconds: str = "CPU s"
+) -> str:
+    """The markdown table of one environment (from ``summarise``)."""
+    target = _fmt(threshold, 0) if threshold is not None else "threshold"
+    header = ["algorithm", "runs"]
+    for mode in MODES:
+        header += [f"score, {mode[:5]}. (mean +/- std)", f"IQM {mode[:5]}. [95% CI]"]
+    header += [
+        f"median env steps to {target}, det. [95% CI] (runs reaching)",
+        f"median training {seconds} to {target}, det. [95% CI]",
+        "training CPU s per run",
+        "training / total wall s per run",
+        "env steps per CPU s",
+        f"P({reference} > row), det. [95% CI], p",
+        f"P({reference} > row), stoch. [95% CI], p",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    mode = HEADLINE_MODE
+    for row in rows:
+        not_ok = [f"{row[k]} {k}" for k in ("failed", "missing") if row.get(k)]
+        cells = [row["algorithm"], f"{row['runs']}" + (f" ({', '.join(not_ok)})" if not_ok else "")]
+        for m in MODES:
+            cells.append(f"{_fmt(row[f'mean_{m}'])} +/- {_fmt(row[f'std_{m}'])}")
+            cells.append(f"{_fmt(row[f'iqm_{m}'])}{_fmt_ci(row[f'iqm_{m}_ci'])}")
+        for kind in ("steps", "seconds"):
+            key = f"{kind}_to_threshold_{mode}"
+            if key not in row:
+                cells.append("n/a")
+                continue
+            cell = f"{_fmt(row[key], 0 if kind == 'steps' else 1)}{_fmt_ci(row[f'{key}_ci'], 0 if kind == 'steps' else 1)}"
+            cells.append(cell + (f" ({row[f'reached_{mode}']}/{row[f'n_{mode}']})" if kind == "steps" else ""))
+        cells.append(_fmt(row["train_cpu_seconds"]))
+        cells.append(f"{_fmt(row['train_seconds'])} / {_fmt(row['wall_seconds'])}")
+        cells.append(_fmt(row["steps_per_cpu_second"], 0))
+        for m in MODES:
+            result = row.get(f"versus_{m}")
+            cells.append(
+                "-" if result is None else f"{result['p']:.2f}{_fmt_ci(result['ci'], 2)}, {_p_value(result['p_value'])}"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def pairwise_table(rows: Sequence[Summary]) -> str:
+    """Every pair of algorithms, both modes: P(X > Y) with its interval, the exact test and the verdict."""
+    lines = ["| X | Y | mode | P(X > Y) [95% CI] | exact test p | verdict |", "|---|---|---|---:|---:|---|"]
+    for mode in MODES:
+        for pair in pairwise(rows, mode):
+            says = {1: f"{pair['x']} ends higher", -1: f"{pair['y']} ends higher"}.get(
+                pair["decided"], f"inconclusive at {_runs_phrase(pair['n'])}"
+            )
+            lines.append(
+                f"| {pair['x']} | {pair['y']} | {mode} | {pair['p']:.2f}{_fmt_ci(pair['ci'], 2)} | "
+                f"{_p_value(pair['p_value'])} ({pair['test']}) | {says} |"
+            )
+    return "\n".join(lines)
 
 
 def threshold_for(env: str, thresholds: Mapping[str, float] | None) -> float | None:
@@ -229,6 +281,68 @@ def threshold_for(env: str, thresholds: Mapping[str, float] | None) -> float | N
         return None
 
 
+def _scoring_sentence(evaluations: pd.DataFrame, last: int) -> str:
+    steps = scoring_steps(evaluations, last)
+    episodes = sorted(set(int(e) for e in evaluations["episodes"]))
+    per_run = ", ".join(str(e * len(steps)) for e in episodes)
+    return (
+        f"Score of a run: its mean evaluation return at env steps {', '.join(f'{s:,}' for s in steps)} (the last "
+        f"{len(steps)} evaluation points that every run has; {'/'.join(map(str, episodes))} episodes each, so "
+        f"{per_run} episodes per run and policy mode). The table, the curves and the sentences use these scores."
+    )
+
+
+def _past_budget(evaluations: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """A line per algorithm whose runs trained past the last common evaluation step (recorded before runs stopped
+    at the budget): how far, and that the points past it are not scored."""
+    if not len(evaluations):
+        return []
+    last_common = max(common_steps(evaluations), default=0)
+    lines = []
+    for algorithm, group in runs[runs["status"] == "ok"].groupby("algorithm", sort=False):
+        past = group[group["env_steps"] > last_common]
+        if len(past):
+            low, high = int(past["env_steps"].min()), int(past["env_steps"].max())
+            lines.append(
+                f"{len(past)} of the {len(group)} `{algorithm}` runs were recorded before training stopped at the budget "
+                f"and trained to {low:,}{'' if low == high else f'-{high:,}'} env steps; their evaluations past "
+                f"{last_common:,} are in the CSV but not scored."
+            )
+    return lines
+
+
+def _provenance(runs: pd.DataFrame, env: str) -> list[str]:
+    lines = ["Hyperparameters, where they come from:"]
+    if "overrides" not in runs:  # a runs table from before the column
+        runs = runs.assign(overrides="{}")
+    for (algorithm, algo, overrides), _ in runs.groupby(["algorithm", "algo", "overrides"], sort=False):
+        lines.append(f"- `{algorithm}`: {origin(str(algo), env, json.loads(str(overrides)))}.")
+    return lines
+
+
+def method_paragraph(reference: str, last: int) -> str:
+    """What every number of a report means (written under the tables)."""
+    return (
+        f"Score: each run's mean evaluation return (raw env rewards) over its last {last} evaluation points common to "
+        "all runs of the task; mean +/- std (ddof=0) over runs. IQM: scipy.stats.trim_mean(scores, 0.25), rliable's "
+        f"definition: the lowest and highest quarter of the runs, rounded down, are dropped (at 5 runs the mean of the "
+        f"middle {iqm_count(5)}, at 10 of the middle {iqm_count(10)}). P(X > Y): probability that a run of X scores "
+        "higher than a run of Y (ties count half). Intervals: 95% percentile bootstrap, "
+        f"{BOOTSTRAP_REPS:,} resamples from seed {BOOTSTRAP_SEED}, each algorithm's runs resampled on their own "
+        "(stratified). Exact test: two-sided Mann-Whitney U, exact (scipy.stats.mannwhitneyu(method='exact')), or the "
+        "exact permutation test of U when values are tied. A sentence says one algorithm ends higher (or reaches the "
+        f"threshold first) only when the interval of P excludes 0.5 and the exact test gives p < {ALPHA}; otherwise it "
+        "says inconclusive at that number of runs. Steps to threshold: the first common evaluation step whose mean "
+        "return reaches it (never: not within the budget); training seconds to it: the run's training seconds "
+        "(evaluations excluded) at that step, process CPU time where every run recorded it (one torch thread per run; "
+        "CPU time does not count waiting for a core on a shared machine), else wall clock; medians over runs with "
+        "bootstrap intervals. Curves: mean over runs with a 95% bootstrap band (5,000 resamples), against env steps "
+        "at the common evaluation points (the scoring points shaded) and against training seconds on one common, log-spaced "
+        "time grid (each run's return at a time = its last evaluation at or before that time; an algorithm's curve ends "
+        "where its shortest run ends)."
+    )
+
+
 def write_report(
     evaluations: pd.DataFrame,
     runs: pd.DataFrame,
@@ -238,25 +352,46 @@ def write_report(
     reference: str = REFERENCE,
     title: str = "Comparison",
     notes: Sequence[str] = (),
+    last: int = SCORE_LAST,
 ) -> str:
-    """Write ``<name>_evaluations.csv``, ``<name>_runs.csv``, ``<name>_<env>.png`` and ``<name>.md``; return the markdown."""
+    """Write ``<name>_evaluations.csv``, ``<name>_runs.csv``, ``<name>_<env>.png`` (and ``<name>_profile.png`` for
+    several environments with ``sac``) and ``<name>.md``; return the markdown.
+
+    :param evaluations: ``collect``'s evaluations table
+    :param runs: ``collect``'s runs table
+    :param out_dir: where the files go
+    :param name: their names' stem
+    :param thresholds: return threshold per environment (otherwise ``threshold_for``'s)
+    :param reference: the algorithm each sentence compares with each other one
+    :param title: the report's title
+    :param notes: paragraphs under the title (protocol, variants)
+    :param last: evaluation points a score averages
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     evaluations.to_csv(out_dir / f"{name}_evaluations.csv", index=False)
     runs.to_csv(out_dir / f"{name}_runs.csv", index=False)
     parts = [f"# {title}", ""]
+    parts += [f"{note}\n" for note in notes]
     for env in dict.fromkeys(runs["env"]):
         env_evaluations = evaluations[evaluations["env"] == env]
         env_runs = runs[runs["env"] == env]
         threshold = threshold_for(env, thresholds)
-        rows = summarise(env_evaluations, env_runs, threshold, reference)
+        seconds = _seconds_name(seconds_column(env_evaluations))
+        rows = summarise(env_evaluations, env_runs, threshold, reference, last)
         parts += [f"## {env}", ""]
-        sentence = headline_from_rows(rows, threshold, reference)
+        if len(env_evaluations):
+            parts += [_scoring_sentence(env_evaluations, last), ""]
+            parts += [f"{line}\n" for line in _past_budget(env_evaluations, env_runs)]
+        sentence = headline_from_rows(rows, threshold, reference, seconds)
         if sentence:
             parts += [sentence, ""]
-        parts += [markdown_table(rows, threshold, reference), ""]
+        parts += [markdown_table(rows, threshold, reference, seconds), ""]
+        if sum(1 for row in rows if row[f"n_{HEADLINE_MODE}"]) > 2:
+            parts += ["Every pair:", "", pairwise_table(rows), ""]
+        parts += [*_provenance(env_runs, env), ""]
         if len(env_evaluations):
             figure = out_dir / f"{name}_{env}.png"
-            plot_curves(env_evaluations, env, figure, threshold)
+            plot_curves(env_evaluations, env, figure, threshold, scoring_steps(env_evaluations, last))
             parts += [f"![learning curves on {env}]({figure.name})", ""]
         failed = env_runs[env_runs["status"] == "failed"]
         for _, run in failed.iterrows():
@@ -266,20 +401,35 @@ def write_report(
             parts.append(f"- {algorithm}: **missing** (not run yet) seeds {', '.join(map(str, group['seed']))}")
         if len(failed) or len(missing):
             parts.append("")
-    parts += [
-        "Final return: mean evaluation return at the last evaluation point of each run (raw env rewards); mean +/- "
-        "std (ddof=0) over runs; IQM = mean of the middle 50% of runs; CIs: 95% percentile bootstrap over runs. "
-        f"P({reference} > row): probability that a run of {reference} scores higher than a run of the row's "
-        "algorithm (ties count half). Steps to threshold: median over runs of the first evaluation step whose "
-        "mean return reaches it; train s to threshold: median over runs of the training seconds (evaluation "
-        "excluded) at that step. Seconds per run: training (evaluation excluded) / total; env steps/s: training. "
-        f"The sentence under each heading reads the {HEADLINE_MODE} columns. Curves: mean over runs with a 95% "
-        "bootstrap band, against env steps and against training seconds; runs are evaluated at the same env steps, "
-        "not at the same seconds, so each point of a seconds curve is the mean return over runs at one evaluation "
-        "step, placed at the mean training seconds over runs at that step.",
-        "",
-    ]
-    parts += [f"{note}\n" for note in notes]
+    envs = list(dict.fromkeys(evaluations["env"]))
+    if len(envs) > 1:
+        parts += aggregate_section(evaluations, out_dir, name, last)
+    parts += [method_paragraph(reference, last), ""]
     text = "\n".join(parts)
     (out_dir / f"{name}.md").write_text(text)
     return text
+
+
+def aggregate_section(evaluations: pd.DataFrame, out_dir: pathlib.Path, name: str, last: int = SCORE_LAST) -> list[str]:
+    """The "Across tasks" section of a report on several environments (``aggregate``), both modes, and its
+    performance-profile figures (``<name>_profile_<mode>.png``); a line saying why when it cannot be computed."""
+    from sb3_tutorial_sac.compare.aggregate import read_scores
+
+    parts = ["## Across tasks", ""]
+    envs = list(dict.fromkeys(evaluations["env"]))
+    unknown = [env for env in envs if env not in RANDOM_SCORES]
+    without = [env for env in envs if BASELINE not in set(evaluations.loc[evaluations["env"] == env, "algorithm"])]
+    if unknown or without:
+        return [*parts, f"Not computed: no random-policy score for {unknown}, no {BASELINE} runs on {without}.", ""]
+    for mode in MODES:
+        normalised = normalise(read_scores([evaluations], mode, last))
+        figure = out_dir / f"{name}_profile_{mode}.png"
+        plot_profile(normalised, figure, f"performance profile, {mode} policy")
+        parts += [aggregate_markdown(normalised, mode), "", f"![performance profile, {mode}]({figure.name})", ""]
+    parts += [
+        "Intervals: stratified bootstrap (runs resampled within each task and algorithm). No exact test across tasks, "
+        "so the aggregate P is not turned into a verdict: its interval is reported as above, below or including 0.5, "
+        "and with few runs per task it collapses as a single task's does (read the per-task verdicts).",
+        "",
+    ]
+    return parts

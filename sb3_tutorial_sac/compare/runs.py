@@ -1,5 +1,23 @@
 """One run: rl-zoo3's ``ExperimentManager`` with an evaluation callback that records both policy modes and the
-training seconds at each evaluation point, written in the zoo's layout; and the record that marks it finished."""
+training seconds (wall clock and process CPU) at each evaluation point and stops training at exactly the budget,
+written in the zoo's layout; and the record that marks it finished.
+
+Protocol of a run (the same for every algorithm):
+
+* training stops at the env step that reaches the budget, for every algorithm: TutorialSAC collects whole
+  episodes before it trains (the tutorial's schedule), so without the stop its last episode would carry it past
+  the budget on tasks whose episodes vary in length. The gradient steps due after that last env step are not
+  taken; no evaluation sees them (an evaluation at env step t runs before the gradient steps of step t, for SAC's
+  one step as for TutorialSAC's episode), so every algorithm is evaluated at the same env steps;
+* a budget that overrides the zoo's ``n_timesteps`` scales the zoo's ``lin_<x>`` schedules to the budget: SB3
+  computes a schedule from the progress ``1 - num_timesteps / total_timesteps``, and rl-zoo3 calls
+  ``learn(budget)``, so ``lin_7.3e-4`` decays from 7.3e-4 to 0 over the budget (as ``rl_zoo3.train -n`` does).
+  The run's ``config.yml`` records what was used: ``n_timesteps`` = the budget, ``n_timesteps_zoo`` = the zoo's,
+  and ``schedules`` = how each schedule ran;
+* seconds at each evaluation point, evaluations excluded: ``train_seconds`` (wall clock, ``time.perf_counter``)
+  and ``train_cpu_seconds`` (this process's CPU time, ``time.process_time``; one torch thread per run, so it does
+  not count time the process spent waiting for a core on a shared machine).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +29,7 @@ import pathlib
 import shutil
 import time
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -35,15 +54,18 @@ Reporter = Callable[[Event], None]
 class DualEvalCallback(EvalCallback):
     """SB3's ``EvalCallback`` with both policy modes: ``results`` (deterministic, rl-zoo3's key) and
     ``results_stochastic`` in ``evaluations.npz``; also times itself so that training time excludes it, and
-    saves the training seconds at each evaluation point (``train_seconds``).
+    saves the training seconds at each evaluation point (``train_seconds``: wall clock; ``train_cpu_seconds``:
+    process CPU time). Stops training at the env step that reaches ``budget`` (every algorithm evaluated at the
+    same env steps).
 
     :param eval_env: the evaluation env (rl-zoo3's, seeded like the training env)
     :param spec: the run (evaluation episodes and frequency)
     :param run_dir: where ``evaluations.npz`` goes
     :param n_envs: training envs (the frequency counts calls, one per step of all of them, as rl-zoo3)
+    :param budget: env steps after which training stops (0: never stop it here)
     """
 
-    def __init__(self, eval_env: VecEnv, spec: RunSpec, run_dir: pathlib.Path, n_envs: int) -> None:
+    def __init__(self, eval_env: VecEnv, spec: RunSpec, run_dir: pathlib.Path, n_envs: int, budget: int = 0) -> None:
         super().__init__(
             eval_env,
             n_eval_episodes=spec.eval_episodes,
@@ -54,18 +76,24 @@ class DualEvalCallback(EvalCallback):
         )
         self.stochastic_results: list[list[float]] = []
         self.stochastic_lengths: list[list[int]] = []
+        self.budget = budget
         self.eval_seconds = 0.0
+        self.eval_cpu_seconds = 0.0
         # training seconds (evaluations excluded) at each evaluation point, for curves against compute
         self.train_seconds: list[float] = []
+        self.train_cpu_seconds: list[float] = []
         self._train_start = time.perf_counter()
+        self._train_cpu_start = time.process_time()
 
     def _on_training_start(self) -> None:
         super()._on_training_start()
         self._train_start = time.perf_counter()
+        self._train_cpu_start = time.process_time()
 
     def _evaluate(self) -> None:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         self.train_seconds.append(start - self._train_start - self.eval_seconds)
+        self.train_cpu_seconds.append(cpu_start - self._train_cpu_start - self.eval_cpu_seconds)
         if self.model.get_vec_normalize_env() is not None:
             sync_envs_normalization(self.training_env, self.eval_env)
         runs: dict[str, tuple[list[float], list[int]]] = {}
@@ -94,17 +122,21 @@ class DualEvalCallback(EvalCallback):
             results_stochastic=self.stochastic_results,
             ep_lengths_stochastic=self.stochastic_lengths,
             train_seconds=self.train_seconds,
+            train_cpu_seconds=self.train_cpu_seconds,
         )
         for mode in MODES:
             self.logger.record(f"eval/mean_reward_{mode}", float(np.mean(runs[mode][0])))
         self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
         self.logger.dump(self.num_timesteps)
         self.eval_seconds += time.perf_counter() - start
+        self.eval_cpu_seconds += time.process_time() - cpu_start
 
     def _on_step(self) -> bool:
         if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
             self._evaluate()
-        return True
+        # Stop at the budget: TutorialSAC's whole-episode collection would otherwise run past it (a learn() call
+        # only checks the budget between rollouts); the same rule for every algorithm
+        return not (self.budget > 0 and self.num_timesteps >= self.budget)
 
     def _on_training_end(self) -> None:
         # The last evaluation point is the end of training, whatever the budget's remainder
@@ -186,25 +218,60 @@ def _train_with_zoo(spec: RunSpec, run_dir: pathlib.Path, report: Reporter | Non
     manager.params_path = str(run_dir / spec.env)
     setup = manager.setup_experiment()
     assert setup is not None
-    model, _ = setup
-    eval_callback = DualEvalCallback(manager.create_envs(1, eval_env=True), spec, run_dir, manager.n_envs)
+    model, saved_hyperparams = setup
+    schedules = record_config(run_dir / spec.env / "config.yml", saved_hyperparams, manager.n_timesteps)
+    eval_env = manager.create_envs(1, eval_env=True)
+    eval_callback = DualEvalCallback(eval_env, spec, run_dir, manager.n_envs, budget=manager.n_timesteps)
     manager.callbacks += [eval_callback, ProgressReport(report, spec.key)]
     if report is not None:
         report({"key": spec.key, "event": "start", "steps": 0, "total": manager.n_timesteps})
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     manager.learn(model)
-    learn_seconds = time.perf_counter() - start
+    learn_seconds, learn_cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     if model.num_timesteps < manager.n_timesteps:  # rl-zoo3's learn() swallows KeyboardInterrupt: not a finished run
         raise RuntimeError(f"training stopped at {model.num_timesteps} of {manager.n_timesteps} env steps (interrupted)")
     manager.save_trained_model(model)
     train_seconds = learn_seconds - eval_callback.eval_seconds
     return {
         "hyperparams": hyperparams_source,
+        "schedules": schedules,
+        "stop_at_budget": True,
         "env_steps": int(model.num_timesteps),
         "train_seconds": train_seconds,
+        "train_cpu_seconds": learn_cpu_seconds - eval_callback.eval_cpu_seconds,
         "eval_seconds": eval_callback.eval_seconds,
         "steps_per_second": model.num_timesteps / train_seconds,
     }
+
+
+def record_config(path: pathlib.Path, saved_hyperparams: dict[str, Any], n_timesteps: int) -> dict[str, str]:
+    """Rewrite the run's ``config.yml`` (rl-zoo3 writes the zoo entry as read) with what the run used.
+
+    ``n_timesteps`` becomes the budget trained (the zoo's value, when it differs, goes to ``n_timesteps_zoo``);
+    each schedule (``lin_<x>`` string of the entry) is described under ``schedules``: rl-zoo3 turns it into a
+    function of the progress ``1 - num_timesteps / n_timesteps`` and calls ``learn(n_timesteps)``, so it runs from
+    ``<x>`` to 0 over the budget, i.e. it is scaled to the budget.
+
+    :param path: the run's ``config.yml``
+    :param saved_hyperparams: the entry as rl-zoo3 saved it (``setup_experiment``'s second value)
+    :param n_timesteps: the env steps the run trains
+    :return: the description of each schedule, by hyperparameter (empty when there is none)
+    """
+    config = dict(saved_hyperparams)
+    zoo_steps = config.get("n_timesteps")
+    schedules = {
+        key: f"{value}: linear from {value.split('_', 1)[1]} to 0 over {n_timesteps} env steps (scaled to the budget)"
+        for key, value in config.items()
+        if isinstance(value, str) and value.startswith("lin_")
+    }
+    if zoo_steps is not None and int(float(zoo_steps)) != n_timesteps:
+        config["n_timesteps_zoo"] = int(float(zoo_steps))
+    config["n_timesteps"] = n_timesteps
+    if schedules:
+        config["schedules"] = schedules
+    # rl-zoo3's own format (a sorted OrderedDict), so that its scripts read the file as before
+    path.write_text(yaml.dump(OrderedDict((key, config[key]) for key in sorted(config))))
+    return schedules
 
 
 def _zoo_config(spec: RunSpec, run_dir: pathlib.Path) -> tuple[pathlib.Path, str]:
