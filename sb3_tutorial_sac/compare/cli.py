@@ -7,12 +7,13 @@ import os
 import pathlib
 from collections.abc import Sequence
 
-from sb3_tutorial_sac.cli import COMMANDS
 from sb3_tutorial_sac.compare.grid import aggregate_folders, compare
 from sb3_tutorial_sac.compare.specs import ABLATION, ABLATION_NOTE, VARIANTS, Variant
 from sb3_tutorial_sac.compare.stats import SCORE_LAST
 
-DESCRIPTION = COMMANDS["compare"].help
+# The command's description (sb3_tutorial_sac.cli lists the command with the same words; it imports this module only
+# when the command runs, and this module does not import it)
+DESCRIPTION = "compare tutorial_sac with SB3's SAC (and other rl-zoo3 algorithms) over many seeds"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
