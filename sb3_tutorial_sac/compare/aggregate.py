@@ -66,7 +66,7 @@ def normalise(scores: Mapping[str, Mapping[str, npt.ArrayLike]], baseline: str =
             raise ValueError(f"scores: {env} has no {baseline} runs to normalise by")
         if env not in RANDOM_SCORES:
             raise ValueError(f"scores: no random-policy score for {env}; known: {sorted(RANDOM_SCORES)}")
-        low, high = RANDOM_SCORES[env], float(np.mean(per_algorithm[baseline]))
+        low, high = RANDOM_SCORES[env], float(np.mean(np.asarray(per_algorithm[baseline], dtype=float)))
         normalised[env] = {a: (np.asarray(v, dtype=float) - low) / (high - low) for a, v in per_algorithm.items()}
     return normalised
 

@@ -148,9 +148,26 @@ class Products:
         self.fused = bool(rewrites)
         # tensors the step function returns besides its statistics, so that Inductor stores them once (see "in_t")
         self.extras: list[th.Tensor] = []
+        # eager (no rewrites): the views of each flat buffer's layers, made once and read at every step (their numbers
+        # follow the buffer's in-place updates); each buffer is held here, so that its id names it while cached
+        self._views: dict[int, tuple[th.Tensor, dict[int, tuple[th.Tensor, th.Tensor]]]] | None = None
         if not rewrites:  # the calls themselves, without this class's dispatch (eager: every call counts)
             self.linear = F.linear  # type: ignore[method-assign,assignment]
             self.mm = th.mm  # type: ignore[method-assign,assignment]
+            self._views = {}
+
+    def params(self, layer: LinearSpec, flat: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """``layer``'s weight and bias in ``flat`` (:meth:`LinearSpec.params`; compiled: views made in the function)."""
+        if self._views is None:
+            return layer.params(flat)
+        entry = self._views.get(id(flat))
+        if entry is None or entry[0] is not flat:
+            entry = self._views[id(flat)] = (flat, {})
+        views = entry[1]
+        found = views.get(layer.weight)
+        if found is None:
+            found = views[layer.weight] = layer.params(flat)
+        return found
 
     def linear(self, x: th.Tensor, weight: th.Tensor, bias: th.Tensor) -> th.Tensor:
         out_features, in_features = weight.shape
@@ -192,7 +209,7 @@ class Products:
 def _mlp_forward(products: Products, layers: Sequence[LinearSpec], flat: th.Tensor, x: th.Tensor) -> list[th.Tensor]:
     outputs = [x]
     for layer in layers:
-        x = products.linear(x, *layer.params(flat))
+        x = products.linear(x, *products.params(layer, flat))
         if layer.relu:
             x = F.relu(x)
         outputs.append(x)
@@ -216,7 +233,7 @@ def _mlp_backward(
     """
     for i in range(len(layers) - 1, -1, -1):
         layer = layers[i]
-        weight, _ = layer.params(flat)
+        weight, _ = products.params(layer, flat)
         if layer.relu:
             grad = th.ops.aten.threshold_backward(grad, outputs[i + 1], 0)
         if param_grads is not None:
@@ -267,8 +284,8 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
 
     def actor_forward(actor: th.Tensor, obs: th.Tensor):
         outputs = _mlp_forward(products, spec.trunk, actor, obs)
-        mu = products.linear(outputs[-1], *spec.mu.params(actor))
-        std_pre = products.linear(outputs[-1], *spec.std.params(actor))
+        mu = products.linear(outputs[-1], *products.params(spec.mu, actor))
+        std_pre = products.linear(outputs[-1], *products.params(spec.std, actor))
         std = F.softplus(std_pre, spec.softplus_beta, spec.softplus_threshold)
         return outputs, mu, std_pre, std
 
@@ -348,7 +365,8 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
             spec.std.weight: products.mm(grad_std_pre.t(), latent).reshape(-1),
             spec.std.bias: grad_std_pre.sum(0),
         }
-        grad_latent = products.mm(grad_mu, spec.mu.params(actor)[0]) + products.mm(grad_std_pre, spec.std.params(actor)[0])
+        mu_weight, std_weight = products.params(spec.mu, actor)[0], products.params(spec.std, actor)[0]
+        grad_latent = products.mm(grad_mu, mu_weight) + products.mm(grad_std_pre, std_weight)
         _mlp_backward(products, spec.trunk, actor, grad_latent, trunk_outputs, actor_grads, None)
         actor_grad = th.cat([actor_grads[offset] for offset in actor_offsets])
         _adam(spec.actor_adam, actor, actor_grad, actor_exp_avg, actor_exp_avg_sq, (scalars[0], scalars[1]))
