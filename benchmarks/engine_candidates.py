@@ -18,8 +18,9 @@ Candidates:
 - ``inductor``: ``torch.compile(fullgraph=True, dynamic=False)`` of the step function, Python wrapper;
 - ``inductor_cpp``: the same with Inductor's C++ wrapper (``cpp_wrapper=True``);
 - ``aoti``: AOTInductor (``torch.export`` then ``aoti_compile_and_package``), small products as BLAS calls;
-- ``aoti_fused``: AOTInductor with the small products written as fused pointwise products and sums (the engine's
-  default);
+- ``aoti_fused``: AOTInductor with the small products written as fused pointwise products and sums, the critics as
+  one ensemble product per layer and the biases added after the products (the engine's default, ``REWRITES``);
+- ``aoti_fused_before_22``: the same without the ensemble and the biases after (the default before issue 22);
 - ``aoti_fused_autotune``: the same with ``max_autotune`` and Inductor's C++ GEMM template as a candidate for the
   large products.
 """
@@ -96,11 +97,9 @@ CANDIDATES: dict[str, type[CompiledEngine] | None] = {
     "aoti_fused": _aoti(REWRITES),
     "aoti_fused_autotune": _aoti(REWRITES, {"cpp.threads": 1, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}),
     "aoti_fused_memory_planning": _aoti(REWRITES, {"cpp.threads": 1, "memory_planning": True}),
-    "aoti_fused_all": _aoti(ALL_REWRITES - {"ensemble"}),
-    "aoti_ensemble_memory_planning": _aoti(REWRITES | {"ensemble"}, {"cpp.threads": 1, "memory_planning": True}),
-    "aoti_ensemble_autotune": _aoti(
-        REWRITES | {"ensemble"}, {"cpp.threads": 1, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}
-    ),
+    "aoti_fused_all": _aoti(ALL_REWRITES),
+    # the engine's default before issue 22: the critics one by one, addmm with the bias
+    "aoti_fused_before_22": _aoti(REWRITES - {"bias_after", "ensemble"}),
     **{f"aoti_fused_no_{rewrite}": _aoti(REWRITES - {rewrite}) for rewrite in sorted(REWRITES)},
     **{f"aoti_fused_and_{rewrite}": _aoti(REWRITES | {rewrite}) for rewrite in sorted(ALL_REWRITES - REWRITES)},
 }

@@ -126,11 +126,16 @@ _SMALL = 8
 # linear layer of at most 8 inputs as a sum of broadcast products (Inductor reads the weight's columns with a stride
 # and writes scalar loops), "in_t" the same from the weight's columns stored once, "cols" a product of at most 8
 # columns as a sum over the inner dimension (scalar loops).
-REWRITES = frozenset({"out1", "outer", "row", "col1", "cols_t"})
-# "ensemble": the two critics (and the two target critics) run as one batched product per layer (``baddbmm``/``bmm``
-# over a [2, out, in] view of both critics' weights in the flat buffer), as SBX's vmapped critics do: half as many
-# products, each on twice the data, and the pointwise work of both critics in the same loops
-ALL_REWRITES = REWRITES | {"in", "in_t", "cols", "ensemble"}
+#
+# Two more are compiled by default, each measured a few percent faster per compiled step (benchmarks/engine_candidates.py,
+# RESULTS.md): "bias_after", a linear layer's product without its bias (mm, not addmm), the bias added in the fused loop
+# that follows (addmm copies the bias into its output and has the BLAS scale it, two more passes over the output); and
+# "ensemble", the two critics (and the two target critics) as one product per layer (``bmm`` over a strided
+# [2, out, in] view of both critics' weights in the flat buffer, as SBX's vmapped critics), so that the pointwise work
+# of both critics runs in the same loops. Kept for the benchmarks: "ensemble_mm", the ensemble's large products as one
+# BLAS product per critic (ATen's bmm runs these sizes slower per product than mm; measured no faster overall).
+REWRITES = frozenset({"out1", "outer", "row", "col1", "cols_t", "bias_after", "ensemble"})
+ALL_REWRITES = REWRITES | {"in", "in_t", "cols", "ensemble_mm"}
 
 
 class Products:
@@ -166,6 +171,10 @@ class Products:
             return y
         if "out1" in self.rewrites and out_features == 1:
             return (x * weight[0]).sum(1, keepdim=True) + bias
+        if "bias_after" in self.rewrites:
+            # the product alone, the bias added in the fused loop that follows (with the ReLU): addmm would copy the
+            # bias into its output and have the BLAS scale it by beta, two passes over the output
+            return x.mm(weight.t()) + bias
         return F.linear(x, weight, bias)
 
     def mm(self, a: th.Tensor, b: th.Tensor) -> th.Tensor:
@@ -245,21 +254,22 @@ class _Ensemble:
     """The critics' layers as batched products over the ensemble dimension (the ``"ensemble"`` rewrite), with the small
     products written as broadcast products and sums as :class:`Products` writes them."""
 
-    def __init__(self, critics: Sequence[Sequence[LinearSpec]]):
+    def __init__(self, critics: Sequence[Sequence[LinearSpec]], rewrites: frozenset[str]):
         self.layers = list(zip(critics[0], critics[1]))
+        self.rewrites = rewrites
 
-    @staticmethod
-    def linear(x: th.Tensor, weight: th.Tensor, bias: th.Tensor) -> th.Tensor:
+    def linear(self, x: th.Tensor, weight: th.Tensor, bias: th.Tensor) -> th.Tensor:
         """``x`` ``[2, batch, in]`` (or ``[batch, in]``, shared) through ``weight`` ``[2, out, in]``."""
         if weight.shape[1] == 1:
             x = x if x.dim() == 3 else x.unsqueeze(0)
             return (x * weight).sum(2, keepdim=True) + bias
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(2, *x.shape)
+        if "bias_after" in self.rewrites or "ensemble_mm" in self.rewrites:
+            return self.mm(x, weight.transpose(1, 2)) + bias
         return th.baddbmm(bias, x, weight.transpose(1, 2))
 
-    @staticmethod
-    def mm(a: th.Tensor, b: th.Tensor) -> th.Tensor:
+    def mm(self, a: th.Tensor, b: th.Tensor) -> th.Tensor:
         """``a @ b`` for ``a`` ``[2, m, k]``, ``b`` ``[2, k, n]``."""
         m, k, n = a.shape[1], a.shape[2], b.shape[2]
         if k == 1:
@@ -271,6 +281,9 @@ class _Ensemble:
         if n <= _SMALL:
             # a weight gradient of a layer of few inputs: the sum over the batch vectorised over the features of a
             return (b.unsqueeze(3) * a.transpose(1, 2).unsqueeze(2)).sum(1).transpose(1, 2)
+        if "ensemble_mm" in self.rewrites:
+            # one BLAS product per critic into the halves of one output (ATen's bmm runs these sizes slower per product)
+            return th.stack([a[0].mm(b[0]), a[1].mm(b[1])])
         return th.bmm(a, b)
 
     def forward(self, flat: th.Tensor, x: th.Tensor) -> list[th.Tensor]:
@@ -336,7 +349,7 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
     """
     products = Products(rewrites)
     # compile-only: both critics as one batched product per layer (the eager step runs them one by one, as autograd)
-    ensemble = _Ensemble(spec.critics) if "ensemble" in rewrites and ensemble_ready(spec.critics) else None
+    ensemble = _Ensemble(spec.critics, rewrites) if "ensemble" in rewrites and ensemble_ready(spec.critics) else None
     critic_offsets = sorted(
         {layer.weight for c in spec.critics for layer in c} | {layer.bias for c in spec.critics for layer in c}
     )
