@@ -50,8 +50,10 @@ def pin_to_core() -> int | None:
     """
     allowed = sorted(os.sched_getaffinity(0))
     core = allowed[-1]
+    values = [arg.partition("=")[2] for arg in sys.argv[1:] if arg.startswith("--core=")]
     if "--core" in sys.argv[1:-1]:
-        value = sys.argv[sys.argv.index("--core") + 1]
+        values.append(sys.argv[sys.argv.index("--core") + 1])
+    for value in values[-1:]:
         if not value.lstrip("-").isdigit() or (int(value) != -1 and int(value) not in allowed):
             raise ValueError(f"--core must be one of the cores this process may run on {allowed} or -1, got {value!r}")
         core = int(value)
