@@ -29,6 +29,7 @@ env steps per second and of ``train()`` gradient steps per second.
 """
 
 import argparse
+import copy
 import itertools
 import os
 import platform
@@ -94,12 +95,13 @@ SB3_SIZES: dict[str, Any] = dict(policy_kwargs=dict(net_arch=dict(pi=[256, 256],
 
 def make_tutorial_sac(seed: int, engine: str = "auto", sizes: dict[str, Any] | None = None) -> TutorialSAC:
     """TutorialSAC with every default (the tutorial's setup), with the given engine (and ``sizes``: SB3's sizes)."""
-    return TutorialSAC("MlpPolicy", ENV_ID, seed=seed, device="cpu", engine=engine, **(sizes or {}))
+    return TutorialSAC("MlpPolicy", ENV_ID, seed=seed, device="cpu", engine=engine, **copy.deepcopy(sizes or {}))
 
 
 def make_sac(seed: int, sizes: dict[str, Any] | None = None) -> SAC:
     """SB3's SAC set to the tutorial's work."""
-    return SAC("MlpPolicy", ENV_ID, seed=seed, device="cpu", **{**PEER_KWARGS, **(sizes or {})})
+    # copies: SB3 adds its own entries to the policy_kwargs it is given (use_sde)
+    return SAC("MlpPolicy", ENV_ID, seed=seed, device="cpu", **copy.deepcopy({**PEER_KWARGS, **(sizes or {})}))
 
 
 def import_sbx(threads: int) -> Any:
@@ -117,7 +119,7 @@ def import_sbx(threads: int) -> Any:
 
 def make_sbx_sac(sbx_sac: Any, seed: int, sizes: dict[str, Any] | None = None) -> Any:
     """SBX's SAC (JAX, CPU) set to the tutorial's work."""
-    return sbx_sac("MlpPolicy", ENV_ID, seed=seed, **{**PEER_KWARGS, **(sizes or {})})
+    return sbx_sac("MlpPolicy", ENV_ID, seed=seed, **copy.deepcopy({**PEER_KWARGS, **(sizes or {})}))
 
 
 def step_flops(obs_dim: int, act_dim: int, actor: list[int], critic: list[int], batch: int, n_critics: int = 2) -> int:
