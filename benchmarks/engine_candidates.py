@@ -18,8 +18,9 @@ Candidates:
 - ``inductor``: ``torch.compile(fullgraph=True, dynamic=False)`` of the step function, Python wrapper;
 - ``inductor_cpp``: the same with Inductor's C++ wrapper (``cpp_wrapper=True``);
 - ``aoti``: AOTInductor (``torch.export`` then ``aoti_compile_and_package``), small products as BLAS calls;
-- ``aoti_fused``: AOTInductor with the small products written as fused pointwise products and sums (the engine's
-  default);
+- ``aoti_fused``: AOTInductor with the small products written as fused pointwise products and sums, the critics as
+  one ensemble product per layer and the biases added after the products (the engine's default, ``REWRITES``);
+- ``aoti_fused_before_22``: the same without the ensemble and the biases after (the default before issue 22);
 - ``aoti_fused_autotune``: the same with ``max_autotune`` and Inductor's C++ GEMM template as a candidate for the
   large products.
 """
@@ -97,6 +98,8 @@ CANDIDATES: dict[str, type[CompiledEngine] | None] = {
     "aoti_fused_autotune": _aoti(REWRITES, {"cpp.threads": 1, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}),
     "aoti_fused_memory_planning": _aoti(REWRITES, {"cpp.threads": 1, "memory_planning": True}),
     "aoti_fused_all": _aoti(ALL_REWRITES),
+    # the engine's default before issue 22: the critics one by one, addmm with the bias
+    "aoti_fused_before_22": _aoti(REWRITES - {"bias_after", "ensemble"}),
     **{f"aoti_fused_no_{rewrite}": _aoti(REWRITES - {rewrite}) for rewrite in sorted(REWRITES)},
     **{f"aoti_fused_and_{rewrite}": _aoti(REWRITES | {rewrite}) for rewrite in sorted(ALL_REWRITES - REWRITES)},
 }
@@ -120,7 +123,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed train() calls per candidate (median)")
     parser.add_argument("--train-steps", type=int, default=200, help="gradient steps per timed train() call")
     parser.add_argument("--cold", action="store_true", help="compile into an empty Inductor cache (TORCHINDUCTOR_CACHE_DIR)")
+    parser.add_argument("--core", type=int, default=None, help="pin the process to this core (CPU time is printed too)")
     args = parser.parse_args()
+    if args.core is not None:
+        os.sched_setaffinity(0, {args.core})
     if args.cold:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-cold-")
     th.set_num_threads(1)
@@ -137,7 +143,7 @@ def main() -> None:
         compile_seconds = getattr(engine, "compile_seconds", None)
         cached = getattr(engine, "loaded_from_cache", None)
         unavailable = getattr(engine, "unavailable", None)
-        print(f"{name:20s} set up and learn(400) {time.perf_counter() - start:6.1f} s; compile {compile_seconds} s "
+        print(f"{name:28s} set up and learn(400) {time.perf_counter() - start:6.1f} s; compile {compile_seconds} s "
               f"(from cache: {cached}){'; UNAVAILABLE: ' + unavailable if unavailable else ''}", flush=True)  # fmt: skip
 
     # the same 300 gradient steps from the same state (every model made the same way, learn(400) from seed 0)
@@ -152,19 +158,25 @@ def main() -> None:
             deviation[name] = max((mine[k] - theirs[k]).abs().max().item() for k in mine)
 
     timings: dict[str, list[float]] = {name: [] for name in args.candidates}
+    cpu_times: dict[str, list[float]] = {name: [] for name in args.candidates}
     for repeat in range(args.repeats):
         order = args.candidates if repeat % 2 == 0 else list(reversed(args.candidates))
         for name in order:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             models[name].train(args.train_steps, 64)
             timings[name].append(args.train_steps / (time.perf_counter() - start))
+            cpu_times[name].append((time.process_time() - cpu) / args.train_steps * 1e6)
 
     base = statistics.median(timings["fast"]) if "fast" in timings else None
-    print(f"\n{'candidate':20s} {'grad steps/s':>13} {'x fast':>7} {'max |param - fast| after 300 steps':>36}")
+    print(
+        f"\n{'candidate':28s} {'grad steps/s':>13} {'x fast':>7} {'CPU us/step min, median':>24} "
+        f"{'max |param - fast| after 300 steps':>36}"
+    )
     for name, values in timings.items():
         median = statistics.median(values)
         ratio = f"{median / base:7.2f}" if base else ""
-        print(f"{name:20s} {median:13.0f} {ratio} {deviation.get(name, float('nan')):36.3g}")
+        cpu_us = f"{min(cpu_times[name]):.0f}, {statistics.median(cpu_times[name]):.0f}"
+        print(f"{name:28s} {median:13.0f} {ratio} {cpu_us:>24} {deviation.get(name, float('nan')):36.3g}")
     sys.stdout.flush()
 
 

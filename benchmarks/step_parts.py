@@ -5,7 +5,8 @@ Prints, on one CPU thread (medians of ``--repeats`` timings of ``--calls`` calls
 - the operations of one eager gradient step of ``train()`` (the fast engine, in inference mode as ``train()`` runs
   it), by self time, from torch's profiler;
 - ``predict()`` on one observation, and what SB3's per-call training-mode walk and device lookup would add to it;
-- the time of one ``64x128 @ 128x128`` product (12 per gradient step);
+- the time of one ``64x128 @ 128x128`` product (12 per gradient step), and its GFLOP/s in each layout the step uses,
+  as the two critics' ``bmm`` ensemble and as oneDNN's linear, against a 2048x2048 product (the core's peak);
 - drawing the minibatches of one ``train()`` call (200 of 64) without replacement, the tutorial's ``random.sample``
   (``sample_minibatches``), against SB3's draw with replacement, per gradient step, with 200, 1,000 and 100,000
   (full buffer) Pendulum transitions stored;
@@ -14,10 +15,11 @@ Prints, on one CPU thread (medians of ``--repeats`` timings of ``--calls`` calls
 - one whole gradient step of the fast engine against the compiled engine's (``engine="compiled"``: the step compiled
   once by AOTInductor, loaded from the cache when it is there), both called as ``train()`` calls them.
 
-Usage: ``python benchmarks/step_parts.py`` (about a minute).
+Usage: ``python benchmarks/step_parts.py`` (about a minute); ``--core N`` pins it to one core.
 """
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -75,6 +77,36 @@ def step_parts(model: TutorialSAC, calls: int, repeats: int) -> None:
     hidden, weight = th.randn(64, 128).relu(), th.randn(128, 128)
     product = timed(lambda: hidden.mm(weight), calls, repeats)
     print(f"one 64x128 @ 128x128 product: {product:.1f} µs ({2 * 64 * 128 * 128 / product / 1e3:.0f} GFLOP/s)")
+
+
+def product_rates(calls: int, repeats: int) -> None:
+    """GFLOP/s of the step's large product (64x128 @ 128x128) in the layouts and calls the step can use, per product: the
+    forward layer (``F.linear``: the weight transposed), the backward products (``grad @ W``, the weight gradient
+    ``grad.t() @ h``), the two critics' layers as one ``bmm`` (the "ensemble" rewrite), oneDNN's linear with a prepacked
+    weight (a new packing at every step, as the weights change, not counted), and 2048x2048 for the core's peak."""
+    generator = th.Generator().manual_seed(0)
+    hidden, grad = th.randn(64, 128, generator=generator), th.randn(64, 128, generator=generator)
+    weight, bias = th.randn(128, 128, generator=generator), th.randn(128, generator=generator)
+    hiddens, weights = th.randn(2, 64, 128, generator=generator), th.randn(2, 128, 128, generator=generator)
+    flops = 2 * 64 * 128 * 128
+    cases: dict[str, tuple[Callable[[], object], int]] = {
+        "F.linear (forward)": (lambda: F.linear(hidden, weight, bias), flops),
+        "grad @ W (input gradient)": (lambda: grad.mm(weight), flops),
+        "grad.t() @ h (weight gradient)": (lambda: grad.t().mm(hidden), flops),
+        "bmm of two critics (ensemble)": (lambda: th.bmm(hiddens, weights.transpose(1, 2)), 2 * flops),
+    }
+    with th.no_grad():
+        try:
+            packed = th.ops.mkldnn._reorder_linear_weight(weight, 64)
+            linear = th.ops.mkldnn._linear_pointwise
+            cases["oneDNN linear, prepacked"] = (lambda: linear(hidden, packed, bias, "none", [], ""), flops)
+        except (AttributeError, RuntimeError):
+            pass
+        large = th.randn(2048, 2048, generator=generator)
+        print("GFLOP/s of one product (per call, including the call):")
+        for name, (product, count) in cases.items():
+            print(f"  {name:34s} {count / timed(product, calls, repeats) / 1e3:6.0f}")
+        print(f"  {'2048x2048 mm (the peak)':34s} {2 * 2048**3 / timed(lambda: large.mm(large), 3, repeats) / 1e3:6.0f}")
 
 
 def predict_cost(model: TutorialSAC, calls: int, repeats: int) -> None:
@@ -155,13 +187,17 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000, help="calls per timing")
     parser.add_argument("--repeats", type=int, default=5, help="timings per figure (median)")
     parser.add_argument("--trials", type=int, default=100, help="random trials per exactness check")
+    parser.add_argument("--core", type=int, default=None, help="pin the process to this core")
     args = parser.parse_args()
+    if args.core is not None:
+        os.sched_setaffinity(0, {args.core})
     th.set_num_threads(1)
     print(f"torch {th.__version__}, 1 thread")
     model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, device="cpu")
     model.set_logger(Logger(folder=None, output_formats=[]))
     model.learn(1000)
     step_parts(model, args.calls, args.repeats)
+    product_rates(args.calls, args.repeats)
     predict_cost(model, args.calls, args.repeats)
     sampling_cost(model, args.calls, args.repeats)
     exactness_checks(args.trials)

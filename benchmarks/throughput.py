@@ -4,12 +4,23 @@ All run on Pendulum-v1 with the tutorial's work: one 200-step episode, then 200 
 64, actor [128], critics [128, 128], buffer 100,000, no warm-up. One rule for every model: it is built, warmed up
 with ``learn(--warmup-steps)`` (which holds SBX's JIT compilation and TutorialSAC's compiled engine's one-off
 compile; both are printed), then timed. Repeats alternate the order of the models so that machine drift cancels;
-figures are medians. One thread each: torch's ``set_num_threads`` and XLA's single-threaded Eigen (``XLA_FLAGS``,
-set before JAX is imported).
+figures are medians. One core for all: the process is pinned to ``--core`` (``os.sched_setaffinity``, before torch and
+JAX are imported, so that every thread either library starts is held to that core), with one thread each (torch's
+``set_num_threads``, XLA's single-threaded Eigen through ``XLA_FLAGS``). For each peer the table gives the cores it
+actually used (process CPU time over wall time during its timed calls: 1.00 at most when pinned, less when the core
+is shared with other work).
+
+The GFLOP/s line: the floating-point operations one gradient step needs (the matrix products of the networks, counted
+from their sizes, :func:`step_flops`; the same count for every peer, the arithmetic the algorithm cannot avoid) times
+the ``train()`` grad steps/s, against the core's measured peak: the best large product any library reaches on the
+pinned core (torch's ``mm``, oneDNN's linear, JAX's ``dot``, 2048x2048).
+
+``--sb3-sizes`` measures at SB3's default sizes instead (actor and critics 256x256, batch 256).
 
 SBX is optional (``pip install -e ".[bench]"``); without it the script says so and measures the others.
 
-    python benchmarks/throughput.py                 # full run (about 5 minutes on one thread)
+    python benchmarks/throughput.py                 # full run (about 5 minutes on one core), pinned to the last core
+    python benchmarks/throughput.py --core 1 --sb3-sizes   # SB3's default sizes, on core 1
     python benchmarks/throughput.py --repeats 3 --no-time-to-threshold
     python benchmarks/throughput.py --engines auto reference   # TutorialSAC engines to measure (default: auto compiled)
 
@@ -18,8 +29,11 @@ env steps per second and of ``train()`` gradient steps per second.
 """
 
 import argparse
+import copy
+import itertools
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -28,18 +42,42 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-import gymnasium as gym
-import numpy as np
-import stable_baselines3
-import torch as th
-from stable_baselines3 import SAC
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.monitor import Monitor
 
-import sb3_tutorial_sac
-from sb3_tutorial_sac import TutorialSAC
-from sb3_tutorial_sac.engines import ENGINE_NAMES
+def pin_to_core() -> int | None:
+    """Pin this process to the core ``--core`` names (default: the last core it may run on) before torch and JAX are
+    imported, so that every thread they start inherits the affinity; ``--core -1`` leaves it unpinned.
+
+    :return: the core, or None when not pinned
+    """
+    allowed = sorted(os.sched_getaffinity(0))
+    core = allowed[-1]
+    values = [arg.partition("=")[2] for arg in sys.argv[1:] if arg.startswith("--core=")]
+    if "--core" in sys.argv[1:-1]:
+        values.append(sys.argv[sys.argv.index("--core") + 1])
+    for value in values[-1:]:
+        if not value.lstrip("-").isdigit() or (int(value) != -1 and int(value) not in allowed):
+            raise ValueError(f"--core must be one of the cores this process may run on {allowed} or -1, got {value!r}")
+        core = int(value)
+    if core == -1:
+        return None
+    os.sched_setaffinity(0, {core})
+    return core
+
+
+CORE = pin_to_core() if __name__ == "__main__" else None
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+import stable_baselines3  # noqa: E402
+import torch as th  # noqa: E402
+from stable_baselines3 import SAC  # noqa: E402
+from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
+from stable_baselines3.common.evaluation import evaluate_policy  # noqa: E402
+from stable_baselines3.common.monitor import Monitor  # noqa: E402
+
+import sb3_tutorial_sac  # noqa: E402
+from sb3_tutorial_sac import TutorialSAC  # noqa: E402
+from sb3_tutorial_sac.engines import ENGINE_NAMES  # noqa: E402
 
 ENV_ID = "Pendulum-v1"
 # The tutorial's networks and work for the SB3 and SBX peers (their own losses, init and alpha rules otherwise)
@@ -51,16 +89,19 @@ PEER_KWARGS: dict[str, Any] = dict(
     gradient_steps=-1,
     learning_starts=0,
 )
+# SB3's default sizes (--sb3-sizes): actor and critics 256x256, batch 256; for every peer, TutorialSAC included
+SB3_SIZES: dict[str, Any] = dict(policy_kwargs=dict(net_arch=dict(pi=[256, 256], qf=[256, 256])), batch_size=256)
 
 
-def make_tutorial_sac(seed: int, engine: str = "auto") -> TutorialSAC:
-    """TutorialSAC with every default (the tutorial's setup), with the given engine."""
-    return TutorialSAC("MlpPolicy", ENV_ID, seed=seed, device="cpu", engine=engine)
+def make_tutorial_sac(seed: int, engine: str = "auto", sizes: dict[str, Any] | None = None) -> TutorialSAC:
+    """TutorialSAC with every default (the tutorial's setup), with the given engine (and ``sizes``: SB3's sizes)."""
+    return TutorialSAC("MlpPolicy", ENV_ID, seed=seed, device="cpu", engine=engine, **copy.deepcopy(sizes or {}))
 
 
-def make_sac(seed: int) -> SAC:
+def make_sac(seed: int, sizes: dict[str, Any] | None = None) -> SAC:
     """SB3's SAC set to the tutorial's work."""
-    return SAC("MlpPolicy", ENV_ID, seed=seed, device="cpu", **PEER_KWARGS)
+    # copies: SB3 adds its own entries to the policy_kwargs it is given (use_sde)
+    return SAC("MlpPolicy", ENV_ID, seed=seed, device="cpu", **copy.deepcopy({**PEER_KWARGS, **(sizes or {})}))
 
 
 def import_sbx(threads: int) -> Any:
@@ -76,21 +117,108 @@ def import_sbx(threads: int) -> Any:
     return SBXSAC
 
 
-def make_sbx_sac(sbx_sac: Any, seed: int) -> Any:
+def make_sbx_sac(sbx_sac: Any, seed: int, sizes: dict[str, Any] | None = None) -> Any:
     """SBX's SAC (JAX, CPU) set to the tutorial's work."""
-    return sbx_sac("MlpPolicy", ENV_ID, seed=seed, **PEER_KWARGS)
+    return sbx_sac("MlpPolicy", ENV_ID, seed=seed, **copy.deepcopy({**PEER_KWARGS, **(sizes or {})}))
+
+
+def step_flops(obs_dim: int, act_dim: int, actor: list[int], critic: list[int], batch: int, n_critics: int = 2) -> int:
+    """
+    The floating-point operations of the matrix products one SAC gradient step needs, counted from the network sizes
+    (``2 * m * k * n`` per product): the arithmetic no implementation avoids, the same count for every peer.
+
+    - the target: the actor's forward pass at ``s'`` (trunk and the two heads), each target critic's forward pass;
+    - the critics' update: each critic's forward pass and its backward pass (weight gradients of every layer, input
+      gradients of every layer but the first);
+    - the actor's update: the actor's forward pass at ``s`` and its backward pass (weight gradients, input gradients
+      but the first layer's), each critic's forward pass and its backward pass to the action columns of its input.
+
+    :param obs_dim: observation size
+    :param act_dim: action size
+    :param actor: widths of the actor's trunk
+    :param critic: widths of each critic's hidden layers
+    :param batch: minibatch size
+    :param n_critics: number of critics (and of target critics)
+    :return: the operations of one gradient step
+    """
+
+    def products(sizes: list[tuple[int, int]]) -> int:
+        return sum(2 * batch * n_in * n_out for n_in, n_out in sizes)
+
+    trunk_dims = [obs_dim, *actor]
+    trunk = list(itertools.pairwise(trunk_dims))
+    heads = [(trunk_dims[-1], act_dim)] * 2
+    critic_dims = [obs_dim + act_dim, *critic, 1]
+    layers = list(itertools.pairwise(critic_dims))
+    actor_forward = products(trunk + heads)
+    # backward: weight gradients of every layer, input gradients of every layer after the first
+    actor_backward = products(trunk + heads) + products(trunk[1:] + heads)
+    critic_forward = products(layers)
+    critic_backward = products(layers) + products(layers[1:])
+    # to the action columns: the deeper layers' input gradients, then the first layer's product with the action columns
+    critic_to_action = products(layers[1:]) + 2 * batch * critic_dims[1] * act_dim
+    target = actor_forward + n_critics * critic_forward
+    critics = n_critics * (critic_forward + critic_backward)
+    actor_update = actor_forward + actor_backward + n_critics * (critic_forward + critic_to_action)
+    return target + critics + actor_update
+
+
+def peak_gflops(size: int = 2048, sbx: bool = False) -> dict[str, float]:
+    """
+    The core's measured peak: GFLOP/s of one ``size`` x ``size`` product, best of 5, by torch's ``mm`` (the BLAS it
+    was built with), oneDNN's linear (``torch.ops.mkldnn._linear_pointwise`` with a prepacked weight) and, where SBX
+    is installed, JAX's ``dot`` (XLA).
+    """
+    a, b = th.randn(size, size), th.randn(size, size)
+    flops = 2 * size**3
+    candidates: dict[str, Callable[[], Any]] = {"torch mm": lambda: a.mm(b)}
+    with th.no_grad():
+        try:
+            packed = th.ops.mkldnn._reorder_linear_weight(b, size)
+            candidates["oneDNN linear"] = lambda: th.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], "")
+        except (AttributeError, RuntimeError):
+            pass
+        if sbx:
+            import jax
+            import jax.numpy as jnp
+
+            ja, jb = jnp.asarray(a.numpy()), jnp.asarray(b.numpy())
+            dot = jax.jit(lambda x, y: x @ y)
+            candidates["jax dot"] = lambda: dot(ja, jb).block_until_ready()
+        result = {}
+        for name, product in candidates.items():
+            product()
+            best = float("inf")
+            for _ in range(5):
+                start = time.perf_counter()
+                product()
+                best = min(best, time.perf_counter() - start)
+            result[name] = flops / best / 1e9
+    return result
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time (user and system, every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 class Timings:
-    """One model's measurements: its warm-up, ``learn()`` env steps/s and ``train()`` gradient steps/s."""
+    """One model's measurements: its warm-up, ``learn()`` env steps/s, ``train()`` gradient steps/s, and the cores it
+    used during each (CPU time over wall time)."""
 
     def __init__(self) -> None:
         self.warmup: list[float] = []
         self.learn: list[float] = []
         self.train: list[float] = []
+        self.learn_cores: list[float] = []
+        self.train_cores: list[float] = []
 
 
-def measure(make: Callable[[int], Any], seed: int, warmup_steps: int, learn_steps: int, train_steps: int, timings: Timings):
+def measure(
+    make: Callable[[int], Any], seed: int, warmup_steps: int, learn_steps: int, train_steps: int, batch_size: int,
+    timings: Timings,
+):  # fmt: skip
     """
     Build a model, warm it up with ``learn(warmup_steps)`` (timed apart: compilation happens here), then time
     ``learn(learn_steps)``; then ``train(train_steps)`` once untimed (SBX compiles its loop for each number of
@@ -100,13 +228,17 @@ def measure(make: Callable[[int], Any], seed: int, warmup_steps: int, learn_step
     start = time.perf_counter()
     model.learn(warmup_steps)
     timings.warmup.append(time.perf_counter() - start)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     model.learn(learn_steps, reset_num_timesteps=False)
-    timings.learn.append(learn_steps / (time.perf_counter() - start))
-    model.train(gradient_steps=train_steps, batch_size=64)
-    start = time.perf_counter()
-    model.train(gradient_steps=train_steps, batch_size=64)
-    timings.train.append(train_steps / (time.perf_counter() - start))
+    wall = time.perf_counter() - start
+    timings.learn.append(learn_steps / wall)
+    timings.learn_cores.append((cpu_seconds() - cpu) / wall)
+    model.train(gradient_steps=train_steps, batch_size=batch_size)
+    start, cpu = time.perf_counter(), cpu_seconds()
+    model.train(gradient_steps=train_steps, batch_size=batch_size)
+    wall = time.perf_counter() - start
+    timings.train.append(train_steps / wall)
+    timings.train_cores.append((cpu_seconds() - cpu) / wall)
 
 
 class TimeToThreshold(BaseCallback):
@@ -162,11 +294,13 @@ def time_to_threshold(engine: str, seeds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--core", type=int, default=None, help="the core to pin to (default: the last; -1: not pinned)")
     parser.add_argument("--repeats", type=int, default=5, help="repeats of each measurement (median reported)")
     parser.add_argument("--warmup-steps", type=int, default=400, help="env steps of each model's untimed warm-up learn()")
     parser.add_argument("--learn-steps", type=int, default=2000, help="env steps of each learn() measurement")
     parser.add_argument("--train-steps", type=int, default=1000, help="gradient steps of each train() measurement")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads and XLA's (default 1)")
+    parser.add_argument("--sb3-sizes", action="store_true", help="SB3's default sizes: networks 256x256, batch 256")
     parser.add_argument(
         "--engines", nargs="+", default=["auto", "compiled"], choices=[n for n in ENGINE_NAMES],
         help="TutorialSAC engines to measure (TutorialSAC(engine=...))",
@@ -177,16 +311,23 @@ def main() -> None:
     args = parser.parse_args()
     sbx_sac = import_sbx(args.threads)
     th.set_num_threads(args.threads)
+    sizes = SB3_SIZES if args.sb3_sizes else None
+    batch_size = (sizes or PEER_KWARGS)["batch_size"]
+    net_arch = (sizes or PEER_KWARGS)["policy_kwargs"]["net_arch"]
 
     makers: dict[str, Callable[[int], Any]] = {
-        f"TutorialSAC[{engine}]": partial(make_tutorial_sac, engine=engine) for engine in args.engines
+        f"TutorialSAC[{engine}]": partial(make_tutorial_sac, engine=engine, sizes=sizes) for engine in args.engines
     }
     if sbx_sac is not None:
-        makers["SBX SAC"] = partial(make_sbx_sac, sbx_sac)
+        makers["SBX SAC"] = partial(make_sbx_sac, sbx_sac, sizes=sizes)
     if not args.no_sac:
-        makers["SB3 SAC"] = make_sac
+        makers["SB3 SAC"] = partial(make_sac, sizes=sizes)
 
-    print(f"machine: {platform.processor() or platform.machine()}, {th.get_num_threads()} torch thread(s)")
+    pinned = f"pinned to core {CORE}" if CORE is not None else "not pinned"
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {pinned}, "
+        f"{th.get_num_threads()} torch thread(s); networks {net_arch}, batch {batch_size}"
+    )
     versions = (
         f"versions: python {platform.python_version()}, torch {th.__version__}, stable-baselines3 "
         f"{stable_baselines3.__version__}, sb3-tutorial-sac {sb3_tutorial_sac.__version__}"
@@ -201,6 +342,8 @@ def main() -> None:
         print(
             'SBX is not installed: pip install -e ".[bench]" (sbx-rl and CPU jax) to measure SBX\'s SAC too', file=sys.stderr
         )
+    peaks = peak_gflops(sbx=sbx_sac is not None)
+    print("one 2048x2048 product on this core: " + ", ".join(f"{name} {value:.0f} GFLOP/s" for name, value in peaks.items()))
 
     timings = {name: Timings() for name in makers}
     for repeat in range(args.repeats):
@@ -208,15 +351,32 @@ def main() -> None:
         for name in order:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                measure(makers[name], repeat, args.warmup_steps, args.learn_steps, args.train_steps, timings[name])
+                measure(makers[name], repeat, args.warmup_steps, args.learn_steps, args.train_steps, batch_size, timings[name])
 
     print(
-        f"\n{'':<22} {'learn() env steps/s':>20} {'train() grad steps/s':>21} {'warm-up learn() s':>18}"
-        f"   (median of {args.repeats}; warm-up: first / median)"
+        f"\n{'':<22} {'learn() env steps/s':>20} {'train() grad steps/s':>21} {'warm-up learn() s':>18} {'cores used':>16}"
+        f"   (median of {args.repeats}; warm-up: first / median; cores: CPU time / wall time in learn() / train())"
     )
     for name, timing in timings.items():
         warmup = f"{timing.warmup[0]:.2f} / {statistics.median(timing.warmup):.2f}"
-        print(f"{name:<22} {statistics.median(timing.learn):>20.0f} {statistics.median(timing.train):>21.0f} {warmup:>18}")
+        cores = f"{statistics.median(timing.learn_cores):.2f} / {statistics.median(timing.train_cores):.2f}"
+        print(
+            f"{name:<22} {statistics.median(timing.learn):>20.0f} {statistics.median(timing.train):>21.0f} {warmup:>18}"
+            f" {cores:>16}"
+        )
+
+    env = gym.make(ENV_ID)
+    obs_dim, act_dim = int(np.prod(env.observation_space.shape)), int(np.prod(env.action_space.shape))  # type: ignore[arg-type]
+    flops = step_flops(obs_dim, act_dim, net_arch["pi"], net_arch["qf"], batch_size)
+    peak_name = max(peaks, key=peaks.__getitem__)
+    peak = peaks[peak_name]
+    print(
+        f"\nGFLOP/s in train(): {flops / 1e6:.1f} MFLOP per gradient step (the networks' matrix products) x grad steps/s, "
+        f"against the core's peak {peak:.0f} GFLOP/s ({peak_name}, 2048x2048)"
+    )
+    for name, timing in timings.items():
+        achieved = flops * statistics.median(timing.train) / 1e9
+        print(f"  {name:<22} {achieved:6.1f} GFLOP/s = {achieved / peak:5.1%} of the peak")
 
     if not args.no_time_to_threshold:
         for engine in args.engines:

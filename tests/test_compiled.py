@@ -12,6 +12,7 @@ within 300 steps; the same 1-ulp change of the fast engine does the same there (
 and 5 of tests/test_engines.py, 0.0052 and 0.072 for both), so no engine that is not bit for bit can follow them.
 """
 
+import itertools
 import os
 import warnings
 
@@ -23,7 +24,7 @@ from stable_baselines3.common.logger import Logger
 import sb3_tutorial_sac.engines.compiled as compiled_module
 from sb3_tutorial_sac import TutorialSAC
 from sb3_tutorial_sac.engines.compiled import CompiledEngine
-from sb3_tutorial_sac.engines.step import step_function
+from sb3_tutorial_sac.engines.step import ALL_REWRITES, REWRITES, LinearSpec, ensemble_ready, step_function
 from sb3_tutorial_sac.engines import ENGINE_NAMES, FastEngine, ReferenceEngine
 from tests.envs import BoxTargetEnv
 from tests.test_exactness import make_minibatches, run_model
@@ -155,6 +156,43 @@ def test_step_function_uncompiled_is_the_fast_engines_step_bit_for_bit():
         np.testing.assert_array_equal(model.last_train_stats[name], values, err_msg=name)
 
 
+@pytest.mark.parametrize("configuration", list(CONFIGURATIONS))
+@pytest.mark.parametrize("rewrites", [REWRITES, ALL_REWRITES])
+def test_compile_only_rewrites_run_eagerly_stay_within_1e_5_of_the_reference_engine(configuration, rewrites):
+    """The rewrites the compiled engine may compile with (the small products as sums, the two critics as one batched
+    ensemble product), run eagerly over a whole learn(300): the same mathematics as the reference engine's step, rounded
+    otherwise. Without a compiler, so that the rewrites themselves are tested wherever the tests run."""
+    model = _model("compiled", configuration)
+    engine = model.update_engine
+    used = []
+
+    def eager(spec):
+        function = step_function(spec, frozenset(rewrites))
+        used.append(ensemble_ready(spec.critics))
+        engine._compiled, engine._compiled_spec, engine.compile_seconds = (lambda inputs: list(function(*inputs))), spec, 0.0
+
+    engine._compile = eager
+    model.learn(300)
+    reference = _model("reference", configuration)
+    reference.learn(300)
+    assert used == [CONFIGURATIONS[configuration][1].get("n_critics", 2) == 2]  # the ensemble where there are two critics
+    assert _max_difference(model, reference) <= TOLERANCE
+    assert _max_difference(model, _model("reference", configuration)) > 1e-3  # it trained
+    for name, values in reference.last_train_stats.items():
+        np.testing.assert_allclose(model.last_train_stats[name], values, rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+def test_ensemble_needs_two_critics_of_the_same_layers():
+    def critic(*sizes, start=0):
+        return tuple(LinearSpec(start + 10 * i, start + 10 * i + 5, n_out, n_in, i < len(sizes) - 2)
+                     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)))  # fmt: skip
+
+    assert ensemble_ready((critic(4, 8, 1), critic(4, 8, 1, start=100)))
+    assert not ensemble_ready((critic(4, 8, 1),))
+    assert not ensemble_ready((critic(4, 8, 1), critic(4, 9, 1, start=100)))
+    assert not ensemble_ready((critic(4, 8, 1), critic(4, 8, 1, start=100), critic(4, 8, 1, start=200)))
+
+
 @needs_compiler
 def test_compiles_once_per_configuration_and_never_again(monkeypatch):
     calls = []
@@ -191,10 +229,13 @@ def test_without_a_compiler_the_fast_engine_trains_after_one_warning(monkeypatch
     """A machine without a C++ compiler: Inductor finds none, the engine says so once and trains as the fast engine."""
     import torch._inductor.config as inductor_config
 
-    monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-compiler++",))
+    # Inductor's own patch (monkeypatch's undo leaves Inductor's config without cpp.cxx: every later compilation in
+    # the process then failed, which the cache hid wherever the packages were already compiled)
+    no_compiler = inductor_config.patch({"cpp.cxx": ("no-such-compiler++",)})
     monkeypatch.setattr(compiled_module, "cache_folder", lambda: str(tmp_path))  # nothing cached to load
     model = _model("compiled")
-    with pytest.warns(UserWarning, match="compiled engine cannot be used.*compiling the gradient step failed") as record:
+    expected = "compiled engine cannot be used.*compiling the gradient step failed"
+    with no_compiler, pytest.warns(UserWarning, match=expected) as record:
         model.learn(300)
         model.learn(100, reset_num_timesteps=False)
     assert len([w for w in record if "compiled engine" in str(w.message)]) == 1

@@ -4,9 +4,11 @@ AOTInductor.
 The fast engine runs about 200 small operations per gradient step, one by one, and on a CPU with the tutorial's
 networks and batch most of a step is the cost of calling them. Here the same function is exported (``torch.export``)
 and compiled by AOTInductor (``torch._inductor.aoti_compile_and_package``) into one native function: the pointwise
-operations fused into a few loops, the large matrix products calls into the BLAS, the small ones (a dimension of 1:
-heads, a critic's output, one action column) written as fused products and sums
-(:class:`~sb3_tutorial_sac.engines.step.Products`), and no Python between operations.
+operations fused into a few loops, the large matrix products calls into the BLAS (the two critics' layers as one
+batched product each, the biases added in the fused loops after them), the small ones (a dimension of 1: heads, a
+critic's output, one action column) written as fused products and sums
+(:class:`~sb3_tutorial_sac.engines.step.Products`, :data:`~sb3_tutorial_sac.engines.step.REWRITES`), and no Python
+between operations.
 
 What it costs and when:
 

@@ -130,8 +130,16 @@ _SMALL = 8
 # linear layer of at most 8 inputs as a sum of broadcast products (Inductor reads the weight's columns with a stride
 # and writes scalar loops), "in_t" the same from the weight's columns stored once, "cols" a product of at most 8
 # columns as a sum over the inner dimension (scalar loops).
-REWRITES = frozenset({"out1", "outer", "row", "col1", "cols_t"})
-ALL_REWRITES = REWRITES | {"in", "in_t", "cols"}
+#
+# Two more are compiled by default, each measured a few percent faster per compiled step (benchmarks/engine_candidates.py,
+# RESULTS.md): "bias_after", a linear layer's product without its bias (mm, not addmm), the bias added in the fused loop
+# that follows (addmm copies the bias into its output and has the BLAS scale it, two more passes over the output); and
+# "ensemble", the two critics (and the two target critics) as one product per layer (``bmm`` over a strided
+# [2, out, in] view of both critics' weights in the flat buffer, as SBX's vmapped critics), so that the pointwise work
+# of both critics runs in the same loops. Kept for the benchmarks: "ensemble_mm", the ensemble's large products as one
+# BLAS product per critic (ATen's bmm runs these sizes slower per product than mm; measured no faster overall).
+REWRITES = frozenset({"out1", "outer", "row", "col1", "cols_t", "bias_after", "ensemble"})
+ALL_REWRITES = REWRITES | {"in", "in_t", "cols", "ensemble_mm"}
 
 
 class Products:
@@ -187,6 +195,10 @@ class Products:
             return y
         if "out1" in self.rewrites and out_features == 1:
             return (x * weight[0]).sum(1, keepdim=True) + bias
+        if "bias_after" in self.rewrites:
+            # the product alone, the bias added in the fused loop that follows (with the ReLU): addmm would copy the
+            # bias into its output and have the BLAS scale it by beta, two passes over the output
+            return x.mm(weight.t()) + bias
         return F.linear(x, weight, bias)
 
     def mm(self, a: th.Tensor, b: th.Tensor) -> th.Tensor:
@@ -247,9 +259,109 @@ def _mlp_backward(
     return None
 
 
+def ensemble_ready(critics: Sequence[Sequence[LinearSpec]]) -> bool:
+    """Whether the critics can run as one ensemble: two of them, with the same layers (sizes and ReLUs)."""
+    shapes = [[(layer.out_features, layer.in_features, layer.relu) for layer in critic] for critic in critics]
+    return len(shapes) == 2 and shapes[0] == shapes[1]
+
+
+def _ensemble_params(flat: th.Tensor, first: LinearSpec, second: LinearSpec) -> tuple[th.Tensor, th.Tensor]:
+    """The weights ``[2, out, in]`` and biases ``[2, 1, out]`` of one layer of both critics, as strided views of the
+    flat buffer (the two critics' segments lie at a fixed distance from each other: no copy)."""
+    out_features, in_features = first.out_features, first.in_features
+    weight = flat.as_strided((2, out_features, in_features), (second.weight - first.weight, in_features, 1), first.weight)
+    bias = flat.as_strided((2, 1, out_features), (second.bias - first.bias, out_features, 1), first.bias)
+    return weight, bias
+
+
+class _Ensemble:
+    """The critics' layers as batched products over the ensemble dimension (the ``"ensemble"`` rewrite), with the small
+    products written as broadcast products and sums as :class:`Products` writes them."""
+
+    def __init__(self, critics: Sequence[Sequence[LinearSpec]], rewrites: frozenset[str]):
+        self.layers = list(zip(critics[0], critics[1]))
+        self.rewrites = rewrites
+
+    def linear(self, x: th.Tensor, weight: th.Tensor, bias: th.Tensor) -> th.Tensor:
+        """``x`` ``[2, batch, in]`` (or ``[batch, in]``, shared) through ``weight`` ``[2, out, in]``."""
+        if weight.shape[1] == 1:
+            x = x if x.dim() == 3 else x.unsqueeze(0)
+            return (x * weight).sum(2, keepdim=True) + bias
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(2, *x.shape)
+        if "bias_after" in self.rewrites or "ensemble_mm" in self.rewrites:
+            return self.mm(x, weight.transpose(1, 2)) + bias
+        return th.baddbmm(bias, x, weight.transpose(1, 2))
+
+    def mm(self, a: th.Tensor, b: th.Tensor) -> th.Tensor:
+        """``a @ b`` for ``a`` ``[2, m, k]``, ``b`` ``[2, k, n]``."""
+        m, k, n = a.shape[1], a.shape[2], b.shape[2]
+        if k == 1:
+            return a * b
+        if m == 1:
+            return (a.transpose(1, 2) * b).sum(1, keepdim=True)
+        if n == 1:
+            return (a * b.transpose(1, 2)).sum(2, keepdim=True)
+        if n <= _SMALL:
+            # a weight gradient of a layer of few inputs: the sum over the batch vectorised over the features of a
+            return (b.unsqueeze(3) * a.transpose(1, 2).unsqueeze(2)).sum(1).transpose(1, 2)
+        if "ensemble_mm" in self.rewrites:
+            # one BLAS product per critic into the halves of one output (ATen's bmm runs these sizes slower per product)
+            return th.stack([a[0].mm(b[0]), a[1].mm(b[1])])
+        return th.bmm(a, b)
+
+    def forward(self, flat: th.Tensor, x: th.Tensor) -> list[th.Tensor]:
+        outputs = [x]
+        for first, second in self.layers:
+            x = self.linear(x, *_ensemble_params(flat, first, second))
+            if first.relu:
+                x = F.relu(x)
+            outputs.append(x)
+        return outputs
+
+    def backward(
+        self,
+        flat: th.Tensor,
+        grad: th.Tensor,
+        outputs: list[th.Tensor],
+        param_grads: dict[int, th.Tensor] | None,
+        input_columns: int | None,
+    ) -> th.Tensor | None:
+        """:func:`_mlp_backward` of both critics at once: ``grad`` ``[2, batch, 1]``; parameter gradients by offset."""
+        for i in range(len(self.layers) - 1, -1, -1):
+            first, second = self.layers[i]
+            weight, _ = _ensemble_params(flat, first, second)
+            if first.relu:
+                grad = th.ops.aten.threshold_backward(grad, outputs[i + 1], 0)
+            if param_grads is not None:
+                layer_input = outputs[i] if outputs[i].dim() == 3 else outputs[i].unsqueeze(0).expand(2, *outputs[i].shape)
+                weight_grad = self.mm(grad.transpose(1, 2), layer_input)
+                bias_grad = grad.sum(1)
+                for k, layer in enumerate((first, second)):
+                    param_grads[layer.weight] = weight_grad[k].reshape(-1)
+                    param_grads[layer.bias] = bias_grad[k]
+            if i > 0:
+                grad = self.mm(grad, weight)
+            elif input_columns is not None:
+                return self.mm(grad, weight[:, :, input_columns:])
+        return None
+
+
 def _adam(spec: AdamSpec, param: th.Tensor, grad: th.Tensor, exp_avg: th.Tensor, exp_avg_sq: th.Tensor, scalars: Scalars):
     """:func:`~sb3_tutorial_sac.flat.adam_update` with ``scalars`` = (``-step_size``, ``sqrt(bias_correction2)``)."""
     adam_update(param, grad, exp_avg, exp_avg_sq, scalars[0], scalars[1], spec.beta1, spec.beta2, spec.eps)
+
+
+def _soft_update(target: th.Tensor, critic: th.Tensor, scalars: Scalars) -> None:
+    """
+    Tutorial rule: ``target = 0.995 * target + 0.005 * online`` after every gradient step (``scalars[SOFT_UPDATE]``),
+    rounded as the tutorial rounds it (SB3's ``polyak_update`` fuses the add).
+    """
+    if isinstance(scalars, th.Tensor):  # compiled: one function for both cases
+        updated = target * scalars[KEEP] + critic * scalars[TAU]
+        target.copy_(th.where(scalars[SOFT_UPDATE] > 0, updated, target))
+    elif scalars[SOFT_UPDATE]:  # eager: the same operations, in place
+        target.mul_(scalars[KEEP]).add_(critic * scalars[TAU])
 
 
 def _sample_action_entropy(mu: th.Tensor, std: th.Tensor, eps: th.Tensor, entropy_term: str):
@@ -272,6 +384,8 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         compiling; none: the operations the reference engine's autograd runs, bit for bit
     """
     products = Products(rewrites)
+    # compile-only: both critics as one batched product per layer (the eager step runs them one by one, as autograd)
+    ensemble = _Ensemble(spec.critics, rewrites) if "ensemble" in rewrites and ensemble_ready(spec.critics) else None
     critic_offsets = sorted(
         {layer.weight for c in spec.critics for layer in c} | {layer.bias for c in spec.critics for layer in c}
     )
@@ -289,8 +403,24 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         std = F.softplus(std_pre, spec.softplus_beta, spec.softplus_threshold)
         return outputs, mu, std_pre, std
 
-    def q_values(flat: th.Tensor, q_input: th.Tensor) -> list[list[th.Tensor]]:
-        return [_mlp_forward(products, layers, flat, q_input) for layers in spec.critics]
+    def critics_forward(flat: th.Tensor, q_input: th.Tensor) -> tuple[list[th.Tensor], list]:
+        """Each critic's values, and what their backward passes read."""
+        if ensemble is not None:
+            outputs = ensemble.forward(flat, q_input)
+            return [outputs[-1][0], outputs[-1][1]], outputs
+        per_critic = [_mlp_forward(products, layers, flat, q_input) for layers in spec.critics]
+        return [outputs[-1] for outputs in per_critic], per_critic
+
+    def critics_backward(flat: th.Tensor, grads: list[th.Tensor], saved: list, param_grads: dict[int, th.Tensor] | None,
+                         input_columns: int | None) -> list[th.Tensor | None]:  # fmt: skip
+        """Each critic's backward pass from the gradients of its values (:func:`_mlp_backward`)."""
+        if ensemble is not None:
+            both = ensemble.backward(flat, th.stack(grads), saved, param_grads, input_columns)
+            return [None, None] if both is None else [both[0], both[1]]
+        return [
+            _mlp_backward(products, layers, flat, grad, outputs, param_grads, input_columns)
+            for layers, grad, outputs in zip(spec.critics, grads, saved)
+        ]
 
     def minimum(values: list[th.Tensor]) -> th.Tensor:
         return th.minimum(values[0], values[1]) if len(values) == 2 else values[0]
@@ -307,17 +437,15 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         _, mu, _, std = actor_forward(actor, next_obs)
         next_actions, next_entropy, _ = _sample_action_entropy(mu, std, noise_next, spec.entropy_term)
         q_input = th.cat([next_obs, to_env_units(next_actions, half_range, center)], dim=1)
-        next_q = minimum([outputs[-1] for outputs in q_values(target, q_input)])
+        next_q = minimum(critics_forward(target, q_input)[0])
         target_q = losses.tutorial_target(rewards, discounts, next_q, ent_coef, next_entropy)
 
         # 2. Each critic on its own MSE, one Adam update over both
         q_input = th.cat([obs, actions], dim=1)
-        critic_losses = []
         critic_grads: dict[int, th.Tensor] = {}
-        for layers, outputs in zip(spec.critics, q_values(critic, q_input)):
-            q = outputs[-1]
-            critic_losses.append(F.mse_loss(q, target_q))
-            _mlp_backward(products, layers, critic, (q - target_q) * (2.0 / q.numel()), outputs, critic_grads, None)
+        values, saved_critics = critics_forward(critic, q_input)
+        critic_losses = [F.mse_loss(q, target_q) for q in values]
+        critics_backward(critic, [(q - target_q) * (2.0 / q.numel()) for q in values], saved_critics, critic_grads, None)
         critic_grad = th.cat([critic_grads[offset] for offset in critic_offsets])
         _adam(spec.critic_adam, critic, critic_grad, critic_exp_avg, critic_exp_avg_sq, (scalars[2], scalars[3]))
 
@@ -326,8 +454,7 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         latent = trunk_outputs[-1]
         action, entropy, saved = _sample_action_entropy(mu, std, noise, spec.entropy_term)
         q_input = th.cat([obs, to_env_units(action, half_range, center)], dim=1)
-        critic_outputs = q_values(critic, q_input)
-        values = [outputs[-1] for outputs in critic_outputs]
+        values, saved_critics = critics_forward(critic, q_input)
         actor_loss = losses.actor_loss(ent_coef, entropy, minimum(values))
         grad_mean = th.full_like(entropy, 1.0 / entropy.numel())
         grad_min_q = -grad_mean
@@ -338,10 +465,7 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         else:
             grads_q = [grad_min_q]
         # the critics' gradients with respect to the action columns of their input (CatBackward)
-        grads_action = [
-            _mlp_backward(products, layers, critic, grad_q, outputs, None, spec.obs_dim)
-            for layers, grad_q, outputs in zip(spec.critics, grads_q, critic_outputs)
-        ]
+        grads_action = critics_backward(critic, grads_q, saved_critics, None, spec.obs_dim)
         grad_action = grads_action[0] if len(grads_action) == 1 else grads_action[0] + grads_action[1]  # type: ignore[operator]
         grad_action = grad_action * half_range
         log_prob, squash, inside = saved["log_prob"], saved["squash"], saved["inside"]
@@ -384,18 +508,11 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         else:
             ent_coef_loss = th.zeros((), dtype=obs.dtype)
 
-        # 5. Soft update of the target critics (when scalars[SOFT_UPDATE] is 1). Tutorial rule: target = 0.995 * target
-        # + 0.005 * online after every gradient step, rounded as the tutorial rounds it (SB3's polyak_update fuses the add)
-        if isinstance(scalars, th.Tensor):  # compiled: one function for both cases
-            updated = target * scalars[KEEP] + critic * scalars[TAU]
-            target.copy_(th.where(scalars[SOFT_UPDATE] > 0, updated, target))
-        elif scalars[SOFT_UPDATE]:  # eager: the same operations, in place
-            target.mul_(scalars[KEEP]).add_(critic * scalars[TAU])
+        # 5. Soft update of the target critics (when scalars[SOFT_UPDATE] is 1)
+        _soft_update(target, critic, scalars)
         return (th.stack([*critic_losses, actor_loss, ent_coef_loss, entropy.mean(), ent_coef.reshape(())]), *products.extras)
 
     return step
-
-
 
 
 def eager(spec: StepSpec) -> Callable[[list[th.Tensor]], list[th.Tensor]]:
