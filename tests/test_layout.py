@@ -73,3 +73,14 @@ def test_no_module_imports_one_that_imports_it_back():
         if start not in state:
             visit(start, [start])
     assert not cycles, [" -> ".join(cycle) for cycle in cycles]
+
+
+def test_every_package_is_installed():
+    """pyproject's package list names every package of the tree (an editable install hides one that is missing)."""
+    import tomllib
+
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"]) - {"sb3_tutorial_sac.hyperparams"}
+    found = {_module_name(path) for path in PACKAGE.rglob("__init__.py")}
+    assert "sb3_tutorial_sac.engines" in found
+    assert listed == found
