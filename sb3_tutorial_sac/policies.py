@@ -32,6 +32,7 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.modules import module as _module
 
 EntropyTerm = Literal["tutorial", "correct"]
 ENTROPY_TERMS: tuple[str, ...] = ("tutorial", "correct")
@@ -114,38 +115,53 @@ def check_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any]:
     return policy_kwargs
 
 
-def _layer_call(layer: nn.Module) -> tuple[Any, ...]:
-    """
-    ``(function, *args)`` such that ``function(x, *args)`` is ``layer(x)``: ``F.linear``, ``F.relu`` and
-    ``F.softplus`` on the layer's own parameters for exactly ``Linear``, ``ReLU`` and ``Softplus`` (the same
-    operations and numbers, without ``nn.Module.__call__``'s overhead, which dominates small networks on a CPU);
-    the layer itself otherwise (a subclass, a layer with forward hooks or any other module runs its own ``forward``).
-    """
-    if layer._forward_hooks or layer._forward_pre_hooks:
-        return (layer,)  # hooks change what the call computes: keep the call
+def _has_hooks(module: nn.Module) -> bool:
+    """Whether calling ``module`` runs hooks of its own (forward, forward-pre or backward) besides ``forward``."""
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks or module._backward_pre_hooks)
+
+
+def _global_hooks() -> bool:
+    """Whether hooks registered for every module (``nn.modules.module.register_module_forward_hook`` and the like)
+    are set: then every layer is called as a module, so that they run."""
+    return bool(
+        _module._global_forward_hooks
+        or _module._global_forward_pre_hooks
+        or _module._global_backward_hooks
+        or _module._global_backward_pre_hooks
+    )
+
+
+def _call_layer(layer: nn.Module, x: th.Tensor) -> th.Tensor:
+    """``layer(x)`` as :func:`call_layers` computes it, without the check for global hooks."""
     layer_type = type(layer)
+    if _has_hooks(layer):
+        return layer(x)  # hooks change what the call computes: keep the call
     if layer_type is nn.Linear:
-        return F.linear, layer.weight, layer.bias
+        parameters = layer._parameters
+        return F.linear(x, parameters["weight"], parameters["bias"])  # type: ignore[arg-type]
     if layer_type is nn.ReLU and not layer.inplace:  # type: ignore[union-attr]
-        return (F.relu,)
+        return F.relu(x)
     if layer_type is nn.Softplus:
-        return F.softplus, layer.beta, layer.threshold
-    return (layer,)
-
-
-def _layer_calls(module: nn.Module) -> list[tuple[Any, ...]]:
-    """The calls of :func:`_layer_call` that make ``module(x)``: an exact ``nn.Sequential`` is unfolded into its
-    layers (recursively); any other module is one call of itself, whatever it holds."""
-    if type(module) is nn.Sequential:
-        return [call for layer in module.children() for call in _layer_calls(layer)]
-    return [_layer_call(module)]
+        return F.softplus(x, layer.beta, layer.threshold)  # type: ignore[arg-type]
+    if layer_type is nn.Sequential:
+        for child in layer._modules.values():
+            if child is not None:  # nn.Sequential skips a None entry, as children() does
+                x = _call_layer(child, x)
+        return x
+    return layer(x)
 
 
 def call_layers(module: nn.Module, x: th.Tensor) -> th.Tensor:
-    """``module(x)`` through :func:`_layer_calls`, reading the layers at this call."""
-    for function, *args in _layer_calls(module):
-        x = function(x, *args)
-    return x
+    """
+    ``module(x)``, with ``F.linear``, ``F.relu`` and ``F.softplus`` on the layers' own parameters in place of the calls
+    of exactly ``Linear``, ``ReLU`` and ``Softplus`` layers, alone or inside exact ``nn.Sequential`` containers
+    (unfolded recursively): the same operations and numbers, without ``nn.Module.__call__``'s overhead, which dominates
+    small networks on a CPU. Any other module (a subclass, a layer or container with hooks, every module while global
+    module hooks are set) is called as a module, so that its own ``forward`` and hooks run. Layers are read at this call.
+    """
+    if _global_hooks():
+        return module(x)
+    return _call_layer(module, x)
 
 
 class TutorialActor(BasePolicy):
@@ -421,6 +437,43 @@ class TutorialSACPolicy(BasePolicy):
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self.actor(observation, deterministic)
 
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """
+        Get the policy action from an observation, as SB3's :meth:`~stable_baselines3.common.policies.BasePolicy.predict`.
+
+        Not in SB3: a batch of flat Box observations (a NumPy array of shape ``[n_envs, obs_dim]``, what a VecEnv
+        gives, every env step of ``learn()``) takes a short path with the same operations and numbers: SB3's
+        ``obs_to_tensor`` checks and reshapes for every kind of observation, which costs more than the actor's
+        forward pass on one observation. Anything else goes through SB3's ``predict``.
+
+        :param observation: the input observation
+        :param state: The last hidden states (not used: the policy has none)
+        :param episode_start: The last masks (not used)
+        :param deterministic: Whether or not to return deterministic actions.
+        :return: the model's action and the next hidden state (``state``, unchanged)
+        """
+        space = self.observation_space
+        if not (
+            type(observation) is np.ndarray
+            and observation.ndim == 2
+            and type(space) is spaces.Box
+            and observation.shape[1:] == space.shape
+            and type(self.actor.features_extractor) is FlattenExtractor
+        ):
+            return super().predict(observation, state, episode_start, deterministic)
+        self.set_training_mode(False)
+        with th.no_grad():
+            # SB3's obs_to_tensor for a vectorised Box observation: np.array (a copy), then obs_as_tensor
+            actions = self.actor(th.as_tensor(np.array(observation), device=self.device), deterministic)
+        # SB3's predict: actions in the action space's shape, rescaled onto the Box bounds (squash_output)
+        return self.unscale_action(actions.cpu().numpy().reshape((-1, *self.action_space.shape))), state
+
     @property
     def symmetric_bounds(self) -> bool:
         """Whether the action space's bounds are symmetric around 0 (then ``to_env_units`` is one product)."""
@@ -451,7 +504,8 @@ class TutorialSACPolicy(BasePolicy):
         action = scaled_action * self._action_half_range
         if not self._symmetric_bounds:
             action = action + self._action_center
-        return np.clip(action, self.action_space.low, self.action_space.high)
+        # np.clip's values (NaN passed through) and dtype, without its Python wrappers (every env step calls this)
+        return np.minimum(np.maximum(action, self.action_space.low), self.action_space.high)
 
     @property
     def device(self) -> th.device:

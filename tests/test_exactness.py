@@ -346,6 +346,58 @@ def test_actor_function_calls_match_module_calls():
     assert mu.shape == std.shape == (7, 1) and bool((std > 0).all())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_predict_short_path_matches_sb3_predict(dtype):
+    """TutorialSACPolicy.predict's short path for a batch of flat Box observations gives SB3's predict()'s actions
+    bit for bit, draws the same noise (the generator ends in the same state), and accepts read-only arrays."""
+    from stable_baselines3.common.policies import BasePolicy
+
+    from tests.envs import BoxTargetEnv
+
+    model = TutorialSAC("MlpPolicy", BoxTargetEnv(obs_shape=(3,), low=(-1.0,), high=(3.0,)), seed=0)
+    policy = model.policy
+    obs = np.stack([model.observation_space.sample() for _ in range(5)]).astype(dtype)
+    obs.flags.writeable = False
+    for deterministic in (False, True):
+        torch.manual_seed(1)
+        short, state = policy.predict(obs, deterministic=deterministic)
+        after_short = torch.rand(1)
+        torch.manual_seed(1)
+        sb3, _ = BasePolicy.predict(policy, obs, deterministic=deterministic)
+        assert torch.equal(torch.rand(1), after_short)
+        assert state is None and short.dtype == sb3.dtype and short.shape == sb3.shape == (5, 1)
+        assert np.array_equal(short, sb3)
+        assert np.all((short >= -1.0) & (short <= 3.0))
+    # a single observation (not vectorised) and a wrong shape take SB3's path, with its shape and its error
+    assert policy.predict(obs[0], deterministic=True)[0].shape == (1,)
+    with pytest.raises(ValueError, match="Error: Unexpected observation shape"):
+        policy.predict(np.zeros((2, 4), np.float32))
+
+
+def test_function_calls_keep_hooks():
+    """call_layers calls a module with hooks (its own, on a container, or global) as a module, so the hooks run."""
+    from sb3_tutorial_sac.policies import call_layers
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.ReLU(), torch.nn.Sequential(torch.nn.Linear(5, 2)))
+    assert torch.equal(call_layers(net, x), net(x))
+    handle = net[2].register_forward_hook(lambda module, inputs, output: output * 2)
+    assert torch.equal(call_layers(net, x), net(x))
+    assert torch.equal(call_layers(net, x), 2 * net[2][0](net[1](net[0](x))))
+    handle.remove()
+    handle = net.register_forward_hook(lambda module, inputs, output: output + 1)
+    assert torch.equal(call_layers(net, x), net(x))
+    handle.remove()
+    calls = []
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda module, inputs, output: calls.append(module))
+    try:
+        call_layers(net, x)
+    finally:
+        handle.remove()
+    assert calls.count(net[0]) == 1 and calls.count(net) == 1
+
+
 def test_flat_adam_equals_torch_adam_per_group():
     """FlatAdam (one update over both critics' groups) against torch's Adam.step() on separate tensors, bit for
     bit, including after a state_dict round trip; it declines groups with different learning rates."""
