@@ -97,6 +97,7 @@ CANDIDATES: dict[str, type[CompiledEngine] | None] = {
     "aoti_fused": _aoti(REWRITES),
     "aoti_fused_autotune": _aoti(REWRITES, {"cpp.threads": 1, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}),
     "aoti_fused_memory_planning": _aoti(REWRITES, {"cpp.threads": 1, "memory_planning": True}),
+    "aoti_fused_stack": _aoti(REWRITES, {"cpp.threads": 1, "aot_inductor.allow_stack_allocation": True}),
     "aoti_fused_all": _aoti(ALL_REWRITES),
     # the engine's default before issue 22: the critics one by one, addmm with the bias
     "aoti_fused_before_22": _aoti(REWRITES - {"bias_after", "ensemble"}),

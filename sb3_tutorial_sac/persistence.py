@@ -35,6 +35,7 @@ import zipfile
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import cloudpickle
@@ -73,7 +74,9 @@ STATE = (
 STATISTICS = ("ep_info_buffer", "ep_success_buffer")  # left out, with a note, if an env put non-data into them
 ENV_STATE = ("env", *LAST_OBS)  # the VecEnv only with include=["env"] (pickled)
 SCHEDULES = ("learning_rate", "critic_learning_rate", "ent_coef_learning_rate")
-BUFFERS = {cls.__name__: cls for cls in (sb3_buffers.ReplayBuffer, sb3_buffers.DictReplayBuffer)}
+BUFFERS = {
+    cls.__name__: cls for cls in (sb3_buffers.ReplayBuffer, sb3_buffers.DictReplayBuffer, sb3_buffers.NStepReplayBuffer)
+}
 READ_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, zlib.error, EOFError, KeyError, RuntimeError, OSError)
 READ_ERRORS += (UnicodeDecodeError, json.JSONDecodeError, NotImplementedError)  # data that is not JSON, odd zips
 # What may go wrong when a model is built from a file's values that passed the checks (a last net: a ValueError)
@@ -224,6 +227,37 @@ def _unreadable(path: Any, why: Any) -> ValueError:
 # ----------------------------------------------------------------------------------------------- reading, bounded
 
 
+@contextlib.contextmanager
+def open_archive(
+    path: Path, suffix: str, max_members: int, limit: str, unreadable: Callable[[Exception], Exception]
+) -> Iterator[zipfile.ZipFile]:
+    """
+    A saved file's zip archive, its members counted before anything is read; the file is closed after use where this
+    opened it (a path), left open where the caller gave a file object.
+
+    :param path: a path or a file object
+    :param suffix: the suffix :func:`open_path` adds to a path without one
+    :param max_members: more members than this raise a :class:`FileValueError` (naming ``limit``)
+    :param unreadable: the exception to raise when the file is not a readable zip (a missing file raises as it is)
+    """
+    file = open_path(path, "r", suffix=suffix)
+    try:
+        try:
+            archive = zipfile.ZipFile(file)
+        except READ_ERRORS as error:
+            if isinstance(error, FileNotFoundError):
+                raise
+            raise unreadable(error) from error
+        with archive:
+            members = len(archive.infolist())
+            if members > max_members:
+                raise FileValueError(f"{path!r} holds {members} members, more than {limit}")
+            yield archive
+    finally:
+        if isinstance(path, (str, pathlib.Path)):
+            file.close()
+
+
 def read_member(archive: zipfile.ZipFile, name: str, cap: int, path: Any) -> bytes:
     """
     A zip member's content, refused before it is inflated if it says it is larger than ``cap`` bytes (``zipfile``
@@ -285,23 +319,9 @@ class ModelFile:
     def _archive(self) -> Iterator[zipfile.ZipFile]:
         if self.start is not None:
             self.path.seek(self.start)  # type: ignore[union-attr]
-        file = open_path(self.path, "r", suffix="zip")
-        try:
-            try:
-                archive = zipfile.ZipFile(file)
-            except READ_ERRORS as error:
-                if isinstance(error, FileNotFoundError):
-                    raise
-                raise _unreadable(self.path, error) from error
-            with archive:
-                if len(archive.infolist()) > validation.MAX_MEMBERS:
-                    raise FileValueError(
-                        f"{self.path!r} holds {len(archive.infolist())} members, more than {validation.MAX_MEMBERS}"
-                    )
-                yield archive
-        finally:
-            if isinstance(self.path, (str, pathlib.Path)):
-                file.close()
+        unreadable = partial(_unreadable, self.path)
+        with open_archive(self.path, "zip", validation.MAX_MEMBERS, str(validation.MAX_MEMBERS), unreadable) as archive:
+            yield archive
 
     def read_data(self, with_info: bool) -> tuple[Any, str]:
         """``data`` parsed as JSON (``None`` if the file has none) and ``system_info.txt`` if ``with_info``."""
@@ -824,6 +844,8 @@ def save_replay_buffer(model: TutorialSAC, path: Path) -> None:
     keys = ("buffer_size", "n_envs", "pos", "full", "optimize_memory_usage", "handle_timeout_termination")
     meta = {"format": BUFFER_FORMAT, "class": type(buffer).__name__, **{key: getattr(buffer, key) for key in keys}}
     meta.update(observation_space=to_data(buffer.observation_space), action_space=to_data(buffer.action_space))
+    if isinstance(buffer, sb3_buffers.NStepReplayBuffer):
+        meta.update(n_steps=buffer.n_steps, gamma=buffer.gamma)  # what its samples are computed with
     arrays = {name: array[: rows] for name, (array, rows) in _stored_rows(buffer).items()}
     _write(path, "pkl", lambda file: np.savez(file, meta=np.array(json.dumps(meta)), **arrays))  # type: ignore[arg-type]
 
@@ -902,8 +924,15 @@ def _check_meta(meta: dict[str, Any], model: TutorialSAC, path: Any) -> None:
         raise FileValueError(f"{where}: pos={meta.get('pos')!r}, not an integer in [0, buffer_size={meta['buffer_size']})")
     if meta["n_envs"] != model.n_envs:
         raise FileValueError(f"{where}: n_envs={meta['n_envs']}, and this model has {model.n_envs} envs")
-    if meta["class"] == "DictReplayBuffer" and meta["optimize_memory_usage"]:
-        raise FileValueError(f"{where}: a DictReplayBuffer with optimize_memory_usage (SB3 has none)")
+    if meta["class"] in ("DictReplayBuffer", "NStepReplayBuffer") and meta["optimize_memory_usage"]:
+        raise FileValueError(f"{where}: a {meta['class']} with optimize_memory_usage (SB3 has none)")
+    if meta["class"] == "NStepReplayBuffer":
+        # the values TutorialSAC's constructor accepts for n_steps and gamma (validation.py)
+        n_steps, gamma = meta.get("n_steps"), meta.get("gamma")
+        if not (validation._is_int(n_steps) and 0 < n_steps <= 1000):
+            raise FileValueError(f"{where}: n_steps={n_steps!r}, not an integer in [1, 1000]")
+        if not (validation._is_number(gamma) and 0 <= gamma <= 1):
+            raise FileValueError(f"{where}: gamma={gamma!r}, not a number in [0, 1]")
 
 
 def load_replay_buffer(model: TutorialSAC, path: Path, truncate_last_traj: bool, trusted: bool) -> None:
@@ -926,25 +955,15 @@ def load_replay_buffer(model: TutorialSAC, path: Path, truncate_last_traj: bool,
 
 
 def _read_replay_buffer(model: TutorialSAC, path: Path, trusted: bool) -> sb3_buffers.ReplayBuffer:
-    file = open_path(path, "r", suffix="pkl")
-    try:
+    def unreadable(error: Exception) -> Exception:
+        return NotBufferData(f"not an npz ({error})")
+
+    with open_archive(path, "pkl", 4 * validation.MAX_MEMBERS, "a replay buffer file", unreadable) as archive:
         try:
-            archive = zipfile.ZipFile(file)
+            return _buffer_from(archive, model, path, trusted)
         except READ_ERRORS as error:
-            if isinstance(error, FileNotFoundError):
-                raise
-            raise NotBufferData(f"not an npz ({error})") from error
-        with archive:
-            if len(archive.infolist()) > 4 * validation.MAX_MEMBERS:
-                raise FileValueError(f"{path!r} holds {len(archive.infolist())} members, more than a replay buffer file")
-            try:
-                return _buffer_from(archive, model, path, trusted)
-            except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, OSError, RuntimeError) as error:
-                why = f"{path!r} is not a readable replay buffer file (truncated or corrupt?): {error}"
-                raise FileValueError(why) from error
-    finally:
-        if isinstance(path, (str, pathlib.Path)):
-            file.close()
+            why = f"{path!r} is not a readable replay buffer file (truncated or corrupt?): {error}"
+            raise FileValueError(why) from error
 
 
 def _buffer_from(archive: zipfile.ZipFile, model: TutorialSAC, path: Any, trusted: bool) -> sb3_buffers.ReplayBuffer:
@@ -973,6 +992,7 @@ def _buffer_from(archive: zipfile.ZipFile, model: TutorialSAC, path: Any, truste
         n_envs=meta["n_envs"],
         optimize_memory_usage=meta["optimize_memory_usage"],
         handle_timeout_termination=meta["handle_timeout_termination"],
+        **({"n_steps": meta["n_steps"], "gamma": float(meta["gamma"])} if meta["class"] == "NStepReplayBuffer" else {}),
     )
     buffer.pos, buffer.full = meta["pos"], meta["full"]
     stored = _stored_rows(buffer)

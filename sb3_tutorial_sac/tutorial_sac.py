@@ -695,8 +695,9 @@ class TutorialSAC(OffPolicyAlgorithm):
           as SB3 saves it;
         * what is not data is pickled only when ``include`` names it, and such a file loads only with
           ``TutorialSAC.load(path, trusted=True)``; otherwise a learning-rate schedule function is saved as its
-          current value (with a warning) and another value that is not data (a custom class, say) raises a
-          ``ValueError`` naming it;
+          current value (with a warning), and another value that is not data (a custom class, say) is pickled
+          with a warning naming it (nothing a user saves is lost; the file then loads only with ``trusted=True`` or
+          with that field in ``custom_objects``);
         * a path is written through a temporary file in the same directory, renamed over ``path`` only once
           complete: a save interrupted half-way (``KeyboardInterrupt``, full disk) leaves the previous file intact;
           the file replaced keeps its permission bits (a private file stays private);
@@ -724,7 +725,8 @@ class TutorialSAC(OffPolicyAlgorithm):
 
         Not in SB3: no pickle (:meth:`load_replay_buffer` reads it with ``np.load(allow_pickle=False)``); and a path
         is written through a temporary file renamed over it once complete, so an interrupted save leaves the
-        previous file intact.
+        previous file intact. SB3's ``ReplayBuffer``, ``DictReplayBuffer`` and ``NStepReplayBuffer`` (with its
+        ``n_steps`` and ``gamma``) are written; another buffer class raises a ``ValueError`` saying how to pickle it.
 
         :param path: Path to the file where the replay buffer should be saved.
             if path is a str or pathlib.Path, the path is automatically created if necessary.

@@ -64,3 +64,37 @@ def test_include_wins_over_exclude(tmp_path, cls, kwargs):
     assert "verbose" in _attributes(tmp_path / "both.zip") and "verbose" not in _attributes(tmp_path / "excluded.zip")
     assert cls.load(tmp_path / "both.zip").verbose == 1
     assert cls.load(tmp_path / "excluded.zip").verbose == 0  # the constructor's default
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), ALGORITHMS)
+def test_n_step_replay_buffer_round_trip(tmp_path, cls, kwargs):
+    """save_replay_buffer and load_replay_buffer keep an NStepReplayBuffer with its n_steps and gamma, as SB3's SAC
+    does (SB3 pickles the buffer; TutorialSAC writes it as data): the loaded buffer samples the same n-step returns."""
+    model = cls("MlpPolicy", _env(), seed=0, n_steps=3, gamma=0.9, buffer_size=500, **copy.deepcopy(kwargs))
+    model.learn(150)
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    loaded = cls("MlpPolicy", _env(), seed=1, buffer_size=10, **copy.deepcopy(kwargs))  # one-step, another size
+    loaded.load_replay_buffer(tmp_path / "buffer.pkl")
+    mine, theirs = model.replay_buffer, loaded.replay_buffer
+    assert (type(theirs).__name__, theirs.n_steps, theirs.gamma, theirs.buffer_size, theirs.pos, theirs.full) == (
+        "NStepReplayBuffer", 3, 0.9, 500, 150, False,
+    )
+    indices = np.arange(0, 150, 7)
+    first, second = (buffer._get_samples(indices) for buffer in (mine, theirs))
+    for name in ("observations", "actions", "next_observations", "dones", "rewards", "discounts"):
+        assert np.array_equal(getattr(first, name).numpy(), getattr(second, name).numpy()), name
+
+
+def test_n_step_replay_buffer_meta_is_checked(tmp_path):
+    model = TutorialSAC("MlpPolicy", _env(), seed=0, n_steps=3, **ALGORITHMS[1].values[1])
+    model.learn(20)
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    with np.load(tmp_path / "buffer.pkl", allow_pickle=False) as archive:
+        arrays = dict(archive)
+    meta = json.loads(str(arrays.pop("meta")[()]))
+    assert (meta["class"], meta["n_steps"], meta["gamma"]) == ("NStepReplayBuffer", 3, 0.99)
+    for change, message in ((dict(gamma=2.0), "gamma=2.0, not a number in"), (dict(n_steps=0), "n_steps=0, not an")):
+        with open(tmp_path / "crafted.pkl", "wb") as file:
+            np.savez(file, meta=np.array(json.dumps({**meta, **change})), **arrays)
+        with pytest.raises(ValueError, match=message):
+            model.load_replay_buffer(tmp_path / "crafted.pkl")
