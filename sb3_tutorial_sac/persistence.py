@@ -928,7 +928,8 @@ def _check_meta(meta: dict[str, Any], model: TutorialSAC, path: Any) -> None:
         raise FileValueError(f"{where}: a {meta['class']} with optimize_memory_usage (SB3 has none)")
     if meta["class"] == "NStepReplayBuffer":
         # the values TutorialSAC's constructor accepts for n_steps and gamma (validation.py)
-        n_steps, gamma = meta.get("n_steps"), meta.get("gamma")
+        n_steps: Any = meta.get("n_steps")
+        gamma: Any = meta.get("gamma")
         if not (validation._is_int(n_steps) and 0 < n_steps <= 1000):
             raise FileValueError(f"{where}: n_steps={n_steps!r}, not an integer in [1, 1000]")
         if not (validation._is_number(gamma) and 0 <= gamma <= 1):
