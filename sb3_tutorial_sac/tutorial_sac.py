@@ -34,7 +34,7 @@ from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_tutorial_sac import persistence, validation
+from sb3_tutorial_sac import buffer_files, persistence, validation
 from sb3_tutorial_sac.buffers import distinct_sampling_problem, sample_minibatches, stored_transitions
 from sb3_tutorial_sac.engines import Minibatch, UpdateEngine, make_engine
 from sb3_tutorial_sac.guard import NonFiniteError, TrainingGuard, check_observation, check_transition  # noqa: F401 (re-exported)
@@ -731,7 +731,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         :param path: Path to the file where the replay buffer should be saved.
             if path is a str or pathlib.Path, the path is automatically created if necessary.
         """
-        persistence.save_replay_buffer(self, path)
+        buffer_files.save_replay_buffer(self, path)
 
     def load_replay_buffer(
         self,
@@ -749,7 +749,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         :param truncate_last_traj: only for SB3's ``HerReplayBuffer`` in a trusted pickled file (see SB3)
         :param trusted: unpickle a pickled buffer (run code from the file): only for files you trust
         """
-        persistence.load_replay_buffer(self, path, truncate_last_traj, trusted)
+        buffer_files.load_replay_buffer(self, path, truncate_last_traj, trusted)
 
     def set_parameters(  # type: ignore[override]
         self,

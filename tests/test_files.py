@@ -23,7 +23,7 @@ from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckA
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
 
-from sb3_tutorial_sac import TutorialSAC, persistence
+from sb3_tutorial_sac import TutorialSAC, buffer_files, persistence
 from sb3_tutorial_sac.data import from_data, has_pickle, to_data
 from tests.envs import BoxTargetEnv
 
@@ -290,15 +290,15 @@ def test_replay_buffer_round_trip(tmp_path, optimize_memory_usage, obs_shape):
         loaded.load_replay_buffer(tmp_path / "buffer")
     mine, theirs = model.replay_buffer, loaded.replay_buffer
     assert (theirs.buffer_size, theirs.pos, theirs.full, type(theirs)) == (mine.buffer_size, mine.pos, mine.full, type(mine))
-    for name, array in persistence._buffer_arrays(mine).items():
-        assert np.array_equal(array, persistence._buffer_arrays(theirs)[name]), name
+    for name, array in buffer_files._buffer_arrays(mine).items():
+        assert np.array_equal(array, buffer_files._buffer_arrays(theirs)[name]), name
     assert theirs.device == loaded.device
     model.learn(100)  # wraps around: a full buffer
     model.save_replay_buffer(tmp_path / "buffer.pkl")
     loaded.load_replay_buffer(tmp_path / "buffer.pkl")
     assert loaded.replay_buffer.full
-    for name, array in persistence._buffer_arrays(model.replay_buffer).items():
-        assert np.array_equal(array, persistence._buffer_arrays(loaded.replay_buffer)[name]), name
+    for name, array in buffer_files._buffer_arrays(model.replay_buffer).items():
+        assert np.array_equal(array, buffer_files._buffer_arrays(loaded.replay_buffer)[name]), name
 
 
 def test_replay_buffer_of_other_spaces_is_refused(tmp_path):
