@@ -45,9 +45,9 @@ def _model(env="Pendulum-v1", **kwargs) -> TutorialSAC:
     return TutorialSAC("MlpPolicy", env, seed=0, **kwargs)
 
 
-def _rewrite(source: pathlib.Path, target: pathlib.Path, **members: bytes) -> None:
+def _rewrite(source: pathlib.Path, target: pathlib.Path, compression: int = zipfile.ZIP_STORED, **members: bytes) -> None:
     """Copy the zip ``source`` to ``target`` with some members replaced (or added)."""
-    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", compression=compression, compresslevel=1) as new:
         for name in old.namelist():
             new.writestr(name, members.pop(name, None) or old.read(name))
         for name, content in members.items():

@@ -18,23 +18,10 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_tutorial_sac import TutorialSAC, persistence, validation
+from tests.test_files import _data, _rewrite
 
 TINY = dict(net_arch=dict(pi=[8], qf=[8, 8]))
 REPO = pathlib.Path(__file__).resolve().parent.parent
-
-
-def _rewrite(source: pathlib.Path, target: pathlib.Path, compression: int = zipfile.ZIP_STORED, **members: bytes) -> None:
-    """Copy the zip ``source`` to ``target`` with some members replaced (or added)."""
-    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", compression=compression, compresslevel=1) as new:
-        for name in old.namelist():
-            new.writestr(name, members.pop(name, None) or old.read(name))
-        for name, content in members.items():
-            new.writestr(name, content)
-
-
-def _data(path: pathlib.Path) -> dict:
-    with zipfile.ZipFile(path) as archive:
-        return json.loads(archive.read("data"))
 
 
 def _with(data: dict, **attributes) -> bytes:
