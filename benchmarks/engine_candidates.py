@@ -99,6 +99,8 @@ CANDIDATES: dict[str, type[CompiledEngine] | None] = {
     "aoti_fused_memory_planning": _aoti(REWRITES, {"cpp.threads": 1, "memory_planning": True}),
     "aoti_fused_stack": _aoti(REWRITES, {"cpp.threads": 1, "aot_inductor.allow_stack_allocation": True}),
     "aoti_fused_all": _aoti(ALL_REWRITES),
+    "aoti_fused_first_layers": _aoti(REWRITES | {"in_t", "ensemble_in_t"}),
+    "aoti_fused_first_layers_reciprocal": _aoti(REWRITES | {"in_t", "ensemble_in_t", "adam_reciprocal"}),
     # the engine's default before issue 22: the critics one by one, addmm with the bias
     "aoti_fused_before_22": _aoti(REWRITES - {"bias_after", "ensemble"}),
     **{f"aoti_fused_no_{rewrite}": _aoti(REWRITES - {rewrite}) for rewrite in sorted(REWRITES)},

@@ -546,8 +546,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         # restores everything this call changed (sb3_tutorial_sac.guard)
         with self._guard.protect():
             with engine.loop():
-                for step, batch in enumerate(batches):
-                    engine.step(batch, stats[step], soft_update=step % settings.target_update_interval == 0)
+                engine.steps(batches, stats, settings.target_update_interval)
             values = stats.cpu().numpy()
             self.last_train_stats = {name: values[:, i] for i, name in enumerate(stat_names)}
             if self.check_finite:

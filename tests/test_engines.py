@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from sb3_tutorial_sac import TutorialSAC, TutorialSACPolicy
 from sb3_tutorial_sac.engines import FastEngine, ReferenceEngine
+from sb3_tutorial_sac.engines.base import UpdateEngine
 from tests.envs import BoxTargetEnv
 
 
@@ -171,6 +172,26 @@ def test_both_engines_give_identical_parameters_after_300_steps(env_kwargs, poli
     start = TutorialSAC("MlpPolicy", BoxTargetEnv(obs_shape=(5,), **env_kwargs), seed=4, policy_kwargs=policy_kwargs, **kwargs)
     moved = max((a - b).abs().max().item() for a, b in zip(fast.policy.parameters(), start.policy.parameters()))
     assert moved > 1e-3
+
+
+@pytest.mark.parametrize("batch_size", [64, 40])  # 64 numbers per draw: drawn at once; 40: step by step
+def test_the_noise_of_a_train_call_drawn_at_once_is_the_noise_drawn_step_by_step(batch_size):
+    """FastEngine.steps draws the noise of all steps at once where torch gives the same numbers: the parameters, the
+    statistics and torch's global generator after train() are those of UpdateEngine.steps (one step at a time)."""
+    results = []
+    for steps in (FastEngine.steps, UpdateEngine.steps):
+        model = _model(batch_size=batch_size)
+        model.learn(250)
+        assert isinstance(model.update_engine, FastEngine)
+        model.update_engine.steps = steps.__get__(model.update_engine)  # type: ignore[method-assign]
+        model.train(30, batch_size)
+        results.append((model, th.get_rng_state(), model.last_train_stats))
+    (bulk, bulk_rng, bulk_stats), (stepwise, stepwise_rng, stepwise_stats) = results
+    assert th.equal(bulk_rng, stepwise_rng)
+    for name, values in bulk_stats.items():
+        assert values.shape == (30,) and np.array_equal(values, stepwise_stats[name]), name
+    for (name, value), expected in zip(bulk.policy.state_dict().items(), stepwise.policy.state_dict().values(), strict=True):
+        assert th.equal(value, expected), name
 
 
 def test_dict_and_image_observations_take_the_reference_engine_without_a_warning():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -36,7 +36,7 @@ class UpdateEngine:
     One gradient step of the tutorial on a :class:`~sb3_tutorial_sac.state.TrainingState`, computed one way.
 
     ``train()`` calls :meth:`observations` once on the minibatches of the call, enters :meth:`loop` (which reads the
-    state's settings for this call) and calls :meth:`step` once per gradient step in it.
+    state's settings for this call) and calls :meth:`steps` in it, which calls :meth:`step` once per gradient step.
 
     :param state: the training state it steps
     """
@@ -78,3 +78,15 @@ class UpdateEngine:
         :param soft_update: whether the target critics are updated after this step (``target_update_interval``)
         """
         raise NotImplementedError
+
+    def steps(self, batches: Sequence[Minibatch], stats: th.Tensor, target_update_interval: int) -> None:
+        """
+        The gradient steps of one ``train()`` call, in order: :meth:`step` on each minibatch.
+
+        :param batches: the minibatches, one per gradient step
+        :param stats: the statistics, one row per step (:meth:`step`), written in place
+        :param target_update_interval: the target critics are soft-updated after step ``k`` when ``k`` is a multiple
+            of it (SB3's ``gradient_step % target_update_interval == 0``)
+        """
+        for k, batch in enumerate(batches):
+            self.step(batch, stats[k], soft_update=k % target_update_interval == 0)

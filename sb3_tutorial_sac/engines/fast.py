@@ -10,7 +10,7 @@ numbers as the reference engine, bit for bit on the CPU: proven on a probe batch
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -217,6 +217,39 @@ class FastEngine(UpdateEngine):
         if not self._serving:
             self._reference.step(batch, stats, soft_update)
             return
+        stats.copy_(self._step(batch, self._noise(batch), soft_update))
+
+    def steps(self, batches: Sequence[Minibatch], stats: th.Tensor, target_update_interval: int) -> None:
+        """:meth:`step` on each minibatch, with the per-call work done once: the noise of all steps drawn at once where
+        that gives the same numbers (:meth:`_noise_of_steps`), the statistics rows written together at the end."""
+        if not self._serving or not batches:
+            super().steps(batches, stats, target_update_interval)
+            return
+        noise = self._noise_of_steps(batches)
+        rows = [self._step(batch, noise[k], k % target_update_interval == 0) for k, batch in enumerate(batches)]
+        th.stack(rows, out=stats)
+
+    def _noise(self, batch: Minibatch) -> tuple[th.Tensor, th.Tensor]:
+        """Tutorial rule: two noise draws of ``[batch, act]`` from the global generator, ``s'`` then ``s`` (as
+        ``Normal.rsample`` draws them)."""
+        shape = batch.actions.shape
+        return th.empty(shape, device=self._device).normal_(), th.empty(shape, device=self._device).normal_()
+
+    def _noise_of_steps(self, batches: Sequence[Minibatch]) -> Sequence[tuple[th.Tensor, th.Tensor]]:
+        """
+        The noise of every step (:meth:`_noise`), the same numbers as drawn step by step: on the CPU, one draw of
+        ``[steps, 2, batch, act]`` when a step's draw has a multiple of 16 numbers (torch's CPU ``normal_`` fills 16
+        numbers at a time from uniforms drawn in order, so one long draw is the short ones end to end; a draw of
+        another size recomputes its last 16, and CUDA's generator offsets differ); else step by step.
+        """
+        shape = batches[0].actions.shape
+        if self._device.type != "cpu" or shape.numel() % 16 or any(batch.actions.shape != shape for batch in batches):
+            return [self._noise(batch) for batch in batches]
+        draws = th.empty(len(batches), 2, *shape).normal_()
+        return [(pair[0], pair[1]) for pair in draws.unbind(0)]
+
+    def _step(self, batch: Minibatch, noise: tuple[th.Tensor, th.Tensor], soft_update: bool) -> th.Tensor:
+        """One step of the step function with ``noise`` (s' then s); returns its statistics row."""
         assert self._main is not None
         batch_size = batch.actions.shape[0]
         main_size, run, as_tensor = self._main
@@ -233,10 +266,6 @@ class FastEngine(UpdateEngine):
         if as_tensor:
             self._scalars_host[:] = values
             scalars = self._scalars  # shares the host array's memory on the CPU (the compiled engine's device)
-        # Tutorial rule: two noise draws of [batch, act] from the global generator, s' then s (as Normal.rsample draws)
-        act_dim = batch.actions.shape[1]
-        noise_next = th.empty(batch_size, act_dim, device=self._device).normal_()
-        noise = th.empty(batch_size, act_dim, device=self._device).normal_()
         inputs = [batch.observations, batch.actions, batch.next_observations, batch.rewards, batch.discounts,
-                  noise_next, noise, *self._persistent, scalars]  # fmt: skip
-        stats.copy_(run(inputs)[0])  # type: ignore[arg-type]
+                  *noise, *self._persistent, scalars]  # fmt: skip
+        return run(inputs)[0]  # type: ignore[arg-type]

@@ -125,21 +125,26 @@ _SMALL = 8
 # row-wise sum, "outer" a product of inner dimension 1 as a broadcast product, "row" a product of one row (the weight
 # gradient of such a layer) as a column-wise sum, "col1" a product of one column (the gradient with respect to one
 # action column) as a row-wise sum, "cols_t" the weight gradient of a layer of at most 8 inputs (the first layers) as
-# a sum over the batch. Inductor vectorises all five over the 128 contiguous features. Three more are kept for
-# benchmarks/engine_candidates.py, left out because they measured no faster than the BLAS calls they replace: "in" a
-# linear layer of at most 8 inputs as a sum of broadcast products (Inductor reads the weight's columns with a stride
-# and writes scalar loops), "in_t" the same from the weight's columns stored once, "cols" a product of at most 8
-# columns as a sum over the inner dimension (scalar loops).
+# a sum over the batch. Inductor vectorises all five over the 128 contiguous features.
 #
-# Two more are compiled by default, each measured a few percent faster per compiled step (benchmarks/engine_candidates.py,
-# RESULTS.md): "bias_after", a linear layer's product without its bias (mm, not addmm), the bias added in the fused loop
-# that follows (addmm copies the bias into its output and has the BLAS scale it, two more passes over the output); and
-# "ensemble", the two critics (and the two target critics) as one product per layer (``bmm`` over a strided
-# [2, out, in] view of both critics' weights in the flat buffer, as SBX's vmapped critics), so that the pointwise work
-# of both critics runs in the same loops. Kept for the benchmarks: "ensemble_mm", the ensemble's large products as one
-# BLAS product per critic (ATen's bmm runs these sizes slower per product than mm; measured no faster overall).
-REWRITES = frozenset({"out1", "outer", "row", "col1", "cols_t", "bias_after", "ensemble"})
-ALL_REWRITES = REWRITES | {"in", "in_t", "cols", "ensemble_mm"}
+# Compiled by default too, each measured faster per compiled step (benchmarks/engine_candidates.py, RESULTS.md):
+# "bias_after", a linear layer's product without its bias (mm, not addmm), the bias added in the fused loop that follows
+# (addmm copies the bias into its output and has the BLAS scale it, two more passes over the output); "ensemble", the
+# two critics (and the two target critics) as one product per layer (``bmm`` over a strided [2, out, in] view of both
+# critics' weights in the flat buffer, as SBX's vmapped critics), so that the pointwise work of both critics runs in the
+# same loops; "in_t" and "ensemble_in_t", a first layer (at most 8 inputs: the actor's trunk, the critics') as a sum of
+# broadcast products from the weight's columns stored once as rows, vectorised over the contiguous outputs, instead of a
+# BLAS call of inner dimension 3 or 4 (issue 22: 4% less CPU per step); "adam_reciprocal", Adam's division by
+# sqrt(bias_correction2) as a product with its reciprocal (one division per parameter instead of two; rounded otherwise).
+#
+# Kept for benchmarks/engine_candidates.py, left out because they measured no faster than what they replace: "in" a
+# first layer's sum of broadcast products reading the weight's columns with a stride (Inductor writes scalar loops),
+# "cols" a product of at most 8 columns as a sum over the inner dimension (scalar loops), "ensemble_mm" the ensemble's
+# large products as one BLAS product per critic (with the weights' strided views ATen's bmm is the faster here).
+REWRITES = frozenset(
+    {"out1", "outer", "row", "col1", "cols_t", "bias_after", "ensemble", "in_t", "ensemble_in_t", "adam_reciprocal"}
+)
+ALL_REWRITES = REWRITES | {"in", "cols", "ensemble_mm"}
 
 
 class Products:
@@ -278,15 +283,26 @@ class _Ensemble:
     """The critics' layers as batched products over the ensemble dimension (the ``"ensemble"`` rewrite), with the small
     products written as broadcast products and sums as :class:`Products` writes them."""
 
-    def __init__(self, critics: Sequence[Sequence[LinearSpec]], rewrites: frozenset[str]):
+    def __init__(self, critics: Sequence[Sequence[LinearSpec]], rewrites: frozenset[str], extras: list[th.Tensor]):
         self.layers = list(zip(critics[0], critics[1]))
         self.rewrites = rewrites
+        self.extras = extras  # Products.extras: tensors the step returns so that Inductor stores them once
 
     def linear(self, x: th.Tensor, weight: th.Tensor, bias: th.Tensor) -> th.Tensor:
         """``x`` ``[2, batch, in]`` (or ``[batch, in]``, shared) through ``weight`` ``[2, out, in]``."""
         if weight.shape[1] == 1:
             x = x if x.dim() == 3 else x.unsqueeze(0)
             return (x * weight).sum(2, keepdim=True) + bias
+        if "ensemble_in_t" in self.rewrites and weight.shape[2] <= _SMALL:
+            # a first layer (few inputs) as a sum of broadcast products over the weights' columns stored as rows
+            # [2, in, out] (an output of the step, so stored once), vectorised over the contiguous outputs
+            columns = weight.transpose(1, 2).contiguous()
+            self.extras.append(columns)
+            x = x if x.dim() == 3 else x.unsqueeze(0)
+            y = bias + x[:, :, 0:1] * columns[:, 0:1]
+            for k in range(1, weight.shape[2]):
+                y = y + x[:, :, k : k + 1] * columns[:, k : k + 1]
+            return y
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(2, *x.shape)
         if "bias_after" in self.rewrites or "ensemble_mm" in self.rewrites:
@@ -347,8 +363,20 @@ class _Ensemble:
         return None
 
 
-def _adam(spec: AdamSpec, param: th.Tensor, grad: th.Tensor, exp_avg: th.Tensor, exp_avg_sq: th.Tensor, scalars: Scalars):
-    """:func:`~sb3_tutorial_sac.flat.adam_update` with ``scalars`` = (``-step_size``, ``sqrt(bias_correction2)``)."""
+def _adam(spec: AdamSpec, param: th.Tensor, grad: th.Tensor, exp_avg: th.Tensor, exp_avg_sq: th.Tensor, scalars: Scalars,
+          reciprocal: bool = False):  # fmt: skip
+    """
+    :func:`~sb3_tutorial_sac.flat.adam_update` with ``scalars`` = (``-step_size``, ``sqrt(bias_correction2)``).
+
+    :param reciprocal: (compiled) multiply by ``1 / sqrt(bias_correction2)`` instead of dividing by it: one division per
+        element instead of two, rounded otherwise
+    """
+    if reciprocal:
+        exp_avg.lerp_(grad, 1 - spec.beta1)
+        exp_avg_sq.mul_(spec.beta2).addcmul_(grad, grad, value=1 - spec.beta2)
+        denom = exp_avg_sq.sqrt() * (1.0 / scalars[1]) + spec.eps
+        param.add_(scalars[0] * exp_avg / denom)
+        return
     adam_update(param, grad, exp_avg, exp_avg_sq, scalars[0], scalars[1], spec.beta1, spec.beta2, spec.eps)
 
 
@@ -384,8 +412,11 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         compiling; none: the operations the reference engine's autograd runs, bit for bit
     """
     products = Products(rewrites)
+    reciprocal = "adam_reciprocal" in rewrites
     # compile-only: both critics as one batched product per layer (the eager step runs them one by one, as autograd)
-    ensemble = _Ensemble(spec.critics, rewrites) if "ensemble" in rewrites and ensemble_ready(spec.critics) else None
+    ensemble = None
+    if "ensemble" in rewrites and ensemble_ready(spec.critics):
+        ensemble = _Ensemble(spec.critics, rewrites, products.extras)
     critic_offsets = sorted(
         {layer.weight for c in spec.critics for layer in c} | {layer.bias for c in spec.critics for layer in c}
     )
@@ -447,7 +478,7 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         critic_losses = [F.mse_loss(q, target_q) for q in values]
         critics_backward(critic, [(q - target_q) * (2.0 / q.numel()) for q in values], saved_critics, critic_grads, None)
         critic_grad = th.cat([critic_grads[offset] for offset in critic_offsets])
-        _adam(spec.critic_adam, critic, critic_grad, critic_exp_avg, critic_exp_avg_sq, (scalars[2], scalars[3]))
+        _adam(spec.critic_adam, critic, critic_grad, critic_exp_avg, critic_exp_avg_sq, (scalars[2], scalars[3]), reciprocal)
 
         # 3. Actor on the UPDATED critics, noise draw 2 of 2 for s (ManualUpdate.actor_step_grads)
         trunk_outputs, mu, std_pre, std = actor_forward(actor, obs)
@@ -493,7 +524,7 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         grad_latent = products.mm(grad_mu, mu_weight) + products.mm(grad_std_pre, std_weight)
         _mlp_backward(products, spec.trunk, actor, grad_latent, trunk_outputs, actor_grads, None)
         actor_grad = th.cat([actor_grads[offset] for offset in actor_offsets])
-        _adam(spec.actor_adam, actor, actor_grad, actor_exp_avg, actor_exp_avg_sq, (scalars[0], scalars[1]))
+        _adam(spec.actor_adam, actor, actor_grad, actor_exp_avg, actor_exp_avg_sq, (scalars[0], scalars[1]), reciprocal)
 
         # 4. Temperature on H(s) of step 3 (ManualUpdate.temperature_step_grads)
         if spec.learn_alpha:
@@ -504,7 +535,8 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
             if spec.ent_coef_loss == "tutorial":
                 alpha_grad = alpha_grad * ent_coef
             ent_coef_loss = losses.temperature_loss(entropy, log_alpha, scalars[TARGET_ENTROPY], spec.ent_coef_loss, ent_coef)
-            _adam(spec.alpha_adam, log_alpha, alpha_grad, alpha_exp_avg, alpha_exp_avg_sq, (scalars[4], scalars[5]))
+            alpha_scalars = (scalars[4], scalars[5])
+            _adam(spec.alpha_adam, log_alpha, alpha_grad, alpha_exp_avg, alpha_exp_avg_sq, alpha_scalars, reciprocal)
         else:
             ent_coef_loss = th.zeros((), dtype=obs.dtype)
 
