@@ -25,12 +25,16 @@ SBX is optional (``pip install -e ".[bench]"``); without it the script says so a
     python benchmarks/throughput.py --engines auto reference   # TutorialSAC engines to measure (default: auto compiled)
 
 The last lines printed are the ratios of each TutorialSAC engine to SBX's SAC and to SB3's SAC, of ``learn()``
-env steps per second and of ``train()`` gradient steps per second.
+env steps per second and of ``train()`` gradient steps per second: paired by repeat (each model against the peer
+measured next to it), their median over the repeats with a distribution-free 95% interval, and whether that interval
+lies above or below the line the ratio is read against (``learn()`` 1.3x, ``train()`` 1.0x) or includes it
+(inconclusive). With 5 repeats the interval is the whole range (94%); ``--repeats 9`` gives the 2nd to 8th values.
 """
 
 import argparse
 import copy
 import itertools
+import math
 import os
 import platform
 import resource
@@ -197,6 +201,37 @@ def peak_gflops(size: int = 2048, sbx: bool = False) -> dict[str, float]:
     return result
 
 
+# The lines the issue reads the ratios against (issue 22): learn() 1.3x SBX's, train() 1.0x
+LEARN_LINE = 1.3
+
+
+def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    """
+    The distribution-free interval of the median: the order statistics ``(k, n + 1 - k)`` with the largest ``k`` whose
+    coverage ``P(k <= B <= n - k)``, ``B ~ Binomial(n, 1/2)``, is at least ``level`` (the whole range when no ``k``
+    reaches it; with 5 values that is min to max, 94%).
+    """
+    ordered, n = sorted(values), len(values)
+    best = 1
+    for k in range(1, n // 2 + 1):
+        coverage = sum(math.comb(n, i) for i in range(k, n - k + 1)) / 2**n
+        if coverage >= level:
+            best = k
+    return ordered[best - 1], ordered[n - best]
+
+
+def describe_ratio(ratios: list[float], line: float) -> str:
+    """``median [interval]`` of paired ratios, and the verdict against ``line`` (faster, slower or inconclusive)."""
+    low, high = median_interval(ratios)
+    if low > line:
+        verdict = f"above {line:g}"
+    elif high < line:
+        verdict = f"below {line:g}"
+    else:
+        verdict = f"inconclusive at {line:g}"
+    return f"{statistics.median(ratios):.2f} [{low:.2f}, {high:.2f}] {verdict}"
+
+
 def cpu_seconds() -> float:
     """This process's CPU time (user and system, every thread)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -217,12 +252,12 @@ class Timings:
 
 def measure(
     make: Callable[[int], Any], seed: int, warmup_steps: int, learn_steps: int, train_steps: int, batch_size: int,
-    timings: Timings,
+    timings: Timings, train_calls: int = 3,
 ):  # fmt: skip
     """
     Build a model, warm it up with ``learn(warmup_steps)`` (timed apart: compilation happens here), then time
     ``learn(learn_steps)``; then ``train(train_steps)`` once untimed (SBX compiles its loop for each number of
-    gradient steps) and once timed.
+    gradient steps) and ``train_calls`` times timed (their median is this repeat's figure).
     """
     model = make(seed)
     start = time.perf_counter()
@@ -234,11 +269,15 @@ def measure(
     timings.learn.append(learn_steps / wall)
     timings.learn_cores.append((cpu_seconds() - cpu) / wall)
     model.train(gradient_steps=train_steps, batch_size=batch_size)
-    start, cpu = time.perf_counter(), cpu_seconds()
-    model.train(gradient_steps=train_steps, batch_size=batch_size)
-    wall = time.perf_counter() - start
-    timings.train.append(train_steps / wall)
-    timings.train_cores.append((cpu_seconds() - cpu) / wall)
+    rates, cores = [], []
+    for _ in range(train_calls):
+        start, cpu = time.perf_counter(), cpu_seconds()
+        model.train(gradient_steps=train_steps, batch_size=batch_size)
+        wall = time.perf_counter() - start
+        rates.append(train_steps / wall)
+        cores.append((cpu_seconds() - cpu) / wall)
+    timings.train.append(statistics.median(rates))
+    timings.train_cores.append(statistics.median(cores))
 
 
 class TimeToThreshold(BaseCallback):
@@ -299,6 +338,7 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=400, help="env steps of each model's untimed warm-up learn()")
     parser.add_argument("--learn-steps", type=int, default=2000, help="env steps of each learn() measurement")
     parser.add_argument("--train-steps", type=int, default=1000, help="gradient steps of each train() measurement")
+    parser.add_argument("--train-calls", type=int, default=3, help="timed train() calls per repeat (their median)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads and XLA's (default 1)")
     parser.add_argument("--sb3-sizes", action="store_true", help="SB3's default sizes: networks 256x256, batch 256")
     parser.add_argument(
@@ -351,7 +391,8 @@ def main() -> None:
         for name in order:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                measure(makers[name], repeat, args.warmup_steps, args.learn_steps, args.train_steps, batch_size, timings[name])
+                measure(makers[name], repeat, args.warmup_steps, args.learn_steps, args.train_steps, batch_size,
+                        timings[name], args.train_calls)  # fmt: skip
 
     print(
         f"\n{'':<22} {'learn() env steps/s':>20} {'train() grad steps/s':>21} {'warm-up learn() s':>18} {'cores used':>16}"
@@ -382,15 +423,21 @@ def main() -> None:
         for engine in args.engines:
             time_to_threshold(engine, args.seeds_to_threshold)
 
-    print()
+    print(
+        "\nRatios: per repeat, each model's figure over the peer's from the same repeat (measured next to each other), "
+        f"then their median over the {args.repeats} repeats and its distribution-free 95% interval (order statistics); "
+        "a ratio is called faster or slower only where the interval excludes the line it is read against"
+    )
     peers = [name for name in ("SBX SAC", "SB3 SAC") if name in timings]
     for name in timings:
         if not name.startswith("TutorialSAC"):
             continue
         for peer in peers:
-            learn_ratio = statistics.median(timings[name].learn) / statistics.median(timings[peer].learn)
-            train_ratio = statistics.median(timings[name].train) / statistics.median(timings[peer].train)
-            print(f"{name} / {peer}: learn() {learn_ratio:.2f}, train() {train_ratio:.2f}")
+            parts = []
+            for key, line in (("learn", LEARN_LINE), ("train", 1.0)):
+                ratios = [a / b for a, b in zip(getattr(timings[name], key), getattr(timings[peer], key))]
+                parts.append(f"{key}() {describe_ratio(ratios, line)}")
+            print(f"{name} / {peer}: " + "; ".join(parts))
 
 
 if __name__ == "__main__":
