@@ -29,6 +29,8 @@ env steps per second and of ``train()`` gradient steps per second: paired by rep
 measured next to it), their median over the repeats with a distribution-free 95% interval, and whether that interval
 lies above or below the line the ratio is read against (``learn()`` 1.3x, ``train()`` 1.0x) or includes it
 (inconclusive). With 5 repeats the interval is the whole range (94%); ``--repeats 9`` gives the 2nd to 8th values.
+Before them, ``train()`` alone is measured once more with SBX, models built once and their ``train()`` calls
+alternating (``--paired-rounds``, CPU clock): the ratio of neighbouring calls, the tightest figure this machine gives.
 """
 
 import argparse
@@ -205,25 +207,30 @@ def peak_gflops(size: int = 2048, sbx: bool = False) -> dict[str, float]:
 LEARN_LINE = 1.3
 
 
-def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
+def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
     """
     The distribution-free interval of the median: the order statistics ``(k, n + 1 - k)`` with the largest ``k`` whose
-    coverage ``P(k <= B <= n - k)``, ``B ~ Binomial(n, 1/2)``, is at least ``level`` (the whole range when no ``k``
-    reaches it; with 5 values that is min to max, 94%).
+    coverage ``P(k <= B <= n - k)``, ``B ~ Binomial(n, 1/2)``, is at least ``level``; with fewer than 6 values no ``k``
+    reaches 95% and the interval is the whole range, of lower coverage (94% for 5 values, 0 for 1).
+
+    :return: the interval's ends and its coverage
     """
     ordered, n = sorted(values), len(values)
-    best = 1
+    best, best_coverage = 1, 1 - 2 / 2**n if n > 1 else 0.0
     for k in range(1, n // 2 + 1):
         coverage = sum(math.comb(n, i) for i in range(k, n - k + 1)) / 2**n
         if coverage >= level:
-            best = k
-    return ordered[best - 1], ordered[n - best]
+            best, best_coverage = k, coverage
+    return ordered[best - 1], ordered[n - best], best_coverage
 
 
-def describe_ratio(ratios: list[float], line: float) -> str:
-    """``median [interval]`` of paired ratios, and the verdict against ``line`` (faster, slower or inconclusive)."""
-    low, high = median_interval(ratios)
-    if low > line:
+def describe_ratio(ratios: list[float], line: float, level: float = 0.95) -> str:
+    """``median [interval]`` of paired ratios, and whether the interval lies above ``line``, below it, or includes it
+    (inconclusive); with too few values for a ``level`` interval, no verdict."""
+    low, high, coverage = median_interval(ratios, level)
+    if coverage < level:
+        verdict = f"no verdict ({len(ratios)} values: the range covers the median {coverage:.0%})"
+    elif low > line:
         verdict = f"above {line:g}"
     elif high < line:
         verdict = f"below {line:g}"
@@ -310,6 +317,66 @@ class TimeToThreshold(BaseCallback):
         return True
 
 
+def paired_train(makers: dict[str, Callable[[int], Any]], rounds: int, steps: int, batch_size: int) -> dict[str, list[float]]:
+    """
+    ``train()`` of every model in alternation, the models built once: each is warmed up (``learn(600)`` and one
+    untimed ``train(steps)``), then ``rounds`` rounds of one ``train(steps)`` call each, in alternating order, timed
+    by the process's CPU clock. Neighbouring calls see the same machine, so the per-round ratios are tighter than
+    those of whole repeats.
+
+    :return: grad steps per CPU second of each model, per round
+    """
+    models = {name: make(0) for name, make in makers.items()}
+    for model in models.values():
+        model.learn(600)
+        model.train(gradient_steps=steps, batch_size=batch_size)
+    rates: dict[str, list[float]] = {name: [] for name in models}
+    for round_ in range(rounds):
+        for name in list(models) if round_ % 2 == 0 else list(reversed(models)):
+            start = time.process_time()
+            models[name].train(gradient_steps=steps, batch_size=batch_size)
+            rates[name].append(steps / (time.process_time() - start))
+    return rates
+
+
+def report_paired_train(makers: dict[str, Callable[[int], Any]], rounds: int, steps: int, batch_size: int) -> None:
+    """Print :func:`paired_train` of every model but SB3's SAC, and each TutorialSAC engine's paired ratio to SBX."""
+    train_makers = {name: make for name, make in makers.items() if name != "SB3 SAC"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        rates = paired_train(train_makers, rounds, steps, batch_size)
+    print(
+        f"\ntrain() in alternation, the models built once: {rounds} rounds of train({steps}) each, CPU clock; grad "
+        "steps per CPU second, median [distribution-free 95% interval]"
+    )
+    for name, values in rates.items():
+        low, high, _ = median_interval(values)
+        print(f"  {name:<22} {statistics.median(values):7.0f} [{low:.0f}, {high:.0f}]")
+    for name in rates:
+        if name.startswith("TutorialSAC"):
+            ratios = [a / b for a, b in zip(rates[name], rates["SBX SAC"])]
+            print(f"  {name} / SBX SAC, paired by round: train() {describe_ratio(ratios, 1.0)}")
+
+
+def report_ratios(timings: dict[str, Timings], repeats: int) -> None:
+    """Print each TutorialSAC engine's ratios to SBX's and SB3's SAC, paired by repeat (:func:`describe_ratio`)."""
+    print(
+        "\nRatios: per repeat, each model's figure over the peer's from the same repeat (measured next to each other), "
+        f"then their median over the {repeats} repeats and its distribution-free 95% interval (order statistics); "
+        "a ratio is called above or below a line only where the interval excludes it"
+    )
+    peers = [name for name in ("SBX SAC", "SB3 SAC") if name in timings]
+    for name in timings:
+        if not name.startswith("TutorialSAC"):
+            continue
+        for peer in peers:
+            parts = []
+            for key, line in (("learn", LEARN_LINE), ("train", 1.0)):
+                ratios = [a / b for a, b in zip(getattr(timings[name], key), getattr(timings[peer], key))]
+                parts.append(f"{key}() {describe_ratio(ratios, line)}")
+            print(f"{name} / {peer}: " + "; ".join(parts))
+
+
 def time_to_threshold(engine: str, seeds: int) -> None:
     """Training seconds (model construction and learn(), evaluations excluded) until the mean stochastic return of
     10 episodes reaches -200, from a fresh model per seed (a compiled engine's one-off compile counts, once)."""
@@ -348,6 +415,8 @@ def main() -> None:
     parser.add_argument("--no-sac", action="store_true", help="leave SB3's SAC out")
     parser.add_argument("--seeds-to-threshold", type=int, default=3, help="seeds for the time-to--200 measurement")
     parser.add_argument("--no-time-to-threshold", action="store_true", help="skip the time-to--200 measurement")
+    parser.add_argument("--paired-rounds", type=int, default=31, help="rounds of train() in alternation (0: none)")
+    parser.add_argument("--paired-steps", type=int, default=300, help="gradient steps per train() call in those rounds")
     args = parser.parse_args()
     sbx_sac = import_sbx(args.threads)
     th.set_num_threads(args.threads)
@@ -419,25 +488,14 @@ def main() -> None:
         achieved = flops * statistics.median(timing.train) / 1e9
         print(f"  {name:<22} {achieved:6.1f} GFLOP/s = {achieved / peak:5.1%} of the peak")
 
+    if args.paired_rounds and "SBX SAC" in makers:
+        report_paired_train(makers, args.paired_rounds, args.paired_steps, batch_size)
+
     if not args.no_time_to_threshold:
         for engine in args.engines:
             time_to_threshold(engine, args.seeds_to_threshold)
 
-    print(
-        "\nRatios: per repeat, each model's figure over the peer's from the same repeat (measured next to each other), "
-        f"then their median over the {args.repeats} repeats and its distribution-free 95% interval (order statistics); "
-        "a ratio is called faster or slower only where the interval excludes the line it is read against"
-    )
-    peers = [name for name in ("SBX SAC", "SB3 SAC") if name in timings]
-    for name in timings:
-        if not name.startswith("TutorialSAC"):
-            continue
-        for peer in peers:
-            parts = []
-            for key, line in (("learn", LEARN_LINE), ("train", 1.0)):
-                ratios = [a / b for a, b in zip(getattr(timings[name], key), getattr(timings[peer], key))]
-                parts.append(f"{key}() {describe_ratio(ratios, line)}")
-            print(f"{name} / {peer}: " + "; ".join(parts))
+    report_ratios(timings, args.repeats)
 
 
 if __name__ == "__main__":
