@@ -22,7 +22,14 @@ Candidates:
   one ensemble product per layer and the biases added after the products (the engine's default, ``REWRITES``);
 - ``aoti_fused_before_22``: the same without the ensemble and the biases after (the default before issue 22);
 - ``aoti_fused_autotune``: the same with ``max_autotune`` and Inductor's C++ GEMM template as a candidate for the
-  large products.
+  large products;
+- ``aoti_fused_before_first_layers``: the default without the first layers as broadcast sums (``in_t``,
+  ``ensemble_in_t``) and Adam's reciprocal (``adam_reciprocal``), the default before they were measured faster;
+- ``aoti_fused_memory_planning``, ``aoti_fused_stack``, ``aoti_fused_pointwise_cat``, ``aoti_fused_aggressive``: the
+  default with one Inductor option (one allocation for the step's buffers; buffers on the stack; the critics'
+  gradient concatenation read in place by Adam's loop; Inductor's aggressive fusion);
+- ``aoti_fused_no_<rewrite>`` and ``aoti_fused_and_<rewrite>``: the default without one of its rewrites, or with one
+  of the others.
 """
 
 import argparse
@@ -98,9 +105,13 @@ CANDIDATES: dict[str, type[CompiledEngine] | None] = {
     "aoti_fused_autotune": _aoti(REWRITES, {"cpp.threads": 1, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}),
     "aoti_fused_memory_planning": _aoti(REWRITES, {"cpp.threads": 1, "memory_planning": True}),
     "aoti_fused_stack": _aoti(REWRITES, {"cpp.threads": 1, "aot_inductor.allow_stack_allocation": True}),
+    "aoti_fused_pointwise_cat": _aoti(
+        REWRITES, {"cpp.threads": 1, "max_pointwise_cat_inputs": 16, "max_complex_pointwise_cat_inputs": 16}
+    ),
+    "aoti_fused_aggressive": _aoti(REWRITES, {"cpp.threads": 1, "aggressive_fusion": True}),
     "aoti_fused_all": _aoti(ALL_REWRITES),
-    "aoti_fused_first_layers": _aoti(REWRITES | {"in_t", "ensemble_in_t"}),
-    "aoti_fused_first_layers_reciprocal": _aoti(REWRITES | {"in_t", "ensemble_in_t", "adam_reciprocal"}),
+    # the engine's default before this session's first-layer and Adam rewrites (issue 22, 2026-12-01)
+    "aoti_fused_before_first_layers": _aoti(REWRITES - {"in_t", "ensemble_in_t", "adam_reciprocal"}),
     # the engine's default before issue 22: the critics one by one, addmm with the bias
     "aoti_fused_before_22": _aoti(REWRITES - {"bias_after", "ensemble"}),
     **{f"aoti_fused_no_{rewrite}": _aoti(REWRITES - {rewrite}) for rewrite in sorted(REWRITES)},
