@@ -5,9 +5,13 @@ tensors, ``step_function``) with another way of compiling or running it, or the 
 Pendulum-v1 with the tutorial's defaults is warmed up with ``learn(400)`` (the compile happens there and is timed), then
 ``train(--train-steps)`` calls are timed, alternating the candidates in each repeat so that machine drift cancels;
 medians are printed, with the ratio to the fast engine and the parameters' largest difference from the fast engine
-after the same 300 gradient steps from the same state (0 means bit for bit).
+after the same 300 gradient steps from the same state (0 means bit for bit); last, each candidate's speed against the
+first one named, paired by repeat (the ratio of their CPU times per step in the same repeat: median and quartiles),
+the figure that resolves a few percent on a noisy machine.
 
     python benchmarks/engine_candidates.py                      # every candidate
+    python benchmarks/engine_candidates.py --core 0 --repeats 60 --train-steps 100 \
+        --candidates aoti_fused aoti_fused_before_first_layers   # the default against the one before
     python benchmarks/engine_candidates.py --candidates fast aoti_fused --cold   # compile into an empty cache
 
 Candidates:
@@ -191,6 +195,13 @@ def main() -> None:
         ratio = f"{median / base:7.2f}" if base else ""
         cpu_us = f"{min(cpu_times[name]):.0f}, {statistics.median(cpu_times[name]):.0f}"
         print(f"{name:28s} {median:13.0f} {ratio} {cpu_us:>24} {deviation.get(name, float('nan')):36.3g}")
+    # paired by repeat: each candidate's CPU time per step against the first candidate's in the same repeat
+    first = args.candidates[0]
+    print(f"\nspeed against {first}, paired by repeat (its CPU time per step over the candidate's): median [quartiles]")
+    for name in args.candidates[1:]:
+        ratios = sorted(a / b for a, b in zip(cpu_times[first], cpu_times[name]))
+        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+        print(f"{name:28s} {statistics.median(ratios):.3f} [{quartiles[0]:.3f}, {quartiles[2]:.3f}]")
     sys.stdout.flush()
 
 
