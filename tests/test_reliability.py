@@ -353,17 +353,18 @@ def test_non_finite_parameters_after_the_last_step_are_caught(monkeypatch):
     model = _trained_pendulum()
     before = _state(model)
     calls = []
-    real_step = FastEngine.step
+    real_step = FastEngine._step  # one gradient step of FastEngine.steps, which train() calls
 
-    def poisoned_step(self, batch, stats, soft_update):
-        real_step(self, batch, stats, soft_update)
+    def poisoned_step(self, batch, noise, soft_update):
+        row = real_step(self, batch, noise, soft_update)
         calls.append(batch)
         if len(calls) == 5:  # after the 5th (last) gradient step
             with th.no_grad():
                 model.critic_target.q_networks[0][0].weight[0, 0] = float("inf")
+        return row
 
     assert isinstance(model.update_engine, FastEngine)
-    monkeypatch.setattr(FastEngine, "step", poisoned_step)
+    monkeypatch.setattr(FastEngine, "_step", poisoned_step)
     _feed(model, steps=5)
     with pytest.raises(NonFiniteError, match="non-finite values in target critic parameters"):
         model.train(5, 64)
