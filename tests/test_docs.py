@@ -241,7 +241,7 @@ def test_readme_is_short_and_keeps_ci_commands() -> None:
     # .ci/run's own extraction finds the test command, which installs the docs extra (through tests) and runs pytest
     awk = r"awk '/<!-- test-command -->/{found=1; next} found && /^```bash/{getline; print; exit}' README.md"
     command = subprocess.run(["bash", "-c", awk], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
-    assert command == 'pip install torch==2.13.0 && pip install -e ".[tests]" && python -m pytest -q'
+    assert command == 'pip install torch==2.13.0 && pip install -e ".[tests]" && python -m pytest -q -n 2'
     assert "sb3-tutorial-sac[docs]" in (ROOT / "pyproject.toml").read_text()
 
 
