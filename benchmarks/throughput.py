@@ -29,7 +29,7 @@ env steps per second and of ``train()`` gradient steps per second: paired by rep
 measured next to it), their median over the repeats with a distribution-free 95% interval, and whether that interval
 lies above or below the line the ratio is read against (``learn()`` 1.3x, ``train()`` 1.0x) or includes it
 (inconclusive). With 5 repeats the interval is the whole range (94%); ``--repeats 9`` gives the 2nd to 8th values.
-Before them, ``train()`` alone is measured once more with SBX, models built once and their ``train()`` calls
+Before them, ``train()`` and ``learn()`` are measured once more with SBX, models built once and their calls
 alternating (``--paired-rounds``, CPU clock): the ratio of neighbouring calls, the tightest figure this machine gives.
 """
 
@@ -317,45 +317,58 @@ class TimeToThreshold(BaseCallback):
         return True
 
 
-def paired_train(makers: dict[str, Callable[[int], Any]], rounds: int, steps: int, batch_size: int) -> dict[str, list[float]]:
+def paired_rounds(
+    makers: dict[str, Callable[[int], Any]], rounds: int, method: str, steps: int, batch_size: int
+) -> dict[str, list[float]]:
     """
-    ``train()`` of every model in alternation, the models built once: each is warmed up (``learn(600)`` and one
-    untimed ``train(steps)``), then ``rounds`` rounds of one ``train(steps)`` call each, in alternating order, timed
-    by the process's CPU clock. Neighbouring calls see the same machine, so the per-round ratios are tighter than
-    those of whole repeats.
+    ``train()`` (or ``learn()``) of every model in alternation, the models built once: each is warmed up
+    (``learn(600)`` and one untimed call), then ``rounds`` rounds of one call each, in alternating order, timed by
+    the process's CPU clock. Neighbouring calls see the same machine, so the per-round ratios are tighter than those
+    of whole repeats.
 
-    :return: grad steps per CPU second of each model, per round
+    :param method: ``"train"``: ``train(steps)`` gradient steps; ``"learn"``: ``learn(steps)`` env steps, continued
+    :return: steps per CPU second of each model, per round
     """
+
+    def call(model: Any) -> None:
+        if method == "train":
+            model.train(gradient_steps=steps, batch_size=batch_size)
+        else:
+            model.learn(steps, reset_num_timesteps=False)
+
     models = {name: make(0) for name, make in makers.items()}
     for model in models.values():
         model.learn(600)
-        model.train(gradient_steps=steps, batch_size=batch_size)
+        call(model)
     rates: dict[str, list[float]] = {name: [] for name in models}
     for round_ in range(rounds):
         for name in list(models) if round_ % 2 == 0 else list(reversed(models)):
             start = time.process_time()
-            models[name].train(gradient_steps=steps, batch_size=batch_size)
+            call(models[name])
             rates[name].append(steps / (time.process_time() - start))
     return rates
 
 
-def report_paired_train(makers: dict[str, Callable[[int], Any]], rounds: int, steps: int, batch_size: int) -> None:
-    """Print :func:`paired_train` of every model but SB3's SAC, and each TutorialSAC engine's paired ratio to SBX."""
-    train_makers = {name: make for name, make in makers.items() if name != "SB3 SAC"}
+def report_paired(makers: dict[str, Callable[[int], Any]], rounds: int, method: str, steps: int, batch_size: int) -> None:
+    """Print :func:`paired_rounds` of every model but SB3's SAC, and each TutorialSAC engine's paired ratio to SBX
+    (read against 1.3 for ``learn()``, 1.0 for ``train()``)."""
+    makers = {name: make for name, make in makers.items() if name != "SB3 SAC"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        rates = paired_train(train_makers, rounds, steps, batch_size)
+        rates = paired_rounds(makers, rounds, method, steps, batch_size)
+    unit = "grad steps" if method == "train" else "env steps"
     print(
-        f"\ntrain() in alternation, the models built once: {rounds} rounds of train({steps}) each, CPU clock; grad "
-        "steps per CPU second, median [distribution-free 95% interval]"
+        f"\n{method}() in alternation, the models built once: {rounds} rounds of {method}({steps}) each, CPU clock; "
+        f"{unit} per CPU second, median [distribution-free 95% interval]"
     )
     for name, values in rates.items():
         low, high, _ = median_interval(values)
         print(f"  {name:<22} {statistics.median(values):7.0f} [{low:.0f}, {high:.0f}]")
+    line = 1.0 if method == "train" else LEARN_LINE
     for name in rates:
         if name.startswith("TutorialSAC"):
             ratios = [a / b for a, b in zip(rates[name], rates["SBX SAC"])]
-            print(f"  {name} / SBX SAC, paired by round: train() {describe_ratio(ratios, 1.0)}")
+            print(f"  {name} / SBX SAC, paired by round: {method}() {describe_ratio(ratios, line)}")
 
 
 def report_ratios(timings: dict[str, Timings], repeats: int) -> None:
@@ -417,6 +430,9 @@ def main() -> None:
     parser.add_argument("--no-time-to-threshold", action="store_true", help="skip the time-to--200 measurement")
     parser.add_argument("--paired-rounds", type=int, default=31, help="rounds of train() in alternation (0: none)")
     parser.add_argument("--paired-steps", type=int, default=300, help="gradient steps per train() call in those rounds")
+    parser.add_argument(
+        "--paired-learn-steps", type=int, default=1000, help="env steps per learn() call in those rounds (0: none)"
+    )
     args = parser.parse_args()
     sbx_sac = import_sbx(args.threads)
     th.set_num_threads(args.threads)
@@ -489,7 +505,9 @@ def main() -> None:
         print(f"  {name:<22} {achieved:6.1f} GFLOP/s = {achieved / peak:5.1%} of the peak")
 
     if args.paired_rounds and "SBX SAC" in makers:
-        report_paired_train(makers, args.paired_rounds, args.paired_steps, batch_size)
+        report_paired(makers, args.paired_rounds, "train", args.paired_steps, batch_size)
+        if args.paired_learn_steps:
+            report_paired(makers, args.paired_rounds, "learn", args.paired_learn_steps, batch_size)
 
     if not args.no_time_to_threshold:
         for engine in args.engines:
