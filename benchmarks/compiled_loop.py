@@ -50,14 +50,12 @@ def main() -> None:
     with engine.loop():
         _, run, as_tensor = engine._main  # type: ignore[misc]
     assert as_tensor, "the compiled function is not in use"
-    inputs = [batch.observations, batch.actions, batch.next_observations, batch.rewards, batch.discounts, *noise,
-              *engine._persistent, engine._scalars]  # fmt: skip
     with th.inference_mode():
-        run(list(inputs))
+        run(engine.inputs(batch, noise, engine._scalars))
         print("start", flush=True)
         start = time.perf_counter()
         for _ in range(args.calls):
-            run(list(inputs))  # the package takes the list's tensors: a new list each call
+            run(engine.inputs(batch, noise, engine._scalars))
         print(f"{(time.perf_counter() - start) / args.calls * 1e6:.1f} µs per call of the compiled step")
 
 

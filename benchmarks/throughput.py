@@ -28,7 +28,7 @@ The last lines printed are the ratios of each TutorialSAC engine to SBX's SAC an
 env steps per second and of ``train()`` gradient steps per second: paired by repeat (each model against the peer
 measured next to it), their median over the repeats with a distribution-free 95% interval, and whether that interval
 lies above or below the line the ratio is read against (``learn()`` 1.3x, ``train()`` 1.0x) or includes it
-(inconclusive). With 5 repeats the interval is the whole range (94%); ``--repeats 9`` gives the 2nd to 8th values.
+(inconclusive). 5 repeats are too few for a 95% interval (no verdict); ``--repeats 9`` gives the 2nd to 8th values.
 Before them, ``train()`` and ``learn()`` are measured once more with SBX, models built once and their calls
 alternating (``--paired-rounds``, CPU clock): the ratio of neighbouring calls, the tightest figure this machine gives.
 """
@@ -74,6 +74,7 @@ CORE = pin_to_core() if __name__ == "__main__" else None
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
 import stable_baselines3  # noqa: E402
 import torch as th  # noqa: E402
 from stable_baselines3 import SAC  # noqa: E402
@@ -207,36 +208,28 @@ def peak_gflops(size: int = 2048, sbx: bool = False) -> dict[str, float]:
 LEARN_LINE = 1.3
 
 
-def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
+def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
     """
-    The distribution-free interval of the median: the order statistics ``(k, n + 1 - k)`` with the largest ``k`` whose
-    coverage ``P(k <= B <= n - k)``, ``B ~ Binomial(n, 1/2)``, is at least ``level``; with fewer than 6 values no ``k``
-    reaches 95% and the interval is the whole range, of lower coverage (94% for 5 values, 0 for 1).
-
-    :return: the interval's ends and its coverage
+    The distribution-free interval of the median at ``level`` (order statistics: ``scipy.stats.quantile_test``); NaN
+    where there are too few values for one (fewer than 6 for 95%: the whole range of 5 covers the median 94%).
     """
-    ordered, n = sorted(values), len(values)
-    best, best_coverage = 1, 1 - 2 / 2**n if n > 1 else 0.0
-    for k in range(1, n // 2 + 1):
-        coverage = sum(math.comb(n, i) for i in range(k, n - k + 1)) / 2**n
-        if coverage >= level:
-            best, best_coverage = k, coverage
-    return ordered[best - 1], ordered[n - best], best_coverage
+    interval = stats.quantile_test(values, q=0, p=0.5).confidence_interval(level)
+    return float(interval.low), float(interval.high)
 
 
 def describe_ratio(ratios: list[float], line: float, level: float = 0.95) -> str:
     """``median [interval]`` of paired ratios, and whether the interval lies above ``line``, below it, or includes it
     (inconclusive); with too few values for a ``level`` interval, no verdict."""
-    low, high, coverage = median_interval(ratios, level)
-    if coverage < level:
-        verdict = f"no verdict ({len(ratios)} values: the range covers the median {coverage:.0%})"
-    elif low > line:
+    low, high = median_interval(ratios, level)
+    if math.isnan(low):
+        return f"{statistics.median(ratios):.3f}, no verdict ({len(ratios)} values: too few for a {level:.0%} interval)"
+    if low > line:
         verdict = f"above {line:g}"
     elif high < line:
         verdict = f"below {line:g}"
     else:
         verdict = f"inconclusive at {line:g}"
-    return f"{statistics.median(ratios):.2f} [{low:.2f}, {high:.2f}] {verdict}"
+    return f"{statistics.median(ratios):.3f} [{low:.3f}, {high:.3f}] {verdict}"
 
 
 def cpu_seconds() -> float:
@@ -362,7 +355,7 @@ def report_paired(makers: dict[str, Callable[[int], Any]], rounds: int, method: 
         f"{unit} per CPU second, median [distribution-free 95% interval]"
     )
     for name, values in rates.items():
-        low, high, _ = median_interval(values)
+        low, high = median_interval(values)
         print(f"  {name:<22} {statistics.median(values):7.0f} [{low:.0f}, {high:.0f}]")
     line = 1.0 if method == "train" else LEARN_LINE
     for name in rates:

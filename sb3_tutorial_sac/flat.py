@@ -116,6 +116,7 @@ def adam_update(
     beta1: float,
     beta2: float,
     eps: float,
+    reciprocal: bool = False,
 ) -> None:
     """
     Adam's update of one tensor, in place: the operations of ``torch.optim.adam._single_tensor_adam`` (non-capturable
@@ -124,14 +125,20 @@ def adam_update(
 
     :param neg_step_size: ``-lr / (1 - beta1 ** step)`` after this step's count
     :param bias_correction2_sqrt: ``sqrt(1 - beta2 ** step)``
+    :param reciprocal: (tensor scalars only: the compiled step) multiply by ``1 / bias_correction2_sqrt`` instead of
+        dividing by it, one division per element instead of two; rounded otherwise than torch's
     """
     exp_avg.lerp_(grad, 1 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
     if isinstance(neg_step_size, th.Tensor) or isinstance(bias_correction2_sqrt, th.Tensor):
         # the scalars are tensors (a compiled step's inputs): the same operations, out of place
-        denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps
+        if reciprocal:
+            denom = exp_avg_sq.sqrt() * (1.0 / bias_correction2_sqrt) + eps
+        else:
+            denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps
         param.add_(neg_step_size * exp_avg / denom)  # torch's addcdiv_ rounds value * t1 / t2 this way
         return
+    assert not reciprocal, "the reciprocal is for tensor scalars (the compiled step)"
     denom = exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(eps)
     param.addcdiv_(exp_avg, denom, value=neg_step_size)
 

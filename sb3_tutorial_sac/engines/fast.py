@@ -266,6 +266,10 @@ class FastEngine(UpdateEngine):
         if as_tensor:
             self._scalars_host[:] = values
             scalars = self._scalars  # shares the host array's memory on the CPU (the compiled engine's device)
-        inputs = [batch.observations, batch.actions, batch.next_observations, batch.rewards, batch.discounts,
-                  *noise, *self._persistent, scalars]  # fmt: skip
-        return run(inputs)[0]  # type: ignore[arg-type]
+        return run(self.inputs(batch, noise, scalars))[0]
+
+    def inputs(self, batch: Minibatch, noise: tuple[th.Tensor, th.Tensor], scalars: list[float] | th.Tensor) -> list:
+        """The step function's inputs (:data:`~sb3_tutorial_sac.engines.step.INPUTS`) for ``batch`` inside
+        :meth:`loop`: a new list at each call (a compiled package takes the list's tensors)."""
+        return [batch.observations, batch.actions, batch.next_observations, batch.rewards, batch.discounts,
+                *noise, *self._persistent, scalars]  # fmt: skip

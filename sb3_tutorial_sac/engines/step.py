@@ -134,8 +134,9 @@ _SMALL = 8
 # critics' weights in the flat buffer, as SBX's vmapped critics), so that the pointwise work of both critics runs in the
 # same loops; "in_t" and "ensemble_in_t", a first layer (at most 8 inputs: the actor's trunk, the critics') as a sum of
 # broadcast products from the weight's columns stored once as rows, vectorised over the contiguous outputs, instead of a
-# BLAS call of inner dimension 3 or 4 (issue 22: 4% less CPU per step); "adam_reciprocal", Adam's division by
-# sqrt(bias_correction2) as a product with its reciprocal (one division per parameter instead of two; rounded otherwise).
+# BLAS call of inner dimension 3 or 4; "adam_reciprocal", Adam's division by sqrt(bias_correction2) as a product with
+# its reciprocal (one division per parameter instead of two; rounded otherwise). These three together: about 5% less
+# CPU per step (issue 22, engine_candidates.py's aoti_fused_before_first_layers).
 #
 # Kept for benchmarks/engine_candidates.py, left out because they measured no faster than what they replace: "in" a
 # first layer's sum of broadcast products reading the weight's columns with a stride (Inductor writes scalar loops),
@@ -365,19 +366,9 @@ class _Ensemble:
 
 def _adam(spec: AdamSpec, param: th.Tensor, grad: th.Tensor, exp_avg: th.Tensor, exp_avg_sq: th.Tensor, scalars: Scalars,
           reciprocal: bool = False):  # fmt: skip
-    """
-    :func:`~sb3_tutorial_sac.flat.adam_update` with ``scalars`` = (``-step_size``, ``sqrt(bias_correction2)``).
-
-    :param reciprocal: (compiled) multiply by ``1 / sqrt(bias_correction2)`` instead of dividing by it: one division per
-        element instead of two, rounded otherwise
-    """
-    if reciprocal:
-        exp_avg.lerp_(grad, 1 - spec.beta1)
-        exp_avg_sq.mul_(spec.beta2).addcmul_(grad, grad, value=1 - spec.beta2)
-        denom = exp_avg_sq.sqrt() * (1.0 / scalars[1]) + spec.eps
-        param.add_(scalars[0] * exp_avg / denom)
-        return
-    adam_update(param, grad, exp_avg, exp_avg_sq, scalars[0], scalars[1], spec.beta1, spec.beta2, spec.eps)
+    """:func:`~sb3_tutorial_sac.flat.adam_update` with ``scalars`` = (``-step_size``, ``sqrt(bias_correction2)``);
+    ``reciprocal``: the ``"adam_reciprocal"`` rewrite (compiled)."""
+    adam_update(param, grad, exp_avg, exp_avg_sq, scalars[0], scalars[1], spec.beta1, spec.beta2, spec.eps, reciprocal)
 
 
 def _soft_update(target: th.Tensor, critic: th.Tensor, scalars: Scalars) -> None:
