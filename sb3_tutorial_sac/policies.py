@@ -13,7 +13,10 @@ scaled:
 The critic is SB3's own :class:`~stable_baselines3.common.policies.ContinuousCritic`.
 """
 
+import functools
 import math
+from collections.abc import Callable
+from itertools import chain
 from typing import Any, Literal
 
 import numpy as np
@@ -164,6 +167,92 @@ def call_layers(module: nn.Module, x: th.Tensor) -> th.Tensor:
     return _call_layer(module, x)
 
 
+class PlainActor:
+    """
+    A :class:`TutorialActor`'s layers read once as plain tensors, for its forward pass on flat observations in
+    ``predict`` (:meth:`TutorialActor.plain_layers`): the same ``F.linear``, ``relu`` and ``softplus`` calls on the
+    same numbers, with detached views of the parameters (their memory: every in-place update, training's included,
+    is seen). On a CPU an operation on an ``nn.Parameter`` and the module calls around it cost several times the
+    arithmetic of one observation, and ``predict`` runs at every env step of ``learn()``.
+
+    Valid while the actor has the modules, parameters (in the same memory), Softplus settings and (empty) forward hooks
+    it was read with: checked at every call (:meth:`valid`); anything else is read anew.
+
+    :param actor: the actor whose layers are read
+    """
+
+    def __init__(self, actor: "TutorialActor"):
+        self.plain = True  # False where a layer is not one of the plain ones or a hook is set
+        self._hooks: list[dict] = []  # the hook dictionaries of every module read (all empty)
+        self._dicts: list[dict] = [actor._modules]  # the module and parameter dictionaries read, and their contents
+        self._parameters: list[th.Tensor] = []
+        self._softplus: list[nn.Softplus] = []
+        self._read(actor)
+        modules = actor._modules
+        self._read(modules["features_extractor"])  # type: ignore[arg-type]
+        self.trunk = self._layers(modules["latent_pi"])  # type: ignore[arg-type]
+        self.mu = self._layers(modules["mu"])  # type: ignore[arg-type]
+        self.std = self._layers(modules["std"])  # type: ignore[arg-type]
+        self._contents = tuple(chain.from_iterable(map(dict.values, self._dicts)))  # kept alive (see _state)
+        self._read_state = self._state()
+        self.device = self._parameters[0].device if self._parameters else th.device("cpu")
+        self.on_cpu = self.device.type == "cpu"
+
+    def _read(self, module: nn.Module) -> None:
+        # the hooks that can change a forward pass's outputs (backward hooks change gradients only, and there are none)
+        self._hooks += [module._forward_hooks, module._forward_pre_hooks]
+        self.plain = self.plain and not (module._forward_hooks or module._forward_pre_hooks)
+
+    def _layers(self, module: nn.Module) -> list[Callable[[th.Tensor], th.Tensor]]:
+        """The calls of ``module`` as :func:`call_layers` makes them (exact ``Linear``, ``ReLU``, ``Softplus`` and
+        ``Sequential`` only; anything else makes the actor not plain)."""
+        self._read(module)
+        layer_type = type(module)
+        if layer_type is nn.Linear:
+            self._dicts.append(module._parameters)
+            weight, bias = module._parameters["weight"], module._parameters["bias"]
+            self._parameters += [weight] if bias is None else [weight, bias]  # type: ignore[list-item]
+            detached_bias = None if bias is None else bias.detach()
+            return [functools.partial(F.linear, weight=weight.detach(), bias=detached_bias)]  # type: ignore[union-attr]
+        if layer_type is nn.ReLU and not module.inplace:  # type: ignore[union-attr]
+            return [th.relu]  # what F.relu calls
+        if layer_type is nn.Softplus:
+            self._softplus.append(module)  # type: ignore[arg-type]
+            return [functools.partial(F.softplus, beta=module.beta, threshold=module.threshold)]  # type: ignore[arg-type]
+        if layer_type is nn.Sequential:
+            self._dicts.append(module._modules)
+            return [call for child in module._modules.values() if child is not None for call in self._layers(child)]
+        self.plain = False
+        return []
+
+    def _state(self) -> tuple[tuple[int, ...], tuple[int, ...], list[tuple[float, float]]]:
+        """What :meth:`valid` compares: the dictionaries' contents (by identity: the objects read are kept alive by
+        this reading, so a new object cannot take an old one's id), the parameters' memory, the Softplus settings."""
+        return (
+            tuple(map(id, chain.from_iterable(map(dict.values, self._dicts)))),
+            tuple(map(th.Tensor.data_ptr, self._parameters)),
+            [(module.beta, module.threshold) for module in self._softplus],
+        )
+
+    def valid(self) -> bool:
+        """Whether the actor still has what it was read with: the same modules and parameters in the same memory
+        (``param.data = ...`` and ``.to(device)`` move it), the same Softplus settings and no forward hook set since
+        (at every ``predict``: written for speed, one comparison each)."""
+        return not (any(self._hooks) or _global_hooks()) and self._state() == self._read_state
+
+    def forward(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """The mean and std of the Gaussian for flat observations ``[batch, n]`` (float)."""
+        latent_pi = obs
+        for call in self.trunk:
+            latent_pi = call(latent_pi)
+        mean_actions, std = latent_pi, latent_pi
+        for call in self.mu:
+            mean_actions = call(mean_actions)
+        for call in self.std:
+            std = call(std)
+        return mean_actions, std
+
+
 class TutorialActor(BasePolicy):
     """
     The tutorial's Gaussian actor: a ``Linear + ReLU`` trunk, a mean head ``Linear`` and a std head
@@ -245,11 +334,29 @@ class TutorialActor(BasePolicy):
         return self.mu(latent_pi), self.std(latent_pi)
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        mean_actions, std = self.get_action_dist_params(obs)
+        return self._squash(*self.get_action_dist_params(obs), deterministic)
+
+    @staticmethod
+    def _squash(mean_actions: th.Tensor, std: th.Tensor, deterministic: bool) -> th.Tensor:
+        """The action: ``tanh(mu)``, or ``tanh(mu + std * eps)`` with one noise draw."""
         if deterministic:
             return th.tanh(mean_actions)
         # Same draw as torch.distributions.Normal(mu, std).rsample(): empty(shape).normal_()
         return th.tanh(mean_actions + th.empty_like(mean_actions).normal_() * std)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles leave the plain layers behind (views of this actor's parameters): read anew."""
+        state = self.__dict__.copy()
+        state.pop("_plain", None)
+        return state
+
+    def plain_layers(self) -> PlainActor | None:
+        """The layers read as plain tensors (:class:`PlainActor`, read anew where anything changed), or None where a
+        forward hook is set or a layer is not one that :func:`call_layers` writes as a function call."""
+        plain = self.__dict__.get("_plain")
+        if plain is None or not plain.valid():
+            plain = self.__dict__["_plain"] = PlainActor(self)
+        return plain if plain.plain else None
 
     def action_entropy(self, obs: th.Tensor, entropy_term: EntropyTerm = "tutorial") -> tuple[th.Tensor, th.Tensor]:
         """
@@ -458,21 +565,37 @@ class TutorialSACPolicy(BasePolicy):
         :param deterministic: Whether or not to return deterministic actions.
         :return: the model's action and the next hidden state (``state``, unchanged)
         """
-        space = self.observation_space
+        space, actor = self.observation_space, self._modules["actor"]
         if not (
             type(observation) is np.ndarray
             and observation.ndim == 2
             and type(space) is spaces.Box
             and observation.shape[1:] == space.shape
-            and type(self.actor.features_extractor) is FlattenExtractor
+            and type(actor) is TutorialActor
+            and type(actor.features_extractor) is FlattenExtractor
         ):
             return super().predict(observation, state, episode_start, deterministic)
         self.set_training_mode(False)
-        with th.no_grad():
-            # SB3's obs_to_tensor for a vectorised Box observation: np.array (a copy), then obs_as_tensor
-            actions = self.actor(th.as_tensor(np.array(observation), device=self.device), deterministic)
+        plain = actor.plain_layers()
+        # SB3's obs_to_tensor for a vectorised Box observation: np.array (a copy), then obs_as_tensor
+        if plain is not None and plain.on_cpu:
+            obs = th.from_numpy(np.array(observation))  # as_tensor's tensor on the CPU
+        else:
+            obs = th.as_tensor(np.array(observation), device=self.device)
+        if plain is None:  # a forward hook or another layer: SB3's no_grad and the actor called as a module
+            with th.no_grad():
+                actions = actor(obs, deterministic)
+        else:
+            # Not in SB3: the layers on plain tensors in inference mode (the same operations and numbers, no autograd
+            # bookkeeping; nothing outside sees them)
+            with th.inference_mode():
+                # preprocess_obs's float() where it converts
+                mean_actions, std = plain.forward(obs if obs.dtype == th.float32 else obs.float())
+                actions = actor._squash(mean_actions, std, deterministic)
+            if not plain.on_cpu:
+                actions = actions.cpu()
         # SB3's predict: actions in the action space's shape, rescaled onto the Box bounds (squash_output)
-        return self.unscale_action(actions.cpu().numpy().reshape((-1, *self.action_space.shape))), state
+        return self.unscale_action(actions.numpy().reshape((-1, *self.action_space.shape))), state
 
     @property
     def symmetric_bounds(self) -> bool:
@@ -524,7 +647,8 @@ class TutorialSACPolicy(BasePolicy):
 
         :param mode: if true, set to training mode, else set to evaluation mode
         """
-        if self.training == mode and self.actor.training == mode and self.critic.training == mode:
+        actor, critic = self._modules["actor"], self._modules["critic"]
+        if self.training == mode and actor.training == mode and critic.training == mode:  # type: ignore[union-attr]
             # Not in SB3: SB3's predict() sets the mode on every call, and walking every submodule costs
             # about as much as the actor's forward pass; nothing changes when the networks are in it already
             return

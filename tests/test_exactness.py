@@ -374,6 +374,48 @@ def test_predict_short_path_matches_sb3_predict(dtype):
         policy.predict(np.zeros((2, 4), np.float32))
 
 
+def test_predict_reads_the_actor_anew_after_every_change():
+    """predict's plain layers (PlainActor) follow every change of the actor: in-place updates, a replaced module or
+    parameter, parameter memory swapped (``.data = ...``), a changed Softplus, forward hooks (own and global), each
+    time giving SB3's predict()'s actions bit for bit."""
+    from stable_baselines3.common.policies import BasePolicy
+
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0)
+    policy, actor = model.policy, model.actor
+    obs = np.stack([model.observation_space.sample() for _ in range(4)])
+
+    def agree() -> np.ndarray:
+        for deterministic in (True, False):
+            torch.manual_seed(3)
+            mine = policy.predict(obs, deterministic=deterministic)[0]
+            torch.manual_seed(3)
+            assert np.array_equal(mine, BasePolicy.predict(policy, obs, deterministic=deterministic)[0])
+        return mine
+
+    before = agree()
+    changes = [
+        lambda: actor.mu.weight.data.add_(0.5),  # in place, as training writes
+        lambda: setattr(actor, "mu", torch.nn.Linear(128, 1)),  # a new module
+        lambda: setattr(actor.latent_pi[0], "bias", torch.nn.Parameter(torch.ones(128))),  # a new parameter
+        lambda: setattr(actor.std[0].weight, "data", torch.full((1, 128), 0.01)),  # new memory
+        lambda: setattr(actor.std[1], "beta", 3.0),  # a Softplus setting
+        lambda: actor.mu.register_forward_hook(lambda module, inputs, output: output + 0.25),
+        lambda: actor.latent_pi.register_forward_pre_hook(lambda module, inputs: (inputs[0] * 2,)),
+    ]
+    for change in changes:
+        change()
+        after = agree()
+        assert not np.array_equal(after, before)
+        before = after
+    calls = []
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda module, inputs, output: calls.append(module))
+    try:
+        agree()
+    finally:
+        handle.remove()
+    assert actor.mu in calls
+
+
 def test_function_calls_keep_hooks():
     """call_layers calls a module with hooks (its own, on a container, or global) as a module, so the hooks run."""
     from sb3_tutorial_sac.policies import call_layers
