@@ -12,6 +12,7 @@ Two places, each called from the algorithm at one point:
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,19 @@ def first_non_finite(value: np.ndarray | dict[str, np.ndarray]) -> tuple[str, in
     return None
 
 
+def _surely_finite(reward: Any, new_obs: Any) -> bool:
+    """Whether the float arrays ``reward`` and ``new_obs`` are finite by their sums alone: a NaN or an infinity makes a
+    sum non-finite, so finite sums need no element check. False (check each element) for anything else, and where a
+    sum of finite values overflows."""
+    return (
+        type(reward) is np.ndarray
+        and type(new_obs) is np.ndarray
+        and reward.dtype.kind == new_obs.dtype.kind == "f"
+        and math.isfinite(reward.sum())
+        and math.isfinite(new_obs.sum())
+    )
+
+
 def check_observation(
     model: TutorialSAC, obs: np.ndarray | dict[str, np.ndarray], what: str, env_index: int | None = None
 ) -> None:
@@ -72,20 +86,23 @@ def check_transition(
 ) -> None:
     """
     A NaN or inf observation or reward stops training before it reaches the replay buffer. A few microseconds
-    per env step: one ``isfinite`` over the reward and one over the next observation.
+    per env step: one sum of the reward and one of the next observation (:func:`_surely_finite`), the element checks
+    only where a sum is not finite.
     """
     vec_normalize = model._vec_normalize_env
     if vec_normalize is not None:
         # check what is stored: the un-normalised values (VecNormalize would clip an inf away)
         reward, new_obs = vec_normalize.old_reward, vec_normalize.old_obs
-    bad = first_non_finite(reward)
-    if bad is not None:
-        model._last_obs = None  # type: ignore[assignment]  # the next learn() resets the env
-        raise NonFiniteError(
-            f"TutorialSAC: non-finite reward {reward[bad[1]]} from env {bad[1]} at env step {model.num_timesteps}; "
-            "the transition was not stored. The next learn() resets the env (check_finite=False turns this check off)."
-        )
-    check_observation(model, new_obs, "observation")
+    if not _surely_finite(reward, new_obs):
+        bad = first_non_finite(reward)
+        if bad is not None:
+            model._last_obs = None  # type: ignore[assignment]  # the next learn() resets the env
+            raise NonFiniteError(
+                f"TutorialSAC: non-finite reward {reward[bad[1]]} from env {bad[1]} at env step {model.num_timesteps}; "
+                "the transition was not stored. The next learn() resets the env (check_finite=False turns this check "
+                "off)."
+            )
+        check_observation(model, new_obs, "observation")
     if dones.any():
         for i in np.flatnonzero(dones):
             terminal = infos[i].get("terminal_observation")

@@ -305,6 +305,26 @@ def test_non_finite_env_data_is_never_stored(what, value, message):
     assert model._n_updates > 20 and _all_finite(model)
 
 
+def test_the_quick_finite_check_falls_back_to_the_elements():
+    """check_transition's sums (guard._surely_finite) pass only finite data; a sum of finite values that overflows
+    falls back to the element checks (no error), and infinities that cancel in a sum are still caught."""
+    from sb3_tutorial_sac.guard import _surely_finite, check_transition
+
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, seed=0)
+    reward, dones = np.zeros(1, np.float32), np.zeros(1, dtype=bool)
+    assert _surely_finite(reward, np.ones((1, 3), np.float32))
+    big = np.full((1, 3), 3e38, np.float32)
+    assert not _surely_finite(reward, big)
+    check_transition(model, big, reward, dones, [{}])  # finite: no error
+    for bad in ([np.nan, 0, 0], [np.inf, 0, 0], [np.inf, -np.inf, 0]):
+        obs = np.array([bad], np.float32)
+        assert not _surely_finite(reward, obs)
+        with pytest.raises(NonFiniteError, match="non-finite observation of env 0"):
+            check_transition(model, obs, reward, dones, [{}])
+    with pytest.raises(NonFiniteError, match="non-finite reward nan"):
+        check_transition(model, np.ones((1, 3), np.float32), np.array([np.nan], np.float32), dones, [{}])
+
+
 def test_non_finite_check_can_be_turned_off():
     env = FuzzEnv(spaces.Box(-1, 1, (3,)), spaces.Box(-2, 2, (1,)), bad_at={5: ("reward", float("nan"))})
     model = TutorialSAC("MlpPolicy", env, policy_kwargs=TINY, seed=0, check_finite=False, train_freq=(100, "step"))
