@@ -172,8 +172,9 @@ class PlainActor:
     A :class:`TutorialActor`'s layers read once as plain tensors, for its forward pass on flat observations in
     ``predict`` (:meth:`TutorialActor.plain_layers`): the same ``F.linear``, ``relu`` and ``softplus`` calls on the
     same numbers, with detached views of the parameters (their memory: every in-place update, training's included,
-    is seen). On a CPU an operation on an ``nn.Parameter`` and the module calls around it cost several times the
-    arithmetic of one observation, and ``predict`` runs at every env step of ``learn()``.
+    is seen), so that nothing records a gradient. On a CPU an operation on an ``nn.Parameter`` and the module calls
+    around it cost several times the arithmetic of one observation, and ``predict`` runs at every env step of
+    ``learn()``.
 
     Valid while the actor has the modules, parameters (in the same memory), Softplus settings and (empty) forward hooks
     it was read with: checked at every call (:meth:`valid`); anything else is read anew.
@@ -341,8 +342,8 @@ class TutorialActor(BasePolicy):
         """The action: ``tanh(mu)``, or ``tanh(mu + std * eps)`` with one noise draw."""
         if deterministic:
             return th.tanh(mean_actions)
-        # Same draw as torch.distributions.Normal(mu, std).rsample(): empty(shape).normal_()
-        return th.tanh(mean_actions + th.empty_like(mean_actions).normal_() * std)
+        # Same draw as torch.distributions.Normal(mu, std).rsample(): empty(shape).normal_(), which randn_like is
+        return th.tanh(mean_actions + th.randn_like(mean_actions) * std)
 
     def __getstate__(self) -> dict[str, Any]:
         """Copies and pickles leave the plain layers behind (views of this actor's parameters): read anew."""
@@ -586,12 +587,10 @@ class TutorialSACPolicy(BasePolicy):
             with th.no_grad():
                 actions = actor(obs, deterministic)
         else:
-            # Not in SB3: the layers on plain tensors in inference mode (the same operations and numbers, no autograd
-            # bookkeeping; nothing outside sees them)
-            with th.inference_mode():
-                # preprocess_obs's float() where it converts
-                mean_actions, std = plain.forward(obs if obs.dtype == th.float32 else obs.float())
-                actions = actor._squash(mean_actions, std, deterministic)
+            # Not in SB3: the layers on plain tensors (the same operations and numbers; no tensor requires a gradient,
+            # so no_grad has nothing to turn off); preprocess_obs's float() where it converts
+            mean_actions, std = plain.forward(obs if obs.dtype == th.float32 else obs.float())
+            actions = actor._squash(mean_actions, std, deterministic)
             if not plain.on_cpu:
                 actions = actions.cpu()
         # SB3's predict: actions in the action space's shape, rescaled onto the Box bounds (squash_output)
