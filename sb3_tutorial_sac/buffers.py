@@ -200,7 +200,9 @@ def _gather(
         (rb.dones[batch_inds, env_indices] * (1 - rb.timeouts[batch_inds, env_indices])).reshape(-1, 1),
         rb._normalize_reward(rb.rewards[batch_inds, env_indices].reshape(-1, 1), env),
     )
-    return ReplayBufferSamples(*tuple(map(rb.to_torch, data)))
+    # to_torch without its copy: every array here is a new one (fancy indexing copies; VecNormalize returns new
+    # arrays), shared with nothing else, so the tensors take its memory (SB3's default copies it once more)
+    return ReplayBufferSamples(*(rb.to_torch(array, copy=False) for array in data))
 
 
 def _gather_n_step(

@@ -325,6 +325,28 @@ def test_the_quick_finite_check_falls_back_to_the_elements():
         check_transition(model, np.ones((1, 3), np.float32), np.array([np.nan], np.float32), dones, [{}])
 
 
+def test_the_guard_s_sums_fall_back_to_the_elements():
+    """TrainingGuard.check passes finite tensors on their sums (guard._finite_by_sums); a sum of finite values that
+    overflows falls back to the element checks (no error), and a NaN or an infinity is still named."""
+    from sb3_tutorial_sac.guard import _finite_by_sums
+
+    assert _finite_by_sums([th.ones(3), th.zeros(2)]) and _finite_by_sums([])
+    assert not _finite_by_sums([th.full((4,), 3e38)])
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        assert not _finite_by_sums([th.ones(3), th.tensor([1.0, bad])])
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, seed=0)
+    guard, flat = model._guard, model._training_state.actor_flat.flat
+    stats, names = np.zeros((2, 3)), ["a", "b", "c"]
+    with th.no_grad():
+        flat[:4] = 3e38  # finite, its sum overflows
+    with guard.protect():
+        guard.check(stats, names, 0, 0)
+    with th.no_grad():
+        flat[5] = float("nan")
+    with pytest.raises(NonFiniteError, match="non-finite values in actor parameters"), guard.protect():
+        guard.check(stats, names, 0, 0)
+
+
 def test_non_finite_check_can_be_turned_off():
     env = FuzzEnv(spaces.Box(-1, 1, (3,)), spaces.Box(-2, 2, (1,)), bad_at={5: ("reward", float("nan"))})
     model = TutorialSAC("MlpPolicy", env, policy_kwargs=TINY, seed=0, check_finite=False, train_freq=(100, "step"))
