@@ -202,7 +202,7 @@ def _gather(
     )
     # to_torch without its copy: every array here is a new one (fancy indexing copies; VecNormalize returns new
     # arrays), shared with nothing else, so the tensors take its memory (SB3's default copies it once more)
-    return ReplayBufferSamples(*(rb.to_torch(array, copy=False) for array in data))
+    return ReplayBufferSamples(*(rb.to_torch(array, copy=False) for array in data))  # type: ignore[arg-type]
 
 
 def _gather_n_step(

@@ -183,8 +183,10 @@ class PlainActor:
     """
 
     def __init__(self, actor: "TutorialActor"):
-        self.plain = True  # False where a layer is not one of the plain ones or a hook is set
-        self._hooks: list[dict] = []  # the hook dictionaries of every module read (all empty)
+        self.plain = True  # False where a layer is not one of the plain ones or a forward hook is set
+        # the forward hooks of every module read and the global ones: the hooks that can change a forward pass's
+        # outputs (backward hooks change gradients only, and there are none)
+        self._hooks: list[dict] = [_module._global_forward_hooks, _module._global_forward_pre_hooks]
         self._dicts: list[dict] = [actor._modules]  # the module and parameter dictionaries read, and their contents
         self._parameters: list[th.Tensor] = []
         self._softplus: list[nn.Softplus] = []
@@ -196,13 +198,12 @@ class PlainActor:
         self.std = self._layers(modules["std"])  # type: ignore[arg-type]
         self._contents = tuple(chain.from_iterable(map(dict.values, self._dicts)))  # kept alive (see _state)
         self._read_state = self._state()
+        self.plain = self.plain and not any(self._hooks)
         self.device = self._parameters[0].device if self._parameters else th.device("cpu")
         self.on_cpu = self.device.type == "cpu"
 
     def _read(self, module: nn.Module) -> None:
-        # the hooks that can change a forward pass's outputs (backward hooks change gradients only, and there are none)
         self._hooks += [module._forward_hooks, module._forward_pre_hooks]
-        self.plain = self.plain and not (module._forward_hooks or module._forward_pre_hooks)
 
     def _layers(self, module: nn.Module) -> list[Callable[[th.Tensor], th.Tensor]]:
         """The calls of ``module`` as :func:`call_layers` makes them (exact ``Linear``, ``ReLU``, ``Softplus`` and
@@ -226,10 +227,13 @@ class PlainActor:
         self.plain = False
         return []
 
-    def _state(self) -> tuple[tuple[int, ...], tuple[int, ...], list[tuple[float, float]]]:
-        """What :meth:`valid` compares: the dictionaries' contents (by identity: the objects read are kept alive by
-        this reading, so a new object cannot take an old one's id), the parameters' memory, the Softplus settings."""
+    def _state(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], list[tuple[float, float]]]:
+        """What :meth:`valid` compares: how many forward hooks each dictionary holds (a reading with none stays valid
+        until one is set; one with hooks, which calls the actor as a module, until their number changes), the
+        dictionaries' contents (by identity: the objects read are kept alive by this reading, so a new object cannot
+        take an old one's id), the parameters' memory, the Softplus settings."""
         return (
+            tuple(map(len, self._hooks)),
             tuple(map(id, chain.from_iterable(map(dict.values, self._dicts)))),
             tuple(map(th.Tensor.data_ptr, self._parameters)),
             [(module.beta, module.threshold) for module in self._softplus],
@@ -237,9 +241,9 @@ class PlainActor:
 
     def valid(self) -> bool:
         """Whether the actor still has what it was read with: the same modules and parameters in the same memory
-        (``param.data = ...`` and ``.to(device)`` move it), the same Softplus settings and no forward hook set since
-        (at every ``predict``: written for speed, one comparison each)."""
-        return not (any(self._hooks) or _global_hooks()) and self._state() == self._read_state
+        (``param.data = ...`` and ``.to(device)`` move it), the same Softplus settings and forward hooks (at every
+        ``predict``: one comparison)."""
+        return self._state() == self._read_state
 
     def forward(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """The mean and std of the Gaussian for flat observations ``[batch, n]`` (float)."""

@@ -407,6 +407,10 @@ def test_predict_reads_the_actor_anew_after_every_change():
         after = agree()
         assert not np.array_equal(after, before)
         before = after
+    assert actor.plain_layers() is None  # forward hooks set: the actor is called as a module
+    kept = actor._plain
+    agree()
+    assert actor._plain is kept  # and the reading is kept, not redone at every call
     calls = []
     handle = torch.nn.modules.module.register_module_forward_hook(lambda module, inputs, output: calls.append(module))
     try:
@@ -414,6 +418,11 @@ def test_predict_reads_the_actor_anew_after_every_change():
     finally:
         handle.remove()
     assert actor.mu in calls
+    for module in (actor.mu, actor.latent_pi):  # no hook left: plain again, the same numbers
+        module._forward_hooks.clear()
+        module._forward_pre_hooks.clear()
+    assert actor.plain_layers() is not None
+    agree()
 
 
 def test_function_calls_keep_hooks():
