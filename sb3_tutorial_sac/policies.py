@@ -134,24 +134,38 @@ def _global_hooks() -> bool:
     )
 
 
+def _layer_function(layer: nn.Module, detach: bool = False) -> Callable[[th.Tensor], th.Tensor] | None:
+    """
+    The function call that computes exactly a ``Linear``, ``ReLU`` (not in place) or ``Softplus`` layer on its own
+    parameters and settings, read now (hooks aside: the caller checks them), or None for any other module.
+
+    :param detach: the parameters as detached views (the same memory; nothing records a gradient)
+    """
+    layer_type = type(layer)
+    if layer_type is nn.Linear:
+        weight: th.Tensor | None = layer._parameters["weight"]
+        bias: th.Tensor | None = layer._parameters["bias"]
+        if detach:
+            weight, bias = weight.detach(), None if bias is None else bias.detach()  # type: ignore[union-attr]
+        return functools.partial(F.linear, weight=weight, bias=bias)  # type: ignore[arg-type]
+    if layer_type is nn.ReLU and not layer.inplace:  # type: ignore[union-attr]
+        return th.relu  # what F.relu calls
+    if layer_type is nn.Softplus:
+        return functools.partial(F.softplus, beta=layer.beta, threshold=layer.threshold)  # type: ignore[arg-type]
+    return None
+
+
 def _call_layer(layer: nn.Module, x: th.Tensor) -> th.Tensor:
     """``layer(x)`` as :func:`call_layers` computes it, without the check for global hooks."""
-    layer_type = type(layer)
     if _has_hooks(layer):
         return layer(x)  # hooks change what the call computes: keep the call
-    if layer_type is nn.Linear:
-        parameters = layer._parameters
-        return F.linear(x, parameters["weight"], parameters["bias"])  # type: ignore[arg-type]
-    if layer_type is nn.ReLU and not layer.inplace:  # type: ignore[union-attr]
-        return F.relu(x)
-    if layer_type is nn.Softplus:
-        return F.softplus(x, layer.beta, layer.threshold)  # type: ignore[arg-type]
-    if layer_type is nn.Sequential:
+    if type(layer) is nn.Sequential:
         for child in layer._modules.values():
             if child is not None:  # nn.Sequential skips a None entry, as children() does
                 x = _call_layer(child, x)
         return x
-    return layer(x)
+    function = _layer_function(layer)
+    return layer(x) if function is None else function(x)
 
 
 def call_layers(module: nn.Module, x: th.Tensor) -> th.Tensor:
@@ -206,26 +220,22 @@ class PlainActor:
         self._hooks += [module._forward_hooks, module._forward_pre_hooks]
 
     def _layers(self, module: nn.Module) -> list[Callable[[th.Tensor], th.Tensor]]:
-        """The calls of ``module`` as :func:`call_layers` makes them (exact ``Linear``, ``ReLU``, ``Softplus`` and
-        ``Sequential`` only; anything else makes the actor not plain)."""
+        """The calls of ``module`` as :func:`call_layers` makes them (:func:`_layer_function`, ``Sequential`` unfolded),
+        on detached parameters; any other module makes the actor not plain."""
         self._read(module)
-        layer_type = type(module)
-        if layer_type is nn.Linear:
-            self._dicts.append(module._parameters)
-            weight, bias = module._parameters["weight"], module._parameters["bias"]
-            self._parameters += [weight] if bias is None else [weight, bias]  # type: ignore[list-item]
-            detached_bias = None if bias is None else bias.detach()
-            return [functools.partial(F.linear, weight=weight.detach(), bias=detached_bias)]  # type: ignore[union-attr]
-        if layer_type is nn.ReLU and not module.inplace:  # type: ignore[union-attr]
-            return [th.relu]  # what F.relu calls
-        if layer_type is nn.Softplus:
-            self._softplus.append(module)  # type: ignore[arg-type]
-            return [functools.partial(F.softplus, beta=module.beta, threshold=module.threshold)]  # type: ignore[arg-type]
-        if layer_type is nn.Sequential:
+        if type(module) is nn.Sequential:
             self._dicts.append(module._modules)
             return [call for child in module._modules.values() if child is not None for call in self._layers(child)]
-        self.plain = False
-        return []
+        function = _layer_function(module, detach=True)
+        if function is None:
+            self.plain = False
+            return []
+        if type(module) is nn.Linear:
+            self._dicts.append(module._parameters)
+            self._parameters += [p for p in module._parameters.values() if p is not None]  # weight, bias
+        elif type(module) is nn.Softplus:
+            self._softplus.append(module)  # type: ignore[arg-type]
+        return [function]
 
     def _state(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], list[tuple[float, float]]]:
         """What :meth:`valid` compares: how many forward hooks each dictionary holds (a reading with none stays valid
