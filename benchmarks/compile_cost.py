@@ -23,6 +23,8 @@ start = time.perf_counter()
 import torch as th
 th.set_num_threads(1)
 from sb3_tutorial_sac import TutorialSAC
+from sb3_tutorial_sac.engines import CompiledEngine
+CompiledEngine.looped = sys.argv[3] == "loop"
 model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, device="cpu", engine=sys.argv[1])
 model.learn(int(sys.argv[2]))
 engine = model.update_engine
@@ -36,9 +38,9 @@ print(json.dumps({
 """
 
 
-def run(engine: str, steps: int, cache: str) -> dict:
+def run(engine: str, steps: int, cache: str, compiled: str = "loop") -> dict:
     result = subprocess.run(
-        [sys.executable, "-c", CHILD, engine, str(steps)],
+        [sys.executable, "-c", CHILD, engine, str(steps), compiled],
         capture_output=True,
         text=True,
         check=True,
@@ -50,13 +52,19 @@ def run(engine: str, steps: int, cache: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, nargs="+", default=[2000, 20000], help="learn() lengths")
+    parser.add_argument(
+        "--compiled",
+        choices=["loop", "step"],
+        default="loop",
+        help="compile all steps of a train() call as one loop (the default) or one step (CompiledEngine.looped)",
+    )
     args = parser.parse_args()
     print(f"{'learn()':>8} {'engine':>9} {'cache':>6} {'process s':>10} {'compile/load s':>15}")
     for steps in args.steps:
         cache = tempfile.mkdtemp(prefix="inductor-cache-")
         for engine, state in (("fast", "-"), ("compiled", "empty"), ("compiled", "filled")):
             start = time.perf_counter()
-            result = run(engine, steps, cache)
+            result = run(engine, steps, cache, args.compiled)
             compile_seconds = result["compile_seconds"]
             shown = f"{compile_seconds:.2f}" if compile_seconds is not None else "-"
             note = f"  UNAVAILABLE: {result['unavailable']}" if result["unavailable"] else ""

@@ -1,11 +1,12 @@
-"""The compiled engine's step function called in a loop, alone, for a profiler: ``perf record -p <pid>``.
+"""The compiled engine's loop of gradient steps called again and again, alone, for a profiler: ``perf record -p <pid>``.
 
 A TutorialSAC model on Pendulum-v1 with the tutorial's defaults and ``engine="compiled"`` is warmed up with
-``learn(500)``; one minibatch of its ``train()`` is kept, and the compiled function is called ``--calls`` times on it
-(the parameters move, as in training). The process prints ``start`` before the loop, so a profiler can attach then,
-and the mean µs per call at the end.
+``learn(500)``; the minibatches of one ``train(--steps)`` call are kept, and the engine's compiled loop
+(``CompiledEngine._run_loop``: the noise and scalars of every step, then one call of the compiled package for all steps)
+is run ``--calls`` times on them (the parameters move, as in training). The process prints ``start`` before the
+calls, so a profiler can attach then, and the mean µs per gradient step at the end.
 
-    python benchmarks/compiled_loop.py --calls 30000 &
+    python benchmarks/compiled_loop.py --calls 150 &
     perf record -F 4000 -p $(pgrep -f compiled_loop.py) -o perf.data -- sleep 8   # after "start"
     perf report -i perf.data --no-children --sort dso,symbol
 """
@@ -24,7 +25,8 @@ from sb3_tutorial_sac.engines import CompiledEngine
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=3000, help="calls of the compiled step")
+    parser.add_argument("--calls", type=int, default=15, help="calls of the compiled loop")
+    parser.add_argument("--steps", type=int, default=200, help="gradient steps per call")
     parser.add_argument("--core", type=int, default=0, help="the core to pin to (-1: not pinned)")
     args = parser.parse_args()
     if args.core >= 0:
@@ -37,26 +39,25 @@ def main() -> None:
     engine = model.update_engine
     assert isinstance(engine, CompiledEngine) and engine.unavailable is None, "the compiled engine is not in use"
     kept = {}
-    step = engine._step
+    run_loop = engine._run_loop
 
-    def keep(batch, noise, soft_update):  # the engine's per-step call, recorded once
-        kept.setdefault("inputs", (batch, noise))
-        return step(batch, noise, soft_update)
+    def keep(stacked, steps, stats, target_update_interval):  # the engine's call, recorded once
+        kept.setdefault("inputs", ([column.clone() for column in stacked], steps, target_update_interval))
+        return run_loop(stacked, steps, stats, target_update_interval)
 
-    engine._step = keep  # type: ignore[method-assign]
-    model.train(1, 64)
-    del engine._step
-    batch, noise = kept["inputs"]
+    engine._run_loop = keep  # type: ignore[method-assign]
+    model.train(args.steps, 64)
+    del engine._run_loop
+    assert "inputs" in kept, "the compiled loop is not in use"
+    stacked, steps, interval = kept["inputs"]
+    stats = th.zeros(steps, model.critic.n_critics + 4)
     with engine.loop():
-        _, run, as_tensor = engine._main  # type: ignore[misc]
-    assert as_tensor, "the compiled function is not in use"
-    with th.inference_mode():
-        run(engine.inputs(batch, noise, engine._scalars))
         print("start", flush=True)
         start = time.perf_counter()
         for _ in range(args.calls):
-            run(engine.inputs(batch, noise, engine._scalars))
-        print(f"{(time.perf_counter() - start) / args.calls * 1e6:.1f} µs per call of the compiled step")
+            engine._run_loop(stacked, steps, stats, interval)
+        seconds = time.perf_counter() - start
+    print(f"{seconds / (args.calls * steps) * 1e6:.1f} µs per gradient step of the compiled loop")
 
 
 if __name__ == "__main__":

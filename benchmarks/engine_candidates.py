@@ -23,7 +23,10 @@ Candidates:
 - ``inductor_cpp``: the same with Inductor's C++ wrapper (``cpp_wrapper=True``);
 - ``aoti``: AOTInductor (``torch.export`` then ``aoti_compile_and_package``), small products as BLAS calls;
 - ``aoti_fused``: AOTInductor with the small products written as fused pointwise products and sums, the critics as
-  one ensemble product per layer and the biases added after the products (the engine's default, ``REWRITES``);
+  one ensemble product per layer and the biases added after the products (``REWRITES``), all steps of a ``train()``
+  call in one compiled loop (the engine's default);
+- ``aoti_fused_per_step``: the same compiled as one step per call, Python between the steps (the default before the
+  loop);
 - ``aoti_fused_before_22``: the same without the ensemble and the biases after (the default before issue 22);
 - ``aoti_fused_autotune``: the same with ``max_autotune`` and Inductor's C++ GEMM template as a candidate for the
   large products;
@@ -57,6 +60,8 @@ from sb3_tutorial_sac.engines.step import ALL_REWRITES, REWRITES, StepSpec, step
 class _TorchScriptEngine(CompiledEngine):
     """The step function traced by ``torch.jit.trace``."""
 
+    looped = False  # one step per call
+
     def _compile(self, spec: StepSpec) -> None:
         start = time.perf_counter()
         function = step_function(spec)
@@ -70,6 +75,8 @@ class _TorchScriptEngine(CompiledEngine):
 
 class _TorchCompileEngine(CompiledEngine):
     """``torch.compile`` of the step function in this process (Inductor's FX graph cache applies)."""
+
+    looped = False  # one step per call
 
     cpp_wrapper = False
 
@@ -88,14 +95,19 @@ class _TorchCompileCppEngine(_TorchCompileEngine):
     cpp_wrapper = True
 
 
-def _aoti(rewrites: frozenset[str], inductor_configs: dict[str, Any] | None = None) -> type[CompiledEngine]:
-    inductor_configs = inductor_configs or {"cpp.threads": 1}
+def _aoti(
+    rewrites: frozenset[str], inductor_configs: dict[str, Any] | None = None, looped: bool = True
+) -> type[CompiledEngine]:
+    """The compiled engine with other rewrites or Inductor options (added to the engine's own), or one compiled call
+    per step (``looped=False``)."""
 
     class _AOTIEngine(CompiledEngine):
         def __init__(self, *args: Any, **kwargs: Any):
             super().__init__(*args, **kwargs)
-            self.rewrites, self.inductor_configs = rewrites, inductor_configs
+            self.rewrites = rewrites
+            self.inductor_configs = {**(self.inductor_configs or {}), **(inductor_configs or {})}
 
+    _AOTIEngine.looped = looped
     return _AOTIEngine
 
 
@@ -106,6 +118,8 @@ CANDIDATES: dict[str, type[CompiledEngine] | None] = {
     "inductor_cpp": _TorchCompileCppEngine,
     "aoti": _aoti(frozenset()),
     "aoti_fused": _aoti(REWRITES),
+    # one compiled call per gradient step, Python between the steps (the engine's default before it compiled the loop)
+    "aoti_fused_per_step": _aoti(REWRITES, looped=False),
     "aoti_fused_autotune": _aoti(REWRITES, {"cpp.threads": 1, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}),
     "aoti_fused_memory_planning": _aoti(REWRITES, {"cpp.threads": 1, "memory_planning": True}),
     "aoti_fused_stack": _aoti(REWRITES, {"cpp.threads": 1, "aot_inductor.allow_stack_allocation": True}),

@@ -23,7 +23,6 @@ from stable_baselines3.common.type_aliases import (
     GymEnv,
     MaybeCallback,
     DictReplayBufferSamples,
-    PyTorchObs,
     ReplayBufferSamples,
     RolloutReturn,
     Schedule,
@@ -473,14 +472,6 @@ class TutorialSAC(OffPolicyAlgorithm):
             replacement = True
         return sample_minibatches(self.replay_buffer, gradient_steps, batch_size, self._vec_normalize_env, replacement)
 
-    @staticmethod
-    def _split_steps(tensor_or_dict: PyTorchObs, gradient_steps: int) -> list:
-        """Split ``[gradient_steps * batch, ...]`` into a list of ``gradient_steps`` views ``[batch, ...]``."""
-        if isinstance(tensor_or_dict, dict):
-            split = {key: TutorialSAC._split_steps(value, gradient_steps) for key, value in tensor_or_dict.items()}
-            return [{key: value[i] for key, value in split.items()} for i in range(gradient_steps)]
-        return list(tensor_or_dict.view(gradient_steps, -1, *tensor_or_dict.shape[1:]).unbind(0))
-
     def _rewards_and_discounts(
         self, replay_data: ReplayBufferSamples | DictReplayBufferSamples, settings: StepSettings | None = None
     ) -> tuple[th.Tensor, th.Tensor]:
@@ -530,14 +521,13 @@ class TutorialSAC(OffPolicyAlgorithm):
         # The minibatches of all gradient steps, drawn at once
         replay_data = self._sample_minibatches(gradient_steps, batch_size)
         rewards, discounts = self._rewards_and_discounts(replay_data, settings)
-        columns = (
+        columns = Minibatch(
             engine.observations(replay_data.observations),
             replay_data.actions,
             engine.observations(replay_data.next_observations),
             rewards,
             discounts,
         )
-        batches = [Minibatch(*batch) for batch in zip(*(self._split_steps(column, gradient_steps) for column in columns))]
 
         # Per-step statistics, brought to the host once at the end (no .item() per step)
         stat_names = [f"critic{i + 1}_loss" for i in range(self.critic.n_critics)] + list(TRAIN_STATS)
@@ -546,7 +536,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         # restores everything this call changed (sb3_tutorial_sac.guard)
         with self._guard.protect():
             with engine.loop():
-                engine.steps(batches, stats, settings.target_update_interval)
+                engine.run_steps(columns, gradient_steps, stats, settings.target_update_interval)
             values = stats.cpu().numpy()
             self.last_train_stats = {name: values[:, i] for i, name in enumerate(stat_names)}
             if self.check_finite:

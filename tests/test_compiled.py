@@ -24,7 +24,14 @@ from stable_baselines3.common.logger import Logger
 import sb3_tutorial_sac.engines.compiled as compiled_module
 from sb3_tutorial_sac import TutorialSAC
 from sb3_tutorial_sac.engines.compiled import CompiledEngine
-from sb3_tutorial_sac.engines.step import ALL_REWRITES, REWRITES, LinearSpec, ensemble_ready, step_function
+from sb3_tutorial_sac.engines.step import (
+    ALL_REWRITES,
+    REWRITES,
+    LinearSpec,
+    ensemble_ready,
+    loop_function,
+    step_function,
+)
 from sb3_tutorial_sac.engines import ENGINE_NAMES, FastEngine, ReferenceEngine
 from tests.envs import BoxTargetEnv
 from tests.test_exactness import make_minibatches, run_model
@@ -134,24 +141,68 @@ def test_compiled_engine_follows_the_reference_engine_on_the_tutorials_minibatch
         np.testing.assert_allclose(compiled_stats[name], values, rtol=0, atol=TOLERANCE, err_msg=name)
 
 
-def test_step_function_uncompiled_is_the_fast_engines_step_bit_for_bit():
-    """The proof make_engine runs (CompiledEngine.build), and the same over a whole learn(): the step function run eagerly
-    in place of the compiled one gives the fast engine's numbers exactly."""
+@pytest.mark.parametrize("looped", [True, False])
+def test_step_function_uncompiled_is_the_fast_engines_step_bit_for_bit(looped):
+    """The proof make_engine runs (CompiledEngine.build), and the same over a whole learn(): the step function (or the
+    loop of steps, the compiled engine's default) run eagerly in place of the compiled one gives the fast engine's
+    numbers exactly."""
     model = _model("compiled", "asymmetric")
     engine = model.update_engine
+    engine.looped = looped
     assert isinstance(CompiledEngine.build(model.training_state), CompiledEngine)  # the proof make_engine runs
+    calls = []
 
     def eager(spec):
-        function = step_function(spec)
-        engine._compiled, engine._compiled_spec, engine.compile_seconds = (lambda inputs: list(function(*inputs))), spec, 0.0
+        function = (loop_function if looped else step_function)(spec)
+
+        def run(inputs):
+            calls.append(inputs[0].shape)
+            return list(function(*inputs))
+
+        engine._compiled, engine._compiled_spec, engine.compile_seconds = run, spec, 0.0
 
     engine._compile = eager
     model.learn(300)
+    # looped: one call per train() call, its minibatches stacked; else one call per gradient step
+    assert all(len(shape) == (3 if looped else 2) for shape in calls)
+    assert sum(shape[0] for shape in calls) == model._n_updates if looped else len(calls) == model._n_updates
     fast = _model("fast", "asymmetric")
     fast.learn(300)
     for (name, value), expected in zip(model.policy.state_dict().items(), fast.policy.state_dict().values()):
         assert th.equal(value, expected), name
     assert th.equal(model.log_ent_coef, fast.log_ent_coef)
+    for name, values in fast.last_train_stats.items():
+        np.testing.assert_array_equal(model.last_train_stats[name], values, err_msg=name)
+
+
+def test_a_train_call_of_another_batch_size_steps_as_the_fast_engine():
+    """The compiled loop is built for the model's batch size; a train() call of another runs the fast engine's steps
+    (here the loop runs eagerly, so both paths give the fast engine's numbers bit for bit)."""
+    model = _model("compiled")
+    engine = model.update_engine
+    calls = []
+
+    def eager(spec):
+        function = loop_function(spec)
+
+        def run(inputs):
+            calls.append(tuple(inputs[0].shape))
+            return list(function(*inputs))
+
+        engine._compiled, engine._compiled_spec, engine.compile_seconds = run, spec, 0.0
+
+    engine._compile = eager
+
+    def train(trained: TutorialSAC) -> TutorialSAC:
+        trained.learn(300)
+        trained.train(5, 32)
+        trained.train(3, 64)
+        return trained
+
+    train(model)
+    fast = train(_model("fast"))  # each model built (which seeds the random generators) then trained, in turn
+    assert calls and all(shape[1] == 64 for shape in calls) and calls[-1] == (3, 64, 3)
+    assert _max_difference(model, fast) == 0
     for name, values in fast.last_train_stats.items():
         np.testing.assert_array_equal(model.last_train_stats[name], values, err_msg=name)
 
@@ -167,7 +218,7 @@ def test_compile_only_rewrites_run_eagerly_stay_within_1e_5_of_the_reference_eng
     used = []
 
     def eager(spec):
-        function = step_function(spec, frozenset(rewrites))
+        function = loop_function(spec, frozenset(rewrites))
         used.append(ensemble_ready(spec.critics))
         engine._compiled, engine._compiled_spec, engine.compile_seconds = (lambda inputs: list(function(*inputs))), spec, 0.0
 

@@ -36,7 +36,8 @@ class UpdateEngine:
     One gradient step of the tutorial on a :class:`~sb3_tutorial_sac.state.TrainingState`, computed one way.
 
     ``train()`` calls :meth:`observations` once on the minibatches of the call, enters :meth:`loop` (which reads the
-    state's settings for this call) and calls :meth:`steps` in it, which calls :meth:`step` once per gradient step.
+    state's settings for this call) and calls :meth:`run_steps` in it with the minibatches of all steps; by default
+    that splits them and calls :meth:`steps`, which calls :meth:`step` once per gradient step.
 
     :param state: the training state it steps
     """
@@ -79,6 +80,19 @@ class UpdateEngine:
         """
         raise NotImplementedError
 
+    def run_steps(self, columns: Minibatch, gradient_steps: int, stats: th.Tensor, target_update_interval: int) -> None:
+        """
+        The gradient steps of one ``train()`` call, from the minibatches of all steps drawn at once: :meth:`steps` on
+        each step's minibatch (:func:`split_steps`).
+
+        :param columns: the minibatches of all steps, ``gradient_steps * batch_size`` rows each, in step order
+        :param gradient_steps: the number of steps
+        :param stats: as in :meth:`steps`
+        :param target_update_interval: as in :meth:`steps`
+        """
+        batches = [Minibatch(*batch) for batch in zip(*(split_steps(column, gradient_steps) for column in columns))]
+        self.steps(batches, stats, target_update_interval)
+
     def steps(self, batches: Sequence[Minibatch], stats: th.Tensor, target_update_interval: int) -> None:
         """
         The gradient steps of one ``train()`` call, in order: :meth:`step` on each minibatch.
@@ -90,3 +104,11 @@ class UpdateEngine:
         """
         for k, batch in enumerate(batches):
             self.step(batch, stats[k], soft_update=k % target_update_interval == 0)
+
+
+def split_steps(tensor_or_dict: PyTorchObs, gradient_steps: int) -> list:
+    """Split ``[gradient_steps * batch, ...]`` (or a dict of them) into a list of ``gradient_steps`` views ``[batch, ...]``."""
+    if isinstance(tensor_or_dict, dict):
+        split = {key: split_steps(value, gradient_steps) for key, value in tensor_or_dict.items()}
+        return [{key: value[i] for key, value in split.items()} for i in range(gradient_steps)]
+    return list(tensor_or_dict.view(gradient_steps, -1, *tensor_or_dict.shape[1:]).unbind(0))

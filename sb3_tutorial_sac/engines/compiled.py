@@ -1,9 +1,11 @@
 """The compiled engine: the written-out step (:func:`~sb3_tutorial_sac.engines.step.step_function`) compiled once by
-AOTInductor.
+AOTInductor, inside a loop over the gradient steps of a ``train()`` call.
 
 The fast engine runs about 200 small operations per gradient step, one by one, and on a CPU with the tutorial's
-networks and batch most of a step is the cost of calling them. Here the same function is exported (``torch.export``)
-and compiled by AOTInductor (``torch._inductor.aoti_compile_and_package``) into one native function: the pointwise
+networks and batch most of a step is the cost of calling them. Here the same function, in a ``while_loop`` over the
+minibatches, noise and scalars of all steps of a call (:func:`~sb3_tutorial_sac.engines.step.loop_function`), is
+exported (``torch.export``) and compiled by AOTInductor (``torch._inductor.aoti_compile_and_package``) into one native
+function that runs a whole ``train()`` call, any number of steps (SBX's jitted loop does the same): the pointwise
 operations fused into a few loops, the large matrix products calls into the BLAS (the two critics' layers as one
 batched product each, the biases added in the fused loops after them), the small ones (a dimension of 1: heads, a
 critic's output, one action column) written as fused products and sums
@@ -26,9 +28,10 @@ What it costs and when:
   statistically the tutorial's, not bit for bit. The fast engine stays the default (``engine="auto"``).
 
 Proofs: when the model is set up, the step function under this engine's spec is run eagerly against the fast engine
-on a probe batch (bit for bit); after compiling or loading, the compiled function is compared with the eager one on a
-probe batch (within 1e-4 relative). Where compiling is impossible (no C++ compiler, an unsupported platform or torch
-version, a compile error) or a proof fails, the engine warns once and trains with the fast engine's step.
+on a probe batch (bit for bit); after compiling or loading, the compiled loop is compared with the eager step, step by
+step, on two steps of a probe batch (within 1e-4 relative). Where compiling is impossible (no C++ compiler, an
+unsupported platform or torch version, a compile error) or a proof fails, the engine warns once and trains with the
+fast engine's step.
 """
 
 from __future__ import annotations
@@ -55,12 +58,15 @@ from sb3_tutorial_sac.engines.probe import differences, engine_difference, probe
 from sb3_tutorial_sac.engines.step import (
     INPUTS,
     KEEP,
+    LOOP_INPUTS,
     REWRITES,
     SOFT_UPDATE,
     TARGET_ENTROPY,
     TAU,
+    Minibatch,
     Networks,
     StepSpec,
+    loop_function,
     step_function,
 )
 from sb3_tutorial_sac.state import TrainingState
@@ -123,17 +129,21 @@ def compile_step(
     example_inputs: Sequence[th.Tensor],
     rewrites: frozenset[str] = REWRITES,
     inductor_configs: dict[str, Any] | None = None,
+    looped: bool = True,
 ) -> tuple[Callable[[list[th.Tensor]], list], bool]:
     """
     The compiled step for ``spec``: loaded from the cache folder, else exported, compiled and stored there.
 
     :param rewrites: compile :func:`step_function` with these rewrites of the small products
     :param inductor_configs: Inductor options for the compilation (part of the cache key)
+    :param looped: compile :func:`~sb3_tutorial_sac.engines.step.loop_function` (all steps of a call, any number;
+        ``example_inputs`` are :data:`~sb3_tutorial_sac.engines.step.LOOP_INPUTS` of at least 2 steps) instead of one
+        step (:data:`~sb3_tutorial_sac.engines.step.INPUTS`)
     :return: a function of the input list returning the outputs, and whether it was loaded from the cache
     """
     from torch._inductor import aoti_compile_and_package
 
-    options = repr((sorted(rewrites), sorted((inductor_configs or {}).items())))
+    options = repr((sorted(rewrites), sorted((inductor_configs or {}).items()), "loop" if looped else "step"))
     key = hashlib.sha256(f"{spec_key(spec)}|{options}".encode()).hexdigest()[:24]
     folder = cache_folder()
     path = os.path.join(folder, f"step-{key}.pt2")
@@ -147,7 +157,16 @@ def compile_step(
     with th.inference_mode(False), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         inputs = tuple(t.detach().clone() for t in example_inputs)
-        exported = th.export.export(_Step(step_function(spec, rewrites)), inputs, strict=False)
+        if looped:
+            # the number of steps is the first dimension of the stacked inputs, any number from 1
+            steps = th.export.Dim("steps", min=1)
+            dynamic: tuple[dict[int, Any] | None, ...] | None = tuple(
+                {0: steps} if k < LOOP_INPUTS.index("scalars") + 1 else None for k in range(len(LOOP_INPUTS))
+            )
+            function = loop_function(spec, rewrites)
+        else:
+            dynamic, function = None, step_function(spec, rewrites)  # type: ignore[assignment]
+        exported = th.export.export(_Step(function), inputs, dynamic_shapes=(dynamic,) if dynamic else None, strict=False)
         temporary = f"{path}.{os.getpid()}.tmp.pt2"
         try:
             aoti_compile_and_package(exported, package_path=temporary, inductor_configs=inductor_configs)
@@ -182,6 +201,8 @@ class CompiledEngine(FastEngine):
 
     name = "compiled"
     description: ClassVar[str] = "the compiled engine (the same update, rounded by Inductor's kernels)"
+    # all steps of a train() call in one compiled call (step.loop_function), else one compiled call per step
+    looped: ClassVar[bool] = True
 
     def __init__(self, state: TrainingState, networks: Networks):
         super().__init__(state, networks)
@@ -192,9 +213,13 @@ class CompiledEngine(FastEngine):
         self.loaded_from_cache: bool | None = None
         # how the step is compiled (compile_step's options; benchmarks/engine_candidates.py compares others). One
         # thread in the generated loops: the step's tensors are small, and the package then does not depend on
-        # torch's thread setting (the BLAS calls still use it)
+        # torch's thread setting (the BLAS calls still use it). The vector extensions as the CPU names them
+        # (/proc/cpuinfo): Inductor's own check would first compile and run a test program for each (about 4 s of every
+        # compile into an empty cache); a compiler that cannot build them fails the compile, and the engine trains
+        # with the fast engine's step after its warning, as after any failed compile
         self.rewrites: frozenset[str] = REWRITES
-        self.inductor_configs: dict[str, Any] | None = {"cpp.threads": 1}
+        self.inductor_configs: dict[str, Any] | None = {"cpp.threads": 1, "cpp.vec_isa_ok": True}
+        self._loop: Runner | None = None  # the compiled loop for this train() call's batch size, inside loop()
         self._eager_only = False
 
     @classmethod
@@ -219,26 +244,65 @@ class CompiledEngine(FastEngine):
     def __getstate__(self) -> dict[str, Any]:
         """Copies (``copy.deepcopy`` of a model) leave the compiled package behind: they load it at their next loop."""
         state = self.__dict__.copy()
-        state["_compiled"] = state["_compiled_spec"] = state["_main"] = None
+        state["_compiled"] = state["_compiled_spec"] = state["_main"] = state["_loop"] = None
         return state
 
     def main_runner(self, spec: StepSpec) -> tuple[Runner, bool]:
+        self._loop = None
         if self._eager_only or self.unavailable is not None:
             return self.runner(spec), False
         if spec != self._compiled_spec:
             self._compile(spec)
         if self._compiled is not None and spec == self._compiled_spec:
-            return self._compiled, True
+            if not self.looped:
+                return self._compiled, True
+            self._loop = self._compiled  # run_steps and steps run every step of the call in it
         return self.runner(spec), False
+
+    # -------------------------------------------------------------------------------------------- the loop
+    def _loop_serves(self, batch_size: int) -> bool:
+        """Whether this call's steps of ``batch_size`` run in the compiled loop (compiled for the model's batch size)."""
+        return self._serving and self._loop is not None and self._main is not None and batch_size == self._main[0]
+
+    def run_steps(self, columns: Minibatch, gradient_steps: int, stats: th.Tensor, target_update_interval: int) -> None:
+        """All steps in one call of the compiled loop (:func:`~sb3_tutorial_sac.engines.step.loop_function`) where it
+        serves this call, else step by step."""
+        batch_size = columns.actions.shape[0] // gradient_steps
+        if not self._loop_serves(batch_size):
+            super().run_steps(columns, gradient_steps, stats, target_update_interval)
+            return
+        # flat Box observations: tensors (FastEngine.observations)
+        stacked = [column.reshape(gradient_steps, batch_size, *column.shape[1:]) for column in columns]  # type: ignore[union-attr]
+        self._run_loop(stacked, gradient_steps, stats, target_update_interval)
+
+    def steps(self, batches: Sequence[Minibatch], stats: th.Tensor, target_update_interval: int) -> None:
+        """:meth:`run_steps` on minibatches given one by one (stacked: one copy)."""
+        if not batches or not all(self._loop_serves(batch.actions.shape[0]) for batch in batches):
+            super().steps(batches, stats, target_update_interval)
+            return
+        stacked = [th.stack(column) for column in zip(*batches)]  # type: ignore[arg-type]
+        self._run_loop(stacked, len(batches), stats, target_update_interval)
+
+    def _run_loop(self, stacked: list[th.Tensor], steps: int, stats: th.Tensor, target_update_interval: int) -> None:
+        """The compiled loop on the stacked minibatch columns ``[steps, batch, ...]``, with the noise and scalars of
+        every step drawn and computed as the fast engine draws and computes them step by step."""
+        assert self._loop is not None
+        noise = self._noise_block(steps, stacked[1].shape[1:])
+        # each step's scalars (Adam's counts advance by one per step), float32 as the fast engine's scalars tensor
+        scalars = th.tensor(
+            [list(self._next_scalars(k % target_update_interval == 0)) for k in range(steps)], dtype=th.float32
+        )
+        stats.copy_(self._loop([*stacked, noise, scalars, *self._persistent])[0])
 
     # -------------------------------------------------------------------------------------------- compiling
     def _compile(self, spec: StepSpec) -> None:
         """Compile (or load) the step for ``spec`` and check it against the eager step on a probe batch."""
         start = time.perf_counter()
         try:
-            inputs = self._probe_inputs(spec)
-            compiled, cached = compile_step(spec, inputs, self.rewrites, self.inductor_configs)
-            difference = self._probe_compiled(spec, compiled, inputs)
+            inputs = self._probe_loop_inputs(spec) if self.looped else self._probe_inputs(spec)
+            compiled, cached = compile_step(spec, inputs, self.rewrites, self.inductor_configs, self.looped)
+            probe = self._probe_compiled_loop if self.looped else self._probe_compiled
+            difference = probe(spec, compiled, inputs)
         except Exception as error:  # no compiler, unsupported platform or torch version, compile error
             self.unavailable = f"compiling the gradient step failed ({type(error).__name__}: {str(error).strip()[:300]})"
         else:
@@ -264,6 +328,36 @@ class CompiledEngine(FastEngine):
         scalars[0:6] = th.tensor([-3e-4, 0.03, -3e-3, 0.03, -3e-4, 0.03])
         scalars[SOFT_UPDATE], scalars[TAU], scalars[KEEP], scalars[TARGET_ENTROPY] = 1.0, 0.005, 0.995, -float(spec.act_dim)
         return [*list(batch), *noise, *persistent, scalars]  # type: ignore[list-item]
+
+    def _probe_loop_inputs(self, spec: StepSpec) -> list[th.Tensor]:
+        """The loop's inputs (:data:`~sb3_tutorial_sac.engines.step.LOOP_INPUTS`) for two steps on the probe batch:
+        the noise of the second step is another draw, and only the first step soft-updates."""
+        first = self._probe_inputs(spec)
+        generator = th.Generator().manual_seed(2)
+        noise = [first[5:7], [th.randn(spec.batch_size, spec.act_dim, generator=generator) for _ in range(2)]]
+        scalars = th.stack([first[-1], first[-1]])
+        scalars[1, SOFT_UPDATE] = 0.0
+        columns = [th.stack([column, column]) for column in first[:5]]
+        return [*columns, th.stack([th.stack(pair) for pair in noise]), scalars, *first[7:-1]]
+
+    @staticmethod
+    def _probe_compiled_loop(spec: StepSpec, compiled: Runner, inputs: list[th.Tensor]) -> str | None:
+        """Compare the compiled loop with :func:`step_function` run eagerly step by step, from the same probe inputs."""
+        eager_inputs = [t.clone() for t in inputs]
+        compiled_inputs = [t.clone() for t in inputs]
+        named = dict(zip(LOOP_INPUTS, eager_inputs))
+        persistent = eager_inputs[LOOP_INPUTS.index("half_range") :]
+        rows = []
+        with th.inference_mode():
+            function = step_function(spec)
+            for k in range(inputs[0].shape[0]):
+                batch = [named[name][k] for name in LOOP_INPUTS[:5]]
+                noise = named["noise"][k]
+                rows.append(function(*batch, noise[0], noise[1], *persistent, named["scalars"][k])[0])
+            expected = {"statistics": th.stack(rows), **named}
+            mine = {"statistics": compiled(list(compiled_inputs))[0], **dict(zip(LOOP_INPUTS, compiled_inputs))}
+        problems = differences(expected, mine, rtol=1e-4, atol=1e-6)
+        return "; ".join(problems) if problems else None
 
     @staticmethod
     def _probe_compiled(spec: StepSpec, compiled: Runner, inputs: list[th.Tensor]) -> str | None:

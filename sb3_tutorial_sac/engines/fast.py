@@ -229,24 +229,33 @@ class FastEngine(UpdateEngine):
         rows = [self._step(batch, noise[k], k % target_update_interval == 0) for k, batch in enumerate(batches)]
         th.stack(rows, out=stats)
 
+    def _noise_block(self, steps: int, shape: th.Size) -> th.Tensor:
+        """
+        The noise of ``steps`` steps whose draws have ``shape`` (:meth:`_noise`), as one tensor ``[steps, 2, *shape]``,
+        the same numbers as drawn step by step: on the CPU, one draw when a step's draw has a multiple of 16 numbers
+        (torch's CPU ``normal_`` fills 16 numbers at a time from uniforms drawn in order, so one long draw is the short
+        ones end to end; a draw of another size recomputes its last 16, and CUDA's generator offsets differ); else
+        step by step.
+        """
+        if self._device.type == "cpu" and shape.numel() % 16 == 0:
+            return th.empty(steps, 2, *shape).normal_()
+        return th.stack([th.stack(self._noise_of_shape(shape)) for _ in range(steps)])
+
     def _noise(self, batch: Minibatch) -> tuple[th.Tensor, th.Tensor]:
         """Tutorial rule: two noise draws of ``[batch, act]`` from the global generator, ``s'`` then ``s`` (as
         ``Normal.rsample`` draws them)."""
-        shape = batch.actions.shape
+        return self._noise_of_shape(batch.actions.shape)
+
+    def _noise_of_shape(self, shape: th.Size) -> tuple[th.Tensor, th.Tensor]:
         return th.empty(shape, device=self._device).normal_(), th.empty(shape, device=self._device).normal_()
 
     def _noise_of_steps(self, batches: Sequence[Minibatch]) -> Sequence[tuple[th.Tensor, th.Tensor]]:
-        """
-        The noise of every step (:meth:`_noise`), the same numbers as drawn step by step: on the CPU, one draw of
-        ``[steps, 2, batch, act]`` when a step's draw has a multiple of 16 numbers (torch's CPU ``normal_`` fills 16
-        numbers at a time from uniforms drawn in order, so one long draw is the short ones end to end; a draw of
-        another size recomputes its last 16, and CUDA's generator offsets differ); else step by step.
-        """
+        """The noise of every step (:meth:`_noise`), drawn at once where the steps' minibatches have one shape
+        (:meth:`_noise_block`)."""
         shape = batches[0].actions.shape
-        if self._device.type != "cpu" or shape.numel() % 16 or any(batch.actions.shape != shape for batch in batches):
+        if any(batch.actions.shape != shape for batch in batches):
             return [self._noise(batch) for batch in batches]
-        draws = th.empty(len(batches), 2, *shape).normal_()
-        return [(pair[0], pair[1]) for pair in draws.unbind(0)]
+        return [(pair[0], pair[1]) for pair in self._noise_block(len(batches), shape).unbind(0)]
 
     def _step(self, batch: Minibatch, noise: tuple[th.Tensor, th.Tensor], soft_update: bool) -> th.Tensor:
         """One step of the step function with ``noise`` (s' then s); returns its statistics row."""
@@ -255,18 +264,23 @@ class FastEngine(UpdateEngine):
         main_size, run, as_tensor = self._main
         if batch_size != main_size:
             run, as_tensor = self.runner(self.spec(batch_size)), False
-        # Adam's scalars of this step, computed as torch's Adam computes them
+        values = self._next_scalars(soft_update)
+        scalars: list[float] | th.Tensor = values
+        if as_tensor:
+            self._scalars_host[:] = values
+            scalars = self._scalars  # shares the host array's memory on the CPU (the compiled engine's device)
+        return run(self.inputs(batch, noise, scalars))[0]
+
+    def _next_scalars(self, soft_update: bool) -> list[float]:
+        """The scalars input of the next step (:data:`~sb3_tutorial_sac.engines.step.N_SCALARS`; Adam's step counts
+        advance by one): Adam's scalars computed as torch's Adam computes them, and whether to soft-update."""
         values = self._scalar_values
         for i, entry in enumerate(self._adam):
             lr, beta1, beta2, count = entry
             count = entry[3] = count + 1
             values[2 * i], values[2 * i + 1] = adam_scalars(lr, beta1, beta2, count)
         values[SOFT_UPDATE] = 1.0 if soft_update else 0.0
-        scalars: list[float] | th.Tensor = values
-        if as_tensor:
-            self._scalars_host[:] = values
-            scalars = self._scalars  # shares the host array's memory on the CPU (the compiled engine's device)
-        return run(self.inputs(batch, noise, scalars))[0]
+        return values
 
     def inputs(self, batch: Minibatch, noise: tuple[th.Tensor, th.Tensor], scalars: list[float] | th.Tensor) -> list:
         """The step function's inputs (:data:`~sb3_tutorial_sac.engines.step.INPUTS`) for ``batch`` inside

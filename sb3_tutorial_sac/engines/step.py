@@ -115,6 +115,12 @@ Scalars = th.Tensor | Sequence[float]
 # Names of the statistics row, in order, after one loss per critic
 STATISTICS = ("actor loss", "temperature loss", "mean entropy", "alpha")
 
+# Input order of the loop function (loop_function): the minibatch columns of all steps stacked ([steps, batch, ...]),
+# the noise of all steps ([steps, 2, batch, act]: s' then s), the scalars of all steps ([steps, N_SCALARS]), then the
+# step's persistent inputs; of these, the training state (the parameters, log-alpha and Adam's moments) is updated
+LOOP_INPUTS = (*INPUTS[:5], "noise", "scalars", *INPUTS[7:19])
+STATE = INPUTS[9:19]
+
 
 # Matrix products with a dimension this small are written as fused pointwise products and sums when compiling: as
 # calls into the BLAS they cost several microseconds each, most of it the call (a step has 33 of them and 12 large ones)
@@ -536,6 +542,86 @@ def step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         return (th.stack([*critic_losses, actor_loss, ent_coef_loss, entropy.mean(), ent_coef.reshape(())]), *products.extras)
 
     return step
+
+
+def loop_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Callable[..., tuple[th.Tensor]]:
+    """
+    All gradient steps of one ``train()`` call as one function of the tensors :data:`LOOP_INPUTS`: :func:`step_function`
+    in a ``while_loop`` over the stacked minibatches, noise and scalars, for compiling once (a compiled package then
+    runs a whole ``train()`` call in one call: no Python, no argument handling and no allocation of the results
+    between steps, as SBX's jitted loop). The training state is updated in place; the statistics ``[steps, n]`` are
+    returned. The numbers are :func:`step_function`'s under the same rewrites (run eagerly without rewrites: the fast
+    engine's, bit for bit; ``tests/test_compiled.py``).
+
+    :param spec: the model's step
+    :param rewrites: the rewrites of :func:`step_function`
+    """
+    # the operator itself: torch's while_loop() would first trace the loop with TorchDynamo (several seconds at every
+    # compile); the operator is traced as the rest of the function is (torch.export's non-strict tracing)
+    from torch._higher_order_ops.while_loop import while_loop_op
+
+    n_stats = len(spec.critics) + len(STATISTICS)
+    extra_shapes = _extra_shapes(spec, rewrites)
+
+    def loop(obs, actions, next_obs, rewards, discounts, noise, scalars, half_range, center, *state):  # fmt: skip
+        given = (obs, actions, next_obs, rewards, discounts, noise, scalars, half_range, center)
+        n_carried = 2 + len(STATE) + len(extra_shapes)
+
+        def more(i: th.Tensor, *carried_and_given: th.Tensor) -> th.Tensor:
+            return i < carried_and_given[n_carried - 1].shape[0]
+
+        def one_step(i: th.Tensor, *carried_and_given: th.Tensor) -> tuple[th.Tensor, ...]:
+            carried = carried_and_given[: n_carried - 1]
+            obs, actions, next_obs, rewards, discounts, noise, scalars, half_range, center = carried_and_given[n_carried - 1 :]
+            # the step updates the state in place; a loop's body may not change what it is given: copies, which
+            # Inductor turns into the updated buffers the next step reads
+            updated = [tensor.clone() for tensor in carried[: len(STATE)]]
+            index = i.reshape(1)
+
+            def this_step(stacked: th.Tensor) -> th.Tensor:
+                return stacked.index_select(0, index).squeeze(0)
+
+            step_noise = this_step(noise)
+            # a step function of its own for each trace: its Products collects the tensors it returns besides the row
+            outputs = step_function(spec, rewrites)(
+                this_step(obs), this_step(actions), this_step(next_obs), this_step(rewards), this_step(discounts),
+                step_noise[0], step_noise[1], half_range, center, *updated, this_step(scalars),
+            )  # fmt: skip
+            statistics = carried[len(STATE)].index_put((index,), outputs[0].unsqueeze(0))
+            # the step's other outputs (Products.extras) carried, so that Inductor stores them once, as the step's own;
+            # contiguous copies, as the loop requires of what it carries (one may be a view of the state: a weight whose
+            # transpose is contiguous already, with the strides of the weight)
+            extras = (extra.clone(memory_format=th.contiguous_format) for extra in outputs[1:])
+            return (i + 1, *updated, statistics, *extras)
+
+        zeros = [th.zeros(shape, dtype=obs.dtype, device=obs.device) for shape in extra_shapes]
+        counter = th.zeros((), dtype=th.int64, device=obs.device)
+        statistics = th.zeros(obs.shape[0], n_stats, dtype=obs.dtype, device=obs.device)
+        final = while_loop_op(more, one_step, (counter, *state, statistics, *zeros), given)
+        for tensor, updated in zip(state, final[1 : 1 + len(STATE)]):
+            tensor.copy_(updated)
+        return (final[1 + len(STATE)],)
+
+    return loop
+
+
+def _extra_shapes(spec: StepSpec, rewrites: frozenset[str]) -> list[tuple[int, ...]]:
+    """The shapes of the tensors :func:`step_function` returns after its statistics, from a run on fake tensors (no
+    arithmetic)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    sizes = {"actor": spec.actor_size, "critic": spec.critic_size, "target": spec.critic_size}
+    columns = {"observations": spec.obs_dim, "next_observations": spec.obs_dim, "actions": spec.act_dim,
+               "noise_next": spec.act_dim, "noise": spec.act_dim, "rewards": 1, "discounts": 1}  # fmt: skip
+    shapes: dict[str, tuple[int, ...]] = {name: (spec.batch_size, width) for name, width in columns.items()}
+    shapes.update({"half_range": (spec.act_dim,), "center": (spec.act_dim,), "scalars": (N_SCALARS,)})
+    shapes.update({"log_alpha": (1,), "alpha_exp_avg": (1,), "alpha_exp_avg_sq": (1,)})
+    for name in ("actor", "critic"):
+        shapes.update({name: (sizes[name],), f"{name}_exp_avg": (sizes[name],), f"{name}_exp_avg_sq": (sizes[name],)})
+    shapes["target"] = (sizes["target"],)
+    with th.inference_mode(), FakeTensorMode():
+        outputs = step_function(spec, rewrites)(*(th.empty(shapes[name]) for name in INPUTS))
+    return [tuple(output.shape) for output in outputs[1:]]
 
 
 def eager(spec: StepSpec) -> Callable[[list[th.Tensor]], list[th.Tensor]]:
