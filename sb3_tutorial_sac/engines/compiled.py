@@ -275,14 +275,6 @@ class CompiledEngine(FastEngine):
         stacked = [column.reshape(gradient_steps, batch_size, *column.shape[1:]) for column in columns]  # type: ignore[union-attr]
         self._run_loop(stacked, gradient_steps, stats, target_update_interval)
 
-    def steps(self, batches: Sequence[Minibatch], stats: th.Tensor, target_update_interval: int) -> None:
-        """:meth:`run_steps` on minibatches given one by one (stacked: one copy)."""
-        if not batches or not all(self._loop_serves(batch.actions.shape[0]) for batch in batches):
-            super().steps(batches, stats, target_update_interval)
-            return
-        stacked = [th.stack(column) for column in zip(*batches)]  # type: ignore[arg-type]
-        self._run_loop(stacked, len(batches), stats, target_update_interval)
-
     def _run_loop(self, stacked: list[th.Tensor], steps: int, stats: th.Tensor, target_update_interval: int) -> None:
         """The compiled loop on the stacked minibatch columns ``[steps, batch, ...]``, with the noise and scalars of
         every step drawn and computed as the fast engine draws and computes them step by step."""
