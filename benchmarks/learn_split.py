@@ -51,7 +51,7 @@ def main() -> None:
         setattr(owner, name, wrapper)  # an instance attribute: only this model's calls are timed
 
     timed(model, "train", "train()")
-    timed(model.update_engine, "steps", "  the engine's steps")
+    timed(model.update_engine, "run_steps", "  the engine's steps")
     timed(model, "_sample_minibatches", "  sampling the minibatches")
     timed(model.policy, "predict", "predict()")
     timed(model.get_env(), "step", "env.step()")
