@@ -256,7 +256,7 @@ class CompiledEngine(FastEngine):
         if self._compiled is not None and spec == self._compiled_spec:
             if not self.looped:
                 return self._compiled, True
-            self._loop = self._compiled  # run_steps and steps run every step of the call in it
+            self._loop = self._compiled  # run_steps runs every step of the call in it
         return self.runner(spec), False
 
     # -------------------------------------------------------------------------------------------- the loop
@@ -279,7 +279,7 @@ class CompiledEngine(FastEngine):
         """The compiled loop on the stacked minibatch columns ``[steps, batch, ...]``, with the noise and scalars of
         every step drawn and computed as the fast engine draws and computes them step by step."""
         assert self._loop is not None
-        noise = self._noise_block(steps, stacked[1].shape[1:])
+        noise = self._noise_block(steps, stacked[1].shape[1:])  # a step's draws have the shape of its actions
         # each step's scalars (Adam's counts advance by one per step), float32 as the fast engine's scalars tensor
         scalars = th.tensor(
             [list(self._next_scalars(k % target_update_interval == 0)) for k in range(steps)], dtype=th.float32

@@ -563,43 +563,45 @@ def loop_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
     n_stats = len(spec.critics) + len(STATISTICS)
     extra_shapes = _extra_shapes(spec, rewrites)
 
+    # what the loop carries from step to step: the step counter, the training state, the statistics, the extras
+    n_carried = 1 + len(STATE) + 1 + len(extra_shapes)
+
+    def more(*carried_and_given: th.Tensor) -> th.Tensor:
+        counter, stacked_observations = carried_and_given[0], carried_and_given[n_carried]
+        return counter < stacked_observations.shape[0]
+
+    def one_step(*carried_and_given: th.Tensor) -> tuple[th.Tensor, ...]:
+        counter, *carried = carried_and_given[:n_carried]
+        obs, actions, next_obs, rewards, discounts, noise, scalars, half_range, center = carried_and_given[n_carried:]
+        # the step updates the state in place; a loop's body may not change what it is given: copies, which
+        # Inductor turns into the updated buffers the next step reads
+        state = [tensor.clone() for tensor in carried[: len(STATE)]]
+        index = counter.reshape(1)
+
+        def this_step(stacked: th.Tensor) -> th.Tensor:
+            return stacked.index_select(0, index).squeeze(0)
+
+        step_noise = this_step(noise)
+        # a step function of its own for each trace: its Products collects the tensors it returns besides the row
+        outputs = step_function(spec, rewrites)(
+            this_step(obs), this_step(actions), this_step(next_obs), this_step(rewards), this_step(discounts),
+            step_noise[0], step_noise[1], half_range, center, *state, this_step(scalars),
+        )  # fmt: skip
+        statistics = carried[len(STATE)].index_put((index,), outputs[0].unsqueeze(0))
+        # the step's other outputs (Products.extras) carried, so that Inductor stores them once, as the step's own;
+        # contiguous copies, as the loop requires of what it carries (one may be a view of the state: a weight whose
+        # transpose is contiguous already, with the strides of the weight)
+        extras = (extra.clone(memory_format=th.contiguous_format) for extra in outputs[1:])
+        return (counter + 1, *state, statistics, *extras)
+
     def loop(obs, actions, next_obs, rewards, discounts, noise, scalars, half_range, center, *state):  # fmt: skip
         given = (obs, actions, next_obs, rewards, discounts, noise, scalars, half_range, center)
-        n_carried = 2 + len(STATE) + len(extra_shapes)
-
-        def more(i: th.Tensor, *carried_and_given: th.Tensor) -> th.Tensor:
-            return i < carried_and_given[n_carried - 1].shape[0]
-
-        def one_step(i: th.Tensor, *carried_and_given: th.Tensor) -> tuple[th.Tensor, ...]:
-            carried = carried_and_given[: n_carried - 1]
-            obs, actions, next_obs, rewards, discounts, noise, scalars, half_range, center = carried_and_given[n_carried - 1 :]
-            # the step updates the state in place; a loop's body may not change what it is given: copies, which
-            # Inductor turns into the updated buffers the next step reads
-            updated = [tensor.clone() for tensor in carried[: len(STATE)]]
-            index = i.reshape(1)
-
-            def this_step(stacked: th.Tensor) -> th.Tensor:
-                return stacked.index_select(0, index).squeeze(0)
-
-            step_noise = this_step(noise)
-            # a step function of its own for each trace: its Products collects the tensors it returns besides the row
-            outputs = step_function(spec, rewrites)(
-                this_step(obs), this_step(actions), this_step(next_obs), this_step(rewards), this_step(discounts),
-                step_noise[0], step_noise[1], half_range, center, *updated, this_step(scalars),
-            )  # fmt: skip
-            statistics = carried[len(STATE)].index_put((index,), outputs[0].unsqueeze(0))
-            # the step's other outputs (Products.extras) carried, so that Inductor stores them once, as the step's own;
-            # contiguous copies, as the loop requires of what it carries (one may be a view of the state: a weight whose
-            # transpose is contiguous already, with the strides of the weight)
-            extras = (extra.clone(memory_format=th.contiguous_format) for extra in outputs[1:])
-            return (i + 1, *updated, statistics, *extras)
-
-        zeros = [th.zeros(shape, dtype=obs.dtype, device=obs.device) for shape in extra_shapes]
         counter = th.zeros((), dtype=th.int64, device=obs.device)
         statistics = th.zeros(obs.shape[0], n_stats, dtype=obs.dtype, device=obs.device)
-        final = while_loop_op(more, one_step, (counter, *state, statistics, *zeros), given)
+        extras = [th.zeros(shape, dtype=obs.dtype, device=obs.device) for shape in extra_shapes]
+        final = while_loop_op(more, one_step, (counter, *state, statistics, *extras), given)
         for tensor, updated in zip(state, final[1 : 1 + len(STATE)]):
-            tensor.copy_(updated)
+            tensor.copy_(updated)  # the state, written back once
         return (final[1 + len(STATE)],)
 
     return loop
