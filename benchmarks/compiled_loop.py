@@ -37,7 +37,8 @@ def main() -> None:
     model.set_logger(Logger(folder=None, output_formats=[]))
     model.learn(500)
     engine = model.update_engine
-    assert isinstance(engine, CompiledEngine) and engine.unavailable is None, "the compiled engine is not in use"
+    why = getattr(engine, "unavailable", type(engine).__name__)
+    assert isinstance(engine, CompiledEngine) and engine.unavailable is None, f"the compiled engine is not in use: {why}"
     kept = {}
     run_loop = engine._run_loop
 

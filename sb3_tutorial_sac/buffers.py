@@ -165,43 +165,56 @@ def _distinct_rows(n: int, n_rows: int, k: int) -> np.ndarray:
     return rows
 
 
+def _take_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """
+    ``array[batch_inds, env_indices]`` of a buffer array ``[buffer_size, n_envs, ...]`` as a new array, given the
+    flat indices ``rows = batch_inds * n_envs + env_indices``: the same values, gathered by ``take`` along the
+    flattened first two dimensions (a view of SB3's contiguous storage), several times faster than NumPy's indexing by
+    two index arrays (about 70 against 390 µs for 19,200 rows of 3 floats).
+    """
+    return array.reshape(-1, *array.shape[2:]).take(rows, axis=0)
+
+
 def _gather(
     replay_buffer: ReplayBuffer, batch_inds: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None
 ) -> ReplayBufferSamples | DictReplayBufferSamples:
     """
     SB3's ``ReplayBuffer._get_samples`` / ``DictReplayBuffer._get_samples`` (stable_baselines3/common/buffers.py),
     line for line after their first line, with the given env indices instead of the ones they draw
-    (``env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))``).
+    (``env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))``); every
+    ``array[batch_inds, env_indices]`` taken as :func:`_take_rows` (the same values).
     """
     rb = replay_buffer
+    rows = batch_inds * rb.n_envs + env_indices
     if isinstance(rb, DictReplayBuffer):
         # DictReplayBuffer._get_samples
-        obs_ = rb._normalize_obs({key: obs[batch_inds, env_indices, :] for key, obs in rb.observations.items()}, env)
-        next_obs_ = rb._normalize_obs({key: obs[batch_inds, env_indices, :] for key, obs in rb.next_observations.items()}, env)
+        obs_ = rb._normalize_obs({key: _take_rows(obs, rows) for key, obs in rb.observations.items()}, env)
+        next_obs_ = rb._normalize_obs({key: _take_rows(obs, rows) for key, obs in rb.next_observations.items()}, env)
         assert isinstance(obs_, dict) and isinstance(next_obs_, dict)
         return DictReplayBufferSamples(
             observations={key: rb.to_torch(obs) for key, obs in obs_.items()},
-            actions=rb.to_torch(rb.actions[batch_inds, env_indices]),
+            actions=rb.to_torch(_take_rows(rb.actions, rows)),
             next_observations={key: rb.to_torch(obs) for key, obs in next_obs_.items()},
             # Only use dones that are not due to timeouts
-            dones=rb.to_torch(rb.dones[batch_inds, env_indices] * (1 - rb.timeouts[batch_inds, env_indices])).reshape(-1, 1),
-            rewards=rb.to_torch(rb._normalize_reward(rb.rewards[batch_inds, env_indices].reshape(-1, 1), env)),
+            dones=rb.to_torch(_take_rows(rb.dones, rows) * (1 - _take_rows(rb.timeouts, rows))).reshape(-1, 1),
+            rewards=rb.to_torch(rb._normalize_reward(_take_rows(rb.rewards, rows).reshape(-1, 1), env)),
         )
     # ReplayBuffer._get_samples
     if rb.optimize_memory_usage:
-        next_obs = rb._normalize_obs(rb.observations[(batch_inds + 1) % rb.buffer_size, env_indices, :], env)
+        next_rows = (batch_inds + 1) % rb.buffer_size * rb.n_envs + env_indices
+        next_obs = rb._normalize_obs(_take_rows(rb.observations, next_rows), env)
     else:
-        next_obs = rb._normalize_obs(rb.next_observations[batch_inds, env_indices, :], env)
+        next_obs = rb._normalize_obs(_take_rows(rb.next_observations, rows), env)
     data = (
-        rb._normalize_obs(rb.observations[batch_inds, env_indices, :], env),
-        rb.actions[batch_inds, env_indices, :],
+        rb._normalize_obs(_take_rows(rb.observations, rows), env),
+        _take_rows(rb.actions, rows),
         next_obs,
         # Only use dones that are not due to timeouts
-        (rb.dones[batch_inds, env_indices] * (1 - rb.timeouts[batch_inds, env_indices])).reshape(-1, 1),
-        rb._normalize_reward(rb.rewards[batch_inds, env_indices].reshape(-1, 1), env),
+        (_take_rows(rb.dones, rows) * (1 - _take_rows(rb.timeouts, rows))).reshape(-1, 1),
+        rb._normalize_reward(_take_rows(rb.rewards, rows).reshape(-1, 1), env),
     )
-    # to_torch without its copy: every array here is a new one (fancy indexing copies; VecNormalize returns new
-    # arrays), shared with nothing else, so the tensors take its memory (SB3's default copies it once more)
+    # to_torch without its copy: every array here is a new one (take copies; VecNormalize returns new arrays), shared
+    # with nothing else, so the tensors take its memory (SB3's default copies it once more)
     return ReplayBufferSamples(*(rb.to_torch(array, copy=False) for array in data))  # type: ignore[arg-type]
 
 

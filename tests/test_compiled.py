@@ -207,6 +207,29 @@ def test_a_train_call_of_another_batch_size_steps_as_the_fast_engine():
         np.testing.assert_array_equal(model.last_train_stats[name], values, err_msg=name)
 
 
+@pytest.mark.parametrize("model_kwargs", [{}, {"ent_coef": 0.1, "target_update_interval": 3, "tau": 0.01}])
+def test_a_loops_table_of_scalars_is_the_per_step_scalars_bit_for_bit(model_kwargs):
+    """The scalars of every step of a compiled loop, computed as one table (FastEngine._scalars_of_steps), are what
+    the per-step path computes step by step (_next_scalars), bit for bit, and Adam's step counts advance as far; with
+    a learned and with a fixed temperature (no third optimiser), and target updates every third step."""
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=3, device="cpu", engine="fast", **model_kwargs)
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    model.learn(260)
+    engine = model.update_engine
+    interval = model.target_update_interval
+    with engine.loop():
+        counts = [entry[3] for entry in engine._adam]
+        assert len(counts) == (3 if not model_kwargs else 2) and counts[0] > 0
+        table = engine._scalars_of_steps(7, interval)
+        after = [entry[3] for entry in engine._adam]
+        for entry, count in zip(engine._adam, counts):
+            entry[3] = count
+        rows = [list(engine._next_scalars(k % interval == 0)) for k in range(7)]
+        assert after == [entry[3] for entry in engine._adam] == [count + 7 for count in counts]
+    assert table.dtype == th.float32 and th.equal(table, th.tensor(rows, dtype=th.float32))
+    assert table[:, 6].tolist() == [float(k % interval == 0) for k in range(7)]  # SOFT_UPDATE
+
+
 @pytest.mark.parametrize("configuration", list(CONFIGURATIONS))
 @pytest.mark.parametrize("rewrites", [REWRITES, ALL_REWRITES])
 def test_compile_only_rewrites_run_eagerly_stay_within_1e_5_of_the_reference_engine(configuration, rewrites):

@@ -280,10 +280,7 @@ class CompiledEngine(FastEngine):
         every step drawn and computed as the fast engine draws and computes them step by step."""
         assert self._loop is not None
         noise = self._noise_block(steps, stacked[1].shape[1:])  # a step's draws have the shape of its actions
-        # each step's scalars (Adam's counts advance by one per step), float32 as the fast engine's scalars tensor
-        scalars = th.tensor(
-            [list(self._next_scalars(k % target_update_interval == 0)) for k in range(steps)], dtype=th.float32
-        )
+        scalars = self._scalars_of_steps(steps, target_update_interval)  # Adam's counts advance by one per step
         stats.copy_(self._loop([*stacked, noise, scalars, *self._persistent])[0])
 
     # -------------------------------------------------------------------------------------------- compiling

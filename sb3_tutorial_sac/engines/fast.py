@@ -282,6 +282,21 @@ class FastEngine(UpdateEngine):
         values[SOFT_UPDATE] = 1.0 if soft_update else 0.0
         return values
 
+    def _scalars_of_steps(self, steps: int, target_update_interval: int) -> th.Tensor:
+        """
+        The scalars inputs of the next ``steps`` steps, float32 ``[steps, N_SCALARS]``: row ``k`` holds what the
+        ``k``-th call of :meth:`_next_scalars` would give (the same Python arithmetic, column by column, then rounded to
+        float32 as the fast engine's scalars tensor is), and the step counts advance by ``steps``.
+        """
+        table = np.empty((steps, len(self._scalar_values)))
+        table[:] = self._scalar_values  # tau, 1 - tau and the target entropy, set by loop()
+        for i, entry in enumerate(self._adam):
+            lr, beta1, beta2, count = entry
+            table[:, 2 * i : 2 * i + 2] = [adam_scalars(lr, beta1, beta2, k) for k in range(count + 1, count + steps + 1)]
+            entry[3] = count + steps
+        table[:, SOFT_UPDATE] = np.arange(steps) % target_update_interval == 0
+        return th.from_numpy(table.astype(np.float32))
+
     def inputs(self, batch: Minibatch, noise: tuple[th.Tensor, th.Tensor], scalars: list[float] | th.Tensor) -> list:
         """The step function's inputs (:data:`~sb3_tutorial_sac.engines.step.INPUTS`) for ``batch`` inside
         :meth:`loop`: a new list at each call (a compiled package takes the list's tensors)."""
