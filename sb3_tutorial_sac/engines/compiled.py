@@ -7,8 +7,9 @@ minibatches, noise and scalars of all steps of a call (:func:`~sb3_tutorial_sac.
 exported (``torch.export``) and compiled by AOTInductor (``torch._inductor.aoti_compile_and_package``) into one native
 function that runs a whole ``train()`` call, any number of steps (SBX's jitted loop does the same): the pointwise
 operations fused into a few loops, the large matrix products calls into the BLAS (the two critics' layers as one
-batched product each, the biases added in the fused loops after them), the small ones (a dimension of 1: heads, a
-critic's output, one action column) written as fused products and sums
+batched product each, the biases added in the fused loops after them; on x86-64 CPUs with AVX-512 an AVX-512 kernel
+of our own, :mod:`~sb3_tutorial_sac.engines.kernels`, which the package calls directly), the small ones (a dimension
+of 1: heads, a critic's output, one action column) written as fused products and sums
 (:class:`~sb3_tutorial_sac.engines.step.Products`, :data:`~sb3_tutorial_sac.engines.step.REWRITES`), and no Python
 between operations.
 
@@ -52,6 +53,7 @@ from torch import nn
 
 from sb3_tutorial_sac import flat, losses, policies
 import sb3_tutorial_sac.engines.step as step_module
+from sb3_tutorial_sac.engines import kernels
 from sb3_tutorial_sac.engines.base import Unavailable, UpdateEngine
 from sb3_tutorial_sac.engines.fast import FastEngine, Runner
 from sb3_tutorial_sac.engines.probe import differences, engine_difference, probe_batch
@@ -85,7 +87,7 @@ def _source_digest() -> str:
     read, e.g. from a zip)."""
     digest = hashlib.sha256()
     try:
-        for module_file in (step_module.__file__, flat.__file__, losses.__file__, policies.__file__):
+        for module_file in (step_module.__file__, flat.__file__, losses.__file__, policies.__file__, kernels.__file__):
             with open(module_file, "rb") as source:
                 digest.update(source.read())
     except (OSError, TypeError):
@@ -143,9 +145,16 @@ def compile_step(
     """
     from torch._inductor import aoti_compile_and_package
 
+    folder = cache_folder()
+    if "avx512_bmm" in rewrites:
+        # the ensemble's products as the AVX-512 kernel: built and loaded before the package (which calls it); where it
+        # cannot be, they stay torch's bmm (the same numbers)
+        try:
+            kernels.load(folder)
+        except RuntimeError:
+            rewrites = rewrites - {"avx512_bmm"}
     options = repr((sorted(rewrites), sorted((inductor_configs or {}).items()), "loop" if looped else "step"))
     key = hashlib.sha256(f"{spec_key(spec)}|{options}".encode()).hexdigest()[:24]
-    folder = cache_folder()
     path = os.path.join(folder, f"step-{key}.pt2")
     if os.path.exists(path):
         try:
@@ -169,7 +178,8 @@ def compile_step(
         exported = th.export.export(_Step(function), inputs, dynamic_shapes=(dynamic,) if dynamic else None, strict=False)
         temporary = f"{path}.{os.getpid()}.tmp.pt2"
         try:
-            aoti_compile_and_package(exported, package_path=temporary, inductor_configs=inductor_configs)
+            configs = {**(inductor_configs or {}), **(kernels.inductor_configs() if "avx512_bmm" in rewrites else {})}
+            aoti_compile_and_package(exported, package_path=temporary, inductor_configs=configs)
             os.replace(temporary, path)  # atomic: concurrent compilations of the same spec each write a whole file
         finally:
             with contextlib.suppress(OSError):

@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from sb3_tutorial_sac import losses, policies
+from sb3_tutorial_sac.engines import kernels
 from sb3_tutorial_sac.flat import adam_update, is_plain_adam
 from sb3_tutorial_sac.state import TrainingState
 
@@ -142,15 +143,18 @@ _SMALL = 8
 # broadcast products from the weight's columns stored once as rows, vectorised over the contiguous outputs, instead of a
 # BLAS call of inner dimension 3 or 4; "adam_reciprocal", Adam's division by sqrt(bias_correction2) as a product with
 # its reciprocal (one division per parameter instead of two; rounded otherwise). These three together: about 5% less
-# CPU per step (issue 22, engine_candidates.py's aoti_fused_before_first_layers).
+# CPU per step (issue 22, engine_candidates.py's aoti_fused_before_first_layers). "avx512_bmm", the ensemble's large
+# products as the AVX-512 kernel of engines.kernels (torch.bmm in Python; the compiled engine leaves it out where the
+# kernel cannot be built, e.g. without AVX-512).
 #
 # Kept for benchmarks/engine_candidates.py, left out because they measured no faster than what they replace: "in" a
 # first layer's sum of broadcast products reading the weight's columns with a stride (Inductor writes scalar loops),
 # "cols" a product of at most 8 columns as a sum over the inner dimension (scalar loops), "ensemble_mm" the ensemble's
 # large products as one BLAS product per critic (with the weights' strided views ATen's bmm is the faster here).
 REWRITES = frozenset(
-    {"out1", "outer", "row", "col1", "cols_t", "bias_after", "ensemble", "in_t", "ensemble_in_t", "adam_reciprocal"}
-)
+    {"out1", "outer", "row", "col1", "cols_t", "bias_after", "ensemble", "in_t", "ensemble_in_t", "adam_reciprocal",
+     "avx512_bmm"}
+)  # fmt: skip
 ALL_REWRITES = REWRITES | {"in", "cols", "ensemble_mm"}
 
 
@@ -331,6 +335,10 @@ class _Ensemble:
         if "ensemble_mm" in self.rewrites:
             # one BLAS product per critic into the halves of one output (ATen's bmm runs these sizes slower per product)
             return th.stack([a[0].mm(b[0]), a[1].mm(b[1])])
+        if "avx512_bmm" in self.rewrites:
+            # torch.bmm, which the compiled package runs as the AVX-512 kernel of engines.kernels; it reads b by rows,
+            # so a transposed weight is first copied row-major (Inductor's vectorised transposition)
+            return kernels.avx512_bmm(a, b if b.stride(2) == 1 else b.contiguous())
         return th.bmm(a, b)
 
     def forward(self, flat: th.Tensor, x: th.Tensor) -> list[th.Tensor]:

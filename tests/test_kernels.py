@@ -1,0 +1,102 @@
+"""The compiled step's AVX-512 product (sb3_tutorial_sac.engines.kernels): its numbers, and the engine without it."""
+
+import ctypes
+import os
+
+import pytest
+import torch as th
+
+import torch._inductor
+from sb3_tutorial_sac.engines import kernels
+from sb3_tutorial_sac.engines.compiled import cache_folder, compile_step
+from sb3_tutorial_sac.engines.step import REWRITES
+from tests.test_compiled import _model
+
+# CI's machines have AVX-512 and a compiler, so there these tests always run (and fail if either is missing)
+needs_avx512 = pytest.mark.skipif(
+    kernels.unavailable() is not None and not os.environ.get("CI"), reason="no AVX-512 on this CPU (outside CI)"
+)
+
+
+def _gemm() -> ctypes._CFuncPtr:
+    function = kernels.load(cache_folder()).sb3_tutorial_sac_gemm
+    function.argtypes = [ctypes.c_long] * 3 + [ctypes.c_void_p, ctypes.c_long, ctypes.c_long, ctypes.c_void_p,
+                                               ctypes.c_long, ctypes.c_long, ctypes.c_void_p]  # fmt: skip
+    return function
+
+
+def _product(a: th.Tensor, b: th.Tensor) -> th.Tensor:
+    """``a @ b`` by the kernel, with the operands' own strides."""
+    out = th.full((a.shape[0], b.shape[1]), float("nan"))
+    _gemm()(a.shape[0], b.shape[1], a.shape[1], a.data_ptr(), *a.stride(), b.data_ptr(), *b.stride(), out.data_ptr())
+    return out
+
+
+@needs_avx512
+@pytest.mark.parametrize(
+    "m, k, n, transpose_a, transpose_b",
+    [
+        (64, 128, 128, False, False),  # the input gradient dZ @ W
+        (64, 128, 128, False, True),  # the forward H @ W.T (B copied row-major here)
+        (128, 64, 128, True, False),  # the weight gradient dZ.T @ H (A read through its strides)
+        (256, 256, 256, False, False),  # SB3's sizes
+        (13, 5, 70, False, False),  # edge rows (13 = 8 + 5) and edge columns (70 = 32 + 32 + 6)
+        (1, 1, 16, True, True),
+        (9, 33, 47, True, True),
+    ],
+)
+def test_the_kernel_is_the_product_to_float32_rounding(m, k, n, transpose_a, transpose_b):
+    """Every output is the sum over the inner dimension, rounded once per term: within a few float32 ulps of the exact
+    product (computed in float64), at every shape, edge rows and columns and strides included; nothing left unwritten."""
+    generator = th.Generator().manual_seed(m * 1000 + n)
+    a = th.randn(k, m, generator=generator).t() if transpose_a else th.randn(m, k, generator=generator)
+    b = th.randn(n, k, generator=generator).t() if transpose_b else th.randn(k, n, generator=generator)
+    result = _product(a, b)
+    exact = a.double() @ b.double()
+    scale = a.double().abs() @ b.double().abs()  # the error bound of a float32 sum of k terms
+    assert result.shape == (m, n) and not result.isnan().any()
+    assert ((result.double() - exact).abs() <= k * 2**-23 * scale + 1e-30).all()
+    th.testing.assert_close(result, a @ b, rtol=1e-5, atol=1e-5)
+
+
+@needs_avx512
+def test_the_operator_is_torch_bmm_in_python():
+    """torch.ops.sb3_tutorial_sac.avx512_bmm runs torch.bmm wherever it runs in Python (the eager step, export)."""
+    a, b = th.randn(2, 64, 128), th.randn(2, 128, 128)
+    assert th.equal(th.ops.sb3_tutorial_sac.avx512_bmm(a, b), th.bmm(a, b))
+
+
+@pytest.mark.parametrize("loads", [True, False])
+def test_compile_step_uses_the_kernel_only_where_it_loads(monkeypatch, loads):
+    """Where the kernel builds and loads, the package is compiled with the operator's C function; where it does not
+    (no AVX-512, no compiler), the step's products stay torch's bmm and the package another one (its own cache key)."""
+    model = _model("compiled")
+    engine = model.update_engine
+    seen = {}
+
+    def load(folder):
+        if not loads:
+            raise RuntimeError("no AVX-512")
+        return None
+
+    class Stop(Exception):
+        pass
+
+    def compile_and_package(exported, package_path, inductor_configs):
+        seen["configs"], seen["path"] = inductor_configs, package_path
+        seen["operators"] = {str(node.target) for node in exported.graph_module.graph.nodes if node.op == "call_function"}
+        for module in exported.graph_module.modules():
+            seen["operators"] |= {str(node.target) for node in module.graph.nodes if node.op == "call_function"}
+        raise Stop
+
+    monkeypatch.setattr(kernels, "load", load)
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", compile_and_package)
+    monkeypatch.setattr(os.path, "exists", lambda path: False)  # never from the cache
+    assert engine._servable()  # the optimiser states the probe inputs copy
+    spec = engine.spec(64)
+    with pytest.raises(Stop):
+        compile_step(spec, engine._probe_loop_inputs(spec), REWRITES, engine.inductor_configs, looped=True)
+    shims = seen["configs"].get("aot_inductor.custom_ops_to_c_shims")
+    uses = any("avx512_bmm" in name for name in seen["operators"])
+    assert uses == loads and (shims == {th.ops.sb3_tutorial_sac.avx512_bmm.default: [kernels.SHIM_DECLARATION]}) == loads
+    assert seen["configs"]["cpp.threads"] == 1  # the engine's own options kept
