@@ -1,12 +1,12 @@
 """The compiled step's AVX-512 product (sb3_tutorial_sac.engines.kernels): its numbers, and the engine without it."""
 
 import ctypes
-import os
 
 import pytest
 import torch as th
 
 import torch._inductor
+import sb3_tutorial_sac.engines.compiled as compiled_module
 from sb3_tutorial_sac.engines import kernels
 from sb3_tutorial_sac.engines.compiled import cache_folder, compile_step
 from sb3_tutorial_sac.engines.step import REWRITES
@@ -64,40 +64,47 @@ def test_the_operator_is_torch_bmm_in_python():
     assert th.equal(th.ops.sb3_tutorial_sac.avx512_bmm(a, b), th.bmm(a, b))
 
 
-@pytest.mark.parametrize("loads", [True, False])
-def test_compile_step_uses_the_kernel_only_where_it_loads(monkeypatch, loads):
-    """Where the kernel builds and loads, the package is compiled with the operator's C function; where it does not
-    (no AVX-512, no compiler), the step's products stay torch's bmm and the package another one (its own cache key)."""
+@pytest.mark.parametrize("case", ["loads", "unavailable", "fails to build"])
+def test_compile_step_uses_the_kernel_only_where_it_loads(monkeypatch, tmp_path, case):
+    """Where the kernel builds and loads, the package is compiled with the operator's C function (the kernel built
+    beside the compile, awaited before the package is loaded); where the machine cannot run it, or it fails to build,
+    the step's products stay torch's bmm and the package is another one (its own cache key), compiled again."""
     model = _model("compiled")
     engine = model.update_engine
-    seen = {}
+    calls = []
 
     def load(folder):
-        if not loads:
-            raise RuntimeError("no AVX-512")
+        if case == "fails to build":
+            raise kernels.BuildError("building the AVX-512 product failed: no")
         return None
 
     class Stop(Exception):
         pass
 
     def compile_and_package(exported, package_path, inductor_configs):
-        seen["configs"], seen["path"] = inductor_configs, package_path
-        seen["operators"] = {str(node.target) for node in exported.graph_module.graph.nodes if node.op == "call_function"}
+        operators = set()
         for module in exported.graph_module.modules():
-            seen["operators"] |= {str(node.target) for node in module.graph.nodes if node.op == "call_function"}
+            operators |= {str(node.target) for node in module.graph.nodes if node.op == "call_function"}
+        calls.append((inductor_configs, any("avx512_bmm" in name for name in operators)))
+        if case == "fails to build" and len(calls) == 1:
+            open(package_path, "w").close()  # "compiled"; loading it waits for the kernel's build, which fails
+            return
         raise Stop
 
     monkeypatch.setattr(kernels, "load", load)
+    if case == "unavailable":
+        monkeypatch.setattr(kernels, "unavailable", lambda: "the CPU has no AVX-512F")
     monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", compile_and_package)
-    monkeypatch.setattr(os.path, "exists", lambda path: False)  # never from the cache
+    monkeypatch.setattr(compiled_module, "cache_folder", lambda: str(tmp_path))  # an empty cache
     assert engine._servable()  # the optimiser states the probe inputs copy
     spec = engine.spec(64)
     with pytest.raises(Stop):
         compile_step(spec, engine._probe_loop_inputs(spec), REWRITES, engine.inductor_configs, looped=True)
-    shims = seen["configs"].get("aot_inductor.custom_ops_to_c_shims")
-    uses = any("avx512_bmm" in name for name in seen["operators"])
-    assert uses == loads and (shims == {th.ops.sb3_tutorial_sac.avx512_bmm.default: [kernels.SHIM_DECLARATION]}) == loads
-    assert seen["configs"]["cpp.threads"] == 1  # the engine's own options kept
+    shim = {th.ops.sb3_tutorial_sac.avx512_bmm.default: [kernels.SHIM_DECLARATION]}
+    expected = {"loads": [True], "unavailable": [False], "fails to build": [True, False]}[case]
+    assert [uses for _, uses in calls] == expected
+    assert [configs.get("aot_inductor.custom_ops_to_c_shims") == shim for configs, _ in calls] == expected
+    assert all(configs["cpp.threads"] == 1 for configs, _ in calls)  # the engine's own options kept
 
 
 def test_without_avx512_the_kernel_is_not_built_and_says_why(monkeypatch, tmp_path):

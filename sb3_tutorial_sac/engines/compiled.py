@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 import importlib.metadata
 import os
 import platform
@@ -143,22 +144,52 @@ def compile_step(
         step (:data:`~sb3_tutorial_sac.engines.step.INPUTS`)
     :return: a function of the input list returning the outputs, and whether it was loaded from the cache
     """
+    folder = cache_folder()
+    kernel: Future | None = None
+    if "avx512_bmm" in rewrites:
+        # the ensemble's products as the AVX-512 kernel, which the package calls: built (once per machine, about 1.6 s)
+        # while the step is exported and compiled, loaded before the package; where the machine cannot run it, or it
+        # fails to build, the products stay torch's bmm (the same numbers up to rounding)
+        if kernels.unavailable() is not None:
+            rewrites = rewrites - {"avx512_bmm"}
+        else:
+            kernel = _KERNEL_BUILDS.submit(kernels.load, folder)
+    try:
+        return _compile_or_load(spec, example_inputs, rewrites, inductor_configs, looped, folder, kernel)
+    except kernels.BuildError:
+        return compile_step(spec, example_inputs, rewrites - {"avx512_bmm"}, inductor_configs, looped)
+
+
+# builds the kernel's library beside the export and compile of the step (the compiler runs as another process)
+_KERNEL_BUILDS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sb3_tutorial_sac_kernel")
+
+
+def _compile_or_load(
+    spec: StepSpec,
+    example_inputs: Sequence[th.Tensor],
+    rewrites: frozenset[str],
+    inductor_configs: dict[str, Any] | None,
+    looped: bool,
+    folder: str,
+    kernel: Future | None,
+) -> tuple[Callable[[list[th.Tensor]], list], bool]:
+    """:func:`compile_step` once the rewrites are settled; ``kernel``: the kernel's build, awaited before loading a
+    package that calls it (its :class:`~sb3_tutorial_sac.engines.kernels.BuildError` raised)."""
     from torch._inductor import aoti_compile_and_package
 
-    folder = cache_folder()
-    if "avx512_bmm" in rewrites:
-        # the ensemble's products as the AVX-512 kernel: built and loaded before the package (which calls it); where it
-        # cannot be, they stay torch's bmm (the same numbers)
-        try:
-            kernels.load(folder)
-        except RuntimeError:
-            rewrites = rewrites - {"avx512_bmm"}
+    def runner(path: str) -> Callable[[list[th.Tensor]], list]:
+        if kernel is not None:
+            kernel.result()
+        return _load_package(path).boxed_run
+
     options = repr((sorted(rewrites), sorted((inductor_configs or {}).items()), "loop" if looped else "step"))
     key = hashlib.sha256(f"{spec_key(spec)}|{options}".encode()).hexdigest()[:24]
     path = os.path.join(folder, f"step-{key}.pt2")
     if os.path.exists(path):
         try:
-            return _load_package(path).boxed_run, True
+            return runner(path), True
+        except kernels.BuildError:
+            raise
         except Exception:  # a package this torch cannot load: compiled again below
             with contextlib.suppress(OSError):
                 os.remove(path)
@@ -184,7 +215,7 @@ def compile_step(
         finally:
             with contextlib.suppress(OSError):
                 os.remove(temporary)
-    return _load_package(path).boxed_run, False
+    return runner(path), False
 
 
 def _load_package(path: str) -> Any:

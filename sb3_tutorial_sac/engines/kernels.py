@@ -140,6 +140,10 @@ extern "C" AOTITorchError aoti_torch_cpu_avx512_bmm(AtenTensorHandle a, AtenTens
 _loaded: dict[str, ctypes.CDLL] = {}
 
 
+class BuildError(RuntimeError):
+    """The kernel's library could not be compiled or loaded (the compiler's message in the error)."""
+
+
 def unavailable() -> str | None:
     """Why the kernel cannot be used on this machine (None: it can): it needs Linux on x86-64 with AVX-512F."""
     if not sys.platform.startswith("linux"):
@@ -157,7 +161,8 @@ def load(folder: str) -> ctypes.CDLL:
     The kernel's library, compiled into ``folder`` once per source (kept there) and loaded into the process with its
     symbols global, so that a compiled package finds ``aoti_torch_cpu_avx512_bmm``.
 
-    :raises RuntimeError: where it cannot be built or loaded (no compiler, no AVX-512: :func:`unavailable`)
+    :raises RuntimeError: where the machine cannot run it (:func:`unavailable`)
+    :raises BuildError: where it cannot be compiled or loaded
     """
     reason = unavailable()
     if reason is not None:
@@ -184,12 +189,16 @@ def load(folder: str) -> ctypes.CDLL:
         try:
             subprocess.run(command, check=True, capture_output=True, text=True)
             os.replace(temporary, library)  # atomic: concurrent builds each write a whole file
-        except subprocess.CalledProcessError as error:
-            raise RuntimeError(f"building the AVX-512 product failed: {error.stderr.strip()[:300]}") from error
+        except (OSError, subprocess.CalledProcessError) as error:
+            message = getattr(error, "stderr", None) or str(error)
+            raise BuildError(f"building the AVX-512 product failed: {message.strip()[:300]}") from error
         finally:
             with contextlib.suppress(OSError):
                 os.remove(temporary)
-    _loaded[key] = ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)
+    try:
+        _loaded[key] = ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)
+    except OSError as error:
+        raise BuildError(f"loading the AVX-512 product failed: {error}") from error
     return _loaded[key]
 
 
