@@ -57,11 +57,21 @@ def test_the_kernel_is_the_product_to_float32_rounding(m, k, n, transpose_a, tra
     th.testing.assert_close(result, a @ b, rtol=1e-5, atol=1e-5)
 
 
-@needs_avx512
-def test_the_operator_is_torch_bmm_in_python():
-    """torch.ops.sb3_tutorial_sac.avx512_bmm runs torch.bmm wherever it runs in Python (the eager step, export)."""
-    a, b = th.randn(2, 64, 128), th.randn(2, 128, 128)
-    assert th.equal(th.ops.sb3_tutorial_sac.avx512_bmm(a, b), th.bmm(a, b))
+def test_the_operator_is_torch_bmm_in_python_and_exports_as_itself():
+    """torch.ops.sb3_tutorial_sac.avx512_bmm runs torch.bmm wherever it runs in Python (the eager step), and export
+    records it as itself with torch.bmm's output (its fake implementation), a transposed operand included."""
+
+    class Product(th.nn.Module):
+        def forward(self, a: th.Tensor, b: th.Tensor) -> th.Tensor:
+            return kernels.avx512_bmm(a, b.transpose(1, 2))
+
+    a, b = th.randn(2, 64, 128), th.randn(2, 96, 128)
+    assert th.equal(Product()(a, b), th.bmm(a, b.transpose(1, 2)))
+    exported = th.export.export(Product(), (a, b), strict=False)
+    (node,) = [node for node in exported.graph.nodes if node.op == "call_function" and "avx512_bmm" in str(node.target)]
+    assert node.target is th.ops.sb3_tutorial_sac.avx512_bmm.default
+    assert tuple(node.meta["val"].shape) == (2, 64, 96) and node.meta["val"].dtype == th.float32
+    assert th.equal(exported.module()(a, b), th.bmm(a, b.transpose(1, 2)))
 
 
 @pytest.mark.parametrize("case", ["loads", "unavailable", "fails to build"])
@@ -75,7 +85,7 @@ def test_compile_step_uses_the_kernel_only_where_it_loads(monkeypatch, tmp_path,
 
     def load(folder):
         if case == "fails to build":
-            raise kernels.BuildError("building the AVX-512 product failed: no")
+            kernels._fail("building the AVX-512 product failed: no", OSError("no"))
         return None
 
     class Stop(Exception):
@@ -92,6 +102,7 @@ def test_compile_step_uses_the_kernel_only_where_it_loads(monkeypatch, tmp_path,
         raise Stop
 
     monkeypatch.setattr(kernels, "load", load)
+    monkeypatch.setattr(kernels, "_failure", None)  # this test's failure stays in this test
     if case == "unavailable":
         monkeypatch.setattr(kernels, "unavailable", lambda: "the CPU has no AVX-512F")
     monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", compile_and_package)
@@ -102,6 +113,8 @@ def test_compile_step_uses_the_kernel_only_where_it_loads(monkeypatch, tmp_path,
         compile_step(spec, engine._probe_loop_inputs(spec), REWRITES, engine.inductor_configs, looped=True)
     shim = {th.ops.sb3_tutorial_sac.avx512_bmm.default: [kernels.SHIM_DECLARATION]}
     expected = {"loads": [True], "unavailable": [False], "fails to build": [True, False]}[case]
+    if case == "fails to build":  # remembered: the next compile does not build (nor compile for) the kernel again
+        assert kernels.unavailable() == "building the AVX-512 product failed: no"
     assert [uses for _, uses in calls] == expected
     assert [configs.get("aot_inductor.custom_ops_to_c_shims") == shim for configs, _ in calls] == expected
     assert all(configs["cpp.threads"] == 1 for configs, _ in calls)  # the engine's own options kept

@@ -39,13 +39,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from concurrent.futures import Future, ThreadPoolExecutor
 import importlib.metadata
 import os
 import platform
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any, ClassVar
 

@@ -26,6 +26,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from typing import NoReturn
 
 import torch as th
 
@@ -144,8 +145,16 @@ class BuildError(RuntimeError):
     """The kernel's library could not be compiled or loaded (the compiler's message in the error)."""
 
 
+# why the kernel failed to build in this process, if it did: not tried again (each try would first compile a package
+# that calls it)
+_failure: str | None = None
+
+
 def unavailable() -> str | None:
-    """Why the kernel cannot be used on this machine (None: it can): it needs Linux on x86-64 with AVX-512F."""
+    """Why the kernel cannot be used here (None: it can): it needs Linux on x86-64 with AVX-512F, and a build that did
+    not fail earlier in this process."""
+    if _failure is not None:
+        return _failure
     if not sys.platform.startswith("linux"):
         return f"the AVX-512 product is built for Linux, not {sys.platform}"
     flags = ""
@@ -191,15 +200,21 @@ def load(folder: str) -> ctypes.CDLL:
             os.replace(temporary, library)  # atomic: concurrent builds each write a whole file
         except (OSError, subprocess.CalledProcessError) as error:
             message = getattr(error, "stderr", None) or str(error)
-            raise BuildError(f"building the AVX-512 product failed: {message.strip()[:300]}") from error
+            _fail(f"building the AVX-512 product failed: {message.strip()[:300]}", error)
         finally:
             with contextlib.suppress(OSError):
                 os.remove(temporary)
     try:
         _loaded[key] = ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)
     except OSError as error:
-        raise BuildError(f"loading the AVX-512 product failed: {error}") from error
+        _fail(f"loading the AVX-512 product failed: {error}", error)
     return _loaded[key]
+
+
+def _fail(message: str, error: Exception) -> NoReturn:
+    global _failure
+    _failure = message
+    raise BuildError(message) from error
 
 
 def inductor_configs() -> dict[str, object]:
