@@ -2,10 +2,10 @@
 
 A TutorialSAC model on Pendulum-v1 with ``engine="compiled"`` is warmed up with ``learn(500)`` (which compiles or
 loads this tree's package, and loads the AVX-512 kernel where the step uses it); the inputs of one ``train(200)``
-call's compiled loop are kept; then both packages run on their own copies of those inputs, ``--rounds`` times in
-alternating order, CPU time per gradient step. Printed: the largest difference between the two packages' statistics
-from the same inputs, each package's median µs per step, and the median of A's time over B's, paired by round, with
-its quartiles.
+call's compiled loop are kept (``--sb3-sizes``: SB3's default sizes, networks 256x256 and batch 256); then both
+packages run on their own copies of those inputs, ``--rounds`` times in alternating order, CPU time per gradient step.
+Printed: the largest difference between the two packages' statistics from the same inputs, each package's median µs
+per step, and the median of A's time over B's, paired by round, with its quartiles.
 
     ls -t "$(python -c 'from sb3_tutorial_sac.engines.compiled import cache_folder; print(cache_folder())')"
     python benchmarks/ab_packages.py OLD.pt2 NEW.pt2 --rounds 40
@@ -33,12 +33,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40, help="alternating rounds")
     parser.add_argument("--steps", type=int, default=200, help="gradient steps per call")
     parser.add_argument("--core", type=int, default=0, help="the core to pin to (-1: not pinned)")
+    parser.add_argument("--sb3-sizes", action="store_true", help="SB3's default sizes: networks 256x256, batch 256")
     args = parser.parse_args()
     if args.core >= 0:
         os.sched_setaffinity(0, {args.core})
     th.set_num_threads(1)
     warnings.simplefilter("ignore", UserWarning)
-    model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, device="cpu", engine="compiled")
+    sizes = dict(policy_kwargs=dict(net_arch=[256, 256]), batch_size=256) if args.sb3_sizes else {}
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, device="cpu", engine="compiled", **sizes)
     model.set_logger(Logger(folder=None, output_formats=[]))
     model.learn(500)
     engine = model.update_engine
@@ -53,7 +55,7 @@ def main() -> None:
         return run_loop(stacked, steps, stats, interval)
 
     engine._run_loop = keep  # type: ignore[method-assign]
-    model.train(args.steps, 64)
+    model.train(args.steps, model.batch_size)
     assert kept, "the compiled loop is not in use"
     runners = [_load_package(path).boxed_run for path in args.packages]
     first = [runner([t.clone() for t in kept])[0] for runner in runners]

@@ -3,7 +3,8 @@
 A TutorialSAC model on Pendulum-v1 with the tutorial's defaults and ``engine="compiled"`` is warmed up with
 ``learn(500)``; the minibatches of one ``train(--steps)`` call are kept, and the engine's compiled loop
 (``CompiledEngine._run_loop``: the noise and scalars of every step, then one call of the compiled package for all steps)
-is run ``--calls`` times on them (the parameters move, as in training). The process prints ``start`` before the
+is run ``--calls`` times on them (the parameters move, as in training); ``--sb3-sizes``: SB3's default sizes (networks
+256x256, batch 256). The process prints ``start`` before the
 calls, so a profiler can attach then, and the mean µs per gradient step at the end.
 
     python benchmarks/compiled_loop.py --calls 150 &
@@ -28,12 +29,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=15, help="calls of the compiled loop")
     parser.add_argument("--steps", type=int, default=200, help="gradient steps per call")
     parser.add_argument("--core", type=int, default=0, help="the core to pin to (-1: not pinned)")
+    parser.add_argument("--sb3-sizes", action="store_true", help="SB3's default sizes: networks 256x256, batch 256")
     args = parser.parse_args()
     if args.core >= 0:
         os.sched_setaffinity(0, {args.core})
     th.set_num_threads(1)
     warnings.simplefilter("ignore", UserWarning)
-    model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, device="cpu", engine="compiled")
+    sizes = dict(policy_kwargs=dict(net_arch=[256, 256]), batch_size=256) if args.sb3_sizes else {}
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, device="cpu", engine="compiled", **sizes)
     model.set_logger(Logger(folder=None, output_formats=[]))
     model.learn(500)
     engine = model.update_engine
@@ -47,7 +50,7 @@ def main() -> None:
         return run_loop(stacked, steps, stats, target_update_interval)
 
     engine._run_loop = keep  # type: ignore[method-assign]
-    model.train(args.steps, 64)
+    model.train(args.steps, model.batch_size)
     del engine._run_loop
     assert "inputs" in kept, "the compiled loop is not in use"
     stacked, steps, interval = kept["inputs"]

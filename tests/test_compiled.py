@@ -15,6 +15,7 @@ and 5 of tests/test_engines.py, 0.0052 and 0.072 for both), so no engine that is
 import itertools
 import os
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -368,3 +369,63 @@ def test_engine_names_and_defaults():
     assert "compiled" in ENGINE_NAMES
     assert type(_model("auto").update_engine) is FastEngine  # the default stays the bit-exact fast engine
     assert isinstance(_model("reference").update_engine, ReferenceEngine)
+
+
+class _FakeBuilder:
+    """A stand-in for Inductor's ``CppBuilder``: each build records when it ran, in which thread, and sleeps."""
+
+    log: ClassVar[list] = []
+    fail: ClassVar[str | None] = None
+
+    def __init__(self, target: str, compile_only: bool = True):
+        self.target, self._compile_only = target, compile_only
+
+    def get_target_file_path(self) -> str:
+        return self.target
+
+    def build(self) -> None:
+        import threading
+        import time
+
+        start = time.perf_counter()
+        time.sleep(0.2)
+        if self.fail == self.target:
+            raise RuntimeError(f"{self.target} failed to compile")
+        _FakeBuilder.log.append((self.target, threading.get_ident(), start, time.perf_counter()))
+
+
+def test_the_packages_wrapper_compiles_beside_its_kernels_and_before_the_link(monkeypatch):
+    """AOTInductor's sequence (the wrapper, the kernels, the constants, the link) with the wrapper's compile in another
+    thread: it overlaps the kernels' compile, and the link starts only after both (and every other object) are done."""
+    import threading
+
+    from torch._inductor import codecache
+
+    monkeypatch.setattr(codecache, "CppBuilder", _FakeBuilder)
+    monkeypatch.setattr(_FakeBuilder, "log", [])
+    with compiled_module._wrapper_compiled_beside_kernels():
+        codecache.CppBuilder("m.wrapper.o").build()
+        codecache.CppBuilder("m.kernel.o").build()
+        codecache.CppBuilder("m.weights.o").build()
+        codecache.CppBuilder("m.wrapper.so", compile_only=False).build()
+    assert codecache.CppBuilder is _FakeBuilder  # restored
+    runs = {target: (thread, start, end) for target, thread, start, end in _FakeBuilder.log}
+    assert set(runs) == {"m.wrapper.o", "m.kernel.o", "m.weights.o", "m.wrapper.so"}
+    assert runs["m.wrapper.o"][0] != threading.get_ident() and runs["m.kernel.o"][0] == threading.get_ident()
+    assert runs["m.wrapper.o"][1] < runs["m.kernel.o"][2] and runs["m.kernel.o"][1] < runs["m.wrapper.o"][2]  # overlap
+    assert runs["m.wrapper.so"][1] >= max(end for _, _, end in runs.values() if end != runs["m.wrapper.so"][2])
+
+
+def test_a_wrapper_that_fails_to_compile_fails_the_packages_compile(monkeypatch):
+    from torch._inductor import codecache
+
+    monkeypatch.setattr(codecache, "CppBuilder", _FakeBuilder)
+    monkeypatch.setattr(_FakeBuilder, "log", [])
+    monkeypatch.setattr(_FakeBuilder, "fail", "m.wrapper.o")
+    with pytest.raises(RuntimeError, match=r"m\.wrapper\.o failed to compile"):
+        with compiled_module._wrapper_compiled_beside_kernels():
+            codecache.CppBuilder("m.wrapper.o").build()
+            codecache.CppBuilder("m.kernel.o").build()
+            codecache.CppBuilder("m.wrapper.so", compile_only=False).build()
+    assert [entry[0] for entry in _FakeBuilder.log] == ["m.kernel.o"]  # never linked
+    assert codecache.CppBuilder is _FakeBuilder

@@ -40,6 +40,8 @@ def _product(a: th.Tensor, b: th.Tensor) -> th.Tensor:
         (256, 256, 256, False, False),  # SB3's sizes
         (13, 5, 70, False, False),  # edge rows (13 = 8 + 5) and edge columns (70 = 32 + 32 + 6)
         (1, 1, 16, True, True),
+        (130, 50, 70, False, False),  # from 128 rows on, B copied panel by panel: full panels and an edge of 6
+        (136, 19, 40, True, True),  # the same with a transposed B (an edge of 8)
         (9, 33, 47, True, True),
     ],
 )

@@ -14,8 +14,8 @@ Inductor uses) into Inductor's cache folder and loaded into the process before a
 
 The kernel: ``C[e] = A[e] @ B[e]`` in tiles of 8 rows by 32 columns held in registers over the whole inner dimension,
 ``A`` read by broadcasts at any strides, ``B`` row by row (the step gives it row-major: a transposed weight is copied by
-Inductor's vectorised transposition first; any other ``B`` is copied here, slowly); edge rows one by one and edge
-columns with masked loads.
+Inductor's vectorised transposition first; any other ``B`` is copied here, slowly), from 128 rows of ``A`` on (SB3's
+sizes) from a contiguous copy of each 32-column panel; edge rows one by one and edge columns with masked loads.
 """
 
 from __future__ import annotations
@@ -95,24 +95,50 @@ inline void columns(long M, long K, const float* A, long sam, long sak, const fl
 }
 }  // namespace
 
-// C = A @ B for one matrix of the batch; B(k, n) = B[k * sbk + n * sbn]
+namespace {
+// B's columns [n, n + width) (width <= 32) as a contiguous panel of K rows of 32: B(k, n) = B[k * sbk + n * sbn]
+inline void pack(long K, long width, const float* B, long sbk, long sbn, float* panel) {
+    if (sbn == 1) {
+        const __mmask16 low = (__mmask16)(width >= 16 ? 0xFFFF : (1u << width) - 1u);
+        const __mmask16 high = (__mmask16)(width <= 16 ? 0 : width >= 32 ? 0xFFFF : (1u << (width - 16)) - 1u);
+        for (long k = 0; k < K; k++) {
+            _mm512_storeu_ps(panel + 32 * k, _mm512_maskz_loadu_ps(low, B + k * sbk));
+            _mm512_storeu_ps(panel + 32 * k + 16, _mm512_maskz_loadu_ps(high, B + k * sbk + 16));
+        }
+    } else {  // a transposed B (not from the step): one element at a time
+        for (long k = 0; k < K; k++)
+            for (long j = 0; j < width; j++) panel[32 * k + j] = B[k * sbk + j * sbn];
+    }
+}
+}  // namespace
+
+// C = A @ B for one matrix of the batch; B(k, n) = B[k * sbk + n * sbn]. From 128 rows of A on, each 32-column panel
+// of B is first copied into a contiguous block: B's rows lie a power of two apart at these sizes, so that read in
+// place they share few cache sets and evict each other (about 1.1x faster at 256x256x256; below 128 rows the copy
+// costs more than it saves). The sums are the same either way.
 extern "C" void sb3_tutorial_sac_gemm(long M, long N, long K, const float* A, long sam, long sak, const float* B,
                                       long sbk, long sbn, float* C) {
-    thread_local std::vector<float> packed;
-    if (sbn != 1) {  // B's rows are not contiguous (a transposed weight): a row-major copy, in blocks
-        packed.resize(K * N);
-        for (long k0 = 0; k0 < K; k0 += 16)
-            for (long n0 = 0; n0 < N; n0 += 16)
-                for (long n = n0; n < n0 + 16 && n < N; n++)
-                    for (long k = k0; k < k0 + 16 && k < K; k++) packed[k * N + n] = B[k * sbk + n * sbn];
-        B = packed.data();
-        sbk = N;
-    }
+    thread_local std::vector<float> panel;
+    const bool packed = sbn != 1 || M >= 128;
+    if (packed && (long)panel.size() < 32 * K) panel.resize(32 * K);
     long n = 0;
-    for (; n + 32 <= N; n += 32) columns<2, false>(M, K, A, sam, sak, B + n, sbk, C + n, N, 0xFFFF);
+    for (; n + 32 <= N; n += 32) {
+        if (packed) {
+            pack(K, 32, B + n * sbn, sbk, sbn, panel.data());
+            columns<2, false>(M, K, A, sam, sak, panel.data(), 32, C + n, N, 0xFFFF);
+        } else {
+            columns<2, false>(M, K, A, sam, sak, B + n, sbk, C + n, N, 0xFFFF);
+        }
+    }
     for (; n < N; n += 16) {
-        long left = N - n < 16 ? N - n : 16;
-        columns<1, true>(M, K, A, sam, sak, B + n, sbk, C + n, N, (__mmask16)((1u << left) - 1u));
+        const long left = N - n < 16 ? N - n : 16;
+        const __mmask16 mask = (__mmask16)((1u << left) - 1u);
+        if (packed) {
+            pack(K, left, B + n * sbn, sbk, sbn, panel.data());
+            columns<1, true>(M, K, A, sam, sak, panel.data(), 32, C + n, N, mask);
+        } else {
+            columns<1, true>(M, K, A, sam, sak, B + n, sbk, C + n, N, mask);
+        }
     }
 }
 

@@ -214,7 +214,7 @@ class Products:
         if "bias_after" in self.rewrites:
             # the product alone, the bias added in the fused loop that follows (with the ReLU): addmm would copy the
             # bias into its output and have the BLAS scale it by beta, two passes over the output
-            return x.mm(weight.t()) + bias
+            return self.mm(x, weight.t()) + bias
         return F.linear(x, weight, bias)
 
     def mm(self, a: th.Tensor, b: th.Tensor) -> th.Tensor:
@@ -231,6 +231,9 @@ class Products:
             # a weight gradient grad.t() @ input of a layer of few inputs: the sum over the batch vectorised over the
             # contiguous features of grad, transposed at the end
             return (b.unsqueeze(2) * a.t().unsqueeze(1)).sum(0).t()
+        if "avx512_bmm" in self.rewrites and min(m, k, n) > _SMALL:
+            # the AVX-512 kernel of engines.kernels as for the critics' ensemble (_Ensemble.mm), on a batch of one
+            return kernels.avx512_bmm(a.unsqueeze(0), (b if b.stride(1) == 1 else b.contiguous()).unsqueeze(0))[0]
         return a.mm(b)
 
 
