@@ -13,9 +13,11 @@ dispatcher in between. That function is compiled here once per source and machin
 Inductor uses) into Inductor's cache folder and loaded into the process before any package that calls it.
 
 The kernel: ``C[e] = A[e] @ B[e]`` in tiles of 8 rows by 32 columns held in registers over the whole inner dimension,
-``A`` read by broadcasts at any strides, ``B`` row by row (the step gives it row-major: a transposed weight is copied by
-Inductor's vectorised transposition first; any other ``B`` is copied here, slowly), from 128 rows of ``A`` on (SB3's
-sizes) from a contiguous copy of each 32-column panel; edge rows one by one and edge columns with masked loads.
+``A`` read by broadcasts at any strides, ``B`` by rows of 32-column panels: read in place where ``B`` is row-major and
+``A`` has fewer than 128 rows, else first copied into a contiguous panel (rows a power of two apart share cache sets at
+SB3's sizes; a transposed weight, as the forward products pass it, is copied by 16x16 blocks transposed in registers,
+where Inductor would otherwise copy the whole weight transposed first); edge rows one by one and edge columns with
+masked loads.
 """
 
 from __future__ import annotations
@@ -96,6 +98,33 @@ inline void columns(long M, long K, const float* A, long sam, long sak, const fl
 }  // namespace
 
 namespace {
+// r[i][j] = r[j][i]: the rows of a 16x16 block become its columns (pairs, then quads of elements interleaved, then lanes)
+inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+        t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
+        t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+        t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
+    }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+    }
+}
+
 // B's columns [n, n + width) (width <= 32) as a contiguous panel of K rows of 32: B(k, n) = B[k * sbk + n * sbn]
 inline void pack(long K, long width, const float* B, long sbk, long sbn, float* panel) {
     if (sbn == 1) {
@@ -105,17 +134,29 @@ inline void pack(long K, long width, const float* B, long sbk, long sbn, float* 
             _mm512_storeu_ps(panel + 32 * k, _mm512_maskz_loadu_ps(low, B + k * sbk));
             _mm512_storeu_ps(panel + 32 * k + 16, _mm512_maskz_loadu_ps(high, B + k * sbk + 16));
         }
-    } else {  // a transposed B (not from the step): one element at a time
+    } else if (sbk == 1) {  // a transposed weight: its rows are B's columns, 16 of them by 16 elements transposed at once
+        for (long k0 = 0; k0 < K; k0 += 16) {
+            const long rows = K - k0 < 16 ? K - k0 : 16;
+            const __mmask16 mask = (__mmask16)(rows == 16 ? 0xFFFF : (1u << rows) - 1u);
+            for (long j0 = 0; j0 < width; j0 += 16) {
+                __m512 r[16];
+                for (long j = 0; j < 16; j++)
+                    r[j] = j0 + j < width ? _mm512_maskz_loadu_ps(mask, B + (j0 + j) * sbn + k0) : _mm512_setzero_ps();
+                transpose16(r);
+                for (long k = 0; k < rows; k++) _mm512_storeu_ps(panel + 32 * (k0 + k) + j0, r[k]);
+            }
+        }
+    } else {  // any other strides (not from the step): one element at a time
         for (long k = 0; k < K; k++)
             for (long j = 0; j < width; j++) panel[32 * k + j] = B[k * sbk + j * sbn];
     }
 }
 }  // namespace
 
-// C = A @ B for one matrix of the batch; B(k, n) = B[k * sbk + n * sbn]. From 128 rows of A on, each 32-column panel
-// of B is first copied into a contiguous block: B's rows lie a power of two apart at these sizes, so that read in
-// place they share few cache sets and evict each other (about 1.1x faster at 256x256x256; below 128 rows the copy
-// costs more than it saves). The sums are the same either way.
+// C = A @ B for one matrix of the batch; B(k, n) = B[k * sbk + n * sbn]. A B that is not row-major, and from 128 rows
+// of A on any B, is copied 32-column panel by panel into a contiguous block first: B's rows lie a power of two apart at
+// these sizes, so that read in place they share few cache sets and evict each other (about 1.1x faster at
+// 256x256x256; below 128 rows the copy costs more than it saves). The sums are the same either way.
 extern "C" void sb3_tutorial_sac_gemm(long M, long N, long K, const float* A, long sam, long sak, const float* B,
                                       long sbk, long sbn, float* C) {
     thread_local std::vector<float> panel;

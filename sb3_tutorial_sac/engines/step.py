@@ -233,7 +233,7 @@ class Products:
             return (b.unsqueeze(2) * a.t().unsqueeze(1)).sum(0).t()
         if "avx512_bmm" in self.rewrites and min(m, k, n) > _SMALL:
             # the AVX-512 kernel of engines.kernels as for the critics' ensemble (_Ensemble.mm), on a batch of one
-            return kernels.avx512_bmm(a.unsqueeze(0), (b if b.stride(1) == 1 else b.contiguous()).unsqueeze(0))[0]
+            return kernels.avx512_bmm(a.unsqueeze(0), (b if 1 in b.stride() else b.contiguous()).unsqueeze(0))[0]
         return a.mm(b)
 
 
@@ -339,9 +339,9 @@ class _Ensemble:
             # one BLAS product per critic into the halves of one output (ATen's bmm runs these sizes slower per product)
             return th.stack([a[0].mm(b[0]), a[1].mm(b[1])])
         if "avx512_bmm" in self.rewrites:
-            # torch.bmm, which the compiled package runs as the AVX-512 kernel of engines.kernels; it reads b by rows,
-            # so a transposed weight is first copied row-major (Inductor's vectorised transposition)
-            return kernels.avx512_bmm(a, b if b.stride(2) == 1 else b.contiguous())
+            # torch.bmm, which the compiled package runs as the AVX-512 kernel of engines.kernels; it reads b by rows or,
+            # a transposed weight, by 16x16 blocks transposed into its panels
+            return kernels.avx512_bmm(a, b if 1 in (b.stride(1), b.stride(2)) else b.contiguous())
         return th.bmm(a, b)
 
     def forward(self, flat: th.Tensor, x: th.Tensor) -> list[th.Tensor]:
