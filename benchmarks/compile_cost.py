@@ -8,10 +8,18 @@ machine and torch version), then the same folder again (it loads the package).
 
     python benchmarks/compile_cost.py                       # learn(2000) and learn(20000), about 3 minutes
     python benchmarks/compile_cost.py --steps 2000 20000 100000
+
+``--trees`` compares source trees instead, in one sitting: for each tree in turn (the order reversed every other
+round, ``--rounds``), the compiled engine into an empty cache and then from it, ``sb3_tutorial_sac`` imported from that
+tree (``PYTHONPATH`` and the working folder, as ``ab_trees.py`` does):
+
+    git worktree add /tmp/before <commit>
+    python benchmarks/compile_cost.py --steps 2000 --trees /tmp/before . --rounds 3
 """
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,7 +36,9 @@ CompiledEngine.looped = sys.argv[3] == "loop"
 model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, device="cpu", engine=sys.argv[1])
 model.learn(int(sys.argv[2]))
 engine = model.update_engine
+import sb3_tutorial_sac
 print(json.dumps({
+    "package": sb3_tutorial_sac.__file__,
     "seconds": time.perf_counter() - start,
     "engine": type(engine).__name__,
     "compile_seconds": getattr(engine, "compile_seconds", None),
@@ -38,15 +48,38 @@ print(json.dumps({
 """
 
 
-def run(engine: str, steps: int, cache: str, compiled: str = "loop") -> dict:
+def run(engine: str, steps: int, cache: str, compiled: str = "loop", tree: str | None = None) -> dict:
+    """One process's figures; ``tree``: ``sb3_tutorial_sac`` imported from that source tree."""
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+    if tree is not None:
+        env["PYTHONPATH"] = os.path.abspath(tree)
     result = subprocess.run(
         [sys.executable, "-c", CHILD, engine, str(steps), compiled],
         capture_output=True,
         text=True,
         check=True,
-        env={**__import__("os").environ, "TORCHINDUCTOR_CACHE_DIR": cache},
+        env=env,
+        cwd=os.path.abspath(tree) if tree is not None else None,
     )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    if tree is not None:
+        assert figures["package"].startswith(os.path.abspath(tree)), f"imported {figures['package']}, not from {tree}"
+    return figures
+
+
+def compare_trees(trees: list[str], steps: int, rounds: int, compiled: str) -> None:
+    """The compiled engine's cold and cached cost for each tree, alternating, each round in a new empty cache."""
+    print(f"learn({steps}), compiled engine; process s and compile/load s; an empty cache, then the same cache filled")
+    for k in range(rounds):
+        for tree in trees if k % 2 == 0 else trees[::-1]:
+            cache = tempfile.mkdtemp(prefix="inductor-cache-")
+            figures = [run("compiled", steps, cache, compiled, tree) for _ in ("empty", "filled")]
+            line = " | ".join(
+                f"{state}: {r['seconds']:.1f} s, compile/load {r['compile_seconds']:.2f} s"
+                + (f" UNAVAILABLE: {r['unavailable']}" if r["unavailable"] else "")
+                for state, r in zip(("empty", "filled"), figures)
+            )
+            print(f"round {k + 1} {tree}: {line}", flush=True)
 
 
 def main() -> None:
@@ -58,7 +91,13 @@ def main() -> None:
         default="loop",
         help="compile all steps of a train() call as one loop (the default) or one step (CompiledEngine.looped)",
     )
+    parser.add_argument("--trees", nargs="+", help="source trees to compare (the compiled engine only)")
+    parser.add_argument("--rounds", type=int, default=3, help="with --trees: alternations")
     args = parser.parse_args()
+    if args.trees:
+        for steps in args.steps:
+            compare_trees(args.trees, steps, args.rounds, args.compiled)
+        return
     print(f"{'learn()':>8} {'engine':>9} {'cache':>6} {'process s':>10} {'compile/load s':>15}")
     for steps in args.steps:
         cache = tempfile.mkdtemp(prefix="inductor-cache-")
