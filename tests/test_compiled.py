@@ -429,3 +429,27 @@ def test_a_wrapper_that_fails_to_compile_fails_the_packages_compile(monkeypatch)
             codecache.CppBuilder("m.wrapper.so", compile_only=False).build()
     assert [entry[0] for entry in _FakeBuilder.log] == ["m.kernel.o"]  # never linked
     assert codecache.CppBuilder is _FakeBuilder
+
+
+def test_a_compile_under_way_in_another_thread_keeps_inductors_builder(monkeypatch):
+    """Two compiles at once (models compiled in two threads): the second leaves the builder as the first set it, and
+    the first restores Inductor's own when it ends."""
+    import threading
+
+    from torch._inductor import codecache
+
+    monkeypatch.setattr(codecache, "CppBuilder", _FakeBuilder)
+    seen = {}
+    with compiled_module._wrapper_compiled_beside_kernels():
+        first = codecache.CppBuilder
+        assert first is not _FakeBuilder
+
+        def other() -> None:
+            with compiled_module._wrapper_compiled_beside_kernels():
+                seen["inside"] = codecache.CppBuilder
+            seen["after"] = codecache.CppBuilder
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+    assert seen == {"inside": first, "after": first} and codecache.CppBuilder is _FakeBuilder

@@ -171,18 +171,43 @@ _WRAPPER_BUILDS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sb3_tuto
 def _wrapper_compiled_beside_kernels():
     """
     AOTInductor compiles a package's two C++ files one after the other (``codecache.AotCodeCompiler.compile``: the
-    wrapper, about 8 s for the loop, then the kernels, about 2.5 s), each a compiler process on one core. Here, in the
+    wrapper, about 8 s for the loop, then the kernels, 2-3 s), each a compiler process on one core. Here, in the
     calling thread, the wrapper's compile is started in another thread and awaited after the next compile (the
-    kernels'), and before any link: about 2.5 s less of every cold compile on two cores, the same files. Where torch's
-    internals differ (no ``codecache.CppBuilder``), nothing changes.
+    kernels'), and before any link: the kernels' 2-3 s off every cold compile on two cores, the same files. Builds
+    in other threads, and compiles while another thread's is under way here, are left as Inductor makes them; where
+    torch's internals differ (no ``codecache.CppBuilder``), nothing changes.
     """
     from torch._inductor import codecache
 
-    base = getattr(codecache, "CppBuilder", None)
-    if base is None or not hasattr(base, "build") or not hasattr(base, "get_target_file_path"):
+    with _BUILDER_SWAP:
+        base = getattr(codecache, "CppBuilder", None)
+        overlapping = None
+        if (
+            base is not None
+            and not getattr(base, "_sb3_tutorial_sac_overlap", False)  # else another thread's compile is under way
+            and hasattr(base, "build")
+            and hasattr(base, "get_target_file_path")
+        ):
+            overlapping = codecache.CppBuilder = _overlapping_builder(base, threading.get_ident())
+    if overlapping is None:
         yield
         return
-    owner = threading.get_ident()
+    try:
+        yield
+    finally:
+        with _BUILDER_SWAP:
+            codecache.CppBuilder = base
+        with contextlib.suppress(Exception):  # a wrapper never awaited (the compile failed before): its error unused
+            overlapping.await_pending()  # type: ignore[attr-defined]
+
+
+# held while the builder class is swapped in or out (_wrapper_compiled_beside_kernels)
+_BUILDER_SWAP = threading.Lock()
+
+
+def _overlapping_builder(base: type, owner: int) -> type:
+    """``base`` (Inductor's ``CppBuilder``) whose ``build`` of a package's wrapper object, in thread ``owner``, runs in
+    another thread, awaited after the next compile and before any link."""
     pending: list[Future] = []
 
     def await_pending() -> None:
@@ -190,6 +215,8 @@ def _wrapper_compiled_beside_kernels():
             pending.pop().result()
 
     class Builder(base):  # type: ignore[misc,valid-type]
+        _sb3_tutorial_sac_overlap = True
+
         def build(self) -> None:
             if threading.get_ident() != owner:
                 return super().build()
@@ -204,13 +231,8 @@ def _wrapper_compiled_beside_kernels():
             finally:
                 await_pending()
 
-    codecache.CppBuilder = Builder
-    try:
-        yield
-    finally:
-        codecache.CppBuilder = base
-        with contextlib.suppress(Exception):  # a wrapper never awaited (the compile failed before): its error unused
-            await_pending()
+    Builder.await_pending = staticmethod(await_pending)  # type: ignore[attr-defined]
+    return Builder
 
 
 def _compile_or_load(
