@@ -11,19 +11,17 @@ per step, and the median of A's time over B's, paired by round, with its quartil
     python benchmarks/ab_packages.py OLD.pt2 NEW.pt2 --rounds 40
 
 A package compiled by another tree of the same step (``compiled_loop.py`` run from that tree, with
-``PYTHONPATH`` set to it) lies in the same cache folder under its own key.
+``PYTHONPATH`` set to it) lies in the same cache folder under its own key. Both packages call the AVX-512 kernel this
+tree built and loaded (one symbol per process): two kernel sources are compared in fresh processes instead
+(``compiled_loop.py`` from each tree, or ``throughput.py``).
 """
 
 import argparse
-import os
 import statistics
 import time
-import warnings
 
-import torch as th
-from stable_baselines3.common.logger import Logger
+from compiled_loop import add_arguments, loop_inputs, warmed_up_model
 
-from sb3_tutorial_sac import TutorialSAC
 from sb3_tutorial_sac.engines.compiled import _load_package
 
 
@@ -31,32 +29,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("packages", nargs=2, help="the two .pt2 packages, A and B")
     parser.add_argument("--rounds", type=int, default=40, help="alternating rounds")
-    parser.add_argument("--steps", type=int, default=200, help="gradient steps per call")
-    parser.add_argument("--core", type=int, default=0, help="the core to pin to (-1: not pinned)")
-    parser.add_argument("--sb3-sizes", action="store_true", help="SB3's default sizes: networks 256x256, batch 256")
+    add_arguments(parser)
     args = parser.parse_args()
-    if args.core >= 0:
-        os.sched_setaffinity(0, {args.core})
-    th.set_num_threads(1)
-    warnings.simplefilter("ignore", UserWarning)
-    sizes = dict(policy_kwargs=dict(net_arch=[256, 256]), batch_size=256) if args.sb3_sizes else {}
-    model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, device="cpu", engine="compiled", **sizes)
-    model.set_logger(Logger(folder=None, output_formats=[]))
-    model.learn(500)
+    model = warmed_up_model(args)
     engine = model.update_engine
-    kept: list[th.Tensor] = []
-    run_loop = engine._run_loop
-
-    def keep(stacked, steps, stats, interval):  # the engine's call, its inputs recorded once
+    stacked, steps, interval = loop_inputs(model, args.steps)
+    with engine.loop():  # the loop's other inputs, as the engine makes them for a call
         noise = engine._noise_block(steps, stacked[1].shape[1:])
         scalars = engine._scalars_of_steps(steps, interval)
-        if not kept:
-            kept.extend([*(c.clone() for c in stacked), noise, scalars, *(t.clone() for t in engine._persistent)])
-        return run_loop(stacked, steps, stats, interval)
-
-    engine._run_loop = keep  # type: ignore[method-assign]
-    model.train(args.steps, model.batch_size)
-    assert kept, "the compiled loop is not in use"
+        kept = [*stacked, noise, scalars, *(t.clone() for t in engine._persistent)]
     runners = [_load_package(path).boxed_run for path in args.packages]
     first = [runner([t.clone() for t in kept])[0] for runner in runners]
     print(f"largest difference of the statistics from the same inputs: {(first[0] - first[1]).abs().max().item()}")

@@ -4,8 +4,8 @@ A TutorialSAC model on Pendulum-v1 with the tutorial's defaults and ``engine="co
 ``learn(500)``; the minibatches of one ``train(--steps)`` call are kept, and the engine's compiled loop
 (``CompiledEngine._run_loop``: the noise and scalars of every step, then one call of the compiled package for all steps)
 is run ``--calls`` times on them (the parameters move, as in training); ``--sb3-sizes``: SB3's default sizes (networks
-256x256, batch 256). The process prints ``start`` before the
-calls, so a profiler can attach then, and the mean µs per gradient step at the end.
+256x256, batch 256). The process prints ``start`` before the calls, so a profiler can attach then, and the mean µs per
+gradient step at the end. ``ab_packages.py`` builds on its setup.
 
     python benchmarks/compiled_loop.py --calls 150 &
     perf record -F 4000 -p $(pgrep -f compiled_loop.py) -o perf.data -- sleep 8   # after "start"
@@ -24,13 +24,16 @@ from sb3_tutorial_sac import TutorialSAC
 from sb3_tutorial_sac.engines import CompiledEngine
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=15, help="calls of the compiled loop")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every script built on :func:`warmed_up_model` takes."""
     parser.add_argument("--steps", type=int, default=200, help="gradient steps per call")
     parser.add_argument("--core", type=int, default=0, help="the core to pin to (-1: not pinned)")
     parser.add_argument("--sb3-sizes", action="store_true", help="SB3's default sizes: networks 256x256, batch 256")
-    args = parser.parse_args()
+
+
+def warmed_up_model(args: argparse.Namespace) -> TutorialSAC:
+    """The process pinned to ``args.core`` with one torch thread; a compiled-engine model (SB3's sizes with
+    ``args.sb3_sizes``) warmed up with ``learn(500)``, its compiled loop checked to be in use."""
     if args.core >= 0:
         os.sched_setaffinity(0, {args.core})
     th.set_num_threads(1)
@@ -42,6 +45,13 @@ def main() -> None:
     engine = model.update_engine
     why = getattr(engine, "unavailable", type(engine).__name__)
     assert isinstance(engine, CompiledEngine) and engine.unavailable is None, f"the compiled engine is not in use: {why}"
+    return model
+
+
+def loop_inputs(model: TutorialSAC, steps: int) -> tuple[list[th.Tensor], int, int]:
+    """The minibatches (copies), steps and target update interval of the compiled loop's call in ``train(steps)``."""
+    engine = model.update_engine
+    assert isinstance(engine, CompiledEngine)
     kept = {}
     run_loop = engine._run_loop
 
@@ -50,10 +60,22 @@ def main() -> None:
         return run_loop(stacked, steps, stats, target_update_interval)
 
     engine._run_loop = keep  # type: ignore[method-assign]
-    model.train(args.steps, model.batch_size)
-    del engine._run_loop
+    try:
+        model.train(steps, model.batch_size)
+    finally:
+        del engine._run_loop
     assert "inputs" in kept, "the compiled loop is not in use"
-    stacked, steps, interval = kept["inputs"]
+    return kept["inputs"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=15, help="calls of the compiled loop")
+    add_arguments(parser)
+    args = parser.parse_args()
+    model = warmed_up_model(args)
+    engine = model.update_engine
+    stacked, steps, interval = loop_inputs(model, args.steps)
     stats = th.zeros(steps, model.critic.n_critics + 4)
     with engine.loop():
         print("start", flush=True)

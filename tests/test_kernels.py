@@ -35,7 +35,7 @@ def _product(a: th.Tensor, b: th.Tensor) -> th.Tensor:
     "m, k, n, transpose_a, transpose_b",
     [
         (64, 128, 128, False, False),  # the input gradient dZ @ W
-        (64, 128, 128, False, True),  # the forward H @ W.T (B copied row-major here)
+        (64, 128, 128, False, True),  # the forward H @ W.T (B's panels copied by 16x16 transposed blocks)
         (128, 64, 128, True, False),  # the weight gradient dZ.T @ H (A read through its strides)
         (256, 256, 256, False, False),  # SB3's sizes
         (13, 5, 70, False, False),  # edge rows (13 = 8 + 5) and edge columns (70 = 32 + 32 + 6)
@@ -57,6 +57,17 @@ def test_the_kernel_is_the_product_to_float32_rounding(m, k, n, transpose_a, tra
     assert result.shape == (m, n) and not result.isnan().any()
     assert ((result.double() - exact).abs() <= k * 2**-23 * scale + 1e-30).all()
     th.testing.assert_close(result, a @ b, rtol=1e-5, atol=1e-5)
+
+
+@needs_avx512
+def test_the_kernel_reads_a_b_of_any_strides():
+    """A ``B`` with neither stride 1 (not from the step: copied element by element) gives the same product, bit for
+    bit, as its contiguous copy, full panels and edges included."""
+    generator = th.Generator().manual_seed(7)
+    a, b = th.randn(130, 40, generator=generator), th.randn(80, 140, generator=generator)[::2, ::3]
+    assert 1 not in b.stride() and b.shape == (40, 47)
+    assert th.equal(_product(a, b), _product(a, b.contiguous()))
+    assert th.equal(_product(a[:20], b), _product(a[:20], b.contiguous()))  # under 128 rows
 
 
 def test_the_operator_is_torch_bmm_in_python_and_exports_as_itself():

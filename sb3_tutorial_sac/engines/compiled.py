@@ -101,13 +101,7 @@ def _source_digest() -> str:
 def _cpu_model() -> str:
     """The CPU's model name and flags (Linux), else the platform's processor string: the package is compiled for the
     machine's CPU (``-march=native``)."""
-    lines: dict[str, str] = {}
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            key = line.split(":", 1)[0].strip()
-            if key in ("model name", "flags") and key not in lines:
-                lines[key] = line.strip()
-    return "|".join(lines.values()) or platform.processor()
+    return "|".join(kernels.cpu_info().values()) or platform.processor()
 
 
 class _Step(nn.Module):
@@ -181,14 +175,15 @@ def _wrapper_compiled_beside_kernels():
 
     with _BUILDER_SWAP:
         base = getattr(codecache, "CppBuilder", None)
-        overlapping = None
+        overlapping: tuple[type, Callable[[], None]] | None = None
         if (
             base is not None
             and not getattr(base, "_sb3_tutorial_sac_overlap", False)  # else another thread's compile is under way
             and hasattr(base, "build")
             and hasattr(base, "get_target_file_path")
         ):
-            overlapping = codecache.CppBuilder = _overlapping_builder(base, threading.get_ident())
+            overlapping = _overlapping_builder(base, threading.get_ident())
+            codecache.CppBuilder = overlapping[0]
     if overlapping is None:
         yield
         return
@@ -198,16 +193,16 @@ def _wrapper_compiled_beside_kernels():
         with _BUILDER_SWAP:
             codecache.CppBuilder = base
         with contextlib.suppress(Exception):  # a wrapper never awaited (the compile failed before): its error unused
-            overlapping.await_pending()  # type: ignore[attr-defined]
+            overlapping[1]()
 
 
 # held while the builder class is swapped in or out (_wrapper_compiled_beside_kernels)
 _BUILDER_SWAP = threading.Lock()
 
 
-def _overlapping_builder(base: type, owner: int) -> type:
+def _overlapping_builder(base: type, owner: int) -> tuple[type, Callable[[], None]]:
     """``base`` (Inductor's ``CppBuilder``) whose ``build`` of a package's wrapper object, in thread ``owner``, runs in
-    another thread, awaited after the next compile and before any link."""
+    another thread, awaited after the next compile and before any link; and the function that awaits it."""
     pending: list[Future] = []
 
     def await_pending() -> None:
@@ -231,8 +226,7 @@ def _overlapping_builder(base: type, owner: int) -> type:
             finally:
                 await_pending()
 
-    Builder.await_pending = staticmethod(await_pending)  # type: ignore[attr-defined]
-    return Builder
+    return Builder, await_pending
 
 
 def _compile_or_load(

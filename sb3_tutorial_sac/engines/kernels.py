@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import os
 import subprocess
@@ -224,12 +225,23 @@ def unavailable() -> str | None:
         return _failure
     if not sys.platform.startswith("linux"):
         return f"the AVX-512 product is built for Linux, not {sys.platform}"
-    flags = ""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
-        flags = next((line for line in cpuinfo if line.startswith("flags")), "")
-    if "avx512f" not in flags.split():
+    if "avx512f" not in cpu_info().get("flags", "").split():
         return "the CPU has no AVX-512F"
     return None
+
+
+@functools.cache
+def cpu_info() -> dict[str, str]:
+    """The first ``model name`` and ``flags`` lines of ``/proc/cpuinfo`` by key, stripped (Linux; empty elsewhere), read
+    once per process: what the kernel needs (:func:`unavailable`) and what a compiled package's cache key names
+    (``compiled._cpu_model``)."""
+    lines: dict[str, str] = {}
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            key = line.split(":", 1)[0].strip()
+            if key in ("model name", "flags") and key not in lines:
+                lines[key] = line.strip()
+    return lines
 
 
 def load(folder: str) -> ctypes.CDLL:
