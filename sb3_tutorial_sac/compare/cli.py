@@ -25,6 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (default: 3)")
     parser.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
     parser.add_argument("--budget", type=int, default=0, help="env steps per run (default: 0 = the zoo's n_timesteps)")
+    parser.add_argument(
+        "--schedule",
+        choices=["budget", "zoo"],
+        default="budget",
+        help="a budget below the zoo's n_timesteps: 'budget' scales its lin_ schedules to the budget, 'zoo' runs them "
+        "over the zoo's n_timesteps and stops at the budget (default: budget)",
+    )
     parser.add_argument("--eval-freq", type=int, default=1000, help="evaluate every N env steps (default: 1000)")
     parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation and mode (default: 10)")
     parser.add_argument(
@@ -107,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         notes=notes,
         report_only=args.report_only,
         last=args.score_last,
+        schedule=args.schedule,
     )
     print(report)
     print(f"Report, CSVs and plots in {args.log_folder}/{name}*")

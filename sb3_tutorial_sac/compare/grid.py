@@ -30,6 +30,7 @@ def compare(
     notes: Sequence[str] = (),
     report_only: bool = False,
     last: int = SCORE_LAST,
+    schedule: str = "budget",
 ) -> tuple[str, pd.DataFrame]:
     """Run (or resume) the grid and write the report into ``log_folder``.
 
@@ -49,9 +50,10 @@ def compare(
     :param notes: paragraphs appended to the report
     :param report_only: train nothing; report what has finished
     :param last: evaluation points a run's score averages (the last ones common to all runs)
+    :param schedule: how the zoo's ``lin_`` schedules meet a budget below its ``n_timesteps`` (``RunSpec.schedule``)
     :return: the report's markdown and the table of runs (one row per run, with its status and error)
     """
-    specs = make_specs(variants, envs, seeds, budget, eval_freq, eval_episodes, log_folder)
+    specs = make_specs(variants, envs, seeds, budget, eval_freq, eval_episodes, log_folder, schedule=schedule)
     records = run_all(specs, backend=backend, jobs=jobs, address=address, progress=progress, report_only=report_only)
     evaluations, runs = collect(specs, records)
     title = "Ablation: one tutorial quirk switched to SB3's choice at a time" if name == "ablation" else "Comparison"

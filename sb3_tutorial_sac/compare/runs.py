@@ -41,6 +41,7 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
+from sb3_tutorial_sac.compare.record_provenance import run_provenance
 from sb3_tutorial_sac.compare.specs import MODES, RUN_FILE, RunSpec
 from sb3_tutorial_sac.zoo import hyperparams_path, register
 
@@ -199,12 +200,14 @@ def _train_with_zoo(spec: RunSpec, run_dir: pathlib.Path, report: Reporter | Non
     register()  # tutorial_sac into rl-zoo3's ALGOS
     config, hyperparams_source = _zoo_config(spec, run_dir)
     args = argparse.Namespace(**{k: v for k, v in spec.protocol().items() if k != "overrides"}, label=spec.variant.label)
+    # schedule "zoo": the zoo's n_timesteps (its lin_ schedules run over them), training stopped at the budget below
+    n_timesteps = 0 if spec.schedule == "zoo" else spec.budget
     manager = ExperimentManager(
         args,
         spec.variant.algo,
         spec.env,
         str(spec.variant.exp_folder(pathlib.Path(spec.log_folder))),
-        n_timesteps=spec.budget,
+        n_timesteps=n_timesteps,
         eval_freq=0,  # the zoo's own EvalCallback is replaced by the dual one below
         hyperparams=dict(spec.variant.overrides),
         seed=spec.seed,
@@ -219,17 +222,18 @@ def _train_with_zoo(spec: RunSpec, run_dir: pathlib.Path, report: Reporter | Non
     setup = manager.setup_experiment()
     assert setup is not None
     model, saved_hyperparams = setup
-    schedules = record_config(run_dir / spec.env / "config.yml", saved_hyperparams, manager.n_timesteps)
+    budget = spec.budget or manager.n_timesteps
+    schedules = record_config(run_dir / spec.env / "config.yml", saved_hyperparams, manager.n_timesteps, budget)
     eval_env = manager.create_envs(1, eval_env=True)
-    eval_callback = DualEvalCallback(eval_env, spec, run_dir, manager.n_envs, budget=manager.n_timesteps)
+    eval_callback = DualEvalCallback(eval_env, spec, run_dir, manager.n_envs, budget=budget)
     manager.callbacks += [eval_callback, ProgressReport(report, spec.key)]
     if report is not None:
         report({"key": spec.key, "event": "start", "steps": 0, "total": manager.n_timesteps})
     start, cpu_start = time.perf_counter(), time.process_time()
     manager.learn(model)
     learn_seconds, learn_cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    if model.num_timesteps < manager.n_timesteps:  # rl-zoo3's learn() swallows KeyboardInterrupt: not a finished run
-        raise RuntimeError(f"training stopped at {model.num_timesteps} of {manager.n_timesteps} env steps (interrupted)")
+    if model.num_timesteps < budget:  # rl-zoo3's learn() swallows KeyboardInterrupt: not a finished run
+        raise RuntimeError(f"training stopped at {model.num_timesteps} of {budget} env steps (interrupted)")
     manager.save_trained_model(model)
     train_seconds = learn_seconds - eval_callback.eval_seconds
     return {
@@ -241,32 +245,45 @@ def _train_with_zoo(spec: RunSpec, run_dir: pathlib.Path, report: Reporter | Non
         "train_cpu_seconds": learn_cpu_seconds - eval_callback.eval_cpu_seconds,
         "eval_seconds": eval_callback.eval_seconds,
         "steps_per_second": model.num_timesteps / train_seconds,
+        "provenance": run_provenance(model, spec.threads),
     }
 
 
-def record_config(path: pathlib.Path, saved_hyperparams: dict[str, Any], n_timesteps: int) -> dict[str, str]:
+def record_config(
+    path: pathlib.Path, saved_hyperparams: dict[str, Any], n_timesteps: int, budget: int | None = None
+) -> dict[str, str]:
     """Rewrite the run's ``config.yml`` (rl-zoo3 writes the zoo entry as read) with what the run used.
 
     ``n_timesteps`` becomes the budget trained (the zoo's value, when it differs, goes to ``n_timesteps_zoo``);
     each schedule (``lin_<x>`` string of the entry) is described under ``schedules``: rl-zoo3 turns it into a
     function of the progress ``1 - num_timesteps / n_timesteps`` and calls ``learn(n_timesteps)``, so it runs from
-    ``<x>`` to 0 over the budget, i.e. it is scaled to the budget.
+    ``<x>`` to 0 over ``n_timesteps``: scaled to the budget when that is the budget, else (schedule ``"zoo"``) the
+    zoo's schedule stopped at the budget.
 
     :param path: the run's ``config.yml``
     :param saved_hyperparams: the entry as rl-zoo3 saved it (``setup_experiment``'s second value)
-    :param n_timesteps: the env steps the run trains
+    :param n_timesteps: the env steps ``learn`` was called with
+    :param budget: the env steps the run trains (default: ``n_timesteps``)
     :return: the description of each schedule, by hyperparameter (empty when there is none)
     """
+    budget = n_timesteps if budget is None else budget
     config = dict(saved_hyperparams)
     zoo_steps = config.get("n_timesteps")
-    schedules = {
-        key: f"{value}: linear from {value.split('_', 1)[1]} to 0 over {n_timesteps} env steps (scaled to the budget)"
-        for key, value in config.items()
-        if isinstance(value, str) and value.startswith("lin_")
-    }
-    if zoo_steps is not None and int(float(zoo_steps)) != n_timesteps:
+
+    def describe(value: str) -> str:
+        start = float(value.split("_", 1)[1])
+        if budget == n_timesteps:
+            return f"{value}: linear from {value.split('_', 1)[1]} to 0 over {n_timesteps} env steps (scaled to the budget)"
+        end = start * (1 - budget / n_timesteps)
+        return (
+            f"{value}: linear from {value.split('_', 1)[1]} to 0 over the zoo's {n_timesteps} env steps, stopped at "
+            f"{budget} (at {end:.3g} there)"
+        )
+
+    schedules = {key: describe(value) for key, value in config.items() if isinstance(value, str) and value.startswith("lin_")}
+    if zoo_steps is not None and int(float(zoo_steps)) != budget:
         config["n_timesteps_zoo"] = int(float(zoo_steps))
-    config["n_timesteps"] = n_timesteps
+    config["n_timesteps"] = budget
     if schedules:
         config["schedules"] = schedules
     # rl-zoo3's own format (a sorted OrderedDict), so that its scripts read the file as before
@@ -282,12 +299,16 @@ def _zoo_config(spec: RunSpec, run_dir: pathlib.Path) -> tuple[pathlib.Path, str
     """
     config = hyperparams_path(spec.variant.algo)
     entries = yaml.safe_load(config.read_text()) or {}
-    if spec.env in entries or "default" in entries:
+    if not spec.variant.defaults and (spec.env in entries or "default" in entries):
         return config, f"rl-zoo3 {config.name}"
     if spec.budget <= 0:
-        raise ValueError(f"{config} has no {spec.env} entry (and so no n_timesteps): give a budget")
+        raise ValueError(
+            f"{config} has no {spec.env} entry (and so no n_timesteps), or the row asks for the defaults: give a budget"
+        )
     fallback = run_dir / config.name
     fallback.write_text(yaml.safe_dump({spec.env: {"policy": "MlpPolicy", "n_timesteps": spec.budget}}))
+    if spec.variant.defaults:
+        return fallback, f"{spec.variant.algo} defaults (the row asks for them, not the {config.name} entry)"
     return fallback, f"{spec.variant.algo} defaults (no {spec.env} entry in rl-zoo3's {config.name})"
 
 

@@ -25,38 +25,55 @@ class Variant:
     :param algo: rl-zoo3 algorithm key (``tutorial_sac``, ``sac``, ``tqc``, ``td3``, ...)
     :param overrides: hyperparameters replacing the zoo's (passed to the algorithm's constructor)
     :param description: one line for the report
+    :param defaults: start from the algorithm's constructor defaults instead of its zoo entry (the overrides on
+        top; the budget must be given): e.g. the tutorial's own settings on a task the yml tunes
     """
 
     label: str
     algo: str
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     description: str = ""
+    defaults: bool = False
 
     def exp_folder(self, log_folder: pathlib.Path) -> pathlib.Path:
         """The rl-zoo3 experiment folder of this variant: the log folder itself, or ``<log_folder>/<label>``
         for a variant with overrides (so that its runs never mix with the plain algorithm's)."""
-        return log_folder if not self.overrides else log_folder / self.label
+        return log_folder if not (self.overrides or self.defaults) else log_folder / self.label
 
 
-# Ablation on Pendulum-v1: each tutorial quirk switched to SB3's choice, one at a time (TutorialSAC's switches)
+# The fixes of `all_fixes`: the three tutorial rules that are mathematically SB3's different choice (the rest of
+# the tutorial's setup, its compute and rewards, stays)
+FIXES: dict[str, dict[str, Any]] = {
+    "correct_entropy": {"entropy_term": "correct"},
+    "bootstrap_timeouts": {"handle_timeout_termination": True},
+    "sb3_alpha_loss": {"ent_coef_loss": "sb3"},
+}
+ALL_FIXES: dict[str, Any] = {key: value for fix in FIXES.values() for key, value in fix.items()}
+ALL_FIXES_DESCRIPTION = (
+    "every quirk fixed at once, alpha still from 0.01: the correct tanh term, bootstrapped time limits and SB3's "
+    "temperature loss (the tutorial's networks, batch and rewards: its compute)"
+)
+
+# Ablation on Pendulum-v1: each tutorial rule that has a switch, switched alone to SB3's choice (one row each), then
+# all_fixes and all_fixes less each of its fixes (leave-one-out)
 ABLATION: tuple[Variant, ...] = (
     Variant("tutorial_sac", "tutorial_sac", {}, "the tutorial, every quirk (all TutorialSAC defaults)"),
     Variant(
         "correct_entropy",
         "tutorial_sac",
-        {"entropy_term": "correct"},
+        FIXES["correct_entropy"],
         "correct tanh term `log(1 - tanh(u)^2)` instead of tanh applied twice (`entropy_term='correct'`)",
     ),
     Variant(
         "bootstrap_timeouts",
         "tutorial_sac",
-        {"handle_timeout_termination": True},
+        FIXES["bootstrap_timeouts"],
         "the 200-step time limit bootstraps instead of being a terminal (`handle_timeout_termination=True`)",
     ),
     Variant(
         "sb3_alpha_loss",
         "tutorial_sac",
-        {"ent_coef_loss": "sb3"},
+        FIXES["sb3_alpha_loss"],
         "SB3's temperature loss `-mean(log_alpha * (log_prob + target))` (`ent_coef_loss='sb3'`)",
     ),
     Variant("sb3_initial_alpha", "tutorial_sac", {"ent_coef": "auto"}, "SB3's initial alpha 1.0 (`ent_coef='auto'`)"),
@@ -67,11 +84,48 @@ ABLATION: tuple[Variant, ...] = (
         "SB3's reward handling: raw rewards, no `(r + 8) / 8` (`reward_shift=0, reward_scale=1`)",
     ),
     Variant(
-        "all_fixes",
+        "with_replacement",
         "tutorial_sac",
-        {"entropy_term": "correct", "handle_timeout_termination": True, "ent_coef_loss": "sb3"},
-        "every quirk fixed at once, alpha still from 0.01: the correct tanh term, bootstrapped time limits and SB3's "
-        "temperature loss (the tutorial's networks, batch and rewards: its compute)",
+        {"sample_with_replacement": True},
+        "SB3's minibatch draw, with replacement, instead of `random.sample`'s 64 distinct transitions "
+        "(`sample_with_replacement=True`)",
+    ),
+    Variant(
+        "sb3_critic_lr",
+        "tutorial_sac",
+        {"critic_learning_rate": 3e-4},
+        "SB3's critic learning rate, `learning_rate` (3e-4), instead of the tutorial's 3e-3 (`critic_learning_rate=3e-4`)",
+    ),
+    Variant(
+        "sb3_warmup",
+        "tutorial_sac",
+        {"learning_starts": 100},
+        "SB3's 100 uniform random warm-up steps before the policy acts (`learning_starts=100`)",
+    ),
+    Variant(
+        "sb3_schedule",
+        "tutorial_sac",
+        {"train_freq": 1, "gradient_steps": 1},
+        "SB3's schedule, one gradient step after every env step, instead of a whole episode then as many gradient "
+        "steps (`train_freq=1, gradient_steps=1`; the same number of gradient steps)",
+    ),
+    Variant("sb3_batch", "tutorial_sac", {"batch_size": 256}, "SB3's minibatch of 256 instead of 64 (`batch_size=256`)"),
+    Variant(
+        "sb3_nets",
+        "tutorial_sac",
+        {"policy_kwargs": "dict(net_arch=[256, 256])"},
+        "SB3's [256, 256] actor trunk and critics instead of [128] and [128, 128] (`net_arch=[256, 256]`; the "
+        "Softplus std head stays)",
+    ),
+    Variant("all_fixes", "tutorial_sac", dict(ALL_FIXES), ALL_FIXES_DESCRIPTION),
+    *(
+        Variant(
+            f"all_fixes_but_{name}",
+            "tutorial_sac",
+            {key: value for key, value in ALL_FIXES.items() if key not in fix},
+            f"all_fixes less `{name}` (leave-one-out: that rule as the tutorial has it)",
+        )
+        for name, fix in FIXES.items()
     ),
 )
 # SAC at the tutorial's compute: its networks ([128] actor trunk, twin [128, 128] critics) and batch 64, one gradient
@@ -89,8 +143,30 @@ REWARD_SCALES: tuple[Variant, ...] = tuple(
     Variant(f"reward_scale_{scale:g}", "tutorial_sac", {"reward_scale": scale}, f"tutorial_sac with `reward_scale={scale:g}`")
     for scale in (1 / 4, 1 / 16)
 )
+# The tutorial's own settings on a task whose yml entry changes them (LunarLanderContinuous-v3, MuJoCo): TutorialSAC's
+# constructor defaults, with only the reward shift removed (the tutorial's +8 is Pendulum-v1's, and on a task whose
+# episodes end early a shift is a bonus or a cost per step alive); the scale stays the tutorial's 1/8
+TUTORIAL_DEFAULTS = Variant(
+    "tutorial_defaults",
+    "tutorial_sac",
+    {"reward_shift": 0.0, "reward_scale": 0.125},
+    "TutorialSAC's defaults (the tutorial's networks, batch 64, no warm-up, every quirk), not the yml entry; only "
+    "the reward shift removed (`reward_shift=0`, scale the tutorial's 1/8)",
+    defaults=True,
+)
+ALL_FIXES_DEFAULTS = Variant(
+    "all_fixes_defaults",
+    "tutorial_sac",
+    {**TUTORIAL_DEFAULTS.overrides, **ALL_FIXES},
+    "`tutorial_defaults` with every quirk fixed (the correct tanh term, bootstrapped time limits, SB3's temperature "
+    "loss): the tutorial's compute",
+    defaults=True,
+)
 # Every named row `--variants` can add to a comparison (beside the plain algorithms of `--algos`)
-VARIANTS: dict[str, Variant] = {variant.label: variant for variant in (*ABLATION[1:], COMPUTE_MATCHED, *REWARD_SCALES)}
+VARIANTS: dict[str, Variant] = {
+    variant.label: variant
+    for variant in (*ABLATION[1:], COMPUTE_MATCHED, *REWARD_SCALES, TUTORIAL_DEFAULTS, ALL_FIXES_DEFAULTS)
+}
 # Why the ablation has no "one critic optimiser" row (written into the report)
 ABLATION_NOTE = (
     "No row for SB3's single critic optimiser: TutorialSAC already steps both critics with one Adam holding one "
@@ -99,8 +175,8 @@ ABLATION_NOTE = (
     "sharing one learning rate (here both use 3e-3 anyway). Adam's per-parameter update divides the gradient by "
     "its running RMS, so a constant factor on the loss changes the step only through `eps` (1e-8): the two are "
     "the same algorithm up to that, and the variant cannot be expressed without changing the algorithm file, so "
-    "it is left out. The other differences of SB3's SAC (networks, batch, warm-up, schedule, the order of the "
-    "temperature step) are in the `sac` row of the comparison, not in single-switch rows."
+    "it is left out. The order of the temperature step has no switch either: it is in the `sac` row of the "
+    "comparison, with SB3's other choices."
 )
 
 
@@ -117,6 +193,9 @@ class RunSpec:
     :param log_folder: the comparison's log folder (experiment folders live inside)
     :param threads: torch CPU threads
     :param device: torch device
+    :param schedule: how the zoo's ``lin_`` schedules meet a budget below its ``n_timesteps``: ``"budget"``
+        scales them to the budget (they reach 0 at its end), ``"zoo"`` runs them over the zoo's ``n_timesteps``
+        and stops at the budget (the zoo's run, cut short)
     """
 
     variant: Variant
@@ -128,6 +207,7 @@ class RunSpec:
     log_folder: str
     threads: int = 1
     device: str = "cpu"
+    schedule: str = "budget"
 
     @property
     def key(self) -> str:
@@ -139,8 +219,9 @@ class RunSpec:
         return root / self.variant.algo / f"{self.env}_{self.seed}"
 
     def protocol(self) -> dict[str, Any]:
-        """What must match for a finished run to be reused."""
-        return {
+        """What must match for a finished run to be reused (a setting at its default is left out, so records
+        written before it existed still match)."""
+        protocol: dict[str, Any] = {
             "algo": self.variant.algo,
             "overrides": self.variant.overrides,
             "env": self.env,
@@ -149,6 +230,11 @@ class RunSpec:
             "eval_freq": self.eval_freq,
             "eval_episodes": self.eval_episodes,
         }
+        if self.variant.defaults:
+            protocol["defaults"] = True
+        if self.schedule != "budget":
+            protocol["schedule"] = self.schedule
+        return protocol
 
 
 def make_specs(
@@ -161,11 +247,12 @@ def make_specs(
     log_folder: pathlib.Path,
     threads: int = 1,
     device: str = "cpu",
+    schedule: str = "budget",
 ) -> list[RunSpec]:
     """The grid of runs: every environment x variant x seed."""
     # Seed-major order: a grid stopped half-way has the same number of seeds of every algorithm
     return [
-        RunSpec(variant, env, seed, budget, eval_freq, eval_episodes, str(log_folder), threads, device)
+        RunSpec(variant, env, seed, budget, eval_freq, eval_episodes, str(log_folder), threads, device, schedule)
         for env in envs
         for seed in seeds
         for variant in variants
