@@ -398,7 +398,9 @@ def _mlp_numbers(values: dict[str, Any]) -> int | None:
     plain = set(kwargs) <= PLAIN_KWARGS and kwargs.get("activation_fn", th.nn.ReLU) in PLAIN_ACTIVATIONS
     if not (plain and values["policy_class"] is policies.MlpPolicy and type(space) is spaces.Box and len(space.shape) == 1):
         return None
-    net_arch = kwargs.get("net_arch", dict(pi=[128], qf=[128, 128]))
+    net_arch = kwargs.get("net_arch")
+    if net_arch is None:  # absent or None: the policy's default (TutorialSACPolicy: the tutorial's widths)
+        net_arch = dict(pi=[128], qf=[128, 128])
     actor, critic = (net_arch["pi"], net_arch["qf"]) if isinstance(net_arch, dict) else (net_arch, net_arch)
     inputs, actions = int(space.shape[0]), int(math.prod(values["action_space"].shape))
 

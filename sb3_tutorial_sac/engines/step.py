@@ -714,7 +714,8 @@ def make_spec(state: TrainingState, networks: Networks, batch_size: int) -> Step
     optimizer = state.ent_coef_optimizer
     return StepSpec(
         batch_size=batch_size,
-        obs_dim=networks.trunk[0][0].in_features,
+        # the actor's first layer reads the observation: the trunk's first, or the heads' without a trunk (net_arch=[])
+        obs_dim=(networks.trunk[0][0] if networks.trunk else networks.mu).in_features,
         act_dim=networks.mu.out_features,
         trunk=tuple(_linear_spec(layer, actor_offsets, relu) for layer, relu in networks.trunk),
         mu=_linear_spec(networks.mu, actor_offsets, False),
