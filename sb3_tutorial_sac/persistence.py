@@ -18,6 +18,7 @@ random generators' states, and the all-or-nothing checks of ``set_parameters``.
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import copy
 import inspect
@@ -270,31 +271,56 @@ def read_member(archive: zipfile.ZipFile, name: str, cap: int, path: Any) -> byt
     return content
 
 
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_BRACKETS = re.compile(rb"[\[\]{}]")
+# Linear-time pieces of the depth check: the escapes that matter (a backslash's and a quote's) dropped first, so that
+# every '"' left delimits a string and no pattern backtracks over a run of '\\"' (an unterminated one was quadratic
+# with the one-pass string pattern of earlier versions)
+_STRINGS = re.compile(rb'"[^"]*"')
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_DEPTH_CHUNK = 2**22
+
+
+def json_depth(content: bytes) -> int:
+    """How deep ``content`` (JSON text) nests its lists and objects, in time linear in its length (strings skipped)."""
+    unescaped = content.replace(b"\\\\", b"").replace(b'\\"', b"")  # pairs left to right, as JSON reads them
+    brackets = _STRINGS.sub(b'""', unescaped).translate(None, _NOT_BRACKETS)
+    deepest = depth = 0
+    for start in range(0, len(brackets), _DEPTH_CHUNK):  # in chunks: a 64 MiB member never needs 8 bytes a bracket
+        chunk = np.frombuffer(brackets, dtype=np.uint8, count=min(_DEPTH_CHUNK, len(brackets) - start), offset=start)
+        running = np.cumsum(np.where((chunk == ord("[")) | (chunk == ord("{")), 1, -1), dtype=np.int64) + depth
+        deepest, depth = max(deepest, int(running.max())), int(running[-1])
+    return deepest
 
 
 def parse_json(content: bytes, where: str) -> Any:
     """
-    JSON as data, checked before it is parsed: nesting at most ``MAX_JSON_DEPTH`` deep (Python's parser would raise a
-    ``RecursionError``), and no key given twice in one object (JSON keeps the last one silently).
+    JSON as data, in time linear in its length, with its bounds applied as it is read: nesting at most
+    ``MAX_JSON_DEPTH`` deep, checked before it is parsed (Python's parser would raise a ``RecursionError``); integers of
+    at most ``MAX_INT_DIGITS`` digits (Python's ``int`` of a long one takes time quadratic in its digits, and a number
+    like 10**400 would overflow the bounds' arithmetic); no key given twice in one object (JSON keeps the last one
+    silently). Any refusal is a :class:`FileValueError` naming ``where``.
     """
-    depth = deepest = 0
-    for bracket in _BRACKETS.finditer(_STRINGS.sub(b'""', content)):
-        depth += 1 if bracket.group() in (b"[", b"{") else -1
-        deepest = max(deepest, depth)
-        if deepest > validation.MAX_JSON_DEPTH:
-            raise FileValueError(f"{where} is nested more than {validation.MAX_JSON_DEPTH} deep")
+    deepest = json_depth(content)
+    if deepest > validation.MAX_JSON_DEPTH:
+        raise FileValueError(f"{where} is nested more than {validation.MAX_JSON_DEPTH} deep")
 
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in pairs]
-        if len(set(keys)) != len(keys):
-            twice = sorted({key for key in keys if keys.count(key) > 1})
+        result = dict(pairs)
+        if len(result) != len(pairs):
+            counts = collections.Counter(key for key, _ in pairs)
+            twice = sorted(key for key, count in counts.items() if count > 1)
             raise FileValueError(f"{where} gives the key{'s' if len(twice) > 1 else ''} {twice[:5]} twice in one object")
-        return dict(pairs)
+        return result
+
+    def integer(text: str) -> int:
+        if len(text.lstrip("-")) > validation.MAX_INT_DIGITS:
+            raise FileValueError(
+                f"{where} holds an integer of {len(text.lstrip('-'))} digits, more than the {validation.MAX_INT_DIGITS} "
+                f"a file may give ({text[:20]}...)"
+            )
+        return int(text)
 
     try:
-        return json.loads(content.decode("utf-8"), object_pairs_hook=no_duplicates)
+        return json.loads(content.decode("utf-8"), object_pairs_hook=no_duplicates, parse_int=integer)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise FileValueError(f"{where} is not JSON: {str(error)[:200]}") from error
 

@@ -34,6 +34,7 @@ MAX_CRITICS = 100  # n_critics
 MAX_LAYERS = 100  # layers of one net_arch list
 MAX_ENVS = 2**16  # n_envs
 MAX_JSON_DEPTH = 32  # nesting of ``data`` (a file with Dict spaces and vectorised action noise: 10)
+MAX_INT_DIGITS = 64  # digits of one integer in JSON (the largest a TutorialSAC file writes: a PCG64 state, 39 digits)
 MAX_DATA_BYTES = 64 * 2**20  # the ``data`` member, decompressed; a replay buffer's ``meta``: 1 MiB
 MAX_META_BYTES = 2**20
 MAX_INFO_BYTES = 2**20  # system_info.txt
