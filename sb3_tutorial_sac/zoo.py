@@ -17,8 +17,9 @@ an explicit ``--conf-file`` wins.
 Not in rl-zoo3: a run's folder (``logs/``, perhaps received from someone else) is read as data, so that no code from
 it runs (:func:`folder_files_as_data`): ``config.yml`` and ``args.yml`` with a safe YAML loader that accepts only the
 Python tags rl-zoo3 writes (ordered dicts, tuples), a ``normalize`` string as literals (rl-zoo3 ``eval``s it), a
-wrapper named in ``config.yml`` only from the zoo's wrapper libraries (``WRAPPER_MODULES``), ``vecnormalize.pkl``
-as the JSON statistics this command writes in its place (a pickled one is refused), and ``plot_from_file``'s input
+wrapper named in ``config.yml`` only from the zoo's wrapper libraries (``WRAPPER_MODULES``), VecNormalize statistics
+from the JSON file this command writes beside rl-zoo3's pickled ``vecnormalize.pkl`` (``vecnormalize.json``; the
+pickle, which rl-zoo3 and SB3 read, is never unpickled), and ``plot_from_file``'s input
 (``all_plots``' pickle) with an unpickler that makes nothing but containers and NumPy arrays. ``--trusted`` gives rl-zoo3's
 own readers back (they can run code from the folder). Models of ``tutorial_sac`` load as data
 (:mod:`sb3_tutorial_sac.persistence`); models of other algorithms load with SB3's own, pickled, format.
@@ -133,7 +134,38 @@ def sample_tutorial_sac_params(trial: Any, n_actions: int, n_envs: int, addition
         "entropy_term": trial.suggest_categorical("entropy_term", ["tutorial", "correct"]),
         "handle_timeout_termination": trial.suggest_categorical("handle_timeout_termination", [False, True]),
     }
-    return convert_tutorial_sac_params(params)
+    hyperparams = convert_tutorial_sac_params(params)
+    # The trial as TutorialSAC's arguments (trial.params holds the sampler's names: batch_size_pow, ent_coef_init,
+    # net_width), shown under "User Attributes" in the zoo's report and as user_attrs_* columns of its csv, as
+    # rl-zoo3's own samplers record their converted values (batch_size, gamma)
+    for key in ("batch_size", "ent_coef", "policy_kwargs"):
+        trial.set_user_attr(key, _literal(hyperparams[key]) if key == "policy_kwargs" else hyperparams[key])
+    trial.set_user_attr("params", params_argument(hyperparams))
+    return hyperparams
+
+
+def params_argument(hyperparams: dict[str, Any]) -> str:
+    """
+    ``hyperparams`` as the zoo's ``-params`` argument (``train -params key:value ...``: each value is read with
+    ``eval``), quoted for a POSIX shell.
+
+    :param hyperparams: TutorialSAC's arguments (literals, ``policy_kwargs`` a dict of literals)
+    """
+    import shlex
+
+    return "-params " + " ".join(shlex.quote(f"{key}:{_literal(value)}") for key, value in hyperparams.items())
+
+
+def _literal(value: Any) -> str:
+    """Python source of ``value`` as the zoo's files write it: ``dict(net_arch=[64])``, strings in double quotes."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict) and all(isinstance(key, str) and key.isidentifier() for key in value):
+        return f"dict({', '.join(f'{key}={_literal(item)}' for key, item in value.items())})"
+    if isinstance(value, (list, tuple)):
+        items = ", ".join(map(_literal, value))
+        return f"[{items}]" if isinstance(value, list) else f"({items}{',' if len(value) == 1 else ''})"
+    return repr(value)
 
 
 def register() -> None:
@@ -286,8 +318,19 @@ def _safe_get_wrapper_class(original: Callable[..., Any]) -> Callable[..., Any]:
     return get_wrapper_class
 
 
+def vec_normalize_data_path(path: str | pathlib.Path) -> pathlib.Path:
+    """Where :func:`save_vec_normalize` writes the statistics as data, beside SB3's pickle ``path``:
+    ``vecnormalize.pkl`` -> ``vecnormalize.json`` (``<name>.json`` for a name without ``.pkl``)."""
+    path = pathlib.Path(path)
+    return path.with_suffix(".json") if path.suffix == ".pkl" else path.with_name(f"{path.name}.json")
+
+
 def save_vec_normalize(vec_normalize: Any, save_path: str | pathlib.Path) -> None:
-    """Write a ``VecNormalize``'s statistics and settings as JSON data (under rl-zoo3's name, ``vecnormalize.pkl``)."""
+    """
+    Write a ``VecNormalize`` twice: SB3's pickle under the name given (rl-zoo3's ``vecnormalize.pkl``, which
+    ``VecNormalize.load``, ``python -m rl_zoo3.enjoy`` and ``train -i`` read), and its statistics and settings as JSON
+    data beside it (:func:`vec_normalize_data_path`: ``vecnormalize.json``), which this package reads without trust.
+    """
     from sb3_tutorial_sac.data import to_data
     from sb3_tutorial_sac.persistence import atomic_write
 
@@ -305,13 +348,17 @@ def save_vec_normalize(vec_normalize: Any, save_path: str | pathlib.Path) -> Non
         "ret_rms": statistics(vec_normalize.ret_rms),
     }
     text = json.dumps(data).encode()
-    atomic_write(save_path, "", lambda file: file.write(text))
+    # SB3's VecNormalize.save: pickle.dump(self) (its __getstate__ leaves the wrapped env out)
+    atomic_write(save_path, "", lambda file: pickle.dump(vec_normalize, file))
+    atomic_write(vec_normalize_data_path(save_path), "", lambda file: file.write(text))
 
 
 def load_vec_normalize(load_path: str | pathlib.Path, venv: Any, trusted: bool = False) -> Any:
     """
-    A ``VecNormalize`` around ``venv`` with the statistics :func:`save_vec_normalize` wrote; a pickled file (SB3's
-    format) only if ``trusted`` (SB3's own ``VecNormalize.load``), else a :class:`RefusedError`.
+    A ``VecNormalize`` around ``venv`` with the statistics :func:`save_vec_normalize` wrote: read from the JSON data
+    beside ``load_path`` (``vecnormalize.json``), or from ``load_path`` itself where it is JSON (folders written before
+    the pickle was added). The pickle ``load_path`` (SB3's format) is read only if ``trusted`` and there is no JSON
+    (SB3's own ``VecNormalize.load``); untrusted, a folder with the pickle alone raises a :class:`RefusedError`.
     """
     from stable_baselines3.common.vec_env import VecNormalize
 
@@ -320,12 +367,18 @@ def load_vec_normalize(load_path: str | pathlib.Path, venv: Any, trusted: bool =
     from sb3_tutorial_sac.persistence import parse_json
 
     path = pathlib.Path(load_path)
+    sidecar = vec_normalize_data_path(path)
+    if sidecar.is_file() and not trusted:  # trusted: rl-zoo3's own reader, the pickle
+        path = sidecar
     with open(path, "rb") as file:
         head = file.read(validation.MAX_META_BYTES * 64 + 1)
     if not head.lstrip().startswith(b"{"):
         if trusted:
             return _ORIGINALS["VecNormalize.load"](str(path), venv)
-        raise RefusedError(f"{path} is a pickle (SB3's VecNormalize.save): unpickling it would run code; {TRUSTED_HINT}")
+        raise RefusedError(
+            f"{path} is a pickle (SB3's VecNormalize.save) and {sidecar.name} (the statistics as data) is not beside it: "
+            f"unpickling it would run code; {TRUSTED_HINT}"
+        )
     if len(head) > validation.MAX_META_BYTES * 64:
         raise RefusedError(f"{path} is larger than VecNormalize statistics can be")
     data = parse_json(head, str(path))
