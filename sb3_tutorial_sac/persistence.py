@@ -71,6 +71,8 @@ STATE = (
 )
 STATISTICS = ("ep_info_buffer", "ep_success_buffer")  # left out, with a note, if an env put non-data into them
 ENV_STATE = ("env", *LAST_OBS)  # the VecEnv only with include=["env"] (pickled)
+# The engines a file that is not trusted may choose (others, the compiled one, only when the caller asks at load)
+FILE_ENGINES = ("auto", "fast", "reference")
 SCHEDULES = ("learning_rate", "critic_learning_rate", "ent_coef_learning_rate")
 READ_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, zlib.error, EOFError, KeyError, RuntimeError, OSError)
 READ_ERRORS += (UnicodeDecodeError, json.JSONDecodeError, NotImplementedError)  # data that is not JSON, odd zips
@@ -579,6 +581,15 @@ def load_model(
             stacklevel=3,
         )
         attributes["tensorboard_log"] = None
+    engine = attributes.get("engine", "auto")
+    if not trusted and engine in validation.engine_names() and engine not in FILE_ENGINES and "engine" not in kwargs:
+        # Not in SB3: an engine that loads native code from the cache (the compiled one) is the caller's choice
+        warnings.warn(
+            f"TutorialSAC.load: {where} names engine={engine[:40]!r}; a file does not choose an engine "
+            "that loads native code, so the model uses engine='auto'. Pass load(path, engine=...) (or trusted=True).",
+            stacklevel=3,
+        )
+        attributes["engine"] = "auto"
     # One validation path: the constructor's checks on the file's values and the caller's overrides (custom_objects
     # are the caller's own, left as SB3 leaves them: rl-zoo3's enjoy gives learning_rate=0.0)
     values = {name: value for name, value in {**attributes, **kwargs}.items() if name not in (custom_objects or {})}

@@ -55,7 +55,7 @@ from torch import nn
 
 from sb3_tutorial_sac import flat, losses, policies
 import sb3_tutorial_sac.engines.step as step_module
-from sb3_tutorial_sac.engines import kernels
+from sb3_tutorial_sac.engines import cache, kernels
 from sb3_tutorial_sac.engines.base import Unavailable, UpdateEngine
 from sb3_tutorial_sac.engines.fast import FastEngine, Runner
 from sb3_tutorial_sac.engines.probe import differences, engine_difference, probe_batch
@@ -116,10 +116,10 @@ class _Step(nn.Module):
 
 
 def cache_folder() -> str:
-    """Where compiled packages are kept: ``sb3_tutorial_sac`` in Inductor's cache folder (``TORCHINDUCTOR_CACHE_DIR``)."""
-    from torch._inductor.runtime.cache_dir_utils import cache_dir
-
-    return os.path.join(cache_dir(), "sb3_tutorial_sac")
+    """Where compiled packages are kept: ``sb3_tutorial_sac`` in Inductor's cache folder (``TORCHINDUCTOR_CACHE_DIR``),
+    created 0700 and checked private (:func:`~sb3_tutorial_sac.engines.cache.private_folder`: a
+    :class:`~sb3_tutorial_sac.engines.cache.CacheError` where another user could put files there)."""
+    return cache.private_folder()
 
 
 def compile_step(
@@ -245,7 +245,7 @@ def _compile_or_load(
     def runner(path: str) -> Callable[[list[th.Tensor]], list]:
         if kernel is not None:
             kernel.result()
-        return _load_package(path).boxed_run
+        return load_cached_package(path).boxed_run
 
     options = repr((sorted(rewrites), sorted((inductor_configs or {}).items()), "loop" if looped else "step"))
     key = hashlib.sha256(f"{spec_key(spec)}|{options}".encode()).hexdigest()[:24]
@@ -255,9 +255,8 @@ def _compile_or_load(
             return runner(path), True
         except kernels.BuildError:
             raise
-        except Exception:  # a package this torch cannot load: compiled again below
-            with contextlib.suppress(OSError):
-                os.remove(path)
+        except Exception:  # a package this torch cannot load, or not the one built here (planted): compiled again below
+            cache.discard(path)
     os.makedirs(folder, exist_ok=True)
     with th.inference_mode(False), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -272,16 +271,23 @@ def _compile_or_load(
         else:
             dynamic, function = None, step_function(spec, rewrites)  # type: ignore[assignment]
         exported = th.export.export(_Step(function), inputs, dynamic_shapes=(dynamic,) if dynamic else None, strict=False)
-        temporary = f"{path}.{os.getpid()}.tmp.pt2"
+        temporary = cache.temporary_name(path, ".pt2")  # unpredictable: nothing can be planted at it beforehand
         try:
             configs = {**(inductor_configs or {}), **(kernels.inductor_configs() if "avx512_bmm" in rewrites else {})}
             with _wrapper_compiled_beside_kernels():
                 aoti_compile_and_package(exported, package_path=temporary, inductor_configs=configs)
-            os.replace(temporary, path)  # atomic: concurrent compilations of the same spec each write a whole file
+            cache.publish(temporary, path)  # digest recorded, then renamed (atomic: concurrent compilations of the
+            # same spec each write a whole file)
         finally:
             with contextlib.suppress(OSError):
                 os.remove(temporary)
     return runner(path), False
+
+
+def load_cached_package(path: str) -> Any:
+    """The loader of the package at ``path`` in the cache, once checked as the one built here
+    (:func:`~sb3_tutorial_sac.engines.cache.verified`): a file planted under its name is never loaded."""
+    return _load_package(cache.verified(path))
 
 
 def _load_package(path: str) -> Any:
@@ -399,6 +405,8 @@ class CompiledEngine(FastEngine):
             compiled, cached = compile_step(spec, inputs, self.rewrites, self.inductor_configs, self.looped)
             probe = self._probe_compiled_loop if self.looped else self._probe_compiled
             difference = probe(spec, compiled, inputs)
+        except cache.CacheError as error:  # a cache folder another user could write to: nothing loaded from it
+            self.unavailable = str(error)
         except Exception as error:  # no compiler, unsupported platform or torch version, compile error
             self.unavailable = f"compiling the gradient step failed ({type(error).__name__}: {str(error).strip()[:300]})"
         else:

@@ -33,6 +33,8 @@ from typing import NoReturn
 
 import torch as th
 
+from sb3_tutorial_sac.engines import cache
+
 # the operator: torch.bmm wherever it runs in Python; the compiled package calls the C function below instead
 OPERATOR = "sb3_tutorial_sac::avx512_bmm"
 
@@ -247,7 +249,11 @@ def cpu_info() -> dict[str, str]:
 def load(folder: str) -> ctypes.CDLL:
     """
     The kernel's library, compiled into ``folder`` once per source (kept there) and loaded into the process with its
-    symbols global, so that a compiled package finds ``aoti_torch_cpu_avx512_bmm``.
+    symbols global, so that a compiled package finds ``aoti_torch_cpu_avx512_bmm``. A library found there is loaded only
+    once checked as the one this package built (:func:`~sb3_tutorial_sac.engines.cache.verified`: this user's own
+    file, with the digest recorded when it was built); any other file under its name is removed and the library built
+    again. The source and the library are written through unpredictable temporary names renamed into place, never
+    through a link planted at their names.
 
     :raises RuntimeError: where the machine cannot run it (:func:`unavailable`)
     :raises BuildError: where it cannot be compiled or loaded
@@ -259,15 +265,22 @@ def load(folder: str) -> ctypes.CDLL:
     key = hashlib.sha256(f"{SOURCE}|{th.__version__}|{torch_dir}".encode()).hexdigest()[:24]
     if key in _loaded:
         return _loaded[key]
-    library = os.path.join(folder, f"kernels-{key}.so")
-    if not os.path.exists(library):
+    library = library_path(folder)
+    try:
+        cache.verified(library)
+    except FileNotFoundError:
+        built = False
+    except (cache.CacheError, OSError):  # planted, or not what was built: never loaded
+        cache.discard(library)
+        built = False
+    else:
+        built = True
+    if not built:
         from torch._inductor.cpp_builder import get_cpp_compiler
 
         os.makedirs(folder, exist_ok=True)
         source = os.path.join(folder, f"kernels-{key}.cpp")
-        with open(source, "w") as file:
-            file.write(SOURCE)
-        temporary = f"{library}.{os.getpid()}.tmp"
+        temporary = cache.temporary_name(library)
         lib_dir = os.path.join(torch_dir, "lib")
         command = [
             get_cpp_compiler(), "-O3", "-mavx512f", "-mfma", "-std=c++17", "-shared", "-fPIC",
@@ -275,8 +288,9 @@ def load(folder: str) -> ctypes.CDLL:
             "-L", lib_dir, "-ltorch_cpu", f"-Wl,-rpath,{lib_dir}",
         ]  # fmt: skip
         try:
+            cache.write_private(source, SOURCE.encode())
             subprocess.run(command, check=True, capture_output=True, text=True)
-            os.replace(temporary, library)  # atomic: concurrent builds each write a whole file
+            cache.publish(temporary, library)  # digest recorded, then renamed: concurrent builds each write a whole file
         except (OSError, subprocess.CalledProcessError) as error:
             message = getattr(error, "stderr", None) or str(error)
             _fail(f"building the AVX-512 product failed: {message.strip()[:300]}", error)
@@ -284,10 +298,17 @@ def load(folder: str) -> ctypes.CDLL:
             with contextlib.suppress(OSError):
                 os.remove(temporary)
     try:
-        _loaded[key] = ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)
-    except OSError as error:
+        _loaded[key] = ctypes.CDLL(cache.verified(library), mode=ctypes.RTLD_GLOBAL)
+    except (OSError, cache.CacheError) as error:
         _fail(f"loading the AVX-512 product failed: {error}", error)
     return _loaded[key]
+
+
+def library_path(folder: str) -> str:
+    """Where :func:`load` keeps the kernel's library in ``folder`` (its name: a digest of the source and torch's)."""
+    torch_dir = os.path.dirname(th.__file__)
+    key = hashlib.sha256(f"{SOURCE}|{th.__version__}|{torch_dir}".encode()).hexdigest()[:24]
+    return os.path.join(folder, f"kernels-{key}.so")
 
 
 def _fail(message: str, error: Exception) -> NoReturn:
