@@ -285,7 +285,14 @@ def test_ablation_variants_are_tutorial_sac_switches() -> None:
     assert labels[0] == "tutorial_sac" and not cmp.ABLATION[0].overrides and len(set(labels)) == len(labels)
     for variant in cmp.ABLATION:
         assert variant.algo == "tutorial_sac"
-        TutorialSAC("MlpPolicy", "Pendulum-v1", **variant.overrides)  # every switch is a constructor argument
+        # every switch is a constructor argument (policy_kwargs as rl-zoo3 reads a string of the yml)
+        kwargs = {k: eval(v) if k == "policy_kwargs" else v for k, v in variant.overrides.items()}
+        TutorialSAC("MlpPolicy", "Pendulum-v1", **kwargs)
+    # leave-one-out: all_fixes less each of its fixes
+    all_fixes = next(v for v in cmp.ABLATION if v.label == "all_fixes").overrides
+    for name, fix in cmp.specs.FIXES.items():
+        row = next(v for v in cmp.ABLATION if v.label == f"all_fixes_but_{name}")
+        assert row.overrides == {k: v for k, v in all_fixes.items() if k not in fix}
 
 
 def _curves(curves: dict[str, list[list[tuple[int, float, float]]]]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -316,7 +323,8 @@ def test_collect_reads_train_seconds_from_npz(tmp_path: pathlib.Path) -> None:
         arrays = dict(timesteps=[200, 400], results=[[-900.0, -800.0], [-300.0, -100.0]],
                       results_stochastic=[[-700.0, -700.0], [-200.0, -200.0]])  # fmt: skip
         np.savez(spec.run_dir() / "evaluations.npz", **arrays, **({"train_seconds": seconds} if seconds else {}))
-    evaluations, runs = cmp.collect(specs, {spec.key: {"status": "ok"} for spec in specs})
+    one_commit = {"status": "ok", "provenance": {"commit": "0123456789abcdef", "dirty": False}}
+    evaluations, runs = cmp.collect(specs, {spec.key: one_commit for spec in specs})
     assert list(evaluations.columns[:5]) == ["env", "algorithm", "seed", "timesteps", "train_seconds"]
     with_seconds = evaluations[evaluations["algorithm"] == "tutorial_sac"]
     assert list(with_seconds["train_seconds"]) == [0.5, 1.25, 0.5, 1.25]  # deterministic, then stochastic
@@ -325,7 +333,8 @@ def test_collect_reads_train_seconds_from_npz(tmp_path: pathlib.Path) -> None:
     # The report takes both: the seconds column and the seconds panels say what is missing, nothing fails
     markdown = cmp.write_report(evaluations, runs, tmp_path, "seconds", last=1)
     assert "| 400 (1/1) | n/a |" in markdown  # training seconds to -200: not recorded by every run, so none
-    assert "the training wall s to -200 are not recorded for every run" in markdown
+    assert "CPU s to -200" not in markdown  # no verdict on seconds that not every run recorded (nor on wall seconds)
+    assert "Code: every run from commit 0123456789ab (2 runs)." in markdown
     assert (tmp_path / "seconds_Pendulum-v1.png").stat().st_size > 10_000
 
 
@@ -389,44 +398,44 @@ def _flat(values: dict[str, list[float]], steps=(1000, 2000)) -> dict[str, list[
 
 
 def test_separated_samples_of_3_runs_are_inconclusive() -> None:
-    # Every tutorial_sac run above every sac run: P = 1 and every bootstrap resample gives 1, so the interval
-    # collapses to [1, 1]; the exact test cannot reject at 3 runs against 3 (smallest two-sided p = 2/20)
+    # Every tutorial_sac run above every sac run, paired by seed: the exact signed-rank test cannot reject at 3
+    # paired seeds (smallest two-sided p = 2/8), so the sentence is inconclusive and says how many seeds would decide
     evaluations, runs = _curves(_flat({"tutorial_sac": [-150.0, -155.0, -160.0], "sac": [-300.0, -310.0, -320.0]}))
-    sentence = cmp.headline(evaluations, runs, threshold=None)
-    assert sentence == (
-        "tutorial_sac against sac, deterministic policy: inconclusive at 3 runs each which ends higher "
-        "(P(tutorial_sac > sac) = 1.00 [1.00, 1.00], exact U p = 0.100; IQM -155.0 against -310.0)."
+    sentence = cmp.headline(evaluations, runs, threshold=None).splitlines()[0]
+    assert sentence.startswith(
+        "- tutorial_sac vs sac, final score, deterministic: inconclusive (difference +155.0 return [150.0, 160.0] "
+        "(3 paired seeds, tutorial_sac better in 3), signed-rank p = 0.250, Holm p = 0.250;"
     )
-    # The same separation at 10 runs each: decided (p = 2 / C(20, 10))
+    assert sentence.endswith("paired seeds would decide at this effect, 80% power).")
+    # The same separation at 10 paired seeds: decided (p = 2 / 2^10)
     ten = _flat({"tutorial_sac": [-150.0 - i for i in range(10)], "sac": [-300.0 - i for i in range(10)]})
     evaluations, runs = _curves(ten)
-    assert cmp.headline(evaluations, runs, threshold=None).startswith(
-        "tutorial_sac against sac, deterministic policy: tutorial_sac ends higher than sac (P(tutorial_sac > sac) = "
-        "1.00 [1.00, 1.00], exact U p = 1.1e-05;"
-    )
-    assert cmp.verdict([-150.0 - i for i in range(10)], [-300.0 - i for i in range(10)])["p_value"] == pytest.approx(
-        2 / 184756
+    assert cmp.headline(evaluations, runs, threshold=None).splitlines()[0] == (
+        "- tutorial_sac vs sac, final score, deterministic: tutorial_sac ends higher than sac (difference +150.0 return "
+        "[150.0, 150.0] (10 paired seeds, tutorial_sac better in 10), signed-rank p = 0.002, Holm p = 0.002)."
     )
 
 
-def test_reaching_first_is_gated_and_uses_cpu_seconds() -> None:
-    # 5 runs each; tutorial_sac reaches -200 at 1000 steps in every run, sac at 3000 (steps tie within each side:
-    # the exact permutation test); seconds = steps / 1000 for tutorial_sac, steps / 500 for sac
+def test_reaching_first_is_paired_and_uses_cpu_seconds() -> None:
+    # 6 seeds each; tutorial_sac reaches -200 at 1000 steps in every run, sac at 3000; seconds = steps / 1000 for
+    # tutorial_sac, 2x sac's steps / 1000
     steps = (1000, 2000, 3000)
-    tutorial = [[(t, t / 1000, -150.0) for t in steps] for _ in range(5)]
-    sac = [[(1000, 2.0, -900.0), (2000, 4.0, -500.0), (3000, 6.0, -100.0 - i)] for i in range(5)]
+    tutorial = [[(t, t / 1000, -150.0) for t in steps] for _ in range(6)]
+    sac = [[(1000, 2.0, -900.0), (2000, 4.0, -500.0), (3000, 6.0, -100.0 - i)] for i in range(6)]
     evaluations, runs = _curves({"tutorial_sac": tutorial, "sac": sac})
-    sentence = cmp.headline(evaluations, runs, threshold=-200.0, last=1)
-    # p of the split [1000 x 5 | 3000 x 5]: 2 of the C(10, 5) = 252 splits are as extreme
-    assert "tutorial_sac reaches -200 in fewer env steps (median 1,000 [1,000, 1,000] against 3,000 [3,000, 3,000]" in sentence
-    assert "P(tutorial_sac first) = 1.00 [1.00, 1.00], exact permutation p = 0.008)" in sentence
-    assert "tutorial_sac reaches -200 in fewer training CPU s (median 1 [1, 1] against 6 [6, 6]" in sentence
-    # Scores: sac ends at -100..-104 (last=1), tutorial_sac at -150: sac ends higher
-    ends = "sac ends higher than tutorial_sac (P(tutorial_sac > sac) = 0.00 [0.00, 0.00], exact permutation p = 0.008"
-    assert ends in sentence
-    # Two runs each: never decided, whatever the separation
+    lines = cmp.headline(evaluations, runs, threshold=-200.0, last=1).splitlines()
+    # every per-seed difference is -2,000 steps: p = 2 / 2^6
+    assert (
+        "- tutorial_sac vs sac, env steps to -200, deterministic: tutorial_sac reaches -200 in fewer env steps than sac "
+        "(difference -2,000 env steps [-2,000, -2,000] (6 paired seeds, tutorial_sac better in 6), signed-rank p = 0.031, "
+        "Holm p = 0.031)." in lines
+    )
+    cpu = "- tutorial_sac vs sac, CPU s to -200, deterministic: tutorial_sac reaches -200 in fewer CPU s"
+    assert any(line.startswith(cpu) for line in lines)
+    assert lines[0].startswith("- tutorial_sac vs sac, final score, deterministic: sac ends higher than tutorial_sac")
+    # Two runs each: never decided, whatever the separation; the report's first line says why
     evaluations, runs = _curves({"tutorial_sac": tutorial[:2], "sac": sac[:2]})
-    assert "inconclusive at 2 runs each which reaches -200 in fewer env steps" in cmp.headline(evaluations, runs, -200.0)
+    assert "inconclusive (difference -2,000 env steps" in cmp.headline(evaluations, runs, -200.0)
 
 
 def test_a_run_evaluated_past_the_budget_is_scored_at_the_common_points(tmp_path: pathlib.Path) -> None:
@@ -454,13 +463,17 @@ def test_a_run_evaluated_past_the_budget_is_scored_at_the_common_points(tmp_path
 
 
 def test_seconds_curves_on_a_common_time_grid() -> None:
-    # Each run's return at time t is its last evaluation at or before t; NaN before the first and after the last
+    # Each run's return at time t is its last evaluation at or before t; NaN before the first, its last after its end
     evaluations, _ = _curves({"a": [[(1000, 1.0, -500.0), (2000, 3.0, -200.0)], [(1000, 2.0, -400.0), (2000, 2.5, -300.0)]]})
     data = evaluations[evaluations["mode"] == "deterministic"]
     grid = np.array([0.5, 1.0, 2.0, 2.5, 2.9, 3.0, 3.5])
     curves = cmp.plots.time_curves(data, "train_cpu_seconds", grid)
-    np.testing.assert_array_equal(curves["a"][0], [np.nan, -500.0, -500.0, -500.0, -500.0, -200.0, np.nan])
-    np.testing.assert_array_equal(curves["a"][1], [np.nan, np.nan, -400.0, -300.0, np.nan, np.nan, np.nan])
+    # after a run's last evaluation, its final return (the band reaches the algorithm's last evaluation)
+    np.testing.assert_array_equal(curves["a"][0], [np.nan, -500.0, -500.0, -500.0, -500.0, -200.0, -200.0])
+    np.testing.assert_array_equal(curves["a"][1], [np.nan, np.nan, -400.0, -300.0, -300.0, -300.0, -300.0])
+    # each algorithm's time grid ends at its own last evaluation (3.0 s for "a")
+    grids = cmp.plots.time_grids(data, "train_cpu_seconds")
+    assert grids["a"][-1] == pytest.approx(3.0) and grids["a"][0] == pytest.approx(1.0)
 
 
 def test_rank_test_and_bootstrap() -> None:
@@ -494,37 +507,47 @@ def test_rank_test_and_bootstrap() -> None:
 def test_aggregate_metrics_against_hand_computations(tmp_path: pathlib.Path) -> None:
     from sb3_tutorial_sac.compare import aggregate as agg
 
-    random_p, random_l = agg.RANDOM_SCORES["Pendulum-v1"], agg.RANDOM_SCORES["LunarLanderContinuous-v3"]
-    # Per task: sac's mean is 1 after normalisation, random 0
+    pendulum, lunar = agg.TASK_SCORES["Pendulum-v1"], agg.TASK_SCORES["LunarLanderContinuous-v3"]
+    assert "benchmark.md" in pendulum.reference_source and "random policy" in pendulum.random_source
+    # Per task: the random policy 0, the committed reference score 1 (not the sample's own mean)
     raw = {
-        "Pendulum-v1": {"tutorial_sac": [-150.0, -170.0, -600.0], "sac": [-160.0, -180.0, -200.0]},
+        "Pendulum-v1": {"tutorial_sac": [-150.0, -170.0, -600.0, -160.0], "sac": [-160.0, -180.0, -200.0, -170.0]},
         "LunarLanderContinuous-v3": {"tutorial_sac": [0.0, 50.0], "sac": [100.0, 200.0]},
     }
     normalised = agg.normalise(raw)
-    sac_p = np.mean([-160.0, -180.0, -200.0])
     np.testing.assert_allclose(
-        normalised["Pendulum-v1"]["tutorial_sac"], (np.array([-150, -170, -600]) - random_p) / (sac_p - random_p)
+        normalised["Pendulum-v1"]["tutorial_sac"],
+        (np.array([-150, -170, -600, -160]) - pendulum.random) / (pendulum.reference - pendulum.random),
     )
-    assert normalised["LunarLanderContinuous-v3"]["sac"].mean() == pytest.approx(1.0)
     np.testing.assert_allclose(
-        normalised["LunarLanderContinuous-v3"]["tutorial_sac"], (np.array([0.0, 50.0]) - random_l) / (150.0 - random_l)
+        normalised["LunarLanderContinuous-v3"]["sac"], (np.array([100.0, 200.0]) - lunar.random) / lunar.span
     )
     rows, pairs = agg.aggregate(normalised)
-    # IQM over all 5 runs of tutorial_sac: trim floor(5/4) = 1 at each end, the mean of the middle 3
-    everything = np.sort(np.concatenate([normalised[e]["tutorial_sac"] for e in normalised]))
-    assert rows[0]["algorithm"] == "tutorial_sac" and rows[0]["runs"] == 5
-    assert rows[0]["iqm"] == pytest.approx(everything[1:4].mean())
+    # Tasks weighted equally: Pendulum's 4 runs weigh 1/8 each, LunarLander's 2 runs 1/4 each; the IQM is the
+    # weighted mean of the middle half of the weight
+    values = np.concatenate([normalised[e]["tutorial_sac"] for e in normalised])
+    weights = np.array([1 / 8] * 4 + [1 / 4] * 2)
+    order = np.argsort(values)
+    v, w = values[order], weights[order]
+    upper = np.cumsum(w)
+    inside = np.clip(np.minimum(upper, 0.75) - np.maximum(upper - w, 0.25), 0, None)
+    assert rows[0]["algorithm"] == "tutorial_sac" and rows[0]["runs"] == 6
+    assert rows[0]["iqm"] == pytest.approx((v * inside).sum() / 0.5)
     assert rows[0]["ci"][0] <= rows[0]["iqm"] <= rows[0]["ci"][1]
-    # P(tutorial_sac > sac): Pendulum -150 beats 3, -170 beats 2, -600 none: 5/9; LunarLander: 0 of 4 -> mean 5/18
-    assert pairs[0]["x"] == "tutorial_sac" and pairs[0]["p"] == pytest.approx((5 / 9 + 0.0) / 2)
-    assert pairs[0]["ci"][0] <= pairs[0]["p"] <= pairs[0]["ci"][1]
-    # Performance profile: fraction of the 5 runs above each tau
-    profile = agg.performance_profile([normalised[e]["tutorial_sac"] for e in normalised], taus=[0.0, 1.0, 2.0])
-    np.testing.assert_allclose(profile, [(everything > 0).mean(), (everything > 1).mean(), 0.0])
-    with pytest.raises(ValueError, match="scores: Pendulum-v1 has no sac runs"):
-        agg.normalise({"Pendulum-v1": {"tutorial_sac": [1.0]}})
+    # With equal runs per task (a multiple of 4), the weighted IQM is rliable's trim_mean of all runs
+    equal = [np.array([1.0, 2.0, 3.0, 10.0]), np.array([0.0, 5.0, 6.0, 7.0])]
+    assert agg.weighted_iqm(equal) == pytest.approx(cmp.stats.iqm(np.concatenate(equal)))
+    # P(tutorial_sac > sac): Pendulum 1 + 2.5 + 0 + 1.5 of 16 = 5/16... counted below; LunarLander 0 of 4
+    p_pendulum = float(cmp.stats.probability_of_improvement(raw["Pendulum-v1"]["tutorial_sac"], raw["Pendulum-v1"]["sac"]))
+    assert pairs[0]["x"] == "tutorial_sac" and pairs[0]["p"] == pytest.approx((p_pendulum + 0.0) / 2)
+    # Performance profile: the mean over tasks of each task's fraction of runs above tau
+    profile = agg.performance_profile([normalised[e]["tutorial_sac"] for e in normalised], taus=[0.0, 2.0])
+    expected = np.mean([(normalised[e]["tutorial_sac"] > 0).mean() for e in normalised])
+    np.testing.assert_allclose(profile, [expected, 0.0])
+    with pytest.raises(ValueError, match="no random and reference scores for CartPole-v1"):
+        agg.normalise({"CartPole-v1": {"tutorial_sac": [1.0]}})
     # The random-policy score is what random_score() prints
-    assert agg.random_score("Pendulum-v1") == pytest.approx(random_p)
+    assert agg.random_score("Pendulum-v1") == pytest.approx(pendulum.random)
 
 
 def test_report_of_several_tasks_has_the_aggregate(tmp_path: pathlib.Path) -> None:
@@ -535,6 +558,7 @@ def test_report_of_several_tasks_has_the_aggregate(tmp_path: pathlib.Path) -> No
     markdown = cmp.write_report(evaluations, runs, tmp_path, "two")
     assert "## Across tasks" in markdown and "| tutorial_sac | 5 |" in markdown
     assert "| tutorial_sac | sac | 0.28 [" in markdown  # (5/9 + 0) / 2
+    assert "weighted equally" in markdown and "reference -157.0 (rl-zoo3 benchmark.md, SAC, Pendulum-v1" in markdown
     assert (tmp_path / "two_profile_deterministic.png").stat().st_size > 10_000
     # The same from the two folders' tables (--aggregate)
     for table, folder in ((pendulum, tmp_path / "p"), (lunar, tmp_path / "l")):

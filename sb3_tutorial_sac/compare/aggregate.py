@@ -1,10 +1,12 @@
-"""Across tasks (rliable's aggregate metrics): scores normalised per task (random policy = 0, the baseline
-algorithm, rl-zoo3's SAC, = 1), the IQM of every run of every task with a stratified bootstrap interval, the
-performance profile (fraction of runs above each normalised score), and the probability of improvement averaged
-over tasks, with its interval."""
+"""Across tasks (rliable's aggregate metrics): scores normalised per task by fixed, sourced scores (the uniform
+random policy = 0, a published reference score = 1: ``TASK_SCORES``, never the sample's own mean), the IQM of the
+normalised scores with every task weighted equally and a stratified bootstrap interval, the performance profile
+(fraction of runs above each normalised score, tasks weighted equally) with stratified-bootstrap bands, and the
+probability of improvement averaged over tasks, with its interval."""
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 from collections.abc import Mapping, Sequence
 
@@ -15,16 +17,37 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from sb3_tutorial_sac.compare.stats import bootstrap_ci, iqm, probability_of_improvement
+from sb3_tutorial_sac.compare.stats import bootstrap_ci, probability_of_improvement
 
-# The algorithm whose mean score is 1 on every task
-BASELINE = "sac"
-# Mean return of the uniform random policy, 100 episodes, seeds 0..99 (``random_score(env)`` prints each)
-RANDOM_SCORES: dict[str, float] = {
-    "Pendulum-v1": -1207.555222701356,
-    "LunarLanderContinuous-v3": -212.6757661039201,
-    "MountainCarContinuous-v0": -33.251699754754085,
-    "InvertedPendulum-v5": 5.23,
+
+@dataclasses.dataclass(frozen=True)
+class TaskScores:
+    """The fixed scores that normalise one task: 0 = ``random``, 1 = ``reference``, each with its source."""
+
+    random: float
+    random_source: str
+    reference: float
+    reference_source: str
+
+    @property
+    def span(self) -> float:
+        return self.reference - self.random
+
+
+_RANDOM_SOURCE = "uniform random policy, mean return of 100 episodes, seeds 0-99 (`aggregate.random_score`, run here)"
+# rl-zoo3's benchmark.md (DLR-RM/rl-baselines3-zoo, commit 0088472), SAC's mean reward of its trained agent
+# (deterministic policy); the nearest version of the task where the table has no entry for ours
+_ZOO = "rl-zoo3 benchmark.md, SAC"
+TASK_SCORES: dict[str, TaskScores] = {
+    "Pendulum-v1": TaskScores(-1207.555222701356, _RANDOM_SOURCE, -156.995, f"{_ZOO}, Pendulum-v1, 20k steps"),
+    "LunarLanderContinuous-v3": TaskScores(
+        -212.6757661039201, _RANDOM_SOURCE, 260.390, f"{_ZOO}, LunarLanderContinuous-v2, 500k steps"
+    ),
+    "MountainCarContinuous-v0": TaskScores(
+        -33.251699754754085, _RANDOM_SOURCE, 94.679, f"{_ZOO}, MountainCarContinuous-v0, 50k steps"
+    ),
+    "HalfCheetah-v5": TaskScores(-274.8601040362532, _RANDOM_SOURCE, 9535.451, f"{_ZOO}, HalfCheetah-v3, 1M steps"),
+    "Hopper-v5": TaskScores(16.66883949956298, _RANDOM_SOURCE, 2325.547, f"{_ZOO}, Hopper-v3, 1M steps"),
 }
 # The normalised scores at which the performance profile is drawn
 PROFILE_TAUS = np.linspace(-0.5, 1.5, 81)
@@ -53,22 +76,37 @@ def random_score(env_id: str, episodes: int = 100, seed: int = 0) -> float:
     return float(np.mean(returns))
 
 
-def normalise(scores: Mapping[str, Mapping[str, npt.ArrayLike]], baseline: str = BASELINE) -> dict[str, dict[str, np.ndarray]]:
-    """Scores of each task mapped so that the random policy is 0 and the mean score of ``baseline`` is 1.
+def normalise(scores: Mapping[str, Mapping[str, npt.ArrayLike]]) -> dict[str, dict[str, np.ndarray]]:
+    """Scores of each task mapped by ``TASK_SCORES``: the random policy's mean return is 0, the reference score 1.
 
     :param scores: per task, per algorithm, the runs' scores (one mode)
-    :param baseline: the algorithm whose mean is 1 (present on every task)
     :return: the same layout, normalised
     """
     normalised = {}
     for env, per_algorithm in scores.items():
-        if baseline not in per_algorithm:
-            raise ValueError(f"scores: {env} has no {baseline} runs to normalise by")
-        if env not in RANDOM_SCORES:
-            raise ValueError(f"scores: no random-policy score for {env}; known: {sorted(RANDOM_SCORES)}")
-        low, high = RANDOM_SCORES[env], float(np.mean(np.asarray(per_algorithm[baseline], dtype=float)))
-        normalised[env] = {a: (np.asarray(v, dtype=float) - low) / (high - low) for a, v in per_algorithm.items()}
+        if env not in TASK_SCORES:
+            raise ValueError(f"scores: no random and reference scores for {env}; known: {sorted(TASK_SCORES)}")
+        task = TASK_SCORES[env]
+        normalised[env] = {a: (np.asarray(v, dtype=float) - task.random) / task.span for a, v in per_algorithm.items()}
     return normalised
+
+
+def weighted_iqm(per_task: Sequence[npt.ArrayLike], axis: int = 0) -> npt.NDArray[np.float64]:
+    """IQM of the runs of every task together, each task weighted equally (each run of a task with ``n`` runs weighs
+    ``1 / n``): the weighted mean of the runs between the 25% and 75% points of the total weight, the runs on
+    either boundary counted by the part of their weight inside. With the same number of runs per task, divisible by
+    4, it is rliable's ``aggregate_iqm`` (``scipy.stats.trim_mean(all runs, 0.25)``). A bootstrap statistic when each
+    task's runs lie along ``axis``."""
+    arrays = [np.moveaxis(np.asarray(t, dtype=float), axis, -1) for t in per_task]
+    values = np.concatenate(arrays, axis=-1)
+    weights = np.concatenate([np.full(a.shape[-1], 1.0 / a.shape[-1]) for a in arrays]) / len(arrays)
+    order = np.argsort(values, axis=-1, kind="stable")
+    sorted_values = np.take_along_axis(values, order, axis=-1)
+    sorted_weights = weights[order]
+    upper = np.cumsum(sorted_weights, axis=-1)
+    lower = upper - sorted_weights
+    inside = np.clip(np.minimum(upper, 0.75) - np.maximum(lower, 0.25), 0.0, None)
+    return np.asarray((sorted_values * inside).sum(axis=-1) / 0.5)
 
 
 def _common_algorithms(normalised: Mapping[str, Mapping[str, np.ndarray]]) -> list[str]:
@@ -76,25 +114,19 @@ def _common_algorithms(normalised: Mapping[str, Mapping[str, np.ndarray]]) -> li
     return [a for a in tasks[0] if all(a in task for task in tasks[1:])]
 
 
-def aggregate_iqm(per_task: Sequence[npt.ArrayLike], axis: int = 0) -> npt.NDArray[np.float64]:
-    """IQM of every run of every task together (rliable's ``aggregate_iqm``); a bootstrap statistic when each task's
-    runs lie along ``axis``."""
-    return iqm(np.concatenate([np.asarray(t, dtype=float) for t in per_task], axis=axis), axis=axis)
-
-
 def aggregate(normalised: Mapping[str, Mapping[str, np.ndarray]]) -> tuple[list[dict], list[dict]]:
     """The aggregate metrics of the algorithms that every task has.
 
     :return: ``(rows, pairs)``: per algorithm ``{"algorithm", "runs", "iqm", "ci"}`` (IQM of the normalised scores
-        of all runs, stratified bootstrap over runs within each task); per pair of algorithms ``{"x", "y", "p",
-        "ci"}``: the mean over tasks of P(X > Y), stratified bootstrap
+        of all runs, tasks weighted equally: ``weighted_iqm``; stratified bootstrap over runs within each task); per
+        pair of algorithms ``{"x", "y", "p", "ci"}``: the mean over tasks of P(X > Y), stratified bootstrap
     """
     algorithms = _common_algorithms(normalised)
     rows = []
     for algorithm in algorithms:
         per_task = [normalised[env][algorithm] for env in normalised]
-        low, high = bootstrap_ci(lambda *tasks, axis: aggregate_iqm(tasks, axis=axis), *per_task)
-        rows.append({"algorithm": algorithm, "runs": sum(len(t) for t in per_task), "iqm": float(aggregate_iqm(per_task)),
+        low, high = bootstrap_ci(lambda *tasks, axis: weighted_iqm(tasks, axis=axis), *per_task)
+        rows.append({"algorithm": algorithm, "runs": sum(len(t) for t in per_task), "iqm": float(weighted_iqm(per_task)),
                      "ci": (float(low), float(high))})  # fmt: skip
     pairs = []
     for i, x in enumerate(algorithms):
@@ -112,11 +144,11 @@ def aggregate(normalised: Mapping[str, Mapping[str, np.ndarray]]) -> tuple[list[
     return rows, pairs
 
 
-def performance_profile(per_task: Sequence[npt.ArrayLike], taus: npt.ArrayLike = PROFILE_TAUS) -> np.ndarray:
-    """Fraction of all runs (every task) whose normalised score exceeds each ``tau`` (rliable's score
-    distribution)."""
-    runs = np.concatenate([np.asarray(t, dtype=float) for t in per_task])
-    return (runs[:, None] > np.asarray(taus)[None, :]).mean(axis=0)
+def performance_profile(per_task: Sequence[npt.ArrayLike], taus: npt.ArrayLike = PROFILE_TAUS, axis: int = 0) -> np.ndarray:
+    """Fraction of runs whose normalised score exceeds each ``tau``, the mean over tasks of each task's fraction
+    (rliable's score distribution, tasks weighted equally); a bootstrap statistic when runs lie along ``axis``."""
+    taus = np.asarray(taus)
+    return np.mean([(np.asarray(t, dtype=float)[..., None] > taus).mean(axis=axis) for t in per_task], axis=0)
 
 
 def plot_profile(normalised: Mapping[str, Mapping[str, np.ndarray]], path: pathlib.Path, title: str) -> None:
@@ -128,13 +160,12 @@ def plot_profile(normalised: Mapping[str, Mapping[str, np.ndarray]], path: pathl
         per_task = [normalised[env][algorithm] for env in normalised]
 
         def profile(*tasks: np.ndarray, axis: int) -> np.ndarray:
-            runs = np.concatenate(tasks, axis=axis)
-            return (runs[..., None] > PROFILE_TAUS).mean(axis=axis)
+            return performance_profile(tasks, axis=axis)
 
         low, high = bootstrap_ci(profile, *per_task, reps=5_000)
         ax.plot(PROFILE_TAUS, performance_profile(per_task), color=f"C{i}", label=algorithm)
         ax.fill_between(PROFILE_TAUS, low, high, color=f"C{i}", alpha=0.2)
-    ax.set_xlabel(f"normalised score tau (random policy = 0, mean of {BASELINE} = 1)")
+    ax.set_xlabel("normalised score tau (random policy = 0, reference score = 1)")
     ax.set_ylabel("fraction of runs with score > tau")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -146,9 +177,14 @@ def plot_profile(normalised: Mapping[str, Mapping[str, np.ndarray]], path: pathl
 def aggregate_markdown(normalised: Mapping[str, Mapping[str, np.ndarray]], mode: str) -> str:
     """The aggregate section's tables (``aggregate``) in markdown."""
     rows, pairs = aggregate(normalised)
+    sources = "; ".join(
+        f"{env}: random {TASK_SCORES[env].random:.1f} ({TASK_SCORES[env].random_source}), reference "
+        f"{TASK_SCORES[env].reference:.1f} ({TASK_SCORES[env].reference_source})"
+        for env in normalised
+    )
     lines = [
-        f"Tasks: {', '.join(normalised)}; {mode} policy; normalised score = (score - random) / (mean score of "
-        f"{BASELINE} - random), random = the uniform random policy's mean return ({', '.join(f'{e}: {RANDOM_SCORES[e]:.1f}' for e in normalised)}).",  # noqa: E501
+        f"Tasks: {', '.join(normalised)}, weighted equally; {mode} policy; normalised score = (score - random) / "
+        f"(reference - random), from fixed scores: {sources}.",
         "",
         "| algorithm | runs (all tasks) | IQM of normalised scores [95% CI] |",
         "|---|---:|---:|",

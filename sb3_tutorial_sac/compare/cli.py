@@ -8,7 +8,9 @@ import pathlib
 from collections.abc import Sequence
 
 from sb3_tutorial_sac.compare.grid import aggregate_folders, compare
-from sb3_tutorial_sac.compare.specs import ABLATION, ABLATION_NOTE, VARIANTS, Variant
+from sb3_tutorial_sac.compare.paired import min_seeds
+from sb3_tutorial_sac.compare.records import discover, verify
+from sb3_tutorial_sac.compare.specs import ABLATION, ABLATION_NOTE, VARIANTS, Variant, make_specs
 from sb3_tutorial_sac.compare.stats import SCORE_LAST
 
 # The command's description (sb3_tutorial_sac.cli lists the command with the same words; it imports this module only
@@ -19,21 +21,26 @@ DESCRIPTION = "compare tutorial_sac with SB3's SAC (and other rl-zoo3 algorithms
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options."""
     parser.add_argument(
-        "--algos", nargs="+", default=["tutorial_sac", "sac"], help="rl-zoo3 algorithm keys (default: tutorial_sac sac)"
+        "--algos", nargs="+", default=None, help="rl-zoo3 algorithm keys (default: tutorial_sac sac)"
     )
-    parser.add_argument("--envs", nargs="+", default=["Pendulum-v1"], help="environment ids (default: Pendulum-v1)")
-    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (default: 3)")
+    parser.add_argument("--envs", nargs="+", default=None, help="environment ids (default: Pendulum-v1)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help=f"number of seeds, the same for every row (default: 3); a verdict needs at least {min_seeds()} paired seeds",
+    )
     parser.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
-    parser.add_argument("--budget", type=int, default=0, help="env steps per run (default: 0 = the zoo's n_timesteps)")
+    parser.add_argument("--budget", type=int, default=None, help="env steps per run (default: 0 = the zoo's n_timesteps)")
     parser.add_argument(
         "--schedule",
         choices=["budget", "zoo"],
-        default="budget",
+        default=None,
         help="a budget below the zoo's n_timesteps: 'budget' scales its lin_ schedules to the budget, 'zoo' runs them "
         "over the zoo's n_timesteps and stops at the budget (default: budget)",
     )
-    parser.add_argument("--eval-freq", type=int, default=1000, help="evaluate every N env steps (default: 1000)")
-    parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation and mode (default: 10)")
+    parser.add_argument("--eval-freq", type=int, default=None, help="evaluate every N env steps (default: 1000)")
+    parser.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation and mode (default: 10)")
     parser.add_argument(
         "--log-folder", type=pathlib.Path, default=pathlib.Path("logs/compare"), help="runs and report (default: logs/compare)"
     )
@@ -53,7 +60,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", default=None, help="Ray cluster address (e.g. ray://host:10001 or auto)")
     parser.add_argument("--threshold", type=float, default=None, help="return threshold for all envs (default: per env)")
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
-    parser.add_argument("--report-only", action="store_true", help="train nothing: report the runs that have finished")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: report the runs that have finished; the grid (rows, seeds, protocol) is read from the "
+        "records, and --algos/--variants select a subset (reported under its own file names)",
+    )
+    parser.add_argument(
+        "--verify",
+        type=int,
+        default=0,
+        metavar="N",
+        help="re-run N finished seeds of every row on this code and compare the evaluations (verify.json), then "
+        "report: runs of several code versions are pooled only after it found them identical",
+    )
     parser.add_argument(
         "--score-last",
         type=int,
@@ -69,17 +89,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the grid the options describe, print the report; exit code 1 when a run failed."""
-    if args.seeds <= 0 or args.jobs <= 0 or args.eval_freq <= 0 or args.eval_episodes <= 0 or args.budget < 0:
-        raise SystemExit("--seeds, --jobs, --eval-freq and --eval-episodes must be positive, --budget >= 0")
-    if args.score_last <= 0:
-        raise SystemExit("--score-last must be a positive number of evaluation points")
-    if args.aggregate is not None:
-        report = aggregate_folders(args.aggregate, args.log_folder, args.name or "aggregate", args.score_last)
-        print(report)
-        return 0
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+def _rows(args: argparse.Namespace) -> tuple[list[Variant], list[str], str, list[str]]:
+    """The rows, environments, report name and notes the options ask for."""
+    envs = args.envs or ["Pendulum-v1"]
     if args.ablation:
         variants, envs, name, notes = list(ABLATION), ["Pendulum-v1"], "ablation", [ABLATION_NOTE]
         if args.variants is not None:
@@ -88,34 +100,97 @@ def run(args: argparse.Namespace) -> int:
             if unknown:
                 raise SystemExit(f"--variants: unknown ablation rows {unknown}; the rows are {names}")
             variants = [variant for variant in ABLATION if variant.label in args.variants]
+        return variants, envs, name, notes
+    algos = args.algos or ["tutorial_sac", "sac"]
+    variants = [Variant(a, a) for a in dict.fromkeys(algos)]
+    if args.variants is not None:
+        unknown = [row for row in args.variants if row not in VARIANTS]
+        if unknown:
+            raise SystemExit(f"--variants: unknown rows {unknown}; the rows are {list(VARIANTS)}")
+        variants += [VARIANTS[row] for row in dict.fromkeys(args.variants)]
+    return variants, envs, "compare", []
+
+
+def _from_records(args: argparse.Namespace) -> tuple[list[Variant], list[str], str, list[str], list[int]]:
+    """The grid of the finished runs in the log folder (``--report-only`` / ``--verify`` without a grid's flags);
+    a subset of its rows (``--algos``/``--variants``) is reported under its own names."""
+    labels = None
+    if args.algos is not None or args.variants is not None:
+        labels = [*(args.algos or []), *(args.variants or [])]
+    ablation = args.ablation or (args.log_folder / "ablation.md").is_file()
+    try:
+        grid = discover(args.log_folder, labels, ablation)
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
+    base = "ablation" if ablation else "compare"
+    name = args.name or (base if labels is None else f"{base}_{'_'.join(labels)}")
+    notes = [ABLATION_NOTE] if ablation else []
+    args.budget, args.eval_freq, args.eval_episodes = grid.budget, grid.eval_freq, grid.eval_episodes
+    args.schedule = grid.schedule
+    return grid.variants, grid.envs, name, notes, grid.seeds
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the grid the options describe, print the report; exit code 1 when a run failed."""
+    if args.aggregate is not None:
+        if args.score_last <= 0:
+            raise SystemExit("--score-last must be a positive number of evaluation points")
+        report = aggregate_folders(args.aggregate, args.log_folder, args.name or "aggregate", args.score_last)
+        print(report)
+        return 0
+    grid_flags = (args.seeds, args.envs, args.budget, args.eval_freq, args.eval_episodes, args.schedule)
+    from_records = (args.report_only or args.verify) and all(flag is None for flag in grid_flags)
+    if from_records:
+        variants, envs, name, notes, seeds = _from_records(args)
     else:
-        variants, envs, name, notes = [Variant(a, a) for a in dict.fromkeys(args.algos)], args.envs, "compare", []
-        if args.variants is not None:
-            unknown = [row for row in args.variants if row not in VARIANTS]
-            if unknown:
-                raise SystemExit(f"--variants: unknown rows {unknown}; the rows are {list(VARIANTS)}")
-            variants += [VARIANTS[row] for row in dict.fromkeys(args.variants)]
-    name = args.name or name
+        variants, envs, name, notes = _rows(args)
+        name = args.name or name
+        args.seeds = 3 if args.seeds is None else args.seeds
+        args.budget = 0 if args.budget is None else args.budget
+        args.eval_freq = 1000 if args.eval_freq is None else args.eval_freq
+        args.eval_episodes = 10 if args.eval_episodes is None else args.eval_episodes
+        args.schedule = args.schedule or "budget"
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if (args.seeds is not None and args.seeds <= 0) or args.jobs <= 0 or args.eval_freq <= 0 or args.eval_episodes <= 0:
+        raise SystemExit("--seeds, --jobs, --eval-freq and --eval-episodes must be positive, --budget >= 0")
+    if args.budget < 0 or args.verify < 0:
+        raise SystemExit("--budget and --verify must be >= 0")
+    if args.score_last <= 0:
+        raise SystemExit("--score-last must be a positive number of evaluation points")
+    if args.verify:
+        specs = make_specs(
+            variants, envs, seeds, args.budget, args.eval_freq, args.eval_episodes, args.log_folder, schedule=args.schedule
+        )
+        try:
+            result = verify(specs, args.verify, jobs=args.jobs, progress=not args.no_progress)
+        except ValueError as error:
+            raise SystemExit(str(error)) from error
+        checked = [entry for entries in result["rows"].values() for entry in entries]
+        same = sum(entry["identical"] for entry in checked)
+        print(f"Replayed {len(checked)} runs ({args.verify} seeds per row): {same} identical; {args.log_folder}/verify.json")
     thresholds = dict.fromkeys(envs, args.threshold) if args.threshold is not None else None
-    report, runs = compare(
-        variants,
-        envs,
-        seeds,
-        args.budget,
-        args.eval_freq,
-        args.eval_episodes,
-        args.log_folder,
-        args.backend,
-        args.jobs,
-        args.address,
-        name,
-        progress=not args.no_progress,
-        thresholds=thresholds,
-        notes=notes,
-        report_only=args.report_only,
-        last=args.score_last,
-        schedule=args.schedule,
-    )
+    try:
+        report, runs = compare(
+            variants,
+            envs,
+            seeds,
+            args.budget,
+            args.eval_freq,
+            args.eval_episodes,
+            args.log_folder,
+            args.backend,
+            args.jobs,
+            args.address,
+            name,
+            progress=not args.no_progress,
+            thresholds=thresholds,
+            notes=notes,
+            report_only=args.report_only or bool(args.verify),
+            last=args.score_last,
+            schedule=args.schedule,
+        )
+    except ValueError as error:  # e.g. runs of several code versions that no replay verified
+        raise SystemExit(str(error)) from error
     print(report)
     print(f"Report, CSVs and plots in {args.log_folder}/{name}*")
     return 1 if (runs["status"] == "failed").any() else 0

@@ -56,7 +56,7 @@ def compare(
     specs = make_specs(variants, envs, seeds, budget, eval_freq, eval_episodes, log_folder, schedule=schedule)
     records = run_all(specs, backend=backend, jobs=jobs, address=address, progress=progress, report_only=report_only)
     evaluations, runs = collect(specs, records)
-    title = "Ablation: one tutorial quirk switched to SB3's choice at a time" if name == "ablation" else "Comparison"
+    title = "Ablation: one tutorial quirk switched to SB3's choice at a time" if name.startswith("ablation") else "Comparison"
     steps = "zoo n_timesteps" if not budget else f"{budget:,}"
     protocol = (
         f"Protocol: {steps} env steps per run, training stopped at that step for every algorithm (runs recorded before "

@@ -35,8 +35,9 @@ def step_curves(data: pd.DataFrame, steps: Sequence[int]) -> dict[str, pd.DataFr
 
 
 def time_curves(data: pd.DataFrame, column: str, grid: np.ndarray) -> dict[str, np.ndarray]:
-    """Per algorithm: each run's return on the common time ``grid`` (runs x grid points): at time t, the mean return
-    of the run's last evaluation at or before t (NaN before its first evaluation and after its last one)."""
+    """Per algorithm: each run's return on the time ``grid`` (runs x grid points): at time t, the mean return of the
+    run's last evaluation at or before t (NaN before its first evaluation; after its last one, its final return: a
+    finished run stays where it ended, so an algorithm's band reaches its last evaluation)."""
     curves = {}
     for algorithm in dict.fromkeys(data["algorithm"]):
         rows = []
@@ -45,10 +46,19 @@ def time_curves(data: pd.DataFrame, column: str, grid: np.ndarray) -> dict[str, 
             times, returns = run[column].to_numpy(dtype=float), run["return_mean"].to_numpy(dtype=float)
             index = np.searchsorted(times, grid, side="right") - 1
             values = np.where(index >= 0, returns[np.clip(index, 0, None)], np.nan)
-            values[grid > times[-1]] = np.nan
             rows.append(values)
         curves[algorithm] = np.array(rows)
     return curves
+
+
+def time_grids(data: pd.DataFrame, column: str) -> dict[str, np.ndarray]:
+    """Per algorithm, the seconds panel's time grid: log-spaced (speeds differ by 10x) from the first evaluation of
+    any run to the algorithm's own last evaluation, which is its last point."""
+    start = max(float(data[column].min()), 1e-3)
+    return {
+        str(algorithm): np.geomspace(start, max(float(times.max()), start * 2), TIME_POINTS)
+        for algorithm, times in data.groupby("algorithm", sort=False)[column]
+    }
 
 
 def _runs(n: int) -> str:
@@ -74,9 +84,10 @@ def plot_curves(
     scoring: Sequence[int] = (),
 ) -> None:
     """Learning curves of one environment, a 2 x 2 grid: one row per policy mode; x = env steps (left: the
-    evaluation points every run has; ``scoring`` shaded) and training seconds (right, log scale: one common time
-    grid from the first evaluation of any run to the end of the longest; ``stats.seconds_column``: CPU seconds
-    where every run has them). Mean over runs and 95% bootstrap band; the threshold of "steps to reach" dashed.
+    evaluation points every run has; ``scoring`` shaded) and training seconds (right, log scale: a time grid from
+    the first evaluation of any run to the algorithm's last evaluation, each run held at its final return after its
+    end; ``stats.seconds_column``: CPU seconds where every run has them). Mean over runs and 95% bootstrap band;
+    the threshold of "steps to reach" dashed.
 
     :param evaluations: the evaluations table of one environment (``collect``); for runs without seconds, the seconds
         panels say so
@@ -92,10 +103,7 @@ def plot_curves(
     steps = common_steps(evaluations)
     column = seconds_column(evaluations)
     has_seconds = column in evaluations and evaluations[column].notna().all() and len(evaluations)
-    grid = np.empty(0)
-    if has_seconds:  # log-spaced, from the first evaluation of any run to the last: runs differ in speed by 10x
-        seconds = evaluations.loc[evaluations["timesteps"].isin(steps), column]
-        grid = np.geomspace(max(float(seconds.min()), 1e-3), max(float(seconds.max()), 2e-3), TIME_POINTS)
+    grids = time_grids(evaluations[evaluations["timesteps"].isin(steps)], column) if has_seconds else {}
     for (ax_steps, ax_seconds), mode in zip(axes, MODES):
         # The points every run has, in both panels (a run evaluated past the budget is cut at the common points)
         data = evaluations[(evaluations["mode"] == mode) & evaluations["timesteps"].isin(steps)]
@@ -103,7 +111,8 @@ def plot_curves(
             label = f"{algorithm} ({_runs(len(returns))})"
             _band(ax_steps, returns.columns.to_numpy(), returns.to_numpy(), colors[algorithm], label)
         if has_seconds:
-            for algorithm, values in time_curves(data, column, grid).items():
+            for algorithm, grid in grids.items():
+                values = time_curves(data[data["algorithm"] == algorithm], column, grid)[algorithm]
                 _band(ax_seconds, grid, values, colors[algorithm], f"{algorithm} ({_runs(len(values))})")
         else:
             ax_seconds.text(0.5, 0.5, "no training seconds recorded\n(evaluations.npz without train_seconds)",

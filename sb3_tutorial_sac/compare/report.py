@@ -14,11 +14,13 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 
-from sb3_tutorial_sac.compare.aggregate import BASELINE, RANDOM_SCORES, aggregate_markdown, normalise, plot_profile
+from sb3_tutorial_sac.compare.aggregate import TASK_SCORES, aggregate_markdown, normalise, plot_profile
 from sb3_tutorial_sac.compare.plots import plot_curves
 from sb3_tutorial_sac.compare.provenance import origin
+from sb3_tutorial_sac.compare.records import pooling, version_of
 from sb3_tutorial_sac.compare.runs import Record
 from sb3_tutorial_sac.compare.specs import MODES, REFERENCE, RunSpec
+from sb3_tutorial_sac.compare.verdicts import ALL_PAIRS_UP_TO, analyse, as_records, family_note, sentences, too_few_seeds
 from sb3_tutorial_sac.compare.stats import (
     ALPHA,
     BOOTSTRAP_REPS,
@@ -28,7 +30,6 @@ from sb3_tutorial_sac.compare.stats import (
     common_steps,
     iqm_count,
     pairwise,
-    reach_verdict,
     scoring_steps,
     seconds_column,
     summarise,
@@ -66,6 +67,7 @@ def collect(specs: Sequence[RunSpec], records: Mapping[str, Record]) -> tuple[pd
                 "status": record.get("status"),
                 "error": record.get("error", ""),
                 **{k: record.get(k, np.nan) for k in RUN_COLUMNS},
+                **_provenance_columns(record),
             }
         )
         npz = spec.run_dir() / "evaluations.npz"
@@ -96,6 +98,35 @@ def collect(specs: Sequence[RunSpec], records: Mapping[str, Record]) -> tuple[pd
     return pd.DataFrame(eval_rows, columns=EVALUATION_COLUMNS), pd.DataFrame(run_rows)
 
 
+def _provenance_columns(record: Record) -> dict[str, str]:
+    """A run's code version and, in short, its packages, CPU and engine (``compare_run.json``'s provenance)."""
+    provenance = record.get("provenance") or {}
+    versions = provenance.get("versions") or {}
+    packages = ", ".join(f"{name} {version}" for name, version in versions.items() if version)
+    return {
+        "version": version_of(record) if record.get("status") == "ok" else "",
+        "packages": packages,
+        "cpu": str(provenance.get("cpu") or ""),
+        "engine": str(provenance.get("engine") or ""),
+    }
+
+
+def _code_lines(runs: pd.DataFrame, env: str, log_folder: pathlib.Path) -> list[str]:
+    """What the report pooled: code versions (after ``records.pooling``), packages, CPUs and engines."""
+    ok = runs[runs["status"] == "ok"]
+    if not len(ok) or "version" not in ok:
+        return []
+    versions: dict[str, dict[str, int]] = {}
+    for (label, version), group in ok.groupby(["algorithm", "version"], sort=False):
+        versions.setdefault(f"{label} {env}", {})[str(version)] = len(group)
+    lines = [pooling(log_folder, versions)]
+    for column, what in (("packages", "Packages"), ("cpu", "CPU"), ("engine", "TutorialSAC engine")):
+        values = [str(v) for v in dict.fromkeys(ok[column].fillna("")) if str(v)]
+        if values:
+            lines.append(f"{what}: {'; '.join(values)}.")
+    return [" ".join(lines)]
+
+
 def _fmt(value: float | None, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
@@ -118,76 +149,6 @@ def _seconds_name(column: str) -> str:
     return "CPU s" if column == "train_cpu_seconds" else "wall s"
 
 
-def _evidence(result: Summary, x: str, y: str) -> str:
-    """``P(x > y) = p [low, high], exact test p = ...`` of a ``verdict``."""
-    return f"P({x} > {y}) = {result['p']:.2f}{_fmt_ci(result['ci'], 2)}, {result['test']} p = {_p_value(result['p_value'])}"
-
-
-def _runs_phrase(n: tuple[int, int]) -> str:
-    if n[0] == n[1]:
-        return f"{n[0]} run{'s' if n[0] != 1 else ''} each"
-    return f"{n[0]} and {n[1]} runs"
-
-
-def _time_clause(ref: Summary, other: Summary, kind: str, target: str, seconds: str) -> str:
-    """Which reaches the threshold first, in env steps (``kind="steps"``) or training seconds, gated as the scores."""
-    mode = HEADLINE_MODE
-    names = (ref["algorithm"], other["algorithm"])
-    unit = "env steps" if kind == "steps" else f"training {seconds}"
-    times = (ref[f"{kind}_{mode}"], other[f"{kind}_{mode}"])
-    if any(np.isnan(t).any() for t in times):
-        return f"the {unit} to {target} are not recorded for every run"
-    medians = [
-        f"{_fmt(row[f'{kind}_to_threshold_{mode}'], 0)}{_fmt_ci(row[f'{kind}_to_threshold_{mode}_ci'], 0)}"
-        for row in (ref, other)
-    ]
-    counts = [(row[f"reached_{mode}"], row[f"n_{mode}"]) for row in (ref, other)]
-    reached = f"reached in {counts[0][0]} of {counts[0][1]} and {counts[1][0]} of {counts[1][1]} runs"
-    result = reach_verdict(*times)
-    evidence = (
-        f"median {medians[0]} against {medians[1]}, {reached}; P({names[0]} first) = {result['p']:.2f}"
-        f"{_fmt_ci(result['ci'], 2)}, {result['test']} p = {_p_value(result['p_value'])}"
-    )
-    if not any(np.isfinite(t).any() for t in times):
-        return f"neither reaches {target} within the budget in any run"
-    if result["decided"]:
-        winner = names[0] if result["decided"] > 0 else names[1]
-        return f"{winner} reaches {target} in fewer {unit} ({evidence})"
-    return f"inconclusive at {_runs_phrase(result['n'])} which reaches {target} in fewer {unit} ({evidence})"
-
-
-def _versus(ref: Summary, other: Summary, threshold: float | None, seconds: str) -> str:
-    """The headline sentence of the reference against one other algorithm."""
-    mode = HEADLINE_MODE
-    for row in (ref, other):
-        if not row[f"n_{mode}"]:
-            return f"{row['algorithm']} has no finished run to compare ({ref['algorithm']} against {other['algorithm']})."
-    names = (ref["algorithm"], other["algorithm"])
-    result = other[f"versus_{mode}"]
-    iqms = f"IQM {_fmt(ref[f'iqm_{mode}'])} against {_fmt(other[f'iqm_{mode}'])}"
-    if result["decided"]:
-        winner, loser = names if result["decided"] > 0 else names[::-1]
-        final = f"{winner} ends higher than {loser} ({_evidence(result, *names)}; {iqms})"
-    else:
-        final = f"inconclusive at {_runs_phrase(result['n'])} which ends higher ({_evidence(result, *names)}; {iqms})"
-    clauses = [final]
-    if threshold is not None and f"steps_{mode}" in ref and f"steps_{mode}" in other:
-        target = _fmt(threshold, 0)
-        clauses += [_time_clause(ref, other, "steps", target, seconds), _time_clause(ref, other, "seconds", target, seconds)]
-    text = "; ".join(clauses)
-    return f"{names[0]} against {names[1]}, {mode} policy: {text}."
-
-
-def headline_from_rows(rows: Sequence[Summary], threshold: float | None, reference: str = REFERENCE, seconds: str = "") -> str:
-    """The headline of one environment from ``summarise``'s rows: one sentence per algorithm other than the
-    reference (a list when there are several); empty when the reference is not in the rows."""
-    ref = next((row for row in rows if row["algorithm"] == reference), None)
-    if ref is None:
-        return ""
-    sentences = [_versus(ref, row, threshold, seconds or "CPU s") for row in rows if row["algorithm"] != reference]
-    return sentences[0] if len(sentences) == 1 else "\n".join(f"- {sentence}" for sentence in sentences)
-
-
 def headline(
     evaluations: pd.DataFrame,
     runs: pd.DataFrame,
@@ -195,19 +156,19 @@ def headline(
     reference: str = REFERENCE,
     last: int = SCORE_LAST,
 ) -> str:
-    """The answer first: for one environment, the reference against each other algorithm, with the deterministic
-    policy: which ends higher (scores: ``stats.scores``), which reaches ``threshold`` in fewer env steps and in fewer
-    training seconds; each said only when the bootstrap interval of P excludes 0.5 and the exact rank test rejects
-    "no difference" at 5% (``stats.verdict``), else "inconclusive at n runs"; the evidence in brackets.
+    """The verdicts of one environment (``verdicts.analyse``), one line per contrast and measure: paired by seed
+    where the rows share seeds, Holm within each family, an equivalence test before "cannot be told apart",
+    otherwise "inconclusive" with the seeds a verdict would need.
 
     :param evaluations: the evaluations table of one environment (``collect``)
     :param runs: the runs table of the same environment
-    :param threshold: the return to reach (None: no clause about reaching it)
-    :param reference: the algorithm compared with each other one
+    :param threshold: the return to reach (None: no sentence about reaching it)
+    :param reference: the row compared with every other one when there are many rows
     :param last: evaluation points a score averages
     """
-    rows = summarise(evaluations, runs, threshold, reference, last)
-    return headline_from_rows(rows, threshold, reference, _seconds_name(seconds_column(evaluations)))
+    env = str(runs["env"].iloc[0]) if len(runs) else ""
+    results = analyse(evaluations, list(dict.fromkeys(runs["algorithm"])), env, threshold, reference, last)
+    return "\n".join(sentences(results, threshold))
 
 
 def markdown_table(
@@ -255,16 +216,14 @@ def markdown_table(
 
 
 def pairwise_table(rows: Sequence[Summary]) -> str:
-    """Every pair of algorithms, both modes: P(X > Y) with its interval, the exact test and the verdict."""
-    lines = ["| X | Y | mode | P(X > Y) [95% CI] | exact test p | verdict |", "|---|---|---|---:|---:|---|"]
+    """Every pair of algorithms, both modes, described without pairing: P(X > Y) with its stratified interval and the
+    unpaired rank test's uncorrected p (a description: the verdicts are the paired, corrected tests above)."""
+    lines = ["| X | Y | mode | P(X > Y) [95% CI] | unpaired rank test p (uncorrected) |", "|---|---|---|---:|---:|"]
     for mode in MODES:
         for pair in pairwise(rows, mode):
-            says = {1: f"{pair['x']} ends higher", -1: f"{pair['y']} ends higher"}.get(
-                pair["decided"], f"inconclusive at {_runs_phrase(pair['n'])}"
-            )
             lines.append(
                 f"| {pair['x']} | {pair['y']} | {mode} | {pair['p']:.2f}{_fmt_ci(pair['ci'], 2)} | "
-                f"{_p_value(pair['p_value'])} ({pair['test']}) | {says} |"
+                f"{_p_value(pair['p_value'])} ({pair['test']}) |"
             )
     return "\n".join(lines)
 
@@ -327,19 +286,20 @@ def method_paragraph(reference: str, last: int) -> str:
         "all runs of the task; mean +/- std (ddof=0) over runs. IQM: scipy.stats.trim_mean(scores, 0.25), rliable's "
         f"definition: the lowest and highest quarter of the runs, rounded down, are dropped (at 5 runs the mean of the "
         f"middle {iqm_count(5)}, at 10 of the middle {iqm_count(10)}). P(X > Y): probability that a run of X scores "
-        "higher than a run of Y (ties count half). Intervals: 95% percentile bootstrap, "
-        f"{BOOTSTRAP_REPS:,} resamples from seed {BOOTSTRAP_SEED}, each algorithm's runs resampled on their own "
-        "(stratified). Exact test: two-sided Mann-Whitney U, exact (scipy.stats.mannwhitneyu(method='exact')), or the "
-        "exact permutation test of U when values are tied. A sentence says one algorithm ends higher (or reaches the "
-        f"threshold first) only when the interval of P excludes 0.5 and the exact test gives p < {ALPHA}; otherwise it "
-        "says inconclusive at that number of runs. Steps to threshold: the first common evaluation step whose mean "
-        "return reaches it (never: not within the budget); training seconds to it: the run's training seconds "
+        "higher than a run of Y (ties count half), unpaired: a description beside the verdicts. Intervals of IQM and P: "
+        f"95% percentile bootstrap, {BOOTSTRAP_REPS:,} resamples from seed {BOOTSTRAP_SEED}, each algorithm's runs "
+        "resampled on their own (stratified); the unpaired rank test beside P is two-sided Mann-Whitney U, exact, or the "
+        "exact permutation test of U when values are tied. Verdicts: see the paragraph under each task's verdicts "
+        f"(paired by seed where rows share seeds, Holm within each family, level {ALPHA}; an equivalence test before "
+        "\"cannot be told apart\"); otherwise a sentence says inconclusive. Steps to threshold: the first common "
+        "evaluation step whose mean return reaches it (never: not within the budget); "
+        "training seconds to it: the run's training seconds "
         "(evaluations excluded) at that step, process CPU time where every run recorded it (one torch thread per run; "
         "CPU time does not count waiting for a core on a shared machine), else wall clock; medians over runs with "
         "bootstrap intervals. Curves: mean over runs with a 95% bootstrap band (5,000 resamples), against env steps "
-        "at the common evaluation points (the scoring points shaded) and against training seconds on one common, log-spaced "
-        "time grid (each run's return at a time = its last evaluation at or before that time; an algorithm's curve ends "
-        "where its shortest run ends)."
+        "at the common evaluation points (the scoring points shaded) and against training seconds on a log-spaced "
+        "time grid (each run's return at a time = its last evaluation at or before that time, its final return after its "
+        "end; an algorithm's curve ends at its last evaluation)."
     )
 
 
@@ -372,6 +332,7 @@ def write_report(
     runs.to_csv(out_dir / f"{name}_runs.csv", index=False)
     parts = [f"# {title}", ""]
     parts += [f"{note}\n" for note in notes]
+    all_results = []
     for env in dict.fromkeys(runs["env"]):
         env_evaluations = evaluations[evaluations["env"] == env]
         env_runs = runs[runs["env"] == env]
@@ -382,13 +343,19 @@ def write_report(
         if len(env_evaluations):
             parts += [_scoring_sentence(env_evaluations, last), ""]
             parts += [f"{line}\n" for line in _past_budget(env_evaluations, env_runs)]
-        sentence = headline_from_rows(rows, threshold, reference, seconds)
-        if sentence:
-            parts += [sentence, ""]
+        results = analyse(env_evaluations, list(dict.fromkeys(env_runs["algorithm"])), env, threshold, reference, last)
+        all_results += [{"env": env, **record} for record in as_records(results)]
+        if results:
+            parts += ["Verdicts:", "", *sentences(results, threshold), "", family_note(results, env), ""]
+            first_line = too_few_seeds(results)
+            if first_line:
+                parts[2:2] = [f"{first_line} ({env})", ""]
         parts += [markdown_table(rows, threshold, reference, seconds), ""]
-        if sum(1 for row in rows if row[f"n_{HEADLINE_MODE}"]) > 2:
-            parts += ["Every pair:", "", pairwise_table(rows), ""]
+        count = sum(1 for row in rows if row[f"n_{HEADLINE_MODE}"])
+        if 2 < count <= ALL_PAIRS_UP_TO:
+            parts += ["Every pair, described without pairing:", "", pairwise_table(rows), ""]
         parts += [*_provenance(env_runs, env), ""]
+        parts += [f"{line}\n" for line in _code_lines(env_runs, env, out_dir)]
         if len(env_evaluations):
             figure = out_dir / f"{name}_{env}.png"
             plot_curves(env_evaluations, env, figure, threshold, scoring_steps(env_evaluations, last))
@@ -405,6 +372,7 @@ def write_report(
     if len(envs) > 1:
         parts += aggregate_section(evaluations, out_dir, name, last)
     parts += [method_paragraph(reference, last), ""]
+    pd.DataFrame(all_results).to_csv(out_dir / f"{name}_verdicts.csv", index=False)
     text = "\n".join(parts)
     (out_dir / f"{name}.md").write_text(text)
     return text
@@ -417,10 +385,9 @@ def aggregate_section(evaluations: pd.DataFrame, out_dir: pathlib.Path, name: st
 
     parts = ["## Across tasks", ""]
     envs = list(dict.fromkeys(evaluations["env"]))
-    unknown = [env for env in envs if env not in RANDOM_SCORES]
-    without = [env for env in envs if BASELINE not in set(evaluations.loc[evaluations["env"] == env, "algorithm"])]
-    if unknown or without:
-        return [*parts, f"Not computed: no random-policy score for {unknown}, no {BASELINE} runs on {without}.", ""]
+    unknown = [env for env in envs if env not in TASK_SCORES]
+    if unknown:
+        return [*parts, f"Not computed: no random and reference scores (`aggregate.TASK_SCORES`) for {unknown}.", ""]
     for mode in MODES:
         normalised = normalise(read_scores([evaluations], mode, last))
         figure = out_dir / f"{name}_profile_{mode}.png"

@@ -1,0 +1,309 @@
+"""The verdicts of a report: which contrasts are tested, paired by seed where the rows share seeds, corrected for
+multiplicity (Holm within each family), with an equivalence test before any "cannot be told apart" and the seeds a
+verdict would need.
+
+A contrast compares two rows of one task on one measure: the final score (each policy mode), the env steps to the
+threshold and the training CPU seconds to it (the deterministic policy). A family is one measure, one mode and one
+kind of test (difference or equivalence) over the contrasts of one task; Holm's step-down correction keeps its
+family-wise error at ``ALPHA``. The contrasts are every pair of rows when a task has at most ``ALL_PAIRS_UP_TO``
+rows; otherwise (the ablation) the reference against every other row and ``all_fixes`` against each of its
+leave-one-out rows.
+
+Sentences:
+
+* "X ends higher than Y" (or "reaches the threshold in fewer ..."): the Holm-adjusted p of the test (paired:
+  the exact signed-rank test of the per-seed differences; unpaired: the exact rank-sum test) is below ``ALPHA``;
+* "X and Y cannot be told apart within +/- m": the Holm-adjusted equivalence test (TOST) is below ``ALPHA``, with
+  the margin m = ``EQUIVALENCE_FRACTION`` of the task's random-to-reference range (``aggregate.TASK_SCORES``);
+  said beside a difference when both hold (a difference too small to matter);
+* otherwise "inconclusive", with the seeds a verdict would need at the observed effect (80% power).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sb3_tutorial_sac.compare import paired
+from sb3_tutorial_sac.compare.aggregate import TASK_SCORES
+from sb3_tutorial_sac.compare.specs import REFERENCE
+from sb3_tutorial_sac.compare.stats import SCORE_LAST, first_reaching, scores, seconds_column
+
+ALPHA = paired.ALPHA
+# Every pair of rows is a contrast up to this many rows; above (the ablation), the reference against each row
+ALL_PAIRS_UP_TO = 5
+# The equivalence margin: this fraction of the task's random-to-reference range (TASK_SCORES)
+EQUIVALENCE_FRACTION = 0.05
+# The measures, in the order sentences give them: (measure, mode)
+MEASURES = (("score", "deterministic"), ("score", "stochastic"), ("steps", "deterministic"), ("seconds", "deterministic"))
+
+
+@dataclasses.dataclass
+class Result:
+    """One test of one contrast."""
+
+    x: str
+    y: str
+    measure: str
+    mode: str
+    kind: str  # "difference" or "equivalence"
+    paired: bool
+    n: tuple[int, int]
+    difference: float  # mean of x - y (paired: per seed; unpaired: of the means), in the measure's units
+    ci: tuple[float, float]
+    wins: int  # seeds where x is better (paired): higher score, fewer steps or seconds
+    p: float
+    test: str
+    seeds_needed: float
+    margin: float = math.nan
+    p_holm: float = math.nan
+
+    @property
+    def family(self) -> tuple[str, str, str]:
+        return self.measure, self.mode, self.kind
+
+
+def contrasts(labels: Sequence[str], reference: str = REFERENCE) -> list[tuple[str, str]]:
+    """The pairs of rows a task's report tests, in the rows' order."""
+    labels = list(dict.fromkeys(labels))
+    if len(labels) <= ALL_PAIRS_UP_TO:
+        return [(x, y) for i, x in enumerate(labels) for y in labels[i + 1 :]]
+    pairs = [(reference, label) for label in labels if label != reference] if reference in labels else []
+    if "all_fixes" in labels:
+        pairs += [("all_fixes", label) for label in labels if label.startswith("all_fixes_but_")]
+    return pairs
+
+
+def margin_for(env: str) -> float:
+    """The equivalence margin of ``env`` (NaN where ``TASK_SCORES`` has no entry: no equivalence test)."""
+    task = TASK_SCORES.get(env)
+    return EQUIVALENCE_FRACTION * abs(task.span) if task is not None else math.nan
+
+
+def _by_seed(series: pd.Series, algorithm: str, mode: str) -> pd.Series:
+    index = series.index
+    part = series[(index.get_level_values("algorithm") == algorithm) & (index.get_level_values("mode") == mode)]
+    return pd.Series(part.to_numpy(dtype=float), index=part.index.get_level_values("seed")).sort_index()
+
+
+def _finite(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Times to a threshold with "never" (inf) replaced by a value above every time reached (both never: a tie)."""
+    both = np.concatenate([x, y])
+    finite = both[np.isfinite(both)]
+    cap = (finite.max() * 2 + 1) if len(finite) else 1.0
+    return np.where(np.isfinite(x), x, cap), np.where(np.isfinite(y), y, cap)
+
+
+def _test(x_series: pd.Series, y_series: pd.Series, x: str, y: str, measure: str, mode: str, margin: float) -> list[Result]:
+    common = x_series.index.intersection(y_series.index)
+    is_paired = len(common) > 0
+    if is_paired:
+        a, b = x_series.loc[common].to_numpy(), y_series.loc[common].to_numpy()
+    else:
+        a, b = x_series.to_numpy(), y_series.to_numpy()
+    if measure != "score":  # fewer steps or seconds is better: the difference is y - x
+        a, b = _finite(a, b)
+        a, b = -a, -b
+    n = (len(a), len(b))
+    if not (len(a) and len(b)):
+        return []
+    if is_paired:
+        d = a - b
+        difference = float(np.mean(d))
+        ci = paired.paired_ci(a, b)
+        wins = int((d > 0).sum())
+        p = paired.signed_rank_test(d)
+        test = "signed-rank"
+    else:
+        from sb3_tutorial_sac.compare.stats import bootstrap_ci
+
+        difference = float(np.mean(a) - np.mean(b))
+        low, high = bootstrap_ci(lambda u, v, axis: np.mean(u, axis=axis) - np.mean(v, axis=axis), a, b)
+        ci, wins = (float(low), float(high)), 0
+        from sb3_tutorial_sac.compare.stats import rank_test
+
+        p, test = rank_test(a, b)
+        test = "rank-sum" if test == "exact U" else "rank-sum permutation"
+    needed = paired.seeds_needed(a, b, paired=is_paired)
+    if measure != "score":  # back to the measure's units: x - y steps or seconds (negative: x reaches it first)
+        difference, ci = -difference, (-ci[1], -ci[0])
+    results = [Result(x, y, measure, mode, "difference", is_paired, n, difference, ci, wins, p, test, needed)]
+    if measure == "score" and np.isfinite(margin):
+        p_equivalent = paired.tost(a, b, margin, paired=is_paired)
+        results.append(
+            Result(
+                x, y, measure, mode, "equivalence", is_paired, n, difference, ci, wins, p_equivalent, "TOST", needed, margin
+            )
+        )
+    return results
+
+
+def analyse(
+    evaluations: pd.DataFrame,
+    labels: Sequence[str],
+    env: str,
+    threshold: float | None,
+    reference: str = REFERENCE,
+    last: int = SCORE_LAST,
+) -> list[Result]:
+    """Every test of one task's contrasts, with Holm-adjusted p-values within each family."""
+    if not len(evaluations):
+        return []
+    score = scores(evaluations, last)
+    tables: dict[str, pd.Series] = {"score": score}
+    if threshold is not None:
+        tables["steps"] = first_reaching(evaluations, threshold, "timesteps")
+        column = seconds_column(evaluations)
+        if column == "train_cpu_seconds":  # only CPU seconds are compared (wall clock depends on the machine's load)
+            tables["seconds"] = first_reaching(evaluations, threshold, column)
+    margin = margin_for(env)
+    present = [label for label in labels if label in set(score.index.get_level_values("algorithm"))]
+    results: list[Result] = []
+    for x, y in contrasts(present, reference):
+        for measure, mode in MEASURES:
+            if measure not in tables:
+                continue
+            table = tables[measure]
+            results += _test(_by_seed(table, x, mode), _by_seed(table, y, mode), x, y, measure, mode, margin)
+    families: dict[tuple[str, str, str], list[Result]] = {}
+    for result in results:
+        families.setdefault(result.family, []).append(result)
+    for members in families.values():
+        for result, adjusted in zip(members, paired.holm([r.p for r in members])):
+            result.p_holm = adjusted
+    return results
+
+
+def family_sizes(results: Sequence[Result]) -> dict[tuple[str, str, str], int]:
+    sizes: dict[tuple[str, str, str], int] = {}
+    for result in results:
+        sizes[result.family] = sizes.get(result.family, 0) + 1
+    return sizes
+
+
+def too_few_seeds(results: Sequence[Result]) -> str:
+    """The report's first line when no test of it can reach a verdict at its seeds (else empty): the smallest
+    Holm-adjusted p that the exact tests can give is not below ``ALPHA``."""
+    if not results:
+        return ""
+    sizes = family_sizes(results)
+    for result in results:
+        m = sizes[result.family]
+        smallest = paired.smallest_p(result.n[0], result.paired, result.n[1])
+        if result.kind == "equivalence":
+            smallest /= 2  # one-sided
+        if m * smallest < ALPHA:
+            return ""
+    n = max(max(r.n) for r in results)
+    m = max(sizes.values())
+    need = 1
+    while m * paired.smallest_p(need) >= ALPHA:
+        need += 1
+    return (
+        f"**Too few seeds for any verdict**: at {n} seed{'s' if n != 1 else ''} per row the exact tests cannot give a "
+        f"p below {ALPHA} (after Holm over up to {m} tests per family); a verdict needs at least {need} paired seeds per "
+        "row. Every sentence below is inconclusive by construction; read the figures as a description."
+    )
+
+
+def _p(p: float) -> str:
+    return "n/a" if p != p else f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def _seeds(needed: float, paired_: bool) -> str:
+    unit = "paired seeds" if paired_ else "seeds per row"
+    return "no effect to detect" if math.isinf(needed) else f"about {int(needed)} {unit} would decide at this effect"
+
+
+def _unit(measure: str) -> str:
+    return {"score": "return", "steps": "env steps", "seconds": "CPU s"}[measure]
+
+
+def _evidence(result: Result) -> str:
+    digits = 0 if result.measure == "steps" else 1
+    n = (
+        f"{result.n[0]} paired seeds, {result.x} better in {result.wins}"
+        if result.paired
+        else f"{result.n[0]} and {result.n[1]} runs"
+    )
+    return (
+        f"difference {result.difference:+,.{digits}f} {_unit(result.measure)} [{result.ci[0]:,.{digits}f}, "
+        f"{result.ci[1]:,.{digits}f}] ({n}), {result.test} p = {_p(result.p)}, Holm p = {_p(result.p_holm)}"
+    )
+
+
+def sentences(results: Sequence[Result], threshold: float | None) -> list[str]:
+    """One sentence per contrast and measure, in order."""
+    lines = []
+    by_key: dict[tuple[str, str, str, str], dict[str, Result]] = {}
+    for result in results:
+        by_key.setdefault((result.x, result.y, result.measure, result.mode), {})[result.kind] = result
+    target = f"{threshold:,.0f}" if threshold is not None else ""
+    for (x, y, measure, mode), kinds in by_key.items():
+        test = kinds["difference"]
+        what = {
+            "score": f"final score, {mode}",
+            "steps": f"env steps to {target}, {mode}",
+            "seconds": f"CPU s to {target}, {mode}",
+        }[measure]
+        verb = "ends higher than" if measure == "score" else f"reaches {target} in fewer {_unit(measure)} than"
+        equivalence = kinds.get("equivalence")
+        equivalent = equivalence is not None and equivalence.p_holm < ALPHA
+        better = test.difference if measure == "score" else -test.difference  # > 0: x is better
+        if test.p_holm < ALPHA and better != 0:
+            winner, loser = (x, y) if better > 0 else (y, x)
+            text = f"{winner} {verb} {loser} ({_evidence(test)})"
+            if equivalent:
+                text += f"; a difference within the equivalence margin +/- {equivalence.margin:,.1f} (TOST Holm p = {_p(equivalence.p_holm)})"  # noqa: E501
+        elif equivalent:
+            text = (
+                f"{x} and {y} cannot be told apart within +/- {equivalence.margin:,.1f} ({_evidence(test)}; TOST p = "
+                f"{_p(equivalence.p)}, Holm p = {_p(equivalence.p_holm)})"
+            )
+        else:
+            tost = (
+                f"; not shown equivalent within +/- {equivalence.margin:,.1f} (TOST Holm p = {_p(equivalence.p_holm)})"
+                if equivalence is not None
+                else ""
+            )
+            text = f"inconclusive ({_evidence(test)}{tost}; {_seeds(test.seeds_needed, test.paired)}, 80% power)"
+        lines.append(f"- {x} vs {y}, {what}: {text}.")
+    return lines
+
+
+def family_note(results: Sequence[Result], env: str) -> str:
+    """The sentence that names the families and the margin."""
+    sizes = family_sizes(results)
+    names = {"score": "final score", "steps": "env steps to the threshold", "seconds": "CPU seconds to the threshold"}
+    parts = [f"{names[measure]} ({mode}, {kind}): {m}" for (measure, mode, kind), m in sizes.items()]
+    margin = margin_for(env)
+    task = TASK_SCORES.get(env)
+    equivalence = (
+        f"Equivalence margin +/- {margin:,.1f} = {EQUIVALENCE_FRACTION:g} x (reference {task.reference:,.1f} - random "
+        f"{task.random:,.1f}), `aggregate.TASK_SCORES`."
+        if task is not None
+        else f"No equivalence test: no random and reference scores for {env}."
+    )
+    paired_any = any(r.paired for r in results)
+    design = (
+        "Rows share seeds, so each contrast is paired by seed (the same evaluation start states): exact two-sided "
+        "Wilcoxon signed-rank test of the per-seed differences, 95% paired bootstrap interval of their mean."
+        if paired_any
+        else "Rows share no seeds: exact two-sided rank-sum test, 95% stratified bootstrap interval of the difference."
+    )
+    return (
+        f"{design} Holm's correction within each family (a measure, a policy mode and a kind of test over this task's "
+        f"contrasts; tests per family: {'; '.join(parts)}), level {ALPHA}. {equivalence} Steps and seconds: fewer is "
+        "better, and a run that never reaches the threshold counts as more than any run that does (its difference, "
+        "and so the interval, counts it as twice the largest time reached plus one)."
+    )
+
+
+def as_records(results: Sequence[Result]) -> list[dict[str, Any]]:
+    """The results as plain rows (for a CSV)."""
+    return [dataclasses.asdict(result) for result in results]

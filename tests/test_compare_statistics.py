@@ -1,0 +1,214 @@
+"""The comparison's verdicts: the paired test, the equivalence test, Holm's correction and the seeds a verdict needs,
+against hand-computed values (scipy where it has them); verdicts from paired grids; the pooling rule on code
+versions; ``--report-only`` read from the records alone. Synthetic records: no training."""
+
+import json
+import math
+import pathlib
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from sb3_tutorial_sac import cli
+from sb3_tutorial_sac import compare as cmp
+from sb3_tutorial_sac.compare import paired, verdicts
+from sb3_tutorial_sac.compare.records import VERIFY_FILE, discover
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_signed_rank_test_is_scipys_exact_wilcoxon_without_ties() -> None:
+    rng = np.random.default_rng(3)
+    for n in (6, 10, 14):
+        d = rng.normal(0.4, 1.0, n)
+        assert paired.signed_rank_test(d) == pytest.approx(stats.wilcoxon(d, method="exact").pvalue)
+        for alternative in ("greater", "less"):
+            expected = stats.wilcoxon(d, method="exact", alternative=alternative).pvalue
+            assert paired.signed_rank_test(d, alternative) == pytest.approx(expected)
+    # By hand: 10 positive differences: only the all-positive and all-negative sign assignments are as extreme
+    assert paired.signed_rank_test(np.arange(1.0, 11.0)) == pytest.approx(2 / 2**10)
+    # Zeros count 0, ties share their rank: [1, 1, 0, -3] -> ranks of |1|, |1|, |3| = 1.5, 1.5, 3; T = 0; every one
+    # of the 8 sign assignments has |T| >= 0
+    assert paired.signed_rank_test([1.0, 1.0, 0.0, -3.0]) == 1.0
+    assert paired.signed_rank_test([0.0, 0.0]) == 1.0
+    with pytest.raises(ValueError, match="alternative"):
+        paired.signed_rank_test([1.0], "bigger")
+
+
+def test_tost_holm_and_seeds_needed_against_hand_computed_values() -> None:
+    x = np.array([10.0, 11.0, 9.0, 10.5, 9.5, 10.2, 9.8, 10.1, 9.9, 10.3])
+    y = x - np.array([0.1, -0.2, 0.3, 0.0, 0.2, -0.1, 0.15, 0.05, -0.05, 0.25])
+    # Every |difference| < 1: both one-sided tests see 10 positive (negative) shifted differences: p = 1 / 2^10
+    assert paired.tost(x, y, margin=1.0) == pytest.approx(1 / 2**10)
+    d = x - y
+    expected = max(
+        stats.wilcoxon(d + 0.2, method="exact", alternative="greater").pvalue,
+        stats.wilcoxon(d - 0.2, method="exact", alternative="less").pvalue,
+    )
+    assert paired.tost(x, y, margin=0.2) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="margin must be positive"):
+        paired.tost(x, y, margin=0.0)
+    # Holm: sorted 0.005 x 4, 0.01 x 3, 0.03 x 2, then max(0.06, 0.04 x 1); NaN stays NaN
+    assert paired.holm([0.01, 0.04, 0.03, 0.005, math.nan])[:4] == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert math.isnan(paired.holm([0.01, math.nan])[1])
+    # The t-tests' textbook sample sizes at d = 0.5, 80% power, two-sided 5%: 34 paired, 64 per group
+    assert paired.t_test_seeds(0.5) == 34 and paired.t_test_seeds(0.5, paired=False) == 64
+    # The rank tests need 1 / (3 / pi) times as many, and at least the seeds whose exact test can reject at all
+    diffs = np.array([1.0, 3.0] * 5)  # mean 2, sd 1.054: d_z = 1.897
+    needed = paired.t_test_seeds(2.0 / np.std(diffs, ddof=1))
+    assert paired.seeds_needed(diffs, np.zeros(10)) == max(6, math.ceil(needed / (3 / math.pi)))
+    assert paired.min_seeds() == 6 and paired.min_seeds(paired=False) == 4
+    assert paired.smallest_p(5) == pytest.approx(2 / 32) and paired.smallest_p(3, paired=False) == pytest.approx(0.1)
+    assert math.isinf(paired.seeds_needed(np.ones(5), np.ones(5)))
+
+
+def _frame(values: dict[str, list[float]], env: str = "Pendulum-v1") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Evaluation and run tables whose every run has one value at its one evaluation point, seeds 0, 1, ..."""
+    rows = [
+        dict(env=env, algorithm=a, seed=seed, timesteps=1000, train_seconds=1.0, train_cpu_seconds=1.0, mode=mode,
+             return_mean=value, return_std=0.0, episodes=1, returns=str(value))
+        for a, runs in values.items() for seed, value in enumerate(runs) for mode in cmp.MODES
+    ]  # fmt: skip
+    runs = pd.DataFrame(
+        [dict(env=env, algorithm=a, algo=a, overrides="{}", seed=seed, status="ok", error="", env_steps=1000,
+              wall_seconds=1.0, train_seconds=1.0, train_cpu_seconds=1.0, eval_seconds=0.0, steps_per_second=1.0,
+              version=COMMIT[:12], packages="", cpu="", engine="")
+         for a, runs in values.items() for seed, _ in enumerate(runs)]
+    )  # fmt: skip
+    return pd.DataFrame(rows), runs
+
+
+def test_a_paired_grid_decides_where_the_unpaired_test_cannot() -> None:
+    # Seeds differ widely (the evaluation start states), and X is 5 above Y on every seed: the unpaired rank test
+    # sees two overlapping samples, the paired test ten positive differences
+    base = [-150.0 - 40.0 * i for i in range(10)]
+    x, y = [b + 5.0 + 0.1 * i for i, b in enumerate(base)], base
+    assert cmp.verdict(x, y)["decided"] == 0 and cmp.verdict(x, y)["p_value"] > 0.5
+    evaluations, _ = _frame({"tutorial_sac": x, "sac": y})
+    results = verdicts.analyse(evaluations, ["tutorial_sac", "sac"], "Pendulum-v1", None)
+    score = next(r for r in results if r.kind == "difference" and r.mode == "deterministic")
+    assert score.paired and score.n == (10, 10) and score.wins == 10 and score.p == pytest.approx(2 / 1024)
+    assert score.difference == pytest.approx(5.45)
+    lines = verdicts.sentences(results, None)
+    assert lines[0].startswith("- tutorial_sac vs sac, final score, deterministic: tutorial_sac ends higher than sac")
+    # ... and 5.45 is within the margin of Pendulum-v1 (5% of reference - random): said beside the difference
+    margin = 0.05 * (-156.995 + 1207.555222701356)
+    assert verdicts.margin_for("Pendulum-v1") == pytest.approx(margin)
+    assert f"a difference within the equivalence margin +/- {margin:,.1f}" in lines[0]
+
+
+def test_equivalence_before_cannot_be_told_apart_and_holm_within_families() -> None:
+    rng = np.random.default_rng(0)
+    base = list(-150.0 - 40.0 * np.arange(10))
+    close = [b + float(rng.normal(0, 1)) for b in base]
+    far = [b - 100.0 - 10 * i for i, b in enumerate(base)]
+    evaluations, _ = _frame({"tutorial_sac": base, "sac": close, "all_fixes": far})
+    results = verdicts.analyse(evaluations, ["tutorial_sac", "sac", "all_fixes"], "Pendulum-v1", None)
+    lines = verdicts.sentences(results, None)
+    assert any(
+        line.startswith("- tutorial_sac vs sac, final score, deterministic: tutorial_sac and sac cannot be told apart "
+                        "within +/- 52.5") for line in lines
+    )  # fmt: skip
+    # three contrasts per family; Holm's adjusted p of the smallest of three equal p's is 3x
+    family = [r for r in results if r.family == ("score", "deterministic", "difference")]
+    assert len(family) == 3
+    smallest = min(family, key=lambda r: r.p)
+    assert smallest.p_holm == pytest.approx(min(1.0, 3 * smallest.p))
+    # Without a margin for the task, no equivalence test and never "cannot be told apart"
+    evaluations, _ = _frame({"tutorial_sac": base, "sac": close}, env="CartPole-v1")
+    results = verdicts.analyse(evaluations, ["tutorial_sac", "sac"], "CartPole-v1", None)
+    assert all(r.kind == "difference" for r in results)
+    assert all("cannot be told apart" not in line for line in verdicts.sentences(results, None))
+    # The ablation: the reference against every row, all_fixes against its leave-one-out rows
+    labels = ["tutorial_sac", "a", "b", "c", "d", "all_fixes", "all_fixes_but_x"]
+    assert verdicts.contrasts(labels) == [("tutorial_sac", label) for label in labels[1:]] + [("all_fixes", "all_fixes_but_x")]
+
+
+def test_a_report_with_too_few_seeds_says_so_in_its_first_line(tmp_path: pathlib.Path) -> None:
+    evaluations, runs = _frame({"tutorial_sac": [-150.0, -160.0], "sac": [-300.0, -310.0]})
+    markdown = cmp.write_report(evaluations, runs, tmp_path, "few")
+    assert markdown.splitlines()[2].startswith(
+        "**Too few seeds for any verdict**: at 2 seeds per row the exact tests cannot give a p below 0.05"
+    )
+    assert "a verdict needs at least 6 paired seeds per row" in markdown.splitlines()[2]
+    verdict_table = pd.read_csv(tmp_path / "few_verdicts.csv")
+    assert set(verdict_table["kind"]) == {"difference", "equivalence"} and verdict_table["paired"].all()
+    evaluations, runs = _frame({"tutorial_sac": [-150.0 - i for i in range(6)], "sac": [-300.0 - i for i in range(6)]})
+    assert "Too few seeds" not in cmp.write_report(evaluations, runs, tmp_path, "enough")
+
+
+def _write_run(folder: pathlib.Path, variant: cmp.Variant, seed: int, value: float, commit: str | None) -> None:
+    """A finished run's files as the harness writes them (evaluations.npz, compare_run.json), without training."""
+    spec = cmp.RunSpec(variant, "Pendulum-v1", seed, 2000, 1000, 2, str(folder))
+    run_dir = spec.run_dir()
+    run_dir.mkdir(parents=True)
+    np.savez(
+        run_dir / "evaluations.npz",
+        timesteps=[1000, 2000],
+        results=[[value - 100, value - 100], [value, value]],
+        ep_lengths=[[200, 200], [200, 200]],
+        results_stochastic=[[value - 110, value - 110], [value - 10, value - 10]],
+        ep_lengths_stochastic=[[200, 200], [200, 200]],
+        train_seconds=[1.0, 2.0],
+        train_cpu_seconds=[1.0, 2.0],
+    )
+    record = {"protocol": spec.protocol(), "label": variant.label, "status": "ok", "env_steps": 2000}
+    if commit is not None:
+        record["provenance"] = {"commit": commit, "dirty": False, "versions": {"torch": "2.13.0"}, "cpu": "test CPU"}
+    (run_dir / cmp.RUN_FILE).write_text(json.dumps(record))
+
+
+def _grid(folder: pathlib.Path, commits: list[str | None]) -> None:
+    for seed, commit in enumerate(commits):
+        _write_run(folder, cmp.Variant("tutorial_sac", "tutorial_sac"), seed, -150.0 - seed, commit)
+        _write_run(folder, cmp.VARIANTS["all_fixes"], seed, -140.0 - seed, commit)
+
+
+def test_report_only_reads_the_grid_from_the_records(tmp_path: pathlib.Path) -> None:
+    _grid(tmp_path, [COMMIT] * 6)
+    grid = discover(tmp_path)
+    assert [v.label for v in grid.variants] == ["tutorial_sac", "all_fixes"]
+    assert (grid.seeds, grid.budget, grid.eval_freq, grid.eval_episodes) == (list(range(6)), 2000, 1000, 2)
+    # No flag but the folder: the protocol comes from the records
+    assert cli.main(["compare", "--report-only", "--log-folder", str(tmp_path), "--no-progress"]) == 0
+    full = (tmp_path / "compare.md").read_text()
+    assert "all_fixes ends higher than tutorial_sac" in full and f"Code: every run from commit {COMMIT[:12]} (12 runs)" in full
+    assert "Packages: torch 2.13.0. CPU: test CPU." in full
+    # A subset of the rows is written under its own names; the full report stays as it was
+    subset = ["compare", "--report-only", "--algos", "tutorial_sac", "--log-folder", str(tmp_path), "--no-progress"]
+    assert cli.main(subset) == 0
+    assert (tmp_path / "compare_tutorial_sac.md").is_file() and (tmp_path / "compare.md").read_text() == full
+    # Rebuilt from the same records: byte for byte
+    assert cli.main(["compare", "--report-only", "--log-folder", str(tmp_path), "--no-progress"]) == 0
+    assert (tmp_path / "compare.md").read_text() == full
+    with pytest.raises(SystemExit, match="no finished run of the rows"):
+        cli.main(["compare", "--report-only", "--algos", "td3", "--log-folder", str(tmp_path)])
+
+
+def test_runs_of_several_code_versions_are_pooled_only_after_a_replay(tmp_path: pathlib.Path) -> None:
+    _grid(tmp_path, [COMMIT] * 3 + ["f" * 40] * 3)
+    with pytest.raises(SystemExit, match="pooled only after a replay: run the same command with --verify N"):
+        cli.main(["compare", "--report-only", "--log-folder", str(tmp_path), "--no-progress"])
+    # Records without provenance (written before it) count as unknown versions: the same rule
+    unknown = tmp_path / "unknown"
+    _grid(unknown, [None] * 6)
+    with pytest.raises(SystemExit, match=r"unknown \(12 runs\)"):
+        cli.main(["compare", "--report-only", "--log-folder", str(unknown), "--no-progress"])
+    # A replay that found a row different: still refused, naming the row
+    rows = {f"{label} Pendulum-v1": [{"seed": 0, "record_version": "x", "identical": label == "tutorial_sac", "differs": ""}]
+            for label in ("tutorial_sac", "all_fixes")}  # fmt: skip
+    verify = {"verified_on": {"commit": "a" * 40, "dirty": False}, "seeds_per_row": 1, "identical": False, "rows": rows}
+    (tmp_path / VERIFY_FILE).write_text(json.dumps(verify))
+    with pytest.raises(SystemExit, match=r"rows whose replay differed: \['all_fixes Pendulum-v1'\]"):
+        cli.main(["compare", "--report-only", "--log-folder", str(tmp_path), "--no-progress"])
+    # Every row replayed identically: pooled, and the report says on what
+    rows["all_fixes Pendulum-v1"][0]["identical"] = True
+    (tmp_path / VERIFY_FILE).write_text(json.dumps({**verify, "identical": True, "rows": rows}))
+    assert cli.main(["compare", "--report-only", "--log-folder", str(tmp_path), "--no-progress"]) == 0
+    pooled = (
+        f"Code: the runs come from {COMMIT[:12]} (6 runs), ffffffffffff (6 runs); pooled because a replay on commit "
+        "aaaaaaaaaaaa re-ran 1 committed seeds per row (2 runs) and found every evaluation identical"
+    )
+    assert pooled in (tmp_path / "compare.md").read_text()
