@@ -33,7 +33,7 @@ from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_tutorial_sac import buffer_files, persistence, validation
+from sb3_tutorial_sac import buffer_files, persistence, user_warnings, validation
 from sb3_tutorial_sac.buffers import distinct_sampling_problem, sample_minibatches, stored_transitions
 from sb3_tutorial_sac.engines import Minibatch, UpdateEngine, make_engine
 from sb3_tutorial_sac.guard import NonFiniteError, TrainingGuard, check_observation, check_transition  # noqa: F401 (re-exported)
@@ -156,7 +156,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         env: GymEnv | str,
         learning_rate: float | Schedule = 3e-4,
         critic_learning_rate: float | Schedule = 3e-3,
-        ent_coef_learning_rate: float | Schedule = 3e-4,
+        ent_coef_learning_rate: float | Schedule = user_warnings.ENT_COEF_LEARNING_RATE,
         buffer_size: int = 100_000,
         learning_starts: int = 0,
         batch_size: int = 64,
@@ -171,8 +171,8 @@ class TutorialSAC(OffPolicyAlgorithm):
         n_steps: int = 1,
         handle_timeout_termination: bool | None = None,
         sample_with_replacement: bool = False,
-        reward_shift: float = 8.0,
-        reward_scale: float = 1 / 8,
+        reward_shift: float = user_warnings.REWARD_SHIFT,
+        reward_scale: float = user_warnings.REWARD_SCALE,
         ent_coef: str | float = "auto_0.01",
         target_entropy: str | float = "auto",
         entropy_term: EntropyTerm = "tutorial",
@@ -267,7 +267,11 @@ class TutorialSAC(OffPolicyAlgorithm):
         )
 
         self.critic_learning_rate = critic_learning_rate
-        self.ent_coef_learning_rate = ent_coef_learning_rate
+        # (a plain float: the default's type only tells the warnings below whether it was passed)
+        self.ent_coef_learning_rate = (
+            float(ent_coef_learning_rate) if isinstance(ent_coef_learning_rate, user_warnings.TutorialDefault)
+            else ent_coef_learning_rate
+        )  # fmt: skip
         self.handle_timeout_termination = handle_timeout_termination
         self.sample_with_replacement = sample_with_replacement
         self.reward_shift = float(reward_shift)
@@ -283,7 +287,11 @@ class TutorialSAC(OffPolicyAlgorithm):
         self.ent_coef_optimizer: th.optim.Adam | None = None
         self.last_train_stats: dict[str, np.ndarray] = {}
 
-        if _init_setup_model:
+        if _init_setup_model:  # (load builds with _init_setup_model=False, then sets the file's values)
+            # Not in SB3: settings that would act silently (Pendulum's reward normalisation elsewhere, ignored knobs)
+            user_warnings.warn_about_settings(
+                self.env, reward_shift, reward_scale, ent_coef, ent_coef_loss, ent_coef_learning_rate
+            )
             self._setup_model()
 
     @staticmethod
