@@ -260,9 +260,17 @@ def _literal_kwargs(text: str, where: str) -> dict[str, Any]:
 
 
 def _safe_get_saved_hyperparams(original: Callable[..., Any]) -> Callable[..., Any]:
-    """rl-zoo3's ``get_saved_hyperparams`` with a ``normalize`` string read as literals instead of ``eval``."""
+    """rl-zoo3's ``get_saved_hyperparams`` with a ``normalize`` string read as literals instead of ``eval``, and the
+    sizes ``config.yml`` gives (``frame_stack``) checked before anything is allocated for them."""
 
     def get_saved_hyperparams(stats_path: str, norm_reward: bool = False, test_mode: bool = False) -> Any:
+        result = read(stats_path, norm_reward=norm_reward, test_mode=test_mode)
+        hyperparams = result[0] if isinstance(result, tuple) and result else None
+        if isinstance(hyperparams, dict):
+            check_stack_size("frame_stack", hyperparams.get("frame_stack"), f"{pathlib.Path(stats_path) / 'config.yml'}")
+        return result
+
+    def read(stats_path: str, norm_reward: bool = False, test_mode: bool = False) -> Any:
         config = pathlib.Path(stats_path) / "config.yml"
         import yaml
 
@@ -302,20 +310,90 @@ class _literal_eval_once:  # (used as a context manager)
 
 
 def _safe_get_wrapper_class(original: Callable[..., Any]) -> Callable[..., Any]:
-    """rl-zoo3's ``get_wrapper_class``, importing a wrapper a folder names only from ``WRAPPER_MODULES``."""
+    """rl-zoo3's ``get_wrapper_class``, importing a wrapper a folder names only from ``WRAPPER_MODULES``, with its
+    keyword arguments checked as values (:func:`check_wrapper_kwargs`)."""
 
     def get_wrapper_class(hyperparams: dict[str, Any], key: str = "env_wrapper") -> Any:
         names = hyperparams.get(key) if isinstance(hyperparams, dict) else None
-        for name in names if isinstance(names, list) else [names] if names is not None else []:
-            name = next(iter(name)) if isinstance(name, dict) and name else name
+        for entry in names if isinstance(names, list) else [names] if names is not None else []:
+            name = next(iter(entry)) if isinstance(entry, dict) and entry else entry
             if isinstance(name, str) and not name.startswith(tuple(f"{module}." for module in WRAPPER_MODULES)):
                 raise RefusedError(
                     f"{key} names {name!r}, a module outside {WRAPPER_MODULES}: importing it would run its code "
                     f"(a file beside the folder, say); {TRUSTED_HINT}"
                 )
+            if isinstance(entry, dict):
+                if len(entry) != 1 or not isinstance(entry[name], dict):
+                    raise RefusedError(f"{key}: {str(entry)[:200]} is not {{wrapper: {{keyword: value}}}}; {TRUSTED_HINT}")
+                check_wrapper_kwargs(entry[name], f"{key} {name}")
         return original(hyperparams, key)
 
     return get_wrapper_class
+
+
+#: Wrapper keyword arguments in a folder's config.yml, without --trusted: plain values (None, booleans, numbers, strings,
+#: lists and dicts of them, at most MAX_WRAPPER_ITEMS each and MAX_WRAPPER_DEPTH deep); no file or folder names (a
+#: keyword naming a file, path, dir or folder must be None: a folder does not decide where files are written, as
+#: Monitor(filename="../../x") would); strings without path separators; integers within +-MAX_WRAPPER_INT; sizes of
+#: what a wrapper stacks or keeps per step (STACK_KEYWORDS, and config.yml's frame_stack) at most MAX_STACK
+PATH_WORDS = ("file", "path", "dir", "folder")
+STACK_KEYWORDS = ("frame_stack", "n_stack", "stack_size", "num_stack", "n_frames", "buffer_length", "deque_size")
+MAX_STACK = 1024
+MAX_WRAPPER_INT = 2**31
+MAX_WRAPPER_ITEMS = 1024
+MAX_WRAPPER_DEPTH = 4
+
+
+def check_stack_size(key: str, value: Any, where: str) -> None:
+    """A :class:`RefusedError` unless ``value`` (a frame stack's or a wrapper's buffer's size) is unset or an integer in
+    ``[0, MAX_STACK]`` (``frame_stack: 1000000000`` asked for 11 GiB)."""
+    if value is None or value is False:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_STACK:
+        raise RefusedError(f"{where}: {key} is {str(value)[:40]}, not an integer in [0, {MAX_STACK}]; {TRUSTED_HINT}")
+
+
+def _scalar_problem(value: Any) -> str | None:
+    """Why a plain value from a folder is refused (None: it is not)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_WRAPPER_INT:
+        return f"the integer {str(value)[:40]} is beyond +-{MAX_WRAPPER_INT}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"the number {value} is not finite"
+    if isinstance(value, str) and (
+        len(value) > 1000 or any(mark in value for mark in ("/", "\\", "..")) or value.startswith("~")
+    ):
+        return f"the string {value[:100]!r} is a path or too long (a folder does not decide where files go)"
+    return None
+
+
+def check_wrapper_kwargs(kwargs: Any, where: str, depth: int = 0) -> None:
+    """A :class:`RefusedError` unless a wrapper's keyword arguments from a folder are plain, bounded values that name
+    no file or folder (see ``PATH_WORDS``, ``STACK_KEYWORDS``)."""
+    problem = None
+    if depth > MAX_WRAPPER_DEPTH:
+        problem = f"keyword arguments nested more than {MAX_WRAPPER_DEPTH} deep"
+    elif kwargs is None or isinstance(kwargs, (bool, int, float, str)):
+        problem = _scalar_problem(kwargs)
+    elif not isinstance(kwargs, (list, tuple, dict)):
+        problem = f"a {type(kwargs).__name__} ({str(kwargs)[:60]}), not a plain value"
+    elif len(kwargs) > MAX_WRAPPER_ITEMS:
+        problem = f"{len(kwargs)} items, more than {MAX_WRAPPER_ITEMS}"
+    elif isinstance(kwargs, dict):
+        for key, value in kwargs.items():
+            if not isinstance(key, str):
+                problem = f"the keyword {str(key)[:40]!r} is not a string"
+            elif any(word in key.lower() for word in PATH_WORDS) and value is not None:
+                problem = f"{key}={str(value)[:100]!r} names a file or folder (a folder does not decide where files go)"
+            if problem:
+                break
+            if key in STACK_KEYWORDS:
+                check_stack_size(key, value, where)
+            check_wrapper_kwargs(value, f"{where} {key}" if depth == 0 else where, depth + 1)
+    else:
+        for item in kwargs:
+            check_wrapper_kwargs(item, where, depth + 1)
+    if problem:
+        raise RefusedError(f"{where}: {problem}; {TRUSTED_HINT}")
 
 
 def vec_normalize_data_path(path: str | pathlib.Path) -> pathlib.Path:
@@ -422,16 +500,105 @@ PLOT_GLOBALS = {
 } | {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.dtypes", "Float64DType"), ("numpy.dtypes", "Int64DType")}
 
 
+#: The most bytes one array of a plot_from_file pickle may describe, checked before it is allocated (a 254-byte pickle
+#: of _reconstruct(ndarray, (10**9,), 'f8') asked for 7.45 GiB)
+MAX_PLOT_ARRAY_BYTES = 2**27
+
+
+def _check_plot_array(shape: Any, dtype: Any) -> None:
+    """A :class:`RefusedError` unless an array of ``shape`` and ``dtype`` is numbers of at most ``MAX_PLOT_ARRAY_BYTES``."""
+    try:
+        dtype = np.dtype(dtype)
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        size = math.prod(int(n) for n in shape) * dtype.itemsize
+        plain = not dtype.hasobject and all(isinstance(n, int) and n >= 0 for n in shape)
+    except (TypeError, ValueError, OverflowError) as error:
+        why = f"the pickle describes an array of shape {str(shape)[:60]}, dtype {str(dtype)[:40]} ({error})"
+        raise RefusedError(why) from error
+    if not plain or size > MAX_PLOT_ARRAY_BYTES:
+        raise RefusedError(
+            f"the pickle describes an array of shape {str(shape)[:60]} and dtype {str(dtype)[:40]}: "
+            f"{'objects' if not plain else f'{size} bytes'}, beyond the arrays of numbers of at most "
+            f"{MAX_PLOT_ARRAY_BYTES} bytes all_plots writes; {TRUSTED_HINT}"
+        )
+
+
+class _PlotArray(np.ndarray):
+    """An array being unpickled: its state's shape and dtype checked before NumPy allocates for them."""
+
+    def __setstate__(self, state: Any) -> None:
+        if not (isinstance(state, tuple) and len(state) in (4, 5)):
+            raise RefusedError(f"the pickle gives an array the state {str(state)[:80]}; {TRUSTED_HINT}")
+        _check_plot_array(state[-4], state[-3])
+        super().__setstate__(state)
+
+
+def _plot_ndarray(shape: Any, dtype: Any = float) -> np.ndarray:
+    """``numpy.ndarray(shape, dtype)`` as a pickle may call it: bounded first."""
+    _check_plot_array(shape, dtype)
+    return np.ndarray(shape, dtype)
+
+
+def _plot_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """NumPy's ``_reconstruct`` (how a pickled array starts): bounded, of an array whose state is checked."""
+    if subtype is not _plot_ndarray:
+        raise RefusedError(f"the pickle reconstructs a {str(subtype)[:60]}, not an array; {TRUSTED_HINT}")
+    _check_plot_array(shape, dtype)
+    return _multiarray()._reconstruct(_PlotArray, shape, dtype)
+
+
+def _plot_scalar(dtype: Any, *data: Any) -> Any:
+    """NumPy's ``scalar`` (a pickled NumPy number): of a dtype of numbers."""
+    _check_plot_array((), dtype)
+    return _multiarray().scalar(dtype, *data)
+
+
+def _multiarray() -> Any:
+    """NumPy's ``multiarray`` module (``numpy._core`` from NumPy 2, ``numpy.core`` before)."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # NumPy 1
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    return multiarray
+
+
+_PLOT_CHECKED = {"_reconstruct": _plot_reconstruct, "ndarray": _plot_ndarray, "scalar": _plot_scalar}
+
+
+def _plain_arrays(value: Any) -> Any:
+    """``value`` with every :class:`_PlotArray` in its containers viewed as a plain ``numpy.ndarray`` (in place)."""
+    pending, seen = [value], set()
+    while pending:
+        item = pending.pop()
+        if id(item) in seen or not isinstance(item, (dict, list)):
+            continue
+        seen.add(id(item))
+        keys = list(item) if isinstance(item, dict) else range(len(item))
+        for key in keys:
+            if isinstance(item[key], _PlotArray):
+                item[key] = item[key].view(np.ndarray)
+            elif isinstance(item[key], tuple):
+                item[key] = tuple(entry.view(np.ndarray) if isinstance(entry, _PlotArray) else entry for entry in item[key])
+                pending.extend(entry for entry in item[key] if isinstance(entry, (dict, list)))
+            else:
+                pending.append(item[key])
+    return value.view(np.ndarray) if isinstance(value, _PlotArray) else value
+
+
 class _PlotUnpickler(pickle.Unpickler):
-    """Unpickles plain containers and NumPy arrays only (``PLOT_GLOBALS``): anything else a pickle names is refused."""
+    """Unpickles plain containers and NumPy arrays of numbers only (``PLOT_GLOBALS``), each array's size checked before
+    it is allocated (``MAX_PLOT_ARRAY_BYTES``): anything else a pickle names is refused."""
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in PLOT_GLOBALS:
-            return super().find_class(module, name)
+            return _PLOT_CHECKED.get(name) or super().find_class(module, name)
         raise RefusedError(
             f"the pickle names {module}.{name}, beyond the arrays and containers all_plots writes: unpickling it could "
             f"run code; {TRUSTED_HINT}"
         )
+
+    def load(self) -> Any:
+        return _plain_arrays(super().load())
 
 
 class _PlotPickle:

@@ -11,6 +11,7 @@ import pathlib
 import shutil
 import stat
 import subprocess
+import sys
 import time
 import types
 import warnings
@@ -349,3 +350,117 @@ def test_a_file_does_not_choose_the_compiled_engine(tmp_path):
         fast = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, engine="reference", seed=0)
         fast.save(path)
         assert TutorialSAC.load(path).engine == "reference"  # engines that load no native code: as the file says
+
+
+# ------------------------------------------------------------------------------------------- 3, 4. zoo folders
+
+ENV = "Pendulum-v1"
+
+
+def _run_folder(root: pathlib.Path, **config: object) -> pathlib.Path:
+    """A run folder as rl-zoo3 writes it (a tiny TutorialSAC model, config.yml, args.yml), without normalisation."""
+    from collections import OrderedDict
+
+    import yaml
+
+    run = root / "logs" / "tutorial_sac" / f"{ENV}_1"
+    (run / ENV).mkdir(parents=True)
+    TutorialSAC("MlpPolicy", ENV, policy_kwargs=TINY, seed=0).save(run / f"{ENV}.zip")
+    hyperparams = {"n_timesteps": 400, "normalize": False, "policy": "MlpPolicy", **config}
+    (run / ENV / "config.yml").write_text(yaml.dump(OrderedDict(sorted(hyperparams.items()))))  # as rl-zoo3 writes it
+    (run / ENV / "args.yml").write_text(yaml.dump(OrderedDict([("env", ENV), ("env_kwargs", None), ("seed", 3)])))
+    return root / "logs"
+
+
+def _enjoy(logs: pathlib.Path, *extra: str) -> None:
+    from sb3_tutorial_sac import zoo
+
+    zoo.main(["enjoy", "--algo", "tutorial_sac", "--env", ENV, "-f", str(logs), "--no-render", "-n", "20", *extra])
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"env_wrapper": [{"stable_baselines3.common.monitor.Monitor": {"filename": "../../x"}}]},
+         r"env_wrapper stable_baselines3.common.monitor.Monitor: filename='../../x' names a file or folder"),
+        ({"vec_env_wrapper": [{"stable_baselines3.common.vec_env.VecMonitor": {"filename": "../../x"}}]},
+         r"vec_env_wrapper stable_baselines3.common.vec_env.VecMonitor: filename='../../x' names a file"),
+        ({"env_wrapper": [{"stable_baselines3.common.monitor.Monitor": {"info_keywords": ["../../x"]}}]},
+         r"the string '../../x' is a path"),
+        ({"vec_env_wrapper": [{"stable_baselines3.common.vec_env.VecFrameStack": {"n_stack": 10**9}}]},
+         r"VecFrameStack: n_stack is 1000000000, not an integer in \[0, 1024\]"),
+        ({"env_wrapper": [{"gymnasium.wrappers.FrameStackObservation": {"stack_size": 10**9}}]},
+         r"stack_size is 1000000000, not an integer in \[0, 1024\]"),
+        ({"frame_stack": 10**9}, r"config.yml: frame_stack is 1000000000, not an integer in \[0, 1024\]"),
+    ],
+    ids=["monitor_filename", "vecmonitor_filename", "path_in_a_list", "vecframestack", "framestack", "frame_stack"],
+)
+def test_zoo_folder_wrapper_arguments_are_checked_as_values(tmp_path, monkeypatch, config, message):
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    logs = _run_folder(tmp_path / "run", **config)
+    start = time.perf_counter()
+    with pytest.raises(SystemExit, match=rf"sb3-tutorial-sac-zoo enjoy: refused: .*{message}.*--trusted"):
+        _enjoy(logs)
+    assert time.perf_counter() - start < 30
+    assert not list(tmp_path.glob("x*")) and not list(tmp_path.rglob("*.monitor.csv"))  # nothing written anywhere
+
+
+def test_zoo_folder_plain_wrapper_arguments_still_work(tmp_path, monkeypatch):
+    from sb3_tutorial_sac import zoo
+
+    monkeypatch.chdir(tmp_path)
+    wrapper = {"stable_baselines3.common.monitor.Monitor": {"filename": None, "info_keywords": ["is_success"][:0]}}
+    _enjoy(_run_folder(tmp_path / "run", env_wrapper=[wrapper, "gymnasium.wrappers.ClipAction"], frame_stack=0))
+    zoo.check_wrapper_kwargs({"max_episode_steps": 1000, "n_stack": 4, "clip": 5.0, "keys": ["a", "b"]}, "w")
+    with pytest.raises(zoo.RefusedError, match="beyond"):
+        zoo.check_wrapper_kwargs({"max_episode_steps": 10**12}, "w")
+    with pytest.raises(zoo.RefusedError, match="not a plain value"):
+        zoo.check_wrapper_kwargs({"x": object()}, "w")
+
+
+PLOT_CAPPED = """
+import io, json, pickle, resource, sys, time
+import numpy as np
+from sb3_tutorial_sac import zoo
+multiarray = zoo._multiarray()
+
+class Reduce:
+    def __init__(self, *reduced):
+        self.reduced = reduced
+    def __reduce__(self):
+        return self.reduced
+
+cases = {
+    "reconstruct": Reduce(multiarray._reconstruct, (np.ndarray, (10**9,), "f8")),
+    "ndarray": Reduce(np.ndarray, ((10**9,), "f8")),
+    "setstate_objects": Reduce(multiarray._reconstruct, (np.ndarray, (0,), b"b"), (1, (10**9,), np.dtype("O"), False, [1])),
+    "setstate_shape": Reduce(multiarray._reconstruct, (np.ndarray, (0,), b"b"), (1, (10**9,), np.dtype("f8"), False, b"")),
+    "wide_dtype": Reduce(multiarray._reconstruct, (np.ndarray, (1,), np.dtype(("f8", (10**8,))))),
+}
+payloads = {name: pickle.dumps({"results_table": None, "x": case}) for name, case in cases.items()}
+zoo._PlotUnpickler(io.BytesIO(pickle.dumps({"x": np.arange(3.0)}))).load()  # a real load first: imports done
+mapped = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (mapped + 2**29, resource.RLIM_INFINITY))  # 512 MiB more than mapped now
+results = {}
+for name, payload in payloads.items():
+    start = time.perf_counter()
+    try:
+        zoo._PlotUnpickler(io.BytesIO(payload)).load()
+        outcome = "loaded"
+    except BaseException as error:
+        outcome = type(error).__name__ + ": " + str(error)[:300]
+    results[name] = [outcome, time.perf_counter() - start, len(payload)]
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status to cap the address space")
+def test_plot_from_file_bounds_array_sizes_before_allocating():
+    result = subprocess.run([sys.executable, "-c", PLOT_CAPPED], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(result.stdout.strip().splitlines()[-1])
+    for name, (outcome, seconds, size) in results.items():
+        assert outcome.startswith("RefusedError") and "--trusted" in outcome, (name, outcome)
+        assert seconds < 1.0 and size < 400, (name, seconds, size)
