@@ -367,7 +367,11 @@ class TutorialSAC(OffPolicyAlgorithm):
 
     @property
     def update_engine(self) -> UpdateEngine:
-        """The engine that computes each gradient step (not in SB3; read-only), chosen by ``engine`` at setup."""
+        """The engine that computes each gradient step (not in SB3; read-only), chosen by ``engine`` at setup; after an
+        engine gave way (the compiled engine when it cannot compile: :attr:`UpdateEngine.replacement`), the one used."""
+        replacement = getattr(self._engine, "replacement", None)
+        if replacement is not None:
+            self._engine = replacement  # between train() calls: the optimisers' states carry over (engines read them)
         return self._engine
 
     def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer | None = None) -> None:
@@ -457,7 +461,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         warned = self.__dict__.setdefault("_warned", set())
         if key not in warned:
             warned.add(key)
-            warnings.warn(message, stacklevel=3)
+            warnings.warn(message, stacklevel=user_warnings.user_stacklevel())
 
     def _sample_minibatches(self, gradient_steps: int, batch_size: int) -> ReplayBufferSamples | DictReplayBufferSamples:
         """
@@ -524,7 +528,8 @@ class TutorialSAC(OffPolicyAlgorithm):
             self._setup_train_constants()  # the parameters left their flat buffers (e.g. policy.to(device))
         # As SB3's SAC.train(): the settings are read from the model at every call (model.tau = ... takes effect)
         settings = self._training_state.read(self)
-        engine = self._engine
+        engine = self.update_engine
+        engine.verbose = self.verbose  # (the compiled engine says when it compiles)
 
         # The minibatches of all gradient steps, drawn at once
         replay_data = self._sample_minibatches(gradient_steps, batch_size)

@@ -6,6 +6,7 @@ import pathlib
 import warnings
 
 import pytest
+import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.noise import OrnsteinUhlenbeckActionNoise
 
@@ -128,7 +129,9 @@ def test_cli_train_uses_the_yml_entry_of_the_env(tmp_path, capsys):
 def test_cli_train_defaults_ignores_the_entry(tmp_path, capsys):
     output = tmp_path / "car.zip"
     with pytest.warns(UserWarning, match=REWARD_WARNING):
-        summary = cli_json(capsys, "--env", "MountainCarContinuous-v0", "--timesteps", "10", "--defaults", "--output", str(output))
+        summary = cli_json(
+            capsys, "--env", "MountainCarContinuous-v0", "--timesteps", "10", "--defaults", "--output", str(output)
+        )
     assert summary["hyperparams"] == "defaults"
     assert TutorialSAC.load(output).reward_shift == 8.0
 
@@ -141,3 +144,75 @@ def test_cli_train_prints_the_file_it_wrote_and_why_the_steps_round_up(tmp_path,
     # Pendulum-v1's episodes are 200 steps, collected whole: 400 steps for 250
     assert "TutorialSAC on Pendulum-v1: 400 env steps" in out
     assert "(400 for 250 asked: train_freq=(1, 'episode') collects whole episodes" in out
+
+
+# ------------------------------------------------------------------------------- the compiled engine, as a user sees it
+
+
+def failing_compile_step(*args, **kwargs):
+    raise RuntimeError("no C++ compiler")
+
+
+def test_compiled_with_tanh_warns_and_trains_with_the_reference_engine():
+    from torch import nn
+
+    from sb3_tutorial_sac.engines import ReferenceEngine
+
+    model = None
+
+    def make():
+        nonlocal model
+        tanh = dict(net_arch=[8], activation_fn=nn.Tanh)
+        model = TutorialSAC("MlpPolicy", "Pendulum-v1", engine="compiled", policy_kwargs=tanh)
+
+    found = caught(make, "compiled engine cannot be used")
+    assert_at_this_file(found)
+    message = str(found[0].message)
+    assert "Linear + ReLU" in message and "Training uses the reference engine" in message
+    assert type(model.update_engine) is ReferenceEngine  # type: ignore[union-attr]
+
+
+def test_after_a_failed_compile_update_engine_reports_the_fast_engine(monkeypatch):
+    import sb3_tutorial_sac.engines.compiled as compiled_module
+    from sb3_tutorial_sac.engines import CompiledEngine, FastEngine
+
+    monkeypatch.setattr(compiled_module, "compile_step", failing_compile_step)
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", engine="compiled", policy_kwargs=TINY, seed=0)
+    assert type(model.update_engine) is CompiledEngine
+    found = caught(lambda: model.learn(200), "compiled engine cannot be used")
+    assert_at_this_file(found)  # the user's learn() line, not SB3's off_policy_algorithm.py
+    assert type(model.update_engine) is FastEngine
+    assert not caught(lambda: model.learn(200, reset_num_timesteps=False), "compiled engine")  # warned once
+    # the fast engine's update, bit for bit, across the switch
+    fast = TutorialSAC("MlpPolicy", "Pendulum-v1", engine="fast", policy_kwargs=TINY, seed=0)
+    fast.learn(200)
+    fast.learn(200, reset_num_timesteps=False)
+    for mine, theirs in zip(model.policy.parameters(), fast.policy.parameters()):
+        assert th.equal(mine, theirs)
+
+
+def test_the_compiled_engine_says_it_compiles_at_verbose_1(monkeypatch, capsys):
+    import sb3_tutorial_sac.engines.compiled as compiled_module
+
+    def quick_compile_step(spec, inputs, rewrites, configs, looped):  # the eager loop stands in for the package
+        from sb3_tutorial_sac.engines.step import loop_function
+
+        function = loop_function(spec)
+        return (lambda values: list(function(*values))), False
+
+    monkeypatch.setattr(compiled_module, "compile_step", quick_compile_step)
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", engine="compiled", policy_kwargs=TINY, seed=0, verbose=1)
+    model.learn(200, log_interval=None)
+    out = capsys.readouterr().out
+    assert "compiled engine: compiling the gradient step for this model's configuration (about 15-20 s" in out
+    assert "TutorialSAC's compiled engine: compiled in" in out
+    quiet = TutorialSAC("MlpPolicy", "Pendulum-v1", engine="compiled", policy_kwargs=TINY, seed=0, verbose=0)
+    quiet.learn(200)
+    assert "compiled engine" not in capsys.readouterr().out
+
+
+def test_the_several_envs_warning_points_at_the_users_line():
+    env = make_vec_env(lambda: BoxTargetEnv(episode_length=10), n_envs=2, seed=0)
+    model = TutorialSAC("MlpPolicy", env, policy_kwargs=TINY, reward_shift=0.0, batch_size=8)
+    found = caught(lambda: model.learn(40), "collects whole episodes, which SB3 supports only with one env")
+    assert_at_this_file(found)

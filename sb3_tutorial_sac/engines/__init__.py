@@ -25,6 +25,7 @@ from __future__ import annotations
 import warnings
 
 from sb3_tutorial_sac import validation
+from sb3_tutorial_sac.user_warnings import user_stacklevel
 from sb3_tutorial_sac.engines.base import Unavailable, UpdateEngine
 from sb3_tutorial_sac.engines.compiled import CompiledEngine
 from sb3_tutorial_sac.engines.fast import FastEngine
@@ -93,10 +94,10 @@ def make_engine(state: TrainingState, name: str) -> UpdateEngine:
             return result
         message = f"TutorialSAC's {result.engine} engine cannot be used for this model: {result.reason}."
         if result.fallback is not None:
-            warnings.warn(f"{message} Training uses {result.fallback.description}.", stacklevel=4)
+            warnings.warn(f"{message} Training uses {result.fallback.description}.", stacklevel=user_stacklevel())
             return result.fallback
         if name != "auto":
             raise ValueError(f"{message} Use engine='reference' (or 'auto', which falls back to it).")
         if not result.silent and i + 1 < len(candidates):
-            warnings.warn(f"{message} Training uses {ENGINES[candidates[i + 1]].description}.", stacklevel=4)
+            warnings.warn(f"{message} Training uses {ENGINES[candidates[i + 1]].description}.", stacklevel=user_stacklevel())
     raise ValueError(f"no engine of {candidates} can train this model")

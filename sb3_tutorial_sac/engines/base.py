@@ -45,6 +45,11 @@ class UpdateEngine:
     name: ClassVar[str]
     # the engine's name and what it is, for the messages of make_engine
     description: ClassVar[str]
+    # the model's verbosity, set by train() at every call (an engine may say what it does at 1 and above)
+    verbose: int = 0
+    # the engine that computes the steps from now on when this one gave way during training (the compiled engine that
+    # cannot compile: the fast engine); the model's update_engine then reports and uses it
+    replacement: UpdateEngine | None = None
 
     def __init__(self, state: TrainingState):
         self.state = state

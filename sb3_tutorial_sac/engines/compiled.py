@@ -59,6 +59,7 @@ from sb3_tutorial_sac.engines import cache, kernels
 from sb3_tutorial_sac.engines.base import Unavailable, UpdateEngine
 from sb3_tutorial_sac.engines.fast import FastEngine, Runner
 from sb3_tutorial_sac.engines.probe import differences, engine_difference, probe_batch
+from sb3_tutorial_sac.engines.reference import ReferenceEngine
 from sb3_tutorial_sac.engines.step import (
     INPUTS,
     KEEP,
@@ -74,6 +75,7 @@ from sb3_tutorial_sac.engines.step import (
     step_function,
 )
 from sb3_tutorial_sac.state import TrainingState
+from sb3_tutorial_sac.user_warnings import user_stacklevel
 
 
 def spec_key(spec: StepSpec) -> str:
@@ -339,10 +341,17 @@ class CompiledEngine(FastEngine):
     def build(cls, state: TrainingState) -> UpdateEngine | Unavailable:
         fast = FastEngine.build(state)
         if not isinstance(fast, FastEngine):
-            return fast
+            # the step it would compile is the fast engine's: the model trains as engine="auto" would train it
+            reference = ReferenceEngine.build(state)
+            return Unavailable(
+                f"it compiles the fast engine's step, which does not cover this model ({fast.reason})",
+                engine=cls.name,
+                fallback=reference if isinstance(reference, UpdateEngine) else None,
+            )
         if fast.state.actor_flat.flat.device.type != "cpu":
             return Unavailable(f"it compiles for the CPU, the model is on {fast._device}", engine=cls.name, fallback=fast)
         compiled = cls(state, fast.networks)
+        compiled._fast = fast  # the model's engine from the first train() on, if compiling fails (replacement)
         # the step function under this engine's spec, run eagerly, against the fast engine: bit for bit
         compiled._eager_only = True
         try:
@@ -400,6 +409,11 @@ class CompiledEngine(FastEngine):
     def _compile(self, spec: StepSpec) -> None:
         """Compile (or load) the step for ``spec`` and check it against the eager step on a probe batch."""
         start = time.perf_counter()
+        if self.verbose >= 1:
+            print(
+                "TutorialSAC's compiled engine: compiling the gradient step for this model's configuration (about 15-20 s "
+                "the first time on this machine and torch version; loaded from the cache in well under a second later)"
+            )
         try:
             inputs = self._probe_loop_inputs(spec) if self.looped else self._probe_inputs(spec)
             compiled, cached = compile_step(spec, inputs, self.rewrites, self.inductor_configs, self.looped)
@@ -413,12 +427,17 @@ class CompiledEngine(FastEngine):
             if difference is None:
                 self._compiled, self._compiled_spec = compiled, spec
                 self.compile_seconds, self.loaded_from_cache = time.perf_counter() - start, cached
+                if self.verbose >= 1:
+                    how = "loaded from the cache" if cached else "compiled"
+                    print(f"TutorialSAC's compiled engine: {how} in {self.compile_seconds:.1f} s")
                 return
             self.unavailable = f"the compiled step does not agree with the uncompiled one on a probe batch: {difference}"
+        # from the next train() call on, the model's engine is the fast one (model.update_engine reports it)
+        self.replacement = getattr(self, "_fast", None)
         warnings.warn(
             f"TutorialSAC's compiled engine cannot be used for this model: {self.unavailable}. Training uses the fast "
             "engine (the same update, bit for bit the tutorial's; slower).",
-            stacklevel=6,
+            stacklevel=user_stacklevel(),
         )
 
     def _probe_inputs(self, spec: StepSpec) -> list[th.Tensor]:
