@@ -574,12 +574,9 @@ def load_model(
             f"Stored kwargs: {attributes['policy_kwargs']}, specified kwargs: {kwargs['policy_kwargs']}"
         )
     if not trusted and attributes.get("tensorboard_log") is not None and "tensorboard_log" not in kwargs:
-        # Not in SB3: a file does not decide where learn() writes; the caller does
-        warnings.warn(
-            f"TutorialSAC.load: {where} names tensorboard_log={attributes['tensorboard_log']!r}; a file does not decide "
-            "where learn() writes, so it is not used. Pass load(path, tensorboard_log=...) (or trusted=True) to log there.",
-            stacklevel=3,
-        )
+        # Not in SB3: a file does not decide where learn() writes; the caller does. Said by learn() (a load to predict
+        # or evaluate, the common case, stays quiet: TutorialSAC._setup_learn)
+        attributes["_file_tensorboard_log"] = (where, attributes["tensorboard_log"])
         attributes["tensorboard_log"] = None
     engine = attributes.get("engine", "auto")
     if not trusted and engine in validation.engine_names() and engine not in FILE_ENGINES and "engine" not in kwargs:

@@ -294,6 +294,17 @@ class TutorialSAC(OffPolicyAlgorithm):
             )
             self._setup_model()
 
+    def _get_policy_from_name(self, policy_name: str) -> type[BasePolicy]:
+        """SB3's alias lookup; an unknown name's error lists the names this algorithm knows (SB3's does not)."""
+        if policy_name in self.policy_aliases:
+            return self.policy_aliases[policy_name]
+        close = [name for name in self.policy_aliases if name.lower() == str(policy_name).lower()]
+        hint = f" (did you mean {close[0]!r}? names are case-sensitive)" if close else ""
+        raise ValueError(
+            f"Policy {policy_name!r} unknown{hint}: TutorialSAC's policies are {', '.join(map(repr, self.policy_aliases))}, "
+            "or pass a TutorialSACPolicy subclass"
+        )
+
     @staticmethod
     def _check_action_space(action_space: spaces.Space) -> None:
         if not isinstance(action_space, spaces.Box):
@@ -577,6 +588,14 @@ class TutorialSAC(OffPolicyAlgorithm):
         tb_log_name: str = "run",
         progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
+        loaded_from = self.__dict__.pop("_file_tensorboard_log", None)  # (persistence.load_model)
+        if loaded_from is not None and self.tensorboard_log is None:
+            where, directory = loaded_from
+            user_warnings.warn(
+                f"this model was loaded from {where}, which names tensorboard_log={directory!r}; a file does not decide "
+                "where learn() writes, so learn() does not log to TensorBoard. Set model.tensorboard_log (or pass "
+                "load(path, tensorboard_log=...), or trusted=True) to log there."
+            )
         total_timesteps, callback = super()._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
@@ -650,8 +669,8 @@ class TutorialSAC(OffPolicyAlgorithm):
         the fields, unless ``trusted=True``: then its pickled fields are unpickled (SB3's loader reads SB3's
         format). ``custom_objects`` replace the file's entries of the same name, as in SB3, and need no unpickling.
         No env is made from a name in the file (``gym.make`` would import the module it names): ``load`` uses the
-        ``env`` given, or none. A file's ``tensorboard_log`` is not used (with a warning): the caller decides where
-        ``learn()`` writes (``load(path, tensorboard_log=...)``).
+        ``env`` given, or none. A file's ``tensorboard_log`` is not used (the first ``learn()`` warns): the caller
+        decides where ``learn()`` writes (``load(path, tensorboard_log=...)``).
 
         Also not in SB3, for files that are not trusted: every value goes through the constructor's checks
         (:mod:`sb3_tutorial_sac.validation`), sizes are bounded before anything is allocated (each member's

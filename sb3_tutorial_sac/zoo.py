@@ -670,6 +670,39 @@ def _with_default_conf_file(args: list[str]) -> list[str]:
     return args
 
 
+def _short_runs_hints(args: list[str]) -> list[str]:
+    """
+    ``plot_train`` draws a run's curve only when it has at least ``-w`` episodes (its smoothing window, 100 by default):
+    a line for each run of fewer episodes, naming ``-w``. Nothing when the arguments or folders cannot be read (the
+    script then says what is wrong).
+    """
+    from stable_baselines3.common.monitor import LoadMonitorResultsError, load_results
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("-a", "--algo")
+    parser.add_argument("-e", "--env", nargs="+", default=[])
+    parser.add_argument("-f", "--exp-folder")
+    parser.add_argument("-w", "--episode-window", type=int, default=100)
+    try:
+        known, _ = parser.parse_known_args(args)
+        folder = pathlib.Path(known.exp_folder, known.algo)
+        runs = [run for run in folder.iterdir() if run.is_dir() and any(env in run.name for env in known.env)]
+    except (SystemExit, TypeError, OSError):
+        return []
+    hints = []
+    for run in sorted(runs):
+        try:
+            episodes = len(load_results(str(run)))
+        except (LoadMonitorResultsError, OSError, ValueError):
+            continue
+        if 0 < episodes < known.episode_window:
+            hints.append(
+                f"plot_train: {run} has {episodes} episodes, fewer than the smoothing window (-w {known.episode_window}): "
+                f"its curve is not drawn. Pass -w {max(1, episodes // 10)} (or any window up to {episodes})."
+            )
+    return hints
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """
     ``sb3-tutorial-sac-zoo <script> [arguments]``: rl-zoo3's script with ``tutorial_sac`` registered.
@@ -694,6 +727,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     register()
     if script == "train":
         rest = _with_default_conf_file(rest)
+    if script == "plot_train":
+        for hint in _short_runs_hints(rest):
+            print(hint)
     module, function = SCRIPTS[script]
     saved_argv = sys.argv
     sys.argv = [f"sb3-tutorial-sac-zoo {script}", *rest]

@@ -216,3 +216,91 @@ def test_the_several_envs_warning_points_at_the_users_line():
     model = TutorialSAC("MlpPolicy", env, policy_kwargs=TINY, reward_shift=0.0, batch_size=8)
     found = caught(lambda: model.learn(40), "collects whole episodes, which SB3 supports only with one env")
     assert_at_this_file(found)
+
+
+# ------------------------------------------------------------------------------------------------ smaller first-use items
+
+
+def test_an_unknown_policy_name_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"Policy 'MLPPolicy' unknown \(did you mean 'MlpPolicy'.*'MlpPolicy', 'CnnPolicy', "
+                                         r"'MultiInputPolicy'"):  # fmt: skip
+        TutorialSAC("MLPPolicy", "Pendulum-v1")
+
+
+def test_loading_a_model_saved_with_tensorboard_log_is_quiet_until_learn(tmp_path):
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, tensorboard_log=str(tmp_path / "tb"))
+    model.save(tmp_path / "model")
+    assert not caught(lambda: TutorialSAC.load(tmp_path / "model"), "tensorboard_log")  # to predict: nothing to say
+    loaded = TutorialSAC.load(tmp_path / "model", env=make_vec_env("Pendulum-v1", n_envs=1))
+    assert loaded.tensorboard_log is None
+    found = caught(lambda: loaded.learn(1), "tensorboard_log")
+    assert_at_this_file(found)
+    assert not caught(lambda: loaded.learn(1, reset_num_timesteps=False), "tensorboard_log")  # once
+    kept = TutorialSAC.load(tmp_path / "model", env=make_vec_env("Pendulum-v1", n_envs=1), tensorboard_log=str(tmp_path))
+    assert not caught(lambda: kept.learn(1), "tensorboard_log")
+
+
+def test_tensorboard_is_a_user_extra():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    extras = tomllib.loads((THIS_FILE.parent.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(requirement.startswith("tensorboard") for requirement in extras["tensorboard"])
+    quickstart = (THIS_FILE.parent.parent / "docs" / "guide" / "quickstart.md").read_text()
+    assert 'pip install ".[tensorboard]"' in quickstart
+
+
+def test_what_sb3s_sac_can_and_cannot_read_is_as_the_docs_say(tmp_path):
+    """docs/guide/interop.md, "What SB3's own SAC can read": the model file and the replay buffer file."""
+    import pickle
+    import zipfile
+
+    import numpy as np
+    from stable_baselines3 import SAC
+
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, seed=0)
+    model.learn(200)
+    model.save(tmp_path / "model")
+    model.save_replay_buffer(tmp_path / "buffer")
+    with pytest.raises(KeyError, match="observation_space and action_space were not given"):
+        SAC.load(tmp_path / "model.zip")
+    with zipfile.ZipFile(tmp_path / "model.zip") as archive, archive.open("policy.pth") as file:
+        import io
+
+        state = th.load(io.BytesIO(file.read()), weights_only=True)
+    assert set(state) == set(model.policy.state_dict())
+    assert (tmp_path / "buffer.pkl").is_file()  # SB3's name, an npz archive
+    with pytest.raises(pickle.UnpicklingError):
+        SAC("MlpPolicy", "Pendulum-v1", buffer_size=1000).load_replay_buffer(tmp_path / "buffer.pkl")
+    stored = np.load(tmp_path / "buffer.pkl", allow_pickle=False)
+    assert stored["observations"].shape == (200, 1, 3) and "meta" in stored.files
+    assert np.abs(stored["actions"]).max() > 1.0  # the environment's units (Pendulum: [-2, 2])
+
+
+def test_interop_and_readme_say_what_net_arch_switches():
+    root = THIS_FILE.parent.parent
+    for page in (root / "README.md", root / "docs" / "modules" / "tutorial_sac.md"):
+        row = next(line for line in page.read_text().splitlines() if line.startswith("| actor |"))
+        assert "widths only" in row and "Softplus std head stays" in row, page
+
+
+def test_plot_train_says_when_a_run_is_shorter_than_its_window(tmp_path):
+    from stable_baselines3.common.monitor import Monitor
+
+    from sb3_tutorial_sac import zoo
+
+    run = tmp_path / "logs" / "tutorial_sac" / "Pendulum-v1_1"
+    run.mkdir(parents=True)
+    env = Monitor(BoxTargetEnv(episode_length=5), str(run / "0"))
+    env.reset(seed=0)
+    for _ in range(3 * 5):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            env.reset()
+    env.close()
+    args = ["-a", "tutorial_sac", "-e", "Pendulum-v1", "-f", str(tmp_path / "logs")]
+    (hint,) = zoo._short_runs_hints(args)
+    assert "has 3 episodes, fewer than the smoothing window (-w 100)" in hint and "Pass -w 1" in hint
+    assert zoo._short_runs_hints([*args, "-w", "2"]) == []
