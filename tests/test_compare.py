@@ -392,6 +392,36 @@ def test_runs_stop_at_the_budget_record_cpu_seconds_and_scale_lin_schedules(tmp_
     assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 299 / 300))
 
 
+def test_zoo_schedule_defaults_rows_provenance_and_verify(tmp_path: pathlib.Path) -> None:
+    # --schedule zoo: SAC's lin_ schedule runs over the zoo's 20,000 steps and training stops at the budget of 300;
+    # a defaults row trains from TutorialSAC's constructor defaults (not the yml entry); every record names its code
+    sac = cmp.Variant("sac_lin", "sac", {"learning_rate": "lin_1e-3"})
+    defaults = cmp.Variant("defaults", "tutorial_sac", {"reward_shift": 0.0}, defaults=True)
+    specs = cmp.make_specs([sac, defaults], ["Pendulum-v1"], [0], 300, 150, 1, tmp_path, schedule="zoo")
+    assert specs[0].protocol()["schedule"] == "zoo" and specs[1].protocol()["defaults"] is True
+    assert "schedule" not in cmp.make_specs([sac], ["Pendulum-v1"], [0], 300, 150, 1, tmp_path)[0].protocol()
+    for spec in specs:
+        record = cmp.train_one(spec)
+        assert record["status"] == "ok", record.get("traceback")
+        assert record["env_steps"] == 300
+        provenance = record["provenance"]
+        assert provenance["versions"]["stable-baselines3"] and provenance["threads"] == 1 and provenance["cpu"]
+        assert provenance["commit"] is None or len(provenance["commit"]) == 40
+    config = yaml.load((specs[0].run_dir() / "Pendulum-v1" / "config.yml").read_text(), Loader=yaml.UnsafeLoader)
+    assert config["schedules"]["learning_rate"].startswith("lin_1e-3: linear from 1e-3 to 0 over the zoo's 20000 env steps")
+    from stable_baselines3 import SAC
+
+    model = SAC.load(specs[0].run_dir() / "Pendulum-v1.zip")
+    assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 299 / 20000))
+    assert json.loads((specs[1].run_dir() / cmp.RUN_FILE).read_text())["hyperparams"].startswith("tutorial_sac defaults")
+    assert json.loads((specs[1].run_dir() / cmp.RUN_FILE).read_text())["provenance"]["engine"]
+    # --verify 1: the replay of each row on this code gives the same evaluations
+    args = ["compare", "--verify", "1", "--log-folder", str(tmp_path), "--jobs", "1", "--no-progress"]
+    assert cli.main(args) == 0
+    verified = json.loads((tmp_path / "verify.json").read_text())
+    assert verified["identical"] and set(verified["rows"]) == {"sac_lin Pendulum-v1", "defaults Pendulum-v1"}
+
+
 def _flat(values: dict[str, list[float]], steps=(1000, 2000)) -> dict[str, list[list[tuple[int, float, float]]]]:
     """Curves whose every evaluation point has the run's one value (seconds = steps / 1000)."""
     return {a: [[(t, t / 1000, v) for t in steps] for v in runs] for a, runs in values.items()}

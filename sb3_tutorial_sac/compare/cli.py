@@ -81,6 +81,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"a run's score: its mean return over its last N evaluation points common to all runs (default: {SCORE_LAST})",
     )
     parser.add_argument(
+        "--committed",
+        type=pathlib.Path,
+        default=None,
+        metavar="FOLDER",
+        help="after the report, print the verdicts of a committed grid's report (FOLDER/compare.md) beside it, e.g. "
+        "benchmarks/runs/Pendulum-v1",
+    )
+    parser.add_argument(
         "--aggregate",
         nargs="+",
         type=pathlib.Path,
@@ -193,7 +201,48 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(str(error)) from error
     print(report)
     print(f"Report, CSVs and plots in {args.log_folder}/{name}*")
+    print(conclusions(args.log_folder / f"{name}_verdicts.csv"))
+    if args.committed is not None:
+        print(committed_verdicts(args.committed))
     return 1 if (runs["status"] == "failed").any() else 0
+
+
+def conclusions(path: pathlib.Path) -> str:
+    """What the report's verdicts (``<name>_verdicts.csv``) can and cannot conclude, in one paragraph."""
+    import pandas as pd
+
+    from sb3_tutorial_sac.compare.paired import smallest_p
+    from sb3_tutorial_sac.compare.verdicts import ALPHA
+
+    table = pd.read_csv(path) if path.is_file() and path.stat().st_size > 1 else pd.DataFrame()
+    if not len(table):
+        return "What this run can conclude: nothing (no two rows with finished runs to compare)."
+    differences = table[table["kind"] == "difference"]
+    equivalences = table[table["kind"] == "equivalence"]
+    decided = int((differences["p_holm"] < ALPHA).sum())
+    equivalent = int((equivalences["p_holm"] < ALPHA).sum())
+    n = int(differences["n"].map(lambda pair: int(str(pair).strip("()[]").split(",")[0])).min())
+    return (
+        f"What this run can conclude: {decided} of {len(differences)} tests found a difference and {equivalent} of "
+        f"{len(equivalences)} an equivalence (Holm, level {ALPHA}); the rest are inconclusive. At {n} paired seeds the "
+        f"exact test's smallest two-sided p is {smallest_p(n):.3g}"
+        + (", so only a contrast where every seed agrees can be decided" if 2 * smallest_p(n) >= ALPHA else "")
+        + "; each inconclusive line says how many seeds would decide at the effect it saw."
+    )
+
+
+def committed_verdicts(folder: pathlib.Path, name: str = "compare") -> str:
+    """The verdicts section of a committed report (``<folder>/<name>.md``), to print beside a small live run."""
+    path = folder / f"{name}.md"
+    if not path.is_file():
+        return f"No committed report at {path}."
+    lines = path.read_text().splitlines()
+    protocol = next((line for line in lines if line.startswith("Protocol:")), "")
+    start = next((i for i, line in enumerate(lines) if line == "Verdicts:"), None)
+    if start is None:
+        return f"{path} has no verdicts section."
+    end = next((i for i in range(start + 2, len(lines)) if not lines[i].startswith("- ")), len(lines))
+    return "\n".join([f"The committed result ({path}):", protocol, "", *lines[start + 2 : end]])
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m sb3_tutorial_sac.compare") -> int:
