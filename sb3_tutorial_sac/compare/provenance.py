@@ -37,14 +37,21 @@ def _settings(entry: dict[str, Any]) -> str:
     return ", ".join(f"{key} {entry[key]}" for key in keys) if keys else "no setting besides the budget"
 
 
-def origin(algo: str, env: str, overrides: dict[str, Any] | None = None) -> str:
+def origin(algo: str, env: str, overrides: dict[str, Any] | None = None, defaults: bool = False) -> str:
     """Where the hyperparameters of ``algo`` on ``env`` come from, in one sentence (without the final full stop).
 
     :param algo: rl-zoo3 algorithm key
     :param env: environment id
     :param overrides: a variant's hyperparameters replacing the entry's (named at the end)
+    :param defaults: the row starts from the algorithm's constructor defaults, not its zoo entry
     """
-    if algo == ALGO:
+    if defaults:
+        text = (
+            "TutorialSAC's constructor defaults: the tutorial's own settings, not the `tutorial_sac.yml` entry"
+            if algo == ALGO
+            else f"the algorithm's constructor defaults, not rl-zoo3's `{algo}.yml` entry"
+        )
+    elif algo == ALGO:
         text = f"`tutorial_sac.yml`: {TUTORIAL_SAC_ORIGIN.get(env, HAND_SET)}"
     else:
         entry = _entry(algo, env)

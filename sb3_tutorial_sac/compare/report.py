@@ -63,6 +63,7 @@ def collect(specs: Sequence[RunSpec], records: Mapping[str, Record]) -> tuple[pd
                 "algorithm": spec.variant.label,
                 "algo": spec.variant.algo,
                 "overrides": json.dumps(spec.variant.overrides, sort_keys=True),
+                **({"defaults": True} if spec.variant.defaults else {}),
                 "seed": spec.seed,
                 "status": record.get("status"),
                 "error": record.get("error", ""),
@@ -274,8 +275,11 @@ def _provenance(runs: pd.DataFrame, env: str) -> list[str]:
     lines = ["Hyperparameters, where they come from:"]
     if "overrides" not in runs:  # a runs table from before the column
         runs = runs.assign(overrides="{}")
-    for (algorithm, algo, overrides), _ in runs.groupby(["algorithm", "algo", "overrides"], sort=False):
-        lines.append(f"- `{algorithm}`: {origin(str(algo), env, json.loads(str(overrides)))}.")
+    defaults = runs["defaults"].fillna(False).astype(bool) if "defaults" in runs else pd.Series(False, index=runs.index)
+    for (algorithm, algo, overrides, default), _ in runs.assign(defaults=defaults).groupby(
+        ["algorithm", "algo", "overrides", "defaults"], sort=False
+    ):
+        lines.append(f"- `{algorithm}`: {origin(str(algo), env, json.loads(str(overrides)), bool(default))}.")
     return lines
 
 
