@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 import zipfile
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +76,13 @@ def _stored_rows(buffer: sb3_buffers.ReplayBuffer) -> dict[str, tuple[np.ndarray
     return {name: (array, min(rows + extra.get(name, 0), len(array))) for name, array in _buffer_arrays(buffer).items()}
 
 
+def _dtypes(space: spaces.Space) -> Any:
+    """A space's dtype, or its sub-spaces' by key (a Dict)."""
+    if isinstance(space, spaces.Dict):
+        return {key: _dtypes(sub) for key, sub in space.spaces.items()}
+    return np.dtype(space.dtype) if space.dtype is not None else None
+
+
 class NotBufferData(ValueError):
     """A file that is not a replay buffer of data (a pickle, SB3's format): only ``trusted=True`` reads it."""
 
@@ -114,7 +122,10 @@ def _read_array(archive: zipfile.ZipFile, name: str, own: np.ndarray, rows: int,
             f"stores {own.dtype} {expected}"
         )
     content = read_member(archive, member, own[:rows].nbytes + 2**16, path)
-    array = np.load(io.BytesIO(content), allow_pickle=False)
+    try:
+        array = np.load(io.BytesIO(content), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:  # a payload shorter than its header says
+        raise FileValueError(f"{path!r}: {member} is not a whole npy array ({str(error)[:200]})") from error
     if array.dtype.kind in "fc" and not np.isfinite(array).all():
         raise FileValueError(f"{path!r}: {name} holds NaN or infinite values")
     if name in ("dones", "timeouts") and not np.isin(array, (0, 1)).all():
@@ -143,6 +154,10 @@ def _check_meta(meta: dict[str, Any], model: TutorialSAC, path: Any) -> None:
         raise FileValueError(f"{where}: n_envs={meta['n_envs']}, and this model has {model.n_envs} envs")
     if meta["class"] in ("DictReplayBuffer", "NStepReplayBuffer") and meta["optimize_memory_usage"]:
         raise FileValueError(f"{where}: a {meta['class']} with optimize_memory_usage (SB3 has none)")
+    if meta["optimize_memory_usage"] and meta["handle_timeout_termination"]:
+        raise FileValueError(
+            f"{where}: optimize_memory_usage=True and handle_timeout_termination=True (SB3's ReplayBuffer supports one)"
+        )
     if meta["class"] == "NStepReplayBuffer":
         # the values TutorialSAC's constructor accepts for n_steps and gamma (validation.py)
         n_steps: Any = meta.get("n_steps")
@@ -151,6 +166,32 @@ def _check_meta(meta: dict[str, Any], model: TutorialSAC, path: Any) -> None:
             raise FileValueError(f"{where}: n_steps={n_steps!r}, not an integer in [1, 1000]")
         if not (validation._is_number(gamma) and 0 <= gamma <= 1):
             raise FileValueError(f"{where}: gamma={gamma!r}, not a number in [0, 1]")
+    _check_agreement(meta, model, where)
+
+
+def _check_agreement(meta: dict[str, Any], model: TutorialSAC, where: str) -> None:
+    """Say so (a warning) where the file's buffer computes its samples otherwise than the model's: another class (one-step
+    or n-step), an n-step buffer's ``n_steps`` and ``gamma`` (``gamma`` against the model's), ``handle_timeout_termination``.
+    As in SB3, the loaded buffer replaces the model's with the file's settings; the targets then change with them."""
+    own = model.replay_buffer
+    if own is None:
+        return
+    differences = []
+    if meta["class"] != type(own).__name__:
+        differences.append(f"class={meta['class']!r} (this model's buffer: a {type(own).__name__})")
+    for key, one_step in (("n_steps", 1), ("handle_timeout_termination", None)):
+        if key in meta and meta[key] != getattr(own, key, one_step):
+            differences.append(f"{key}={meta[key]!r} (this model's buffer: {getattr(own, key, one_step)!r})")
+    if "gamma" in meta and meta["gamma"] != getattr(own, "gamma", model.gamma):
+        differences.append(f"gamma={meta['gamma']!r} (this model's {'buffer' if hasattr(own, 'gamma') else 'gamma'}: "
+                           f"{getattr(own, 'gamma', model.gamma)!r})")  # fmt: skip
+    if differences:
+        warnings.warn(
+            f"load_replay_buffer: {where} gives {', '.join(differences)}. As in SB3, the file's buffer replaces the "
+            "model's with its own settings, so the targets of the next train() calls are computed with them (n-step "
+            "returns, their discount, timeouts); load a buffer saved by a model of the same settings to keep them.",
+            stacklevel=5,
+        )
 
 
 def load_replay_buffer(model: TutorialSAC, path: Path, truncate_last_traj: bool, trusted: bool) -> None:
@@ -196,22 +237,31 @@ def _buffer_from(archive: zipfile.ZipFile, model: TutorialSAC, path: Any, truste
         observation_space
     ) != get_obs_shape(model.observation_space) or get_action_dim(action_space) != get_action_dim(model.action_space):
         raise FileValueError(f"{path!r} holds a replay buffer of other spaces: {observation_space}, {action_space}")
+    if _dtypes(observation_space) != _dtypes(model.observation_space) or _dtypes(action_space) != _dtypes(model.action_space):
+        # of the same shapes but another dtype, every later observation would be stored cast (int8: truncated)
+        raise FileValueError(
+            f"{path!r}, meta: a replay buffer of spaces of dtypes {_dtypes(observation_space)}, {_dtypes(action_space)}; "
+            f"this model's are {_dtypes(model.observation_space)}, {_dtypes(model.action_space)}"
+        )
     size = meta["buffer_size"] * meta["n_envs"]
     if not trusted:
         fix = "Only trusted=True loads it (on a machine with the memory)."
         validation.check_replay_buffer_size(
             size, observation_space, action_space, meta["optimize_memory_usage"], f"{path!r}, meta", fix
         )
-    buffer = BUFFERS[meta["class"]](
-        size,
-        observation_space,  # type: ignore[arg-type]
-        action_space,
-        device=model.device,
-        n_envs=meta["n_envs"],
-        optimize_memory_usage=meta["optimize_memory_usage"],
-        handle_timeout_termination=meta["handle_timeout_termination"],
-        **({"n_steps": meta["n_steps"], "gamma": float(meta["gamma"])} if meta["class"] == "NStepReplayBuffer" else {}),
-    )
+    try:
+        buffer = BUFFERS[meta["class"]](
+            size,
+            observation_space,  # type: ignore[arg-type]
+            action_space,
+            device=model.device,
+            n_envs=meta["n_envs"],
+            optimize_memory_usage=meta["optimize_memory_usage"],
+            handle_timeout_termination=meta["handle_timeout_termination"],
+            **({"n_steps": meta["n_steps"], "gamma": float(meta["gamma"])} if meta["class"] == "NStepReplayBuffer" else {}),
+        )
+    except MemoryError as error:  # (a trusted file: no memory check before)
+        raise FileValueError(f"{path!r}, meta: buffer_size={meta['buffer_size']}: no memory for this buffer") from error
     buffer.pos, buffer.full = meta["pos"], meta["full"]
     stored = _stored_rows(buffer)
     names = {name[: -len(".npy")] for name in archive.namelist() if name.endswith(".npy")} - {"meta"}

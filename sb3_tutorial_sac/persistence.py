@@ -393,9 +393,11 @@ def tensor_caps(model: TutorialSAC) -> Callable[[str], int]:
         target = recursive_getattr(model, name)
         if isinstance(target, th.optim.Optimizer):  # Adam: exp_avg, exp_avg_sq, max_exp_avg_sq and a step per tensor
             parameters = [param for group in target.param_groups for param in group["params"]]
-            caps[name] = 3 * size(parameters) + 64 * len(parameters)
+            caps[name] = 3 * size(parameters) + (64 + 4 * validation.TENSOR_OVERHEAD) * len(parameters)
         else:
-            caps[name] = size(target.state_dict().values())
+            # each tensor's pickling: its storage's zip entry and record, its key (a 100 x 100 critic ensemble: 40,000)
+            state = target.state_dict()
+            caps[name] = size(state.values()) + sum(validation.TENSOR_OVERHEAD + len(key) for key in state)
     return lambda name: caps.get(name, 0) + validation.MAX_TENSOR_SLACK
 
 
@@ -480,6 +482,11 @@ def _check_last_obs(attributes: dict[str, Any], where: str) -> None:
                 raise FileValueError(
                     f"{where}, field {name!r}: {got}, not {' or '.join(map(str, dtypes))} {shape} (n_envs={n_envs}); "
                     "load(..., force_reset=True) starts from a reset instead"
+                )
+            # whatever check_finite says: learn() would store it and train on it (NaN parameters)
+            if array.dtype.kind in "fc" and not np.isfinite(array).all():
+                raise FileValueError(
+                    f"{where}, field {name!r}: NaN or infinite values; load(..., force_reset=True) starts from a reset instead"
                 )
 
 
@@ -766,6 +773,18 @@ def check_parameters(model: TutorialSAC, params: dict[str, Any], exact_match: bo
 
 # Optimiser states that are sums of squares (never negative), by torch's names
 SQUARES = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum", "acc_delta")
+# The largest step count (and scalar state) a file may give: exact as a float, and an int64 once counted on (3e38 made
+# learn() fail with an OverflowError)
+MAX_STEP = 2**53
+
+
+def adam_state_keys(optimizer: th.optim.Optimizer, index: int) -> set[str] | None:
+    """The state keys torch's ``Adam`` (``AdamW``) keeps for a parameter of group ``index`` once it has stepped (the
+    engines read each of them); ``None`` for other optimisers."""
+    if not isinstance(optimizer, (th.optim.Adam, th.optim.AdamW)):
+        return None
+    amsgrad = bool(optimizer.param_groups[index].get("amsgrad", False))
+    return {"step", "exp_avg", "exp_avg_sq", *(("max_exp_avg_sq",) if amsgrad else ())}
 
 
 def _group_problems(name: str, index: int, group: dict[str, Any], own_group: dict[str, Any]) -> list[str]:
@@ -780,14 +799,14 @@ def _group_problems(name: str, index: int, group: dict[str, Any], own_group: dic
             continue
         if key == "betas":
             if not (isinstance(value, (tuple, list)) and len(value) == 2 and all(
-                    validation._is_number(beta) and 0 <= beta < 1 for beta in value)):  # fmt: skip
-                problems.append(f"{name} group {index} betas: {value!r}, not two numbers in [0, 1)")
+                    validation.is_finite_number(beta) and 0 <= beta < 1 for beta in value)):  # fmt: skip
+                problems.append(f"{name} group {index} betas: {str(value)[:80]}, not two numbers in [0, 1)")
         elif isinstance(own, bool) or own is None or isinstance(own, str):
             if value != own:  # fused, foreach, amsgrad, capturable, ...: the model's own implementation
                 problems.append(f"{name} group {index} {key}: {value!r} given, {own!r} in this model")
         elif validation._is_number(own):
-            if not (validation._is_number(value) and math.isfinite(value) and value >= 0):
-                problems.append(f"{name} group {index} {key}: {value!r}, not a finite number >= 0")
+            if not (validation.is_finite_number(value) and value >= 0):
+                problems.append(f"{name} group {index} {key}: {str(value)[:80]}, not a finite number >= 0")
         elif isinstance(own, th.Tensor):
             if not (isinstance(value, th.Tensor) and value.numel() == 1 and bool(th.isfinite(value).all()) and value >= 0):
                 problems.append(f"{name} group {index} {key}: {value!r}, not a finite number >= 0")
@@ -828,13 +847,21 @@ def optimizer_state_problems(name: str, optimizer: th.optim.Optimizer, given: di
         if not isinstance(state, dict):
             problems.append(f"{name} group {index} state of parameter {key}: a {type(state).__name__}, not a dict")
             continue
+        required = adam_state_keys(optimizer, index)
+        if state and required is not None and set(state) != required:
+            problems.append(
+                f"{name} group {index} state of parameter {key}: {sorted(map(str, state))[:6]}, where "
+                f"{type(optimizer).__name__} keeps {sorted(required)} (learn() reads each of them)"
+            )
         for state_key, value in state.items():
             where = f"{name} group {index} state {state_key}"
             if state_key == "step" or (isinstance(value, th.Tensor) and value.dim() == 0):
                 number = value.item() if isinstance(value, th.Tensor) and value.numel() == 1 else value
-                ok = validation._is_number(number) and math.isfinite(number) and number >= 0
+                ok = validation.is_finite_number(number) and 0 <= number <= MAX_STEP
+                ok = ok and (state_key != "step" or float(number).is_integer())
                 if not ok or (isinstance(value, th.Tensor) and not value.is_floating_point()):
-                    problems.append(f"{where}: {str(value)[:80]}, not a finite number >= 0")
+                    what = "an integer in [0, 2**53]" if state_key == "step" else "a finite number >= 0"
+                    problems.append(f"{where}: {str(value)[:80]}, not {what}")
                 continue
             problem = tensor_problem(value, param)
             if problem and "shape" in problem and isinstance(value, th.Tensor) and value.dtype == param.dtype:

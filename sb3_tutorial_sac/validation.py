@@ -40,6 +40,7 @@ MAX_META_BYTES = 2**20
 MAX_INFO_BYTES = 2**20  # system_info.txt
 MAX_MEMBERS = 64  # members of a model zip (TutorialSAC writes 8); of a replay buffer npz, 16
 MAX_TENSOR_SLACK = 2**20  # a ``*.pth`` member may be this much larger than the tensors it must hold (names, pickling)
+TENSOR_OVERHEAD = 256  # and this much per tensor and its key (its storage's zip entry and pickle record: about 120 bytes)
 
 
 class FileValueError(ValueError):
@@ -57,9 +58,44 @@ def _is_int(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, np.integer))
 
 
+def is_finite_number(value: Any) -> bool:
+    """A number (not a bool) that is finite; an integer too large for a float (10**400) is not."""
+    try:
+        return _is_number(value) and math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+#: Where a learning-rate schedule is checked: over the whole progress range, 1.0 (start) to 0.0 (end)
+PROGRESS_POINTS = tuple(k / 20 for k in range(20, -1, -1))
+
+
+def _schedule_problem(schedule: Any) -> str | None:
+    """Why the schedule ``schedule`` is no learning rate over the whole progress range (None: it is one): each value a
+    finite number >= 0, and > 0 at the start; SB3's ``LinearSchedule`` also with ``end_fraction > 0``."""
+    end_fraction = getattr(schedule, "end_fraction", None) if type(schedule).__name__ == "LinearSchedule" else None
+    if end_fraction is not None and not (is_finite_number(end_fraction) and end_fraction > 0):
+        return f"its end_fraction is {end_fraction!r}, not a finite number > 0 (it divides by it)"
+    for progress in PROGRESS_POINTS:
+        try:
+            rate = schedule(progress)
+        except Exception as error:  # (a schedule of a file's values: ZeroDivisionError, OverflowError, TypeError)
+            return f"at progress remaining {progress} it raises {type(error).__name__}: {str(error)[:100]}"
+        if not (is_finite_number(rate) and (rate > 0 if progress == 1.0 else rate >= 0)):
+            return f"at progress remaining {progress} it gives {rate!r}"
+    return None
+
+
 def check_positive_lr(name: str, value: Any) -> None:
-    rate = value(1.0) if callable(value) else value
-    if not _is_number(rate) or not (rate > 0 and math.isfinite(rate)):
+    """A positive finite learning rate, or a schedule of them: checked over the whole progress range (from 1.0, where
+    it must be > 0, to 0.0, where SB3's and rl-zoo3's linear schedules reach 0), never negative nor infinite."""
+    if callable(value):
+        problem = _schedule_problem(value)
+        if problem is not None:
+            raise ValueError(f"{name} must be a positive finite float or a schedule returning one, got {value!r}: {problem}")
+        return
+    rate = value
+    if not is_finite_number(rate) or not rate > 0:
         raise ValueError(f"{name} must be a positive finite float or a schedule returning one, got {value!r}")
 
 
@@ -264,7 +300,8 @@ BUFFER_KWARGS: dict[str, Callable[[Any], bool]] = {
 #: What SB3's state in a file must be (the constructor's arguments not checked by ``__init__`` included)
 FILE_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "verbose": _kind(lambda value: _is_int(value) and 0 <= value <= 2, "0, 1 or 2"),
-    "seed": _kind(lambda value: value is None or _is_int(value), "None or an integer"),
+    # (what numpy's legacy seeding, which SB3's set_random_seed calls, accepts)
+    "seed": _kind(lambda value: value is None or (_is_int(value) and 0 <= value < 2**32), "None or an integer in [0, 2**32)"),
     "learning_starts": _kind(_counter, "an integer >= 0"),
     "train_freq": _kind(_train_freq, "a positive integer or (n > 0, 'step' or 'episode')"),
     "optimize_memory_usage": _bool,
@@ -301,15 +338,50 @@ FILE_CHECKS: dict[str, Callable[[str, Any], None]] = {
 }
 
 
+#: SB3's gSDE arguments, which only their defaults pass (:func:`check_sde`), of the defaults' types in a file
+SDE_DEFAULTS: dict[str, Any] = {"use_sde": False, "sde_sample_freq": -1, "use_sde_at_warmup": False}
+
+
+def _sde(name: str, value: Any) -> None:
+    if value != SDE_DEFAULTS[name]:
+        check_sde(**{**SDE_DEFAULTS, name: value})
+    if type(value) is not type(SDE_DEFAULTS[name]):
+        raise ValueError(f"{name} must be {SDE_DEFAULTS[name]!r} (gSDE is outside the tutorial's variant), got {value!r}")
+
+
+def check_agreement(values: Mapping[str, Any], where: str | None = None) -> None:
+    """
+    Values that must agree with each other, as the constructor and SB3's buffer check them: ``handle_timeout_termination``
+    as an attribute and in ``replay_buffer_kwargs``; not both it and ``optimize_memory_usage`` (SB3's ``ReplayBuffer``
+    refuses them together, with a ``ValueError`` that names no file).
+    """
+    kwargs = values.get("replay_buffer_kwargs")
+    if not isinstance(kwargs, dict):
+        kwargs = {}
+    field = "handle_timeout_termination"
+    try:
+        timeouts = resolve_handle_timeout_termination(values.get("handle_timeout_termination"), kwargs)
+        field = "optimize_memory_usage"
+        if values.get("optimize_memory_usage") is True and timeouts:
+            raise ValueError("optimize_memory_usage=True and handle_timeout_termination=True: SB3's ReplayBuffer supports one")
+    except ValueError as error:
+        if where is None:
+            raise
+        raise FileValueError(f"{where}, field {field!r}: {error}") from None
+
+
 def check_file_values(values: Mapping[str, Any], where: str) -> None:
     """
-    The constructor's checks (:func:`check_arguments`) and the types of SB3's state, on the attributes a file gives.
+    The constructor's checks (:func:`check_arguments`, :func:`check_sde`, :func:`check_agreement`) and the types of
+    SB3's state, on the attributes a file gives.
 
     :param values: the attributes, as ``load`` will set them
     :param where: the file, named in the :class:`FileValueError`
     """
     check_arguments(values, where)
     _run(FILE_CHECKS, values, where)
+    _run(dict.fromkeys(SDE_DEFAULTS, _sde), values, where)
+    check_agreement(values, where)
 
 
 # ----------------------------------------------------------------------------------------------- sizes
@@ -325,13 +397,26 @@ def check_elements(shape: tuple[int, ...], where: str) -> None:
 
 
 def memory_limit() -> int:
-    """The bytes this process could allocate at most: the physical memory, or the address-space limit if lower."""
+    """The bytes this process could still allocate: the physical memory, or what is left of the address-space limit
+    (the limit less what the process has mapped now) if lower."""
     try:
         limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not on this platform
         limit = 2**62
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    return min(limit, soft) if soft != resource.RLIM_INFINITY else limit
+    return min(limit, max(soft - mapped_bytes(), 0)) if soft != resource.RLIM_INFINITY else limit
+
+
+def mapped_bytes() -> int:
+    """The address space this process has mapped now (``VmSize``; 0 where ``/proc`` does not say)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def replay_buffer_bytes(buffer_size: int, observation_space: spaces.Space, action_space: spaces.Space, optimize: bool) -> int:
@@ -350,7 +435,7 @@ def check_replay_buffer_size(
     if needed > limit:
         raise FileValueError(
             f"{where}: a replay buffer of buffer_size={buffer_size} needs {needed / 2**30:.1f} GiB, more than this process "
-            f"can allocate ({limit / 2**30:.1f} GiB: the physical memory or the address-space limit). {fix}"
+            f"can allocate ({limit / 2**30:.1f} GiB: the physical memory, or what is left of the address-space limit). {fix}"
         )
 
 

@@ -464,3 +464,218 @@ def test_plot_from_file_bounds_array_sizes_before_allocating():
     for name, (outcome, seconds, size) in results.items():
         assert outcome.startswith("RefusedError") and "--trusted" in outcome, (name, outcome)
         assert seconds < 1.0 and size < 400, (name, seconds, size)
+
+
+# ------------------------------------------------------------------------------------------- 5-8. one validation path
+
+
+def _schedule(start, end, end_fraction) -> dict:
+    return {":schedule:": {"class": "LinearSchedule", "start": start, "end": end, "end_fraction": end_fraction}}
+
+
+def test_schedules_are_checked_over_the_whole_progress_range(trained, tmp_path):
+    from stable_baselines3.common.utils import LinearSchedule
+
+    _, saved = trained
+    with pytest.raises(ValueError, match=r"learning_rate must be .* at progress remaining 0.\d+ it gives -"):
+        TutorialSAC("MlpPolicy", "Pendulum-v1", learning_rate=LinearSchedule(3e-4, -3e-3, 1.0))
+    with pytest.raises(ValueError, match=r"critic_learning_rate must be .*end_fraction is 0"):  # not ZeroDivisionError
+        TutorialSAC("MlpPolicy", "Pendulum-v1", critic_learning_rate=LinearSchedule(3e-4, 1e-4, 0.0))
+    # schedules that end at 0 (rl-zoo3's lin_3e-4, SB3's linear schedules) are learning rates
+    TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, learning_rate=LinearSchedule(3e-4, 0.0, 0.5))
+    crafted = tmp_path / "crafted.zip"
+    for schedule, message in ((_schedule(3e-4, -3e-3, 1.0), "it gives -"), (_schedule(3e-4, 1e-4, 0), "end_fraction is 0")):
+        _rewrite(saved, crafted, data=_with(_data(saved), learning_rate=schedule))
+        with pytest.raises(validation.FileValueError, match=rf"crafted.zip'\), field 'learning_rate': .*{message}"):
+            TutorialSAC.load(crafted)
+
+
+def test_a_replay_buffer_of_another_dtype_is_refused(trained, tmp_path):
+    model, _ = trained
+    path = tmp_path / "buffer.pkl"
+    model.save_replay_buffer(path)
+    with zipfile.ZipFile(path) as archive:
+        meta = json.loads(str(np.load(io.BytesIO(archive.read("meta.npy")))[()]))
+    space = meta["observation_space"][":space:"]
+    space["dtype"] = "|i1"
+    for bound in ("low", "high"):
+        space[bound][":array:"]["dtype"] = "|i1"
+        body = space[bound][":array:"]
+        if "base64" in body:  # the int8 bounds of the same values
+            import base64
+
+            values = np.frombuffer(base64.b64decode(body["base64"]), dtype="<f4").astype(np.int8)
+            body["base64"] = base64.b64encode(values.tobytes()).decode()
+    content = io.BytesIO()
+    np.save(content, np.array(json.dumps(meta)))
+    crafted = tmp_path / "crafted.pkl"
+    _rewrite(path, crafted, **{"meta.npy": content.getvalue()})
+    with pytest.raises(validation.FileValueError, match=r"crafted.pkl'.*spaces of dtypes int8"):
+        model.load_replay_buffer(crafted)
+
+
+@pytest.mark.parametrize(
+    ("attributes", "field"),
+    [
+        ({"use_sde": True}, "use_sde"),
+        ({"sde_sample_freq": "x"}, "sde_sample_freq"),
+        ({"use_sde_at_warmup": "yes"}, "use_sde_at_warmup"),
+        ({"use_sde_at_warmup": 0}, "use_sde_at_warmup"),
+        ({"handle_timeout_termination": True, "replay_buffer_kwargs": {"handle_timeout_termination": False}},
+         "handle_timeout_termination"),
+        ({"handle_timeout_termination": True, "replay_buffer_kwargs": {"handle_timeout_termination": True},
+          "optimize_memory_usage": True}, "optimize_memory_usage"),
+        ({"seed": 2**40}, "seed"),
+        ({"seed": -1}, "seed"),
+    ],
+    ids=["use_sde", "sde_sample_freq", "use_sde_at_warmup", "use_sde_at_warmup_int", "timeouts_disagree",
+         "memory_and_timeouts", "seed_2_40", "seed_negative"],
+)
+def test_a_files_values_get_the_constructors_checks(trained, tmp_path, attributes, field):
+    _, saved = trained
+    crafted = tmp_path / "crafted.zip"
+    _rewrite(saved, crafted, data=_with(_data(saved), **attributes))
+    with pytest.raises(validation.FileValueError, match=rf"crafted.zip'\), field '{field}'"):
+        TutorialSAC.load(crafted)
+
+
+def test_a_nan_episode_in_progress_is_refused_whatever_check_finite_says(trained, tmp_path):
+    model, saved = trained
+    data = _data(saved)
+    obs = np.full((1, 3), np.nan, dtype=np.float32)
+    crafted = tmp_path / "crafted.zip"
+    last_obs = {":array:": {"dtype": "<f4", "shape": [1, 3], "fill": float("nan")}}
+    _rewrite(saved, crafted, data=_with(data, check_finite=False, _last_obs=last_obs))
+    assert obs.shape == (1, 3)
+    with pytest.raises(validation.FileValueError, match=r"field '_last_obs': NaN or infinite values"):
+        TutorialSAC.load(crafted)
+    loaded = TutorialSAC.load(crafted, env=model.get_env(), force_reset=True)  # the caller's env and a reset: fine
+    assert loaded.check_finite is False
+
+
+def test_an_n_step_buffer_loaded_into_a_model_that_samples_otherwise_says_so(tmp_path):
+    """As in SB3 (tests/test_sb3_conformance_files.py), the file's buffer replaces the model's with its settings; not
+    silently: a warning names each setting that changes the targets."""
+    n_step = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, n_steps=3, gamma=0.9, seed=0)
+    n_step.learn(300)
+    path = tmp_path / "n_step.pkl"
+    n_step.save_replay_buffer(path)
+    cases = [
+        (dict(), r"class='NStepReplayBuffer' \(this model's buffer: a ReplayBuffer\), n_steps=3 \(this model's buffer: 1\), "
+                 r"gamma=0.9 \(this model's gamma: 0.99\)"),
+        (dict(n_steps=5, gamma=0.9), r"n_steps=3 \(this model's buffer: 5\)\. As in SB3"),
+        (dict(n_steps=3, gamma=0.5), r"gamma=0.9 \(this model's buffer: 0.5\)"),
+        (dict(n_steps=3, gamma=0.9, handle_timeout_termination=True), r"handle_timeout_termination=False \(this model"),
+    ]
+    for kwargs, message in cases:
+        other = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, seed=1, **kwargs)
+        with pytest.warns(UserWarning, match=rf"load_replay_buffer: PosixPath\('.*n_step.pkl'\), meta gives {message}"):
+            other.load_replay_buffer(path)
+        assert (other.replay_buffer.n_steps, other.replay_buffer.gamma) == (3, 0.9)  # the file's, as in SB3
+    same = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, n_steps=3, gamma=0.9, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same.load_replay_buffer(path)
+    assert same.replay_buffer.pos == n_step.replay_buffer.pos
+
+
+def test_a_short_npy_payload_is_refused_naming_the_member(trained, tmp_path):
+    model, _ = trained
+    path = tmp_path / "buffer.pkl"
+    model.save_replay_buffer(path)
+    with zipfile.ZipFile(path) as archive:
+        rewards = archive.read("rewards.npy")
+    crafted = tmp_path / "crafted.pkl"
+    _rewrite(path, crafted, **{"rewards.npy": rewards[: len(rewards) - 8]})
+    with pytest.raises(validation.FileValueError, match=r"crafted.pkl'\): rewards.npy is not a whole npy array"):
+        model.load_replay_buffer(crafted)
+
+
+def _optimizer_state(model, change) -> dict:
+    import copy
+
+    state = copy.deepcopy(model.critic.optimizer.state_dict())
+    change(state)
+    return {"critic.optimizer": state}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s["param_groups"][0].update(lr=10**400), r"group 0 lr: 1000.*not a finite number >= 0"),
+        (lambda s: s["param_groups"][0].update(betas=(10**400, 0.999)), r"betas: .*not two numbers in \[0, 1\)"),
+        (lambda s: [v.update(step=th.tensor(3e38)) for v in s["state"].values()], r"step: .*not an integer in \[0, 2\*\*53\]"),
+        (lambda s: [v.update(step=10**400) for v in s["state"].values()], r"step: .*not an integer in \[0, 2\*\*53\]"),
+        (lambda s: [v.update(step=th.tensor(2.5)) for v in s["state"].values()], r"step: .*not an integer"),
+        (lambda s: [v.pop("exp_avg") for v in s["state"].values()], r"\['exp_avg_sq', 'step'\], where Adam keeps"),
+    ],
+    ids=["lr_10_400", "betas_10_400", "step_3e38", "step_10_400", "step_fraction", "no_exp_avg"],
+)
+def test_a_loaded_optimiser_state_has_what_learn_needs(trained, change, message):
+    model, _ = trained
+    with pytest.raises(ValueError, match=message) as error:
+        model.set_parameters(_optimizer_state(model, change), exact_match=False)
+    assert not isinstance(error.value.__cause__, OverflowError)
+    model.learn(200, reset_num_timesteps=False)  # nothing was loaded: it trains on
+
+
+def test_a_policy_of_many_tensors_within_every_bound_loads(tmp_path):
+    """100 critics of 100 layers: about 40,000 tensors in policy.pth, whose pickling overhead passed the 1 MiB slack."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the reference engine: the fast one writes out one or two critics)
+        model = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=dict(pi=[8], qf=[2] * 100),
+                            n_critics=100), seed=0)  # fmt: skip
+        model.save(tmp_path / "model.zip")
+        loaded = TutorialSAC.load(tmp_path / "model.zip")
+    assert loaded.critic.n_critics == 100 and len(loaded.policy.state_dict()) > 40_000
+
+
+@pytest.mark.expensive
+def test_the_largest_critic_ensemble_within_the_bounds_loads(tmp_path):
+    """100 critics x 100 layers of width 70: about 9.9e7 numbers, under the 1e8 a file may describe."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=dict(pi=[8], qf=[70] * 100),
+                            n_critics=100), buffer_size=1000, seed=0)  # fmt: skip
+        model.save(tmp_path / "model.zip")
+        del model
+        loaded = TutorialSAC.load(tmp_path / "model.zip")
+    assert loaded.critic.n_critics == 100
+
+
+BUFFER_CAPPED = """
+import json, resource, sys
+from sb3_tutorial_sac import TutorialSAC, validation
+model = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=dict(pi=[8], qf=[8, 8])), buffer_size=10)
+model.load_replay_buffer(sys.argv[1])  # a real load first: imports done
+mapped = validation.mapped_bytes()
+resource.setrlimit(resource.RLIMIT_AS, (mapped + 2**30, resource.RLIM_INFINITY))  # 1 GiB more than mapped now
+outcome = "loaded"
+try:
+    model.load_replay_buffer(sys.argv[2])
+except BaseException as error:
+    outcome = type(error).__name__ + ": " + str(error)[:500]
+print(json.dumps([outcome, mapped]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status to cap the address space")
+def test_a_replay_buffer_under_the_limit_but_over_what_is_left_is_refused(tmp_path):
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, buffer_size=10)
+    empty = tmp_path / "empty.pkl"
+    model.save_replay_buffer(empty)
+    with zipfile.ZipFile(empty) as archive:
+        meta = json.loads(str(np.load(io.BytesIO(archive.read("meta.npy")))[()]))
+    # about the process's mapped size: under the whole limit (mapped + 1 GiB), far over the 1 GiB left
+    per_row = validation.replay_buffer_bytes(1, model.observation_space, model.action_space, False)
+    meta["buffer_size"] = (validation.mapped_bytes() + 2**29) // per_row
+    content = io.BytesIO()
+    np.save(content, np.array(json.dumps(meta)))
+    crafted = tmp_path / "crafted.pkl"
+    _rewrite(empty, crafted, **{"meta.npy": content.getvalue()})
+    result = subprocess.run([sys.executable, "-c", BUFFER_CAPPED, str(empty), str(crafted)], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcome, mapped = json.loads(result.stdout.strip().splitlines()[-1])
+    assert meta["buffer_size"] * per_row < mapped + 2**30  # (under the whole limit)
+    assert outcome.startswith("FileValueError") and "what is left of the address-space limit" in outcome, outcome
