@@ -693,7 +693,7 @@ def _short_runs_hints(args: list[str]) -> list[str]:
     for run in sorted(runs):
         try:
             episodes = len(load_results(str(run)))
-        except (LoadMonitorResultsError, OSError, ValueError):
+        except (LoadMonitorResultsError, OSError, ValueError, ImportError):
             continue
         if 0 < episodes < known.episode_window:
             hints.append(

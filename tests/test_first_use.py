@@ -228,6 +228,7 @@ def test_an_unknown_policy_name_lists_the_valid_ones():
 
 
 def test_loading_a_model_saved_with_tensorboard_log_is_quiet_until_learn(tmp_path):
+    pytest.importorskip("tensorboard", reason="learn() with tensorboard_log needs the tensorboard extra")
     model = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, tensorboard_log=str(tmp_path / "tb"))
     model.save(tmp_path / "model")
     assert not caught(lambda: TutorialSAC.load(tmp_path / "model"), "tensorboard_log")  # to predict: nothing to say
@@ -287,6 +288,7 @@ def test_interop_and_readme_say_what_net_arch_switches():
 
 
 def test_plot_train_says_when_a_run_is_shorter_than_its_window(tmp_path):
+    pytest.importorskip("pandas", reason="SB3's load_results (monitor files) needs pandas, which the zoo extra brings")
     from stable_baselines3.common.monitor import Monitor
 
     from sb3_tutorial_sac import zoo
