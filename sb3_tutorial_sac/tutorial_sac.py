@@ -528,6 +528,31 @@ class TutorialSAC(OffPolicyAlgorithm):
         rewards = (replay_data.rewards + shift * discount_sums) * scale
         return rewards, (1 - replay_data.dones) * replay_data.discounts
 
+    def _chunk_steps(self, gradient_steps: int, batch_size: int, target_update_interval: int) -> int:
+        """How many gradient steps' minibatches :meth:`train` draws at once: all of them where they take at most
+        ``validation.MAX_MINIBATCH_BYTES``, else as many whole periods of ``target_update_interval`` as fit (at least
+        one), so that each chunk's soft updates fall where the whole call's would."""
+        assert self.replay_buffer is not None
+        row = validation.replay_buffer_bytes(1, self.observation_space, self.action_space, False)
+        fit = max(1, validation.MAX_MINIBATCH_BYTES // max(1, row * batch_size))
+        if fit >= gradient_steps:
+            return gradient_steps
+        return max(target_update_interval, fit - fit % target_update_interval)
+
+    def _minibatch_columns(
+        self, engine: UpdateEngine, gradient_steps: int, batch_size: int, settings: StepSettings
+    ) -> Minibatch:
+        """The minibatches of ``gradient_steps`` steps as ``engine`` reads them (normalised rewards and discounts)."""
+        replay_data = self._sample_minibatches(gradient_steps, batch_size)
+        rewards, discounts = self._rewards_and_discounts(replay_data, settings)
+        return Minibatch(
+            engine.observations(replay_data.observations),
+            replay_data.actions,
+            engine.observations(replay_data.next_observations),
+            rewards,
+            discounts,
+        )
+
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)
@@ -542,16 +567,11 @@ class TutorialSAC(OffPolicyAlgorithm):
         engine = self.update_engine
         engine.verbose = self.verbose  # (the compiled engine says when it compiles)
 
-        # The minibatches of all gradient steps, drawn at once
-        replay_data = self._sample_minibatches(gradient_steps, batch_size)
-        rewards, discounts = self._rewards_and_discounts(replay_data, settings)
-        columns = Minibatch(
-            engine.observations(replay_data.observations),
-            replay_data.actions,
-            engine.observations(replay_data.next_observations),
-            rewards,
-            discounts,
-        )
+        # The minibatches of all gradient steps, drawn at once; not in SB3: in chunks of at most MAX_MINIBATCH_BYTES
+        # (whole target-update periods) where they would take more, so that no call (a file's gradient_steps=2e9)
+        # draws them all at once. One chunk holds the tutorial's 200 steps of 64 many thousand times over
+        chunk = self._chunk_steps(gradient_steps, batch_size, settings.target_update_interval)
+        columns: Minibatch | None = self._minibatch_columns(engine, min(chunk, gradient_steps), batch_size, settings)
 
         # Per-step statistics, brought to the host once at the end (no .item() per step)
         stat_names = [f"critic{i + 1}_loss" for i in range(self.critic.n_critics)] + list(TRAIN_STATS)
@@ -560,7 +580,13 @@ class TutorialSAC(OffPolicyAlgorithm):
         # restores everything this call changed (sb3_tutorial_sac.guard)
         with self._guard.protect():
             with engine.loop():
-                engine.run_steps(columns, gradient_steps, stats, settings.target_update_interval)
+                for start in range(0, gradient_steps, chunk):
+                    steps = min(chunk, gradient_steps - start)
+                    if columns is None:  # the next chunk's minibatches (as ordinary tensors, as the first's)
+                        with th.inference_mode(False):
+                            columns = self._minibatch_columns(engine, steps, batch_size, settings)
+                    engine.run_steps(columns, steps, stats[start : start + steps], settings.target_update_interval)
+                    columns = None
             values = stats.cpu().numpy()
             self.last_train_stats = {name: values[:, i] for i, name in enumerate(stat_names)}
             if self.check_finite:

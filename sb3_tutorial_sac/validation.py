@@ -40,6 +40,7 @@ MAX_META_BYTES = 2**20
 MAX_INFO_BYTES = 2**20  # system_info.txt
 MAX_MEMBERS = 64  # members of a model zip (TutorialSAC writes 8); of a replay buffer npz, 16
 MAX_TENSOR_SLACK = 2**20  # a ``*.pth`` member may be this much larger than the tensors it must hold (names, pickling)
+MAX_MINIBATCH_BYTES = 2**30  # train() draws the minibatches of at most this many bytes at once (the tutorial's: 0.5 MB)
 TENSOR_OVERHEAD = 256  # and this much per tensor and its key (its storage's zip entry and pickle record: about 120 bytes)
 
 
@@ -462,6 +463,16 @@ def check_file_sizes(values: Mapping[str, Any], where: str) -> None:
         space = values[name]
         for sub in space.spaces.values() if isinstance(space, spaces.Dict) else [space]:
             check_elements(tuple(sub.shape or ()), f"{where}, field {name!r}")
+    gradient_steps = values.get("gradient_steps", -1)
+    if _is_int(gradient_steps) and gradient_steps > 0:
+        # train() keeps a row of statistics per gradient step of a call (the minibatches: in bounded chunks)
+        needed, limit = int(gradient_steps) * (n_critics + 8) * 4 * 3, memory_limit()
+        if needed > limit:
+            raise FileValueError(
+                f"{where}, field 'gradient_steps': {gradient_steps} gradient steps per train() call need "
+                f"{needed / 2**30:.1f} GiB for their statistics, more than this process can allocate "
+                f"({limit / 2**30:.1f} GiB). Pass load(path, gradient_steps=...), or trusted=True."
+            )
     fix = "Pass a smaller buffer_size to load (load(path, buffer_size=...)), or trusted=True."
     check_replay_buffer_size(
         int(values.get("buffer_size", 1)),

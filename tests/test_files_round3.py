@@ -684,3 +684,42 @@ def test_a_replay_buffer_under_the_limit_but_over_what_is_left_is_refused(tmp_pa
     outcome, under_the_whole_limit = json.loads(result.stdout.strip().splitlines()[-1])
     assert under_the_whole_limit
     assert outcome.startswith("FileValueError") and "what is left of the address-space limit" in outcome, outcome
+
+
+# ------------------------------------------------------------------------------------------- 4. gradient steps in chunks
+
+
+def test_a_file_with_two_billion_gradient_steps_is_refused_before_anything_is_allocated(trained, tmp_path):
+    _, saved = trained
+    crafted = tmp_path / "crafted.zip"
+    _rewrite(saved, crafted, data=_with(_data(saved), gradient_steps=2 * 10**9))
+    with pytest.raises(validation.FileValueError, match=r"crafted.zip'\), field 'gradient_steps': 2000000000 gradient"):
+        TutorialSAC.load(crafted)
+    assert TutorialSAC.load(crafted, gradient_steps=-1).gradient_steps == -1  # the caller's value replaces it
+
+
+@pytest.mark.parametrize("target_update_interval", [1, 3])
+def test_minibatches_are_drawn_in_bounded_chunks_with_the_same_numbers(monkeypatch, target_update_interval):
+    """With SB3's draw (with replacement, one env), drawing in chunks consumes the same random numbers: a call drawn
+    in chunks gives bit for bit the parameters of the same call drawn at once."""
+
+    def model():
+        return TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, seed=0, learning_starts=100,
+                           train_freq=(200, "step"), gradient_steps=50, sample_with_replacement=True,
+                           target_update_interval=target_update_interval)  # fmt: skip
+
+    whole = model()
+    whole.learn(400)
+    chunked = model()
+    drawn: list[int] = []
+    sample = chunked._sample_minibatches
+    monkeypatch.setattr(chunked, "_sample_minibatches", lambda steps, batch: drawn.append(steps) or sample(steps, batch))
+    row = validation.replay_buffer_bytes(1, chunked.observation_space, chunked.action_space, False)
+    monkeypatch.setattr(validation, "MAX_MINIBATCH_BYTES", 7 * row * chunked.batch_size)  # 7 steps' minibatches
+    chunked.learn(400)
+    chunk = 7 - 7 % target_update_interval
+    assert drawn == ([chunk] * (50 // chunk) + ([50 % chunk] if 50 % chunk else [])) * 2  # two train() calls
+    assert len(chunked.last_train_stats["actor_loss"]) == 50
+    for name, tensor in whole.policy.state_dict().items():
+        assert th.equal(tensor, chunked.policy.state_dict()[name]), name
+    assert whole._n_updates == chunked._n_updates == 100
