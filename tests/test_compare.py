@@ -615,11 +615,17 @@ COMMITTED_GRIDS = sorted((pathlib.Path(__file__).parents[1] / "benchmarks" / "ru
 
 
 def test_committed_grids_name_their_report_command() -> None:
-    assert {path.parent.name for path in COMMITTED_GRIDS} >= {"LunarLanderContinuous-v3"}
+    assert {path.parent.name for path in COMMITTED_GRIDS} >= {"Pendulum-v1", "Pendulum-v1-ablation"}
     for path in COMMITTED_GRIDS:
         args = shlex.split(path.read_text())
-        assert args[:3] == ["sb3-tutorial-sac", "compare", "--report-only"]
-        assert args[args.index("--log-folder") + 1] == f"benchmarks/runs/{path.parent.name}"
+        # the grid is read from the records: no other option than the folder
+        assert args == ["sb3-tutorial-sac", "compare", "--report-only", "--log-folder", f"benchmarks/runs/{path.parent.name}"]
+        # every record names the code that made it, or the folder holds a replay that verified the runs
+        records = [json.loads(p.read_text()) for p in path.parent.rglob(cmp.RUN_FILE)]
+        assert len(records) >= 10
+        unknown = [r for r in records if not (r.get("provenance") or {}).get("commit")]
+        if unknown:
+            assert json.loads((path.parent / "verify.json").read_text())["identical"]
 
 
 @pytest.mark.expensive

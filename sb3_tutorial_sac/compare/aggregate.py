@@ -43,9 +43,6 @@ TASK_SCORES: dict[str, TaskScores] = {
     "LunarLanderContinuous-v3": TaskScores(
         -212.6757661039201, _RANDOM_SOURCE, 260.390, f"{_ZOO}, LunarLanderContinuous-v2, 500k steps"
     ),
-    "MountainCarContinuous-v0": TaskScores(
-        -33.251699754754085, _RANDOM_SOURCE, 94.679, f"{_ZOO}, MountainCarContinuous-v0, 50k steps"
-    ),
     "HalfCheetah-v5": TaskScores(-274.8601040362532, _RANDOM_SOURCE, 9535.451, f"{_ZOO}, HalfCheetah-v3, 1M steps"),
     "Hopper-v5": TaskScores(16.66883949956298, _RANDOM_SOURCE, 2325.547, f"{_ZOO}, Hopper-v3, 1M steps"),
 }
