@@ -336,7 +336,7 @@ def _safe_get_wrapper_class(original: Callable[..., Any]) -> Callable[..., Any]:
 #: keyword naming a file, path, dir or folder must be None: a folder does not decide where files are written, as
 #: Monitor(filename="../../x") would); strings without path separators; integers within +-MAX_WRAPPER_INT; sizes of
 #: what a wrapper stacks or keeps per step (STACK_KEYWORDS, and config.yml's frame_stack) at most MAX_STACK
-PATH_WORDS = ("file", "path", "dir", "folder")
+PATH_WORDS = ("file", "filename", "fname", "path", "filepath", "dir", "directory", "folder")  # words of a keyword
 STACK_KEYWORDS = ("frame_stack", "n_stack", "stack_size", "num_stack", "n_frames", "buffer_length", "deque_size")
 MAX_STACK = 1024
 MAX_WRAPPER_INT = 2**31
@@ -382,7 +382,7 @@ def check_wrapper_kwargs(kwargs: Any, where: str, depth: int = 0) -> None:
         for key, value in kwargs.items():
             if not isinstance(key, str):
                 problem = f"the keyword {str(key)[:40]!r} is not a string"
-            elif any(word in key.lower() for word in PATH_WORDS) and value is not None:
+            elif set(key.lower().split("_")) & set(PATH_WORDS) and value is not None:  # filename, log_dir, video_folder
                 problem = f"{key}={str(value)[:100]!r} names a file or folder (a folder does not decide where files go)"
             if problem:
                 break

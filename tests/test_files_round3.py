@@ -418,6 +418,10 @@ def test_zoo_folder_plain_wrapper_arguments_still_work(tmp_path, monkeypatch):
         zoo.check_wrapper_kwargs({"max_episode_steps": 10**12}, "w")
     with pytest.raises(zoo.RefusedError, match="not a plain value"):
         zoo.check_wrapper_kwargs({"x": object()}, "w")
+    for key in ("filename", "log_dir", "video_folder", "save_path"):  # keywords by their words: file, dir, folder, path
+        with pytest.raises(zoo.RefusedError, match="names a file or folder"):
+            zoo.check_wrapper_kwargs({key: "x"}, "w")
+    zoo.check_wrapper_kwargs({"direction": "x", "profile": "y"}, "w")  # (words that only contain one)
 
 
 PLOT_CAPPED = """
