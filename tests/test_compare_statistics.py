@@ -112,7 +112,7 @@ def test_equivalence_before_cannot_be_told_apart_and_holm_within_families() -> N
                         "within +/- 52.5") for line in lines
     )  # fmt: skip
     # three contrasts per family; Holm's adjusted p of the smallest of three equal p's is 3x
-    family = [r for r in results if r.family == ("score", "deterministic", "difference")]
+    family = [r for r in results if r.family == ("score", "deterministic", "difference", "every pair")]
     assert len(family) == 3
     smallest = min(family, key=lambda r: r.p)
     assert smallest.p_holm == pytest.approx(min(1.0, 3 * smallest.p))
@@ -122,8 +122,15 @@ def test_equivalence_before_cannot_be_told_apart_and_holm_within_families() -> N
     assert all(r.kind == "difference" for r in results)
     assert all("cannot be told apart" not in line for line in verdicts.sentences(results, None))
     # The ablation: the reference against every row, all_fixes against its leave-one-out rows
+    # (not the reference against a leave-one-out row); Holm within the contrasts of each anchor
     labels = ["tutorial_sac", "a", "b", "c", "d", "all_fixes", "all_fixes_but_x"]
-    assert verdicts.contrasts(labels) == [("tutorial_sac", label) for label in labels[1:]] + [("all_fixes", "all_fixes_but_x")]
+    expected = [("tutorial_sac", label) for label in labels[1:-1]] + [("all_fixes", "all_fixes_but_x")]
+    assert verdicts.contrasts(labels) == expected
+    values = {label: [b - 10.0 * i for b in base] for i, label in enumerate(labels)}
+    evaluations, _ = _frame(values)
+    sizes = verdicts.family_sizes(verdicts.analyse(evaluations, labels, "Pendulum-v1", None))
+    assert sizes[("score", "deterministic", "difference", "tutorial_sac")] == 5
+    assert sizes[("score", "deterministic", "difference", "all_fixes")] == 1
 
 
 def test_a_report_with_too_few_seeds_says_so_in_its_first_line(tmp_path: pathlib.Path) -> None:

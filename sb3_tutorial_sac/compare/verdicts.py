@@ -62,10 +62,11 @@ class Result:
     seeds_needed: float
     margin: float = math.nan
     p_holm: float = math.nan
+    anchor: str = "every pair"  # the contrasts' common row where a task has more than ALL_PAIRS_UP_TO rows
 
     @property
-    def family(self) -> tuple[str, str, str]:
-        return self.measure, self.mode, self.kind
+    def family(self) -> tuple[str, str, str, str]:
+        return self.measure, self.mode, self.kind, self.anchor
 
 
 def contrasts(labels: Sequence[str], reference: str = REFERENCE) -> list[tuple[str, str]]:
@@ -73,9 +74,10 @@ def contrasts(labels: Sequence[str], reference: str = REFERENCE) -> list[tuple[s
     labels = list(dict.fromkeys(labels))
     if len(labels) <= ALL_PAIRS_UP_TO:
         return [(x, y) for i, x in enumerate(labels) for y in labels[i + 1 :]]
-    pairs = [(reference, label) for label in labels if label != reference] if reference in labels else []
+    leave_one_out = [label for label in labels if label.startswith("all_fixes_but_")]
+    pairs = [(reference, label) for label in labels if label not in (reference, *leave_one_out)] if reference in labels else []
     if "all_fixes" in labels:
-        pairs += [("all_fixes", label) for label in labels if label.startswith("all_fixes_but_")]
+        pairs += [("all_fixes", label) for label in leave_one_out]
     return pairs
 
 
@@ -169,8 +171,11 @@ def analyse(
             if measure not in tables:
                 continue
             table = tables[measure]
-            results += _test(_by_seed(table, x, mode), _by_seed(table, y, mode), x, y, measure, mode, margin)
-    families: dict[tuple[str, str, str], list[Result]] = {}
+            tests = _test(_by_seed(table, x, mode), _by_seed(table, y, mode), x, y, measure, mode, margin)
+            for test in tests:
+                test.anchor = "every pair" if len(present) <= ALL_PAIRS_UP_TO else x
+            results += tests
+    families: dict[tuple[str, str, str, str], list[Result]] = {}
     for result in results:
         families.setdefault(result.family, []).append(result)
     for members in families.values():
@@ -179,8 +184,8 @@ def analyse(
     return results
 
 
-def family_sizes(results: Sequence[Result]) -> dict[tuple[str, str, str], int]:
-    sizes: dict[tuple[str, str, str], int] = {}
+def family_sizes(results: Sequence[Result]) -> dict[tuple[str, str, str, str], int]:
+    sizes: dict[tuple[str, str, str, str], int] = {}
     for result in results:
         sizes[result.family] = sizes.get(result.family, 0) + 1
     return sizes
@@ -227,13 +232,14 @@ def _unit(measure: str) -> str:
 def _evidence(result: Result) -> str:
     digits = 0 if result.measure == "steps" else 1
     n = (
-        f"{result.n[0]} paired seeds, {result.x} better in {result.wins}"
+        f"{result.n[0]} paired seed{'s' if result.n[0] != 1 else ''}, {result.x} better in {result.wins}"
         if result.paired
         else f"{result.n[0]} and {result.n[1]} runs"
     )
+    ci = "n/a" if math.isnan(result.ci[0]) else f"{result.ci[0]:,.{digits}f}, {result.ci[1]:,.{digits}f}"
     return (
-        f"difference {result.difference:+,.{digits}f} {_unit(result.measure)} [{result.ci[0]:,.{digits}f}, "
-        f"{result.ci[1]:,.{digits}f}] ({n}), {result.test} p = {_p(result.p)}, Holm p = {_p(result.p_holm)}"
+        f"difference {result.difference:+,.{digits}f} {_unit(result.measure)} [{ci}] ({n}), {result.test} p = "
+        f"{_p(result.p)}, Holm p = {_p(result.p_holm)}"
     )
 
 
@@ -280,7 +286,10 @@ def family_note(results: Sequence[Result], env: str) -> str:
     """The sentence that names the families and the margin."""
     sizes = family_sizes(results)
     names = {"score": "final score", "steps": "env steps to the threshold", "seconds": "CPU seconds to the threshold"}
-    parts = [f"{names[measure]} ({mode}, {kind}): {m}" for (measure, mode, kind), m in sizes.items()]
+    parts = [
+        f"{names[measure]} ({mode}, {kind}{'' if anchor == 'every pair' else f', {anchor} against each row'}): {m}"
+        for (measure, mode, kind, anchor), m in sizes.items()
+    ]
     margin = margin_for(env)
     task = TASK_SCORES.get(env)
     equivalence = (
@@ -298,7 +307,8 @@ def family_note(results: Sequence[Result], env: str) -> str:
     )
     return (
         f"{design} Holm's correction within each family (a measure, a policy mode and a kind of test over this task's "
-        f"contrasts; tests per family: {'; '.join(parts)}), level {ALPHA}. {equivalence} Steps and seconds: fewer is "
+        f"contrasts, or, beyond {ALL_PAIRS_UP_TO} rows, over the contrasts of one row against the others; tests per "
+        f"family: {'; '.join(parts)}), level {ALPHA}. {equivalence} Steps and seconds: fewer is "
         "better, and a run that never reaches the threshold counts as more than any run that does (its difference, "
         "and so the interval, counts it as twice the largest time reached plus one)."
     )
