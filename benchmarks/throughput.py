@@ -36,10 +36,8 @@ alternating (``--paired-rounds``, CPU clock): the ratio of neighbouring calls, t
 import argparse
 import copy
 import itertools
-import math
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -48,33 +46,23 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from common import (  # the shared harness: imports neither torch nor JAX
+    add_core_argument,
+    alternate,
+    cpu_seconds,
+    describe_ratio,
+    median_interval,
+    paired_ratios,
+    pin_from_argv,
+    pinned_as,
+    xla_single_thread,
+)
 
-def pin_to_core() -> int | None:
-    """Pin this process to the core ``--core`` names (default: the last core it may run on) before torch and JAX are
-    imported, so that every thread they start inherits the affinity; ``--core -1`` leaves it unpinned.
-
-    :return: the core, or None when not pinned
-    """
-    allowed = sorted(os.sched_getaffinity(0))
-    core = allowed[-1]
-    values = [arg.partition("=")[2] for arg in sys.argv[1:] if arg.startswith("--core=")]
-    if "--core" in sys.argv[1:-1]:
-        values.append(sys.argv[sys.argv.index("--core") + 1])
-    for value in values[-1:]:
-        if not value.lstrip("-").isdigit() or (int(value) != -1 and int(value) not in allowed):
-            raise ValueError(f"--core must be one of the cores this process may run on {allowed} or -1, got {value!r}")
-        core = int(value)
-    if core == -1:
-        return None
-    os.sched_setaffinity(0, {core})
-    return core
-
-
-CORE = pin_to_core() if __name__ == "__main__" else None
+# pinned before torch and JAX are imported, so that every thread they start is held to the core
+CORE = pin_from_argv("last") if __name__ == "__main__" else None
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
-from scipy import stats  # noqa: E402
 import stable_baselines3  # noqa: E402
 import torch as th  # noqa: E402
 from stable_baselines3 import SAC  # noqa: E402
@@ -114,9 +102,7 @@ def make_sac(seed: int, sizes: dict[str, Any] | None = None) -> SAC:
 def import_sbx(threads: int) -> Any:
     """SBX's SAC class, or None when ``sbx-rl`` is not installed. XLA's threads are set before JAX is imported."""
     if threads == 1:
-        os.environ["XLA_FLAGS"] = (
-            os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        ).strip()
+        xla_single_thread()
     try:
         from sbx import SAC as SBXSAC
     except ImportError:
@@ -206,36 +192,6 @@ def peak_gflops(size: int = 2048, sbx: bool = False) -> dict[str, float]:
 
 # The lines the issue reads the ratios against (issue 22): learn() 1.3x SBX's, train() 1.0x
 LEARN_LINE = 1.3
-
-
-def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
-    """
-    The distribution-free interval of the median at ``level`` (order statistics: ``scipy.stats.quantile_test``); NaN
-    where there are too few values for one (fewer than 6 for 95%: the whole range of 5 covers the median 94%).
-    """
-    interval = stats.quantile_test(values, q=0, p=0.5).confidence_interval(level)
-    return float(interval.low), float(interval.high)
-
-
-def describe_ratio(ratios: list[float], line: float, level: float = 0.95) -> str:
-    """``median [interval]`` of paired ratios, and whether the interval lies above ``line``, below it, or includes it
-    (inconclusive); with too few values for a ``level`` interval, no verdict."""
-    low, high = median_interval(ratios, level)
-    if math.isnan(low):
-        return f"{statistics.median(ratios):.3f}, no verdict ({len(ratios)} values: too few for a {level:.0%} interval)"
-    if low > line:
-        verdict = f"above {line:g}"
-    elif high < line:
-        verdict = f"below {line:g}"
-    else:
-        verdict = f"inconclusive at {line:g}"
-    return f"{statistics.median(ratios):.3f} [{low:.3f}, {high:.3f}] {verdict}"
-
-
-def cpu_seconds() -> float:
-    """This process's CPU time (user and system, every thread)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 class Timings:
@@ -335,7 +291,7 @@ def paired_rounds(
         call(model)
     rates: dict[str, list[float]] = {name: [] for name in models}
     for round_ in range(rounds):
-        for name in list(models) if round_ % 2 == 0 else list(reversed(models)):
+        for name in alternate(list(models), round_):
             start = time.process_time()
             call(models[name])
             rates[name].append(steps / (time.process_time() - start))
@@ -360,7 +316,7 @@ def report_paired(makers: dict[str, Callable[[int], Any]], rounds: int, method: 
     line = 1.0 if method == "train" else LEARN_LINE
     for name in rates:
         if name.startswith("TutorialSAC"):
-            ratios = [a / b for a, b in zip(rates[name], rates["SBX SAC"])]
+            ratios = paired_ratios(rates[name], rates["SBX SAC"])
             print(f"  {name} / SBX SAC, paired by round: {method}() {describe_ratio(ratios, line)}")
 
 
@@ -378,7 +334,7 @@ def report_ratios(timings: dict[str, Timings], repeats: int) -> None:
         for peer in peers:
             parts = []
             for key, line in (("learn", LEARN_LINE), ("train", 1.0)):
-                ratios = [a / b for a, b in zip(getattr(timings[name], key), getattr(timings[peer], key))]
+                ratios = paired_ratios(getattr(timings[name], key), getattr(timings[peer], key))
                 parts.append(f"{key}() {describe_ratio(ratios, line)}")
             print(f"{name} / {peer}: " + "; ".join(parts))
 
@@ -406,7 +362,7 @@ def time_to_threshold(engine: str, seeds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--core", type=int, default=None, help="the core to pin to (default: the last; -1: not pinned)")
+    add_core_argument(parser, "last")
     parser.add_argument("--repeats", type=int, default=5, help="repeats of each measurement (median reported)")
     parser.add_argument("--warmup-steps", type=int, default=400, help="env steps of each model's untimed warm-up learn()")
     parser.add_argument("--learn-steps", type=int, default=2000, help="env steps of each learn() measurement")
@@ -441,7 +397,7 @@ def main() -> None:
     if not args.no_sac:
         makers["SB3 SAC"] = partial(make_sac, sizes=sizes)
 
-    pinned = f"pinned to core {CORE}" if CORE is not None else "not pinned"
+    pinned = pinned_as(CORE)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {pinned}, "
         f"{th.get_num_threads()} torch thread(s); networks {net_arch}, batch {batch_size}"
@@ -465,8 +421,7 @@ def main() -> None:
 
     timings = {name: Timings() for name in makers}
     for repeat in range(args.repeats):
-        order = list(makers) if repeat % 2 == 0 else list(reversed(makers))
-        for name in order:
+        for name in alternate(list(makers), repeat):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 measure(makers[name], repeat, args.warmup_steps, args.learn_steps, args.train_steps, batch_size,
