@@ -15,15 +15,18 @@ tree (``PYTHONPATH`` and the working folder, as ``ab_trees.py`` does):
 
     git worktree add /tmp/before <commit>
     python benchmarks/compile_cost.py --steps 2000 --trees /tmp/before . --rounds 3
+
+``--core N`` starts every process pinned to core N (``common.run_pinned``); by default they are not pinned.
 """
 
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
+
+from common import add_core_argument, alternate, resolve_core, run_pinned
 
 CHILD = """
 import json, sys, time
@@ -48,13 +51,14 @@ print(json.dumps({
 """
 
 
-def run(engine: str, steps: int, cache: str, compiled: str = "loop", tree: str | None = None) -> dict:
-    """One process's figures; ``tree``: ``sb3_tutorial_sac`` imported from that source tree."""
+def run(engine: str, steps: int, cache: str, compiled: str = "loop", tree: str | None = None, core: int | None = None) -> dict:
+    """One process's figures; ``tree``: ``sb3_tutorial_sac`` imported from that source tree; ``core``: pinned to it."""
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
     if tree is not None:
         env["PYTHONPATH"] = os.path.abspath(tree)
-    result = subprocess.run(
+    result = run_pinned(
         [sys.executable, "-c", CHILD, engine, str(steps), compiled],
+        core,
         capture_output=True,
         text=True,
         check=True,
@@ -67,13 +71,13 @@ def run(engine: str, steps: int, cache: str, compiled: str = "loop", tree: str |
     return figures
 
 
-def compare_trees(trees: list[str], steps: int, rounds: int, compiled: str) -> None:
+def compare_trees(trees: list[str], steps: int, rounds: int, compiled: str, core: int | None) -> None:
     """The compiled engine's cold and cached cost for each tree, alternating, each round in a new empty cache."""
     print(f"learn({steps}), compiled engine; process s and compile/load s; an empty cache, then the same cache filled")
     for k in range(rounds):
-        for tree in trees if k % 2 == 0 else trees[::-1]:
+        for tree in alternate(trees, k):
             cache = tempfile.mkdtemp(prefix="inductor-cache-")
-            figures = [run("compiled", steps, cache, compiled, tree) for _ in ("empty", "filled")]
+            figures = [run("compiled", steps, cache, compiled, tree, core) for _ in ("empty", "filled")]
             line = " | ".join(
                 f"{state}: {r['seconds']:.1f} s, compile/load {r['compile_seconds']:.2f} s"
                 + (f" UNAVAILABLE: {r['unavailable']}" if r["unavailable"] else "")
@@ -93,17 +97,19 @@ def main() -> None:
     )
     parser.add_argument("--trees", nargs="+", help="source trees to compare (the compiled engine only)")
     parser.add_argument("--rounds", type=int, default=3, help="with --trees: alternations")
+    add_core_argument(parser, None)
     args = parser.parse_args()
+    core = resolve_core(args.core)
     if args.trees:
         for steps in args.steps:
-            compare_trees(args.trees, steps, args.rounds, args.compiled)
+            compare_trees(args.trees, steps, args.rounds, args.compiled, core)
         return
     print(f"{'learn()':>8} {'engine':>9} {'cache':>6} {'process s':>10} {'compile/load s':>15}")
     for steps in args.steps:
         cache = tempfile.mkdtemp(prefix="inductor-cache-")
         for engine, state in (("fast", "-"), ("compiled", "empty"), ("compiled", "filled")):
             start = time.perf_counter()
-            result = run(engine, steps, cache, args.compiled)
+            result = run(engine, steps, cache, args.compiled, core=core)
             compile_seconds = result["compile_seconds"]
             shown = f"{compile_seconds:.2f}" if compile_seconds is not None else "-"
             note = f"  UNAVAILABLE: {result['unavailable']}" if result["unavailable"] else ""

@@ -6,8 +6,9 @@ Pendulum-v1 with the tutorial's defaults is warmed up with ``learn(400)`` (the c
 ``train(--train-steps)`` calls are timed, alternating the candidates in each repeat so that machine drift cancels;
 medians are printed, with the ratio to the fast engine and the parameters' largest difference from the fast engine
 after the same 300 gradient steps from the same state (0 means bit for bit); last, each candidate's speed against the
-first one named, paired by repeat (the ratio of their CPU times per step in the same repeat: median and quartiles),
-the figure that resolves a few percent on a noisy machine.
+first one named, paired by repeat (the ratio of their CPU times per step in the same repeat: the median and its
+distribution-free 95% interval, ``common.describe_median``), the figure that resolves a few percent on a noisy machine.
+``--core N`` pins the process to core N before torch is imported (``common.pin_from_argv``).
 
     python benchmarks/engine_candidates.py                      # every candidate
     python benchmarks/engine_candidates.py --core 0 --repeats 60 --train-steps 100 \
@@ -48,13 +49,18 @@ import time
 import warnings
 from typing import Any
 
-import torch as th
-from stable_baselines3.common.logger import Logger
-from stable_baselines3.common.utils import set_random_seed
+from common import add_core_argument, alternate, describe_median, one_thread, paired_ratios, pin_from_argv
 
-from sb3_tutorial_sac import TutorialSAC
-from sb3_tutorial_sac.engines import CompiledEngine, register_engine
-from sb3_tutorial_sac.engines.step import ALL_REWRITES, REWRITES, StepSpec, step_function
+# pinned (with --core) before torch is imported, so that every thread it starts is held to the core
+CORE = pin_from_argv(None) if __name__ == "__main__" else None
+
+import torch as th  # noqa: E402
+from stable_baselines3.common.logger import Logger  # noqa: E402
+from stable_baselines3.common.utils import set_random_seed  # noqa: E402
+
+from sb3_tutorial_sac import TutorialSAC  # noqa: E402
+from sb3_tutorial_sac.engines import CompiledEngine, register_engine  # noqa: E402
+from sb3_tutorial_sac.engines.step import ALL_REWRITES, REWRITES, StepSpec, step_function  # noqa: E402
 
 
 class _TorchScriptEngine(CompiledEngine):
@@ -155,13 +161,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed train() calls per candidate (median)")
     parser.add_argument("--train-steps", type=int, default=200, help="gradient steps per timed train() call")
     parser.add_argument("--cold", action="store_true", help="compile into an empty Inductor cache (TORCHINDUCTOR_CACHE_DIR)")
-    parser.add_argument("--core", type=int, default=None, help="pin the process to this core (CPU time is printed too)")
+    add_core_argument(parser, None)
     args = parser.parse_args()
-    if args.core is not None:
-        os.sched_setaffinity(0, {args.core})
     if args.cold:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-cold-")
-    th.set_num_threads(1)
+    one_thread()
     print(f"torch {th.__version__}, 1 thread, {'empty' if args.cold else 'existing'} Inductor cache")
 
     models: dict[str, TutorialSAC] = {}
@@ -192,8 +196,7 @@ def main() -> None:
     timings: dict[str, list[float]] = {name: [] for name in args.candidates}
     cpu_times: dict[str, list[float]] = {name: [] for name in args.candidates}
     for repeat in range(args.repeats):
-        order = args.candidates if repeat % 2 == 0 else list(reversed(args.candidates))
-        for name in order:
+        for name in alternate(args.candidates, repeat):
             start, cpu = time.perf_counter(), time.process_time()
             models[name].train(args.train_steps, 64)
             timings[name].append(args.train_steps / (time.perf_counter() - start))
@@ -211,11 +214,12 @@ def main() -> None:
         print(f"{name:28s} {median:13.0f} {ratio} {cpu_us:>24} {deviation.get(name, float('nan')):36.3g}")
     # paired by repeat: each candidate's CPU time per step against the first candidate's in the same repeat
     first = args.candidates[0]
-    print(f"\nspeed against {first}, paired by repeat (its CPU time per step over the candidate's): median [quartiles]")
+    print(
+        f"\nspeed against {first}, paired by repeat (its CPU time per step over the candidate's): "
+        "median [distribution-free 95% interval]"
+    )
     for name in args.candidates[1:]:
-        ratios = sorted(a / b for a, b in zip(cpu_times[first], cpu_times[name]))
-        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-        print(f"{name:28s} {statistics.median(ratios):.3f} [{quartiles[0]:.3f}, {quartiles[2]:.3f}]")
+        print(f"{name:28s} {describe_median(paired_ratios(cpu_times[first], cpu_times[name]))}")
     sys.stdout.flush()
 
 

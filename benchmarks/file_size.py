@@ -4,6 +4,7 @@ Pendulum-v1, each algorithm's defaults (TutorialSAC: the tutorial's networks; SA
 and after ``learn(400)``; load times are medians of ``--repeats`` loads of the trained file.
 
     python benchmarks/file_size.py
+    python benchmarks/file_size.py --core 0 --repeats 3     # pinned to core 0 (``common.pin_from_argv``)
 """
 
 import argparse
@@ -14,10 +15,14 @@ import warnings
 import zipfile
 from pathlib import Path
 
-import torch as th
-from stable_baselines3 import SAC
+from common import add_core_argument, one_thread, pin_from_argv
 
-from sb3_tutorial_sac import TutorialSAC
+# pinned (with --core) before torch is imported, so that every thread it starts is held to the core
+CORE = pin_from_argv(None) if __name__ == "__main__" else None
+
+from stable_baselines3 import SAC  # noqa: E402
+
+from sb3_tutorial_sac import TutorialSAC  # noqa: E402
 
 
 def sizes(path: Path) -> tuple[int, int]:
@@ -29,8 +34,9 @@ def sizes(path: Path) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7, help="loads timed per file (median printed)")
+    add_core_argument(parser, None)
     args = parser.parse_args()
-    th.set_num_threads(1)
+    one_thread()
     print(f"{'':<14} {'zip fresh KB':>13} {'data fresh KB':>14} {'zip trained KB':>15} {'data trained KB':>16} {'load s':>8}")
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -24,6 +24,8 @@ import subprocess
 import tempfile
 import time
 
+from common import add_core_argument, one_thread, pin_from_argv
+
 SOURCE = r"""
 #include <immintrin.h>
 /* C[M,N] = A[M,K] . B[K,N]: A(m,k) at A[m*sam + k*sak], B row-major (row stride sbk), C row-major (stride scm).
@@ -70,15 +72,14 @@ def build(folder: str) -> ctypes.CDLL:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--core", type=int, default=0, help="the core to pin to (-1: not pinned)")
+    add_core_argument(parser, 0)
     parser.add_argument("--reps", type=int, default=2000, help="products per timing")
     parser.add_argument("--timings", type=int, default=7, help="timings per figure (best)")
     args = parser.parse_args()
-    if args.core >= 0:
-        os.sched_setaffinity(0, {args.core})
+    core = pin_from_argv(0)
     import torch as th  # after pinning: every thread torch starts stays on the core
 
-    th.set_num_threads(1)
+    one_thread()
     with tempfile.TemporaryDirectory() as folder:
         # the package's own kernel (sb3_tutorial_sac.engines.kernels), built as the compiled engine builds it; the
         # compiler's lookup first, which Inductor's compile does anyway (and caches)
@@ -104,7 +105,7 @@ def main() -> None:
             "weight gradient dZ.T @ H (128x64x128)":
                 (128, 128, 64, grad, (1, 128), hidden, out_w, lambda: th.mm(grad.t(), hidden, out=out_w)),
         }  # fmt: skip
-        print(f"torch {th.__version__}, one thread, core {args.core}; GFLOP/s, best of {args.timings} x {args.reps} products")
+        print(f"torch {th.__version__}, one thread, core {core}; GFLOP/s, best of {args.timings} x {args.reps} products")
         for name, (m, n, k, a, (sam, sak), b, c, product) in cases.items():
             flops = 2 * m * n * k
             expected = product().clone()

@@ -15,13 +15,18 @@ import json
 import platform
 import time
 
-import numpy as np
-import stable_baselines3
-import torch as th
-from stable_baselines3.common.callbacks import BaseCallback
+from common import add_core_argument, one_thread, pin_from_argv, pinned_as
 
-import sb3_tutorial_sac
-from sb3_tutorial_sac import TutorialSAC
+# pinned (with --core) before torch is imported, so that every thread it starts is held to the core
+CORE = pin_from_argv(None) if __name__ == "__main__" else None
+
+import numpy as np  # noqa: E402
+import stable_baselines3  # noqa: E402
+import torch as th  # noqa: E402
+from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
+
+import sb3_tutorial_sac  # noqa: E402
+from sb3_tutorial_sac import TutorialSAC  # noqa: E402
 
 
 def rss_mib(field: str = "VmRSS") -> float:
@@ -62,10 +67,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--json", type=str, default=None, help="also write the figures to this JSON file")
+    add_core_argument(parser, None)
     args = parser.parse_args()
-    th.set_num_threads(args.threads)
+    one_thread(args.threads)
 
-    print(f"machine: {platform.machine()}, {args.threads} torch thread(s)")
+    print(f"machine: {platform.machine()}, {pinned_as(CORE)}, {args.threads} torch thread(s)")
     print(
         f"versions: python {platform.python_version()}, torch {th.__version__}, "
         f"stable-baselines3 {stable_baselines3.__version__}, sb3-tutorial-sac {sb3_tutorial_sac.__version__}"

@@ -8,7 +8,8 @@ evaluation and the wall time are printed as a markdown row. Budgets are cut to a
 
 Usage: ``nice -n 10 python benchmarks/zoo_learning.py Pendulum-v1:20000:2000 Hopper-v5:30000:5000 ...``
 (``env:budget:eval_freq``), ``--log-folder`` (default ``logs/zoo_learning``), ``--seed``, ``--eval-episodes``,
-``--params key:value ...`` (the zoo's ``-params``, for every run).
+``--params key:value ...`` (the zoo's ``-params``, for every run), ``--core`` (pin this process and the zoo's, which
+inherits the core; default: not pinned).
 """
 
 import argparse
@@ -19,11 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch as th
-from stable_baselines3.common.evaluation import evaluate_policy
+from common import add_core_argument, one_thread, pin_from_argv
 
-from sb3_tutorial_sac import zoo
+# pinned (with --core) before torch is imported; the zoo's training process, started from here, inherits the core
+CORE = pin_from_argv(None) if __name__ == "__main__" else None
+
+import numpy as np  # noqa: E402
+from stable_baselines3.common.evaluation import evaluate_policy  # noqa: E402
+
+from sb3_tutorial_sac import zoo  # noqa: E402
 
 
 def untrained_return(env_id: str, seed: int, episodes: int, params: dict | None = None) -> tuple[float, float]:
@@ -55,8 +60,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--params", nargs="+", default=[], help="the zoo's -params overrides (key:value), all runs")
+    add_core_argument(parser, None)
     args = parser.parse_args()
-    th.set_num_threads(1)  # 2 cores shared: one thread per run
+    one_thread()  # 2 cores shared: one thread per run
     for run in args.runs:
         env_id, budget, eval_freq = run.split(":")
         overrides = {item.split(":", 1)[0]: eval(item.split(":", 1)[1]) for item in args.params}  # as the zoo's -params
