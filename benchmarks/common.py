@@ -82,7 +82,7 @@ def pin_from_argv(default: int | str | None) -> int | None:
 
 def add_core_argument(parser: argparse.ArgumentParser, default: int | str | None) -> None:
     """The ``--core`` option :func:`pin_from_argv` has already read (argparse checks and documents it)."""
-    shown = {"last": "the last core", None: "not pinned"}.get(default, f"core {default}")  # type: ignore[call-overload]
+    shown = "the last core" if default == "last" else "not pinned" if default is None else f"core {default}"
     parser.add_argument(
         "--core", default=default, help=f"the core to pin the process to, before torch is imported ({shown}; -1: not pinned)"
     )
@@ -202,7 +202,7 @@ def warmed_up_compiled_model(sb3_sizes: bool = False) -> Any:
 
     one_thread()
     warnings.simplefilter("ignore", UserWarning)
-    sizes = dict(policy_kwargs=dict(net_arch=[256, 256]), batch_size=256) if sb3_sizes else {}
+    sizes: dict[str, Any] = dict(policy_kwargs=dict(net_arch=[256, 256]), batch_size=256) if sb3_sizes else {}
     model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, device="cpu", engine="compiled", **sizes)
     model.set_logger(Logger(folder=None, output_formats=[]))
     model.learn(500)
@@ -215,7 +215,7 @@ def warmed_up_compiled_model(sb3_sizes: bool = False) -> Any:
 def compiled_loop_inputs(model: Any, steps: int) -> tuple[list[Any], int, int]:
     """The minibatches (copies), steps and target update interval of the compiled loop's call in ``train(steps)``."""
     engine = model.update_engine
-    kept = {}
+    kept: dict[str, Any] = {}
     run_loop = engine._run_loop
 
     def keep(stacked, steps, stats, target_update_interval):  # the engine's call, recorded once

@@ -81,7 +81,7 @@ def trained_model(engine: str = "auto", steps: int = 1000, **kwargs: Any) -> Tut
 
 def learn_split(args: argparse.Namespace) -> None:
     model = trained_model(args.engine)
-    seconds: collections.Counter = collections.Counter()
+    seconds: collections.defaultdict[str, float] = collections.defaultdict(float)
 
     def timed_part(owner: Any, name: str, part: str) -> None:
         function: Callable = getattr(owner, name)
@@ -119,6 +119,7 @@ def learn_split(args: argparse.Namespace) -> None:
 def _batch(model: TutorialSAC) -> Any:
     from sb3_tutorial_sac.engines import Minibatch
 
+    assert model.replay_buffer is not None
     data = model.replay_buffer.sample(64)
     return Minibatch(
         data.observations.float(),
@@ -182,7 +183,7 @@ def product_rates(calls: int, repeats: int) -> None:
 
 
 def predict_cost(model: TutorialSAC, calls: int, repeats: int) -> None:
-    observation = np.zeros((1, *model.observation_space.shape), np.float32)
+    observation = np.zeros((1, *(model.observation_space.shape or ())), np.float32)
     policy = model.policy
     predict = timed(lambda: model.predict(observation, deterministic=False), calls, repeats)
     walk = timed(lambda: BaseModel.set_training_mode(policy, False), calls, repeats)
@@ -244,7 +245,7 @@ def whole_step_cost(model: TutorialSAC, calls: int, repeats: int) -> None:
         engine, stats = algorithm.update_engine, th.zeros(6)
         algorithm.training_state.read(algorithm)
         with engine.loop():
-            times[name] = timed(lambda engine=engine, stats=stats: engine.step(batch, stats, soft_update=True), calls, repeats)
+            times[name] = timed(partial(engine.step, batch, stats, soft_update=True), calls, repeats)
     engine = compiled.update_engine
     unavailable = getattr(engine, "unavailable", None)
     print(
@@ -272,7 +273,7 @@ def step_parts(args: argparse.Namespace) -> None:
 
 def train_step(args: argparse.Namespace) -> None:
     warnings.filterwarnings("ignore")
-    model = trained_model(steps=2000, **({"sample_with_replacement": True} if args.replace else {}))
+    model = trained_model(steps=2000, sample_with_replacement=args.replace)
     times = []
     for _ in range(args.calls):
         start = time.perf_counter()
@@ -294,7 +295,7 @@ def guard_cost(args: argparse.Namespace) -> None:
 
     def guard(on: bool) -> None:
         model.check_finite = on
-        model._guard.snapshot = real_snapshot if on else (lambda: {"tensors": [], "optimizers": []})
+        model._guard.snapshot = real_snapshot if on else (lambda: {"tensors": [], "optimizers": []})  # type: ignore[method-assign]
 
     times: dict[bool, list[float]] = {True: [], False: []}
     for repeat in range(args.repeats):
@@ -304,8 +305,11 @@ def guard_cost(args: argparse.Namespace) -> None:
             model.train(200, 64)
             times[on].append((time.perf_counter() - start) / 200)
     guard(True)
-    on, off = statistics.median(times[True]), statistics.median(times[False])
-    print(f"train(): {1e6 * on:.0f} us/gradient step with the guard, {1e6 * off:.0f} without ({100 * (on - off) / off:+.1f}%)")
+    with_guard, without = statistics.median(times[True]), statistics.median(times[False])
+    print(
+        f"train(): {1e6 * with_guard:.0f} us/gradient step with the guard, {1e6 * without:.0f} without "
+        f"({100 * (with_guard - without) / without:+.1f}%)"
+    )
     n = 2000
     start = time.perf_counter()
     for _ in range(n):
