@@ -87,6 +87,9 @@ def main() -> None:
 
         from sb3_tutorial_sac.engines import kernels
 
+        reason = kernels.unavailable()
+        if reason is not None:  # this script's own tiles are AVX-512 too: nothing here can run
+            raise SystemExit(f"gemm_kernel.py measures AVX-512 kernels, which this machine cannot run: {reason}")
         get_cpp_compiler()
         start = time.perf_counter()
         kernels.load(os.path.join(folder, "package"))
