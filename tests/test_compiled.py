@@ -22,17 +22,11 @@ import pytest
 import torch as th
 from stable_baselines3.common.logger import Logger
 
-import sb3_tutorial_sac.engines.compiled as compiled_module
+import sb3_tutorial_sac.engines.compiled.engine as compiled_module
 from sb3_tutorial_sac import TutorialSAC
-from sb3_tutorial_sac.engines.compiled import CompiledEngine
-from sb3_tutorial_sac.engines.step import (
-    ALL_REWRITES,
-    REWRITES,
-    LinearSpec,
-    ensemble_ready,
-    loop_function,
-    step_function,
-)
+from sb3_tutorial_sac.engines.compiled.engine import CompiledEngine
+from sb3_tutorial_sac.engines.compiled.rewrites import ALL_REWRITES, REWRITES, ensemble_ready, loop_function
+from sb3_tutorial_sac.engines.step import LinearSpec, step_function
 from sb3_tutorial_sac.engines import ENGINE_NAMES, FastEngine, ReferenceEngine
 from tests.envs import BoxTargetEnv
 from tests.test_exactness import make_minibatches, run_model
@@ -332,6 +326,65 @@ def test_a_failed_compilation_falls_back_to_the_fast_engine_with_one_warning(mon
         model.learn(300)
     assert len([w for w in record if "compiled engine" in str(w.message)]) == 1
     assert type(model.update_engine) is FastEngine  # the engine used from then on (issue 32)
+    fast = _model("fast")
+    fast.learn(300)
+    assert _max_difference(model, fast) == 0  # the fast engine's update, bit for bit
+
+
+def _missing(module: str, name: str):
+    def remove(monkeypatch):
+        import importlib
+
+        monkeypatch.delattr(importlib.import_module(module), name)
+
+    return remove
+
+
+# torch's privates broken on purpose, and what the warning must say (engines/compiled/torch_privates.py)
+BROKEN_PRIVATES = {
+    "while_loop_op missing": (
+        _missing("torch._higher_order_ops.while_loop", "while_loop_op"),
+        r"relies on torch\._higher_order_ops\.while_loop\.while_loop_op, which torch 2\.\d+\S* does not have",
+    ),
+    "package loader missing": (
+        _missing("torch._C._aoti", "AOTIModelPackageLoader"),
+        r"relies on torch\._C\._aoti\.AOTIModelPackageLoader, which torch .* does not have",
+    ),
+    "CppBuilder missing": (
+        _missing("torch._inductor.codecache", "CppBuilder"),
+        r"relies on torch\._inductor\.codecache\.CppBuilder, which torch .* does not have",
+    ),
+    "torch too new": (
+        lambda monkeypatch: monkeypatch.setattr(th, "__version__", "2.14.0"),
+        r"relies on torch internals written against torch 2\.8 to 2\.13, and this is torch 2\.14\.0",
+    ),
+}
+
+
+@pytest.mark.parametrize("broken", list(BROKEN_PRIVATES))
+def test_broken_torch_privates_fall_back_to_the_fast_engine_with_a_warning_that_says_why(monkeypatch, broken):
+    """Where a private torch name the compiled engine relies on is missing, or torch's version is outside the range it
+    was written against, engine="compiled" trains with the fast engine (bit for bit) after one warning naming it;
+    nothing is compiled."""
+    from sb3_tutorial_sac.engines.compiled import torch_privates
+
+    assert torch_privates.problem() is None  # this torch passes the check
+    breaking, reason = BROKEN_PRIVATES[broken]
+    breaking(monkeypatch)
+    assert torch_privates.problem() is not None
+
+    def no_compile_step(*args, **kwargs):
+        raise AssertionError("compiled although torch's privates failed the check")
+
+    monkeypatch.setattr(compiled_module, "compile_step", no_compile_step)
+    expected = f"compiled engine cannot be used for this model: it {reason}\\. Training uses the fast engine"
+    with pytest.warns(UserWarning, match=expected) as record:
+        model = _model("compiled")
+    assert len([w for w in record if "compiled engine" in str(w.message)]) == 1
+    assert type(model.update_engine) is FastEngine
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*compiled engine")  # one warning, at construction
+        model.learn(300)
     fast = _model("fast")
     fast.learn(300)
     assert _max_difference(model, fast) == 0  # the fast engine's update, bit for bit

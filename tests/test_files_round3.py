@@ -22,8 +22,8 @@ import pytest
 import torch as th
 
 from sb3_tutorial_sac import TutorialSAC, persistence, validation
-from sb3_tutorial_sac.engines import cache, kernels
-from sb3_tutorial_sac.engines import compiled as compiled_module
+from sb3_tutorial_sac.engines.compiled import cache, kernels
+from sb3_tutorial_sac.engines.compiled import engine as compiled_module
 
 TINY = dict(net_arch=dict(pi=[8], qf=[8, 8]))
 REPO = pathlib.Path(__file__).resolve().parent.parent

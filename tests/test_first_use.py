@@ -173,8 +173,9 @@ def test_compiled_with_tanh_warns_and_trains_with_the_reference_engine():
 
 
 def test_after_a_failed_compile_update_engine_reports_the_fast_engine(monkeypatch):
-    import sb3_tutorial_sac.engines.compiled as compiled_module
-    from sb3_tutorial_sac.engines import CompiledEngine, FastEngine
+    import sb3_tutorial_sac.engines.compiled.engine as compiled_module
+    from sb3_tutorial_sac.engines import FastEngine
+    from sb3_tutorial_sac.engines.compiled.engine import CompiledEngine
 
     monkeypatch.setattr(compiled_module, "compile_step", failing_compile_step)
     model = TutorialSAC("MlpPolicy", "Pendulum-v1", engine="compiled", policy_kwargs=TINY, seed=0)
@@ -192,10 +193,10 @@ def test_after_a_failed_compile_update_engine_reports_the_fast_engine(monkeypatc
 
 
 def test_the_compiled_engine_says_it_compiles_at_verbose_1(monkeypatch, capsys):
-    import sb3_tutorial_sac.engines.compiled as compiled_module
+    import sb3_tutorial_sac.engines.compiled.engine as compiled_module
 
     def quick_compile_step(spec, inputs, rewrites, configs, looped):  # the eager loop stands in for the package
-        from sb3_tutorial_sac.engines.step import loop_function
+        from sb3_tutorial_sac.engines.compiled.rewrites import loop_function
 
         function = loop_function(spec)
         return (lambda values: list(function(*values))), False

@@ -1,4 +1,4 @@
-"""The compiled step's AVX-512 product (sb3_tutorial_sac.engines.kernels): its numbers, and the engine without it."""
+"""The compiled step's AVX-512 product (sb3_tutorial_sac.engines.compiled.kernels): its numbers, and the engine without it."""
 
 import ctypes
 
@@ -6,10 +6,10 @@ import pytest
 import torch as th
 
 import torch._inductor
-import sb3_tutorial_sac.engines.compiled as compiled_module
-from sb3_tutorial_sac.engines import kernels
-from sb3_tutorial_sac.engines.compiled import cache_folder, compile_step
-from sb3_tutorial_sac.engines.step import REWRITES
+import sb3_tutorial_sac.engines.compiled.engine as compiled_module
+from sb3_tutorial_sac.engines.compiled import kernels
+from sb3_tutorial_sac.engines.compiled.engine import cache_folder, compile_step
+from sb3_tutorial_sac.engines.compiled.rewrites import REWRITES
 from tests.test_compiled import _model
 
 # the kernel's own numbers need a CPU that runs it; what the engine does without one is tested on every machine below
@@ -116,6 +116,8 @@ def test_compile_step_uses_the_kernel_only_where_it_loads(monkeypatch, tmp_path,
 
     monkeypatch.setattr(kernels, "load", load)
     monkeypatch.setattr(kernels, "_failure", None)  # this test's failure stays in this test
+    if case != "unavailable":  # a machine that can run the kernel (its build is replaced above), whatever this one is
+        monkeypatch.setattr(kernels, "cpu_info", lambda: {"flags": "flags : avx512f"})
     if case == "unavailable":
         monkeypatch.setattr(kernels, "unavailable", lambda: "the CPU has no AVX-512F")
     monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", compile_and_package)

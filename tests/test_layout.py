@@ -1,7 +1,10 @@
-"""The package's layout: no module imports one that imports it back (deferred imports inside functions count too)."""
+"""The package's layout: no module imports one that imports it back (deferred imports inside functions count too);
+the compiled engine's room (engines/compiled/) is imported only when asked for."""
 
 import ast
 import pathlib
+import subprocess
+import sys
 
 import sb3_tutorial_sac
 
@@ -87,3 +90,62 @@ def test_every_package_is_installed():
     found = {_module_name(path) for path in PACKAGE.rglob("__init__.py")}
     assert "sb3_tutorial_sac.engines" in found
     assert listed == found
+
+
+COMPILED = "sb3_tutorial_sac.engines.compiled"
+
+
+def _in_room(name: str) -> bool:
+    return name == COMPILED or name.startswith(COMPILED + ".")
+
+
+def test_only_the_registry_opens_the_compiled_engines_room():
+    """Nothing outside engines/compiled/ imports from it at module level; inside functions, only the registry's entry
+    (engines/__init__.py: CompiledEngineEntry.build, and CompiledEngine asked for by name) does."""
+    modules = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    assert COMPILED in modules and f"{COMPILED}.torch_privates" in modules
+    for name, path in modules.items():
+        if _in_room(name):
+            continue
+        tree = ast.parse(path.read_text())
+        module_level = {node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))} - {
+            node
+            for function in ast.walk(tree)
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for node in ast.walk(function)
+        }
+        for node in _imports(tree):
+            targets = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and node.module == "sb3_tutorial_sac.engines":
+                targets += [f"sb3_tutorial_sac.engines.{alias.name}" for alias in node.names]
+            if any(_in_room(target) for target in targets):
+                assert node not in module_level, f"{name} imports the compiled engine's room at module level"
+                assert name == "sb3_tutorial_sac.engines", f"{name} opens the compiled engine's room"
+
+
+def test_importing_the_package_registers_no_custom_operator():
+    """``import sb3_tutorial_sac`` (and a model trained with the default engine) imports nothing of the compiled
+    engine's room: no ``torch.ops.sb3_tutorial_sac.avx512_bmm``, no ``sb3_tutorial_sac.engines.compiled*`` module."""
+    script = """
+import sys
+import torch
+import sb3_tutorial_sac
+
+def room():
+    return sorted(name for name in sys.modules if name.startswith("sb3_tutorial_sac.engines.compiled"))
+
+def operator():
+    return hasattr(torch.ops.sb3_tutorial_sac, "avx512_bmm")
+
+assert not room() and not operator(), (room(), operator())
+from sb3_tutorial_sac import TutorialSAC
+model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, learning_starts=10, batch_size=8)
+model.learn(20)
+assert type(model.update_engine).__name__ == "FastEngine"
+assert not room() and not operator(), (room(), operator())
+from sb3_tutorial_sac.engines import CompiledEngine  # asked for: the room opens
+assert room() and operator()
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]

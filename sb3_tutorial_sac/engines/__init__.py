@@ -7,13 +7,16 @@ Engines differ only in how each step is computed, never in what (``docs/variant.
 * ``"fast"`` (:class:`FastEngine`): the written-out step (:func:`~sb3_tutorial_sac.engines.step.step_function`, the
   step written once) run eagerly, for flat Box observations and plain ReLU MLPs; bit for bit the reference engine's
   numbers on the CPU;
-* ``"compiled"`` (:class:`CompiledEngine`): the same function compiled once per configuration by AOTInductor and
-  cached; the same mathematics, rounded by Inductor's kernels.
+* ``"compiled"`` (:class:`~sb3_tutorial_sac.engines.compiled.engine.CompiledEngine`): the same function compiled
+  once per configuration by AOTInductor and cached; the same mathematics, rounded by Inductor's kernels.
 
 Modules: :mod:`~sb3_tutorial_sac.engines.step` (the step function and what is static about it),
 :mod:`~sb3_tutorial_sac.engines.base` (:class:`UpdateEngine`, :class:`Unavailable`),
 :mod:`~sb3_tutorial_sac.engines.reference`, :mod:`~sb3_tutorial_sac.engines.fast`,
-:mod:`~sb3_tutorial_sac.engines.compiled`, :mod:`~sb3_tutorial_sac.engines.probe` (the probe batch and the comparison).
+:mod:`~sb3_tutorial_sac.engines.probe` (the probe batch and the comparison). The compiled engine lives in a room of its
+own, :mod:`~sb3_tutorial_sac.engines.compiled` (its kernel, cache, compile-only rewrites and the one module that names
+torch's privates), imported only when a model asks for it: the registry holds :class:`CompiledEngineEntry`, whose
+``build`` opens the room (``import sb3_tutorial_sac`` registers no custom operator).
 
 :func:`make_engine` builds the engine a model asked for from :data:`ENGINES`; ``"auto"`` tries :data:`AUTO` in order.
 Each engine's ``build`` proves itself on a probe batch, or says why it cannot be used. A new engine subclasses
@@ -23,11 +26,11 @@ Each engine's ``build`` proves itself on a probe batch, or says why it cannot be
 from __future__ import annotations
 
 import warnings
+from typing import Any, ClassVar
 
 from sb3_tutorial_sac import validation
 from sb3_tutorial_sac.user_warnings import user_stacklevel
 from sb3_tutorial_sac.engines.base import Unavailable, UpdateEngine
-from sb3_tutorial_sac.engines.compiled import CompiledEngine
 from sb3_tutorial_sac.engines.fast import FastEngine
 from sb3_tutorial_sac.engines.reference import ReferenceEngine
 from sb3_tutorial_sac.engines.step import Minibatch
@@ -37,7 +40,7 @@ __all__ = [
     "AUTO",
     "ENGINES",
     "ENGINE_NAMES",
-    "CompiledEngine",
+    "CompiledEngineEntry",
     "FastEngine",
     "Minibatch",
     "ReferenceEngine",
@@ -60,8 +63,35 @@ def register_engine(engine_class: type[UpdateEngine]) -> type[UpdateEngine]:
     return engine_class
 
 
-for _engine_class in (ReferenceEngine, FastEngine, CompiledEngine):
+class CompiledEngineEntry(UpdateEngine):
+    """
+    The compiled engine's entry in the registry: building it imports the compiled engine's room
+    (:func:`sb3_tutorial_sac.engines.compiled.build`, which checks torch's privates first and builds a
+    :class:`~sb3_tutorial_sac.engines.compiled.engine.CompiledEngine`, or says why not and which engine takes over).
+    Never instantiated; nothing is imported from the room before a model asks for ``engine="compiled"``.
+    """
+
+    name = "compiled"
+    description: ClassVar[str] = "the compiled engine (the same update, rounded by Inductor's kernels)"
+
+    @classmethod
+    def build(cls, state: TrainingState) -> UpdateEngine | Unavailable:
+        from sb3_tutorial_sac.engines.compiled import build
+
+        return build(state)
+
+
+for _engine_class in (ReferenceEngine, FastEngine, CompiledEngineEntry):
     register_engine(_engine_class)
+
+
+def __getattr__(name: str) -> Any:
+    """``CompiledEngine``, imported from the compiled engine's room when asked for (``isinstance`` checks)."""
+    if name == "CompiledEngine":
+        from sb3_tutorial_sac.engines.compiled.engine import CompiledEngine
+
+        return CompiledEngine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def engine_names() -> tuple[str, ...]:

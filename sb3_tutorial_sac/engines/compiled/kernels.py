@@ -9,8 +9,8 @@ output a sum over the inner dimension in order, with fused multiply-adds; ``benc
 Python (eagerly, and on fake tensors when exporting). The step function calls it for the critics' ensemble products
 under the compile-only rewrite ``"avx512_bmm"``. When compiling, Inductor is told (``aot_inductor.custom_ops_to_c_shims``)
 that the operator has a C function, :data:`SOURCE`'s ``aoti_torch_cpu_avx512_bmm``, which the package then calls with no
-dispatcher in between. That function is compiled here once per source and machine (about 1.5 s with the C++ compiler
-Inductor uses) into Inductor's cache folder and loaded into the process before any package that calls it.
+dispatcher in between. That function is compiled here once per source and machine (with the C++ compiler Inductor
+uses) into Inductor's cache folder and loaded into the process before any package that calls it.
 
 The kernel: ``C[e] = A[e] @ B[e]`` in tiles of 8 rows by 32 columns held in registers over the whole inner dimension,
 ``A`` read by broadcasts at any strides, ``B`` by rows of 32-column panels: read in place where ``B`` is row-major and
@@ -33,7 +33,7 @@ from typing import NoReturn
 
 import torch as th
 
-from sb3_tutorial_sac.engines import cache
+from sb3_tutorial_sac.engines.compiled import cache, torch_privates
 
 # the operator: torch.bmm wherever it runs in Python; the compiled package calls the C function below instead
 OPERATOR = "sb3_tutorial_sac::avx512_bmm"
@@ -236,7 +236,7 @@ def unavailable() -> str | None:
 def cpu_info() -> dict[str, str]:
     """The first ``model name`` and ``flags`` lines of ``/proc/cpuinfo`` by key, stripped (Linux; empty elsewhere), read
     once per process: what the kernel needs (:func:`unavailable`) and what a compiled package's cache key names
-    (``compiled._cpu_model``)."""
+    (``engine._cpu_model``)."""
     lines: dict[str, str] = {}
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
         for line in cpuinfo:
@@ -250,7 +250,7 @@ def load(folder: str) -> ctypes.CDLL:
     """
     The kernel's library, compiled into ``folder`` once per source (kept there) and loaded into the process with its
     symbols global, so that a compiled package finds ``aoti_torch_cpu_avx512_bmm``. A library found there is loaded only
-    once checked as the one this package built (:func:`~sb3_tutorial_sac.engines.cache.verified`: this user's own
+    once checked as the one this package built (:func:`~sb3_tutorial_sac.engines.compiled.cache.verified`: this user's own
     file, with the digest recorded when it was built); any other file under its name is removed and the library built
     again. The source and the library are written through unpredictable temporary names renamed into place, never
     through a link planted at their names.
@@ -276,14 +276,12 @@ def load(folder: str) -> ctypes.CDLL:
     else:
         built = True
     if not built:
-        from torch._inductor.cpp_builder import get_cpp_compiler
-
         os.makedirs(folder, exist_ok=True)
         source = os.path.join(folder, f"kernels-{key}.cpp")
         temporary = cache.temporary_name(library)
         lib_dir = os.path.join(torch_dir, "lib")
         command = [
-            get_cpp_compiler(), "-O3", "-mavx512f", "-mfma", "-std=c++17", "-shared", "-fPIC",
+            torch_privates.get_cpp_compiler(), "-O3", "-mavx512f", "-mfma", "-std=c++17", "-shared", "-fPIC",
             "-I", os.path.join(torch_dir, "include"), source, "-o", temporary,
             "-L", lib_dir, "-ltorch_cpu", f"-Wl,-rpath,{lib_dir}",
         ]  # fmt: skip

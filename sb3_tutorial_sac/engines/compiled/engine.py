@@ -3,15 +3,15 @@ AOTInductor, inside a loop over the gradient steps of a ``train()`` call.
 
 The fast engine runs about 200 small operations per gradient step, one by one, and on a CPU with the tutorial's
 networks and batch most of a step is the cost of calling them. Here the same function, in a ``while_loop`` over the
-minibatches, noise and scalars of all steps of a call (:func:`~sb3_tutorial_sac.engines.step.loop_function`), is
+minibatches, noise and scalars of all steps of a call (:func:`~sb3_tutorial_sac.engines.compiled.rewrites.loop_function`), is
 exported (``torch.export``) and compiled by AOTInductor (``torch._inductor.aoti_compile_and_package``) into one native
 function that runs a whole ``train()`` call, any number of steps (SBX's jitted loop does the same): the pointwise
 operations fused into a few loops, the large matrix products calls into the BLAS (the two critics' layers as one
 batched product each, the biases added in the fused loops after them; on x86-64 CPUs with AVX-512 an AVX-512 kernel
-of our own, :mod:`~sb3_tutorial_sac.engines.kernels`, which the package calls directly), the small ones (a dimension
-of 1: heads, a critic's output, one action column) written as fused products and sums
-(:class:`~sb3_tutorial_sac.engines.step.Products`, :data:`~sb3_tutorial_sac.engines.step.REWRITES`), and no Python
-between operations.
+of our own, :mod:`~sb3_tutorial_sac.engines.compiled.kernels`, which the package calls directly), the small ones (a
+dimension of 1: heads, a critic's output, one action column) written as fused products and sums
+(:class:`~sb3_tutorial_sac.engines.compiled.rewrites.FusedProducts`,
+:data:`~sb3_tutorial_sac.engines.compiled.rewrites.REWRITES`), and no Python between operations.
 
 What it costs and when:
 
@@ -54,24 +54,23 @@ import torch as th
 from torch import nn
 
 from sb3_tutorial_sac import flat, losses, policies
+import sb3_tutorial_sac.engines.compiled.rewrites as rewrites_module
 import sb3_tutorial_sac.engines.step as step_module
-from sb3_tutorial_sac.engines import cache, kernels
 from sb3_tutorial_sac.engines.base import Unavailable, UpdateEngine
+from sb3_tutorial_sac.engines.compiled import cache, kernels, torch_privates
+from sb3_tutorial_sac.engines.compiled.rewrites import LOOP_INPUTS, REWRITES, fused_step_function, loop_function
 from sb3_tutorial_sac.engines.fast import FastEngine, Runner
 from sb3_tutorial_sac.engines.probe import differences, engine_difference, probe_batch
 from sb3_tutorial_sac.engines.reference import ReferenceEngine
 from sb3_tutorial_sac.engines.step import (
     INPUTS,
     KEEP,
-    LOOP_INPUTS,
-    REWRITES,
     SOFT_UPDATE,
     TARGET_ENTROPY,
     TAU,
     Minibatch,
     Networks,
     StepSpec,
-    loop_function,
     step_function,
 )
 from sb3_tutorial_sac.state import TrainingState
@@ -91,7 +90,8 @@ def _source_digest() -> str:
     read, e.g. from a zip)."""
     digest = hashlib.sha256()
     try:
-        for module_file in (step_module.__file__, flat.__file__, losses.__file__, policies.__file__, kernels.__file__):
+        sources = (step_module, rewrites_module, flat, losses, policies, kernels)
+        for module_file in (module.__file__ for module in sources):
             with open(module_file, "rb") as source:
                 digest.update(source.read())
     except (OSError, TypeError):
@@ -119,8 +119,8 @@ class _Step(nn.Module):
 
 def cache_folder() -> str:
     """Where compiled packages are kept: ``sb3_tutorial_sac`` in Inductor's cache folder (``TORCHINDUCTOR_CACHE_DIR``),
-    created 0700 and checked private (:func:`~sb3_tutorial_sac.engines.cache.private_folder`: a
-    :class:`~sb3_tutorial_sac.engines.cache.CacheError` where another user could put files there)."""
+    created 0700 and checked private (:func:`~sb3_tutorial_sac.engines.compiled.cache.private_folder`: a
+    :class:`~sb3_tutorial_sac.engines.compiled.cache.CacheError` where another user could put files there)."""
     return cache.private_folder()
 
 
@@ -136,15 +136,15 @@ def compile_step(
 
     :param rewrites: compile :func:`step_function` with these rewrites of the small products
     :param inductor_configs: Inductor options for the compilation (part of the cache key)
-    :param looped: compile :func:`~sb3_tutorial_sac.engines.step.loop_function` (all steps of a call, any number;
-        ``example_inputs`` are :data:`~sb3_tutorial_sac.engines.step.LOOP_INPUTS` of at least 2 steps) instead of one
-        step (:data:`~sb3_tutorial_sac.engines.step.INPUTS`)
+    :param looped: compile :func:`~sb3_tutorial_sac.engines.compiled.rewrites.loop_function` (all steps of a call,
+        any number; ``example_inputs`` are :data:`~sb3_tutorial_sac.engines.compiled.rewrites.LOOP_INPUTS` of at least 2
+        steps) instead of one step (:data:`~sb3_tutorial_sac.engines.step.INPUTS`)
     :return: a function of the input list returning the outputs, and whether it was loaded from the cache
     """
     folder = cache_folder()
     kernel: Future | None = None
     if "avx512_bmm" in rewrites:
-        # the ensemble's products as the AVX-512 kernel, which the package calls: built (once per machine, about 1.6 s)
+        # the ensemble's products as the AVX-512 kernel, which the package calls: built (once per machine)
         # while the step is exported and compiled, loaded before the package; where the machine cannot run it, or it
         # fails to build, the products stay torch's bmm (the same numbers up to rounding)
         if kernels.unavailable() is not None:
@@ -173,7 +173,7 @@ def _wrapper_compiled_beside_kernels():
     in other threads, and compiles while another thread's is under way here, are left as Inductor makes them; where
     torch's internals differ (no ``codecache.CppBuilder``), nothing changes.
     """
-    from torch._inductor import codecache
+    codecache = torch_privates.codecache()
 
     with _BUILDER_SWAP:
         base = getattr(codecache, "CppBuilder", None)
@@ -241,8 +241,8 @@ def _compile_or_load(
     kernel: Future | None,
 ) -> tuple[Callable[[list[th.Tensor]], list], bool]:
     """:func:`compile_step` once the rewrites are settled; ``kernel``: the kernel's build, awaited before loading a
-    package that calls it (its :class:`~sb3_tutorial_sac.engines.kernels.BuildError` raised)."""
-    from torch._inductor import aoti_compile_and_package
+    package that calls it (its :class:`~sb3_tutorial_sac.engines.compiled.kernels.BuildError` raised)."""
+    aoti_compile_and_package = torch_privates.aoti_compile_and_package()
 
     def runner(path: str) -> Callable[[list[th.Tensor]], list]:
         if kernel is not None:
@@ -271,7 +271,7 @@ def _compile_or_load(
             )
             function = loop_function(spec, rewrites)
         else:
-            dynamic, function = None, step_function(spec, rewrites)  # type: ignore[assignment]
+            dynamic, function = None, fused_step_function(spec, rewrites)  # type: ignore[assignment]
         exported = th.export.export(_Step(function), inputs, dynamic_shapes=(dynamic,) if dynamic else None, strict=False)
         temporary = cache.temporary_name(path, ".pt2")  # unpredictable: nothing can be planted at it beforehand
         try:
@@ -288,7 +288,7 @@ def _compile_or_load(
 
 def load_cached_package(path: str) -> Any:
     """The loader of the package at ``path`` in the cache, once checked as the one built here
-    (:func:`~sb3_tutorial_sac.engines.cache.verified`): a file planted under its name is never loaded."""
+    (:func:`~sb3_tutorial_sac.engines.compiled.cache.verified`): a file planted under its name is never loaded."""
     return _load_package(cache.verified(path))
 
 
@@ -296,11 +296,9 @@ def _load_package(path: str) -> Any:
     """The package's loader (its ``boxed_run`` runs the step). ``aoti_load_package`` would first probe the CPU's vector
     extensions by compiling test programs (about a second per process); the cache key already names the CPU."""
     try:
-        return th._C._aoti.AOTIModelPackageLoader(path, "model", True, 1, -1)  # run single-threaded, one runner, CPU
+        return torch_privates.package_loader(path)  # run single-threaded, one runner, CPU
     except (AttributeError, TypeError):
-        from torch._inductor import aoti_load_package
-
-        return aoti_load_package(path, run_single_threaded=True).loader
+        return torch_privates.aoti_load_package()(path, run_single_threaded=True).loader
 
 
 # ------------------------------------------------------------------------------------------------ the engine
@@ -316,7 +314,7 @@ class CompiledEngine(FastEngine):
 
     name = "compiled"
     description: ClassVar[str] = "the compiled engine (the same update, rounded by Inductor's kernels)"
-    # all steps of a train() call in one compiled call (step.loop_function), else one compiled call per step
+    # all steps of a train() call in one compiled call (rewrites.loop_function), else one compiled call per step
     looped: ClassVar[bool] = True
 
     def __init__(self, state: TrainingState, networks: Networks):
@@ -387,8 +385,8 @@ class CompiledEngine(FastEngine):
         return self._serving and self._loop is not None and self._main is not None and batch_size == self._main[0]
 
     def run_steps(self, columns: Minibatch, gradient_steps: int, stats: th.Tensor, target_update_interval: int) -> None:
-        """All steps in one call of the compiled loop (:func:`~sb3_tutorial_sac.engines.step.loop_function`) where it
-        serves this call, else step by step."""
+        """All steps in one call of the compiled loop (:func:`~sb3_tutorial_sac.engines.compiled.rewrites.loop_function`)
+        where it serves this call, else step by step."""
         batch_size = columns.actions.shape[0] // gradient_steps
         if not self._loop_serves(batch_size):
             super().run_steps(columns, gradient_steps, stats, target_update_interval)
@@ -453,8 +451,8 @@ class CompiledEngine(FastEngine):
         return [*list(batch), *noise, *persistent, scalars]  # type: ignore[list-item]
 
     def _probe_loop_inputs(self, spec: StepSpec) -> list[th.Tensor]:
-        """The loop's inputs (:data:`~sb3_tutorial_sac.engines.step.LOOP_INPUTS`) for two steps on the probe batch:
-        the noise of the second step is another draw, and only the first step soft-updates."""
+        """The loop's inputs (:data:`~sb3_tutorial_sac.engines.compiled.rewrites.LOOP_INPUTS`) for two steps on the probe
+        batch: the noise of the second step is another draw, and only the first step soft-updates."""
         first = self._probe_inputs(spec)
         generator = th.Generator().manual_seed(2)
         noise = [first[5:7], [th.randn(spec.batch_size, spec.act_dim, generator=generator) for _ in range(2)]]
