@@ -642,17 +642,3 @@ def test_report_only_rebuilds_the_committed_report(command_file: pathlib.Path, t
     for committed in reports:
         assert (folder / committed.name).read_bytes() == committed.read_bytes(), committed.name
 
-
-@pytest.mark.expensive
-def test_aggregate_command_rebuilds_the_committed_aggregate(tmp_path: pathlib.Path) -> None:
-    # benchmarks/runs/aggregate_command.txt: the across-task report of the committed grids, from their CSVs alone
-    runs = pathlib.Path(__file__).parents[1] / "benchmarks" / "runs"
-    args = shlex.split((runs / "aggregate_command.txt").read_text())[1:]
-    assert args[args.index("--log-folder") + 1] == "benchmarks/runs"
-    args = [str(runs.parent.parent / arg) if arg.startswith("benchmarks/runs") else arg for arg in args]
-    args[args.index("--log-folder") + 1] = str(tmp_path)
-    assert cli.main(args) == 0
-    committed = sorted(runs.glob("aggregate*.md")) + sorted(runs.glob("aggregate*.png"))
-    assert len(committed) == 3
-    for path in committed:
-        assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
