@@ -442,7 +442,8 @@ def test_separated_samples_of_3_runs_are_inconclusive() -> None:
     evaluations, runs = _curves(ten)
     assert cmp.headline(evaluations, runs, threshold=None).splitlines()[0] == (
         "- tutorial_sac vs sac, final score, deterministic: tutorial_sac ends higher than sac (difference +150.0 return "
-        "[150.0, 150.0] (10 paired seeds, tutorial_sac better in 10), signed-rank p = 0.002, Holm p = 0.002)."
+        "[150.0, 150.0] (10 paired seeds, tutorial_sac better in 10), signed-rank p = 0.002, Holm p = 0.002; about 6 "
+        "paired seeds give 80% power at this effect)."
     )
 
 
@@ -458,7 +459,7 @@ def test_reaching_first_is_paired_and_uses_cpu_seconds() -> None:
     assert (
         "- tutorial_sac vs sac, env steps to -200, deterministic: tutorial_sac reaches -200 in fewer env steps than sac "
         "(difference -2,000 env steps [-2,000, -2,000] (6 paired seeds, tutorial_sac better in 6), signed-rank p = 0.031, "
-        "Holm p = 0.031)." in lines
+        "Holm p = 0.031; about 6 paired seeds give 80% power at this effect)." in lines
     )
     cpu = "- tutorial_sac vs sac, CPU s to -200, deterministic: tutorial_sac reaches -200 in fewer CPU s"
     assert any(line.startswith(cpu) for line in lines)

@@ -220,9 +220,15 @@ def _p(p: float) -> str:
     return "n/a" if p != p else f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
-def _seeds(needed: float, paired_: bool) -> str:
+def _seeds(needed: float, paired_: bool, kind: str = "decide") -> str:
+    """The seeds line of a sentence: how many seeds decide at the observed effect (80% power), or give that power to
+    a decided one."""
     unit = "paired seeds" if paired_ else "seeds per row"
-    return "no effect to detect" if math.isinf(needed) else f"about {int(needed)} {unit} would decide at this effect"
+    if math.isinf(needed):
+        return "no effect to detect"
+    if kind == "power":
+        return f"about {int(needed)} {unit} give 80% power at this effect"
+    return f"about {int(needed)} {unit} would decide at this effect"
 
 
 def _unit(measure: str) -> str:
@@ -263,13 +269,13 @@ def sentences(results: Sequence[Result], threshold: float | None) -> list[str]:
         better = test.difference if measure == "score" else -test.difference  # > 0: x is better
         if test.p_holm < ALPHA and better != 0:
             winner, loser = (x, y) if better > 0 else (y, x)
-            text = f"{winner} {verb} {loser} ({_evidence(test)})"
+            text = f"{winner} {verb} {loser} ({_evidence(test)}; {_seeds(test.seeds_needed, test.paired, 'power')})"
             if equivalent:
                 text += f"; a difference within the equivalence margin +/- {equivalence.margin:,.1f} (TOST Holm p = {_p(equivalence.p_holm)})"  # noqa: E501
         elif equivalent:
             text = (
                 f"{x} and {y} cannot be told apart within +/- {equivalence.margin:,.1f} ({_evidence(test)}; TOST p = "
-                f"{_p(equivalence.p)}, Holm p = {_p(equivalence.p_holm)})"
+                f"{_p(equivalence.p)}, Holm p = {_p(equivalence.p_holm)}; {_seeds(test.seeds_needed, test.paired, 'power')})"
             )
         else:
             tost = (
