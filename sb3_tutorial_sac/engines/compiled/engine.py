@@ -90,8 +90,8 @@ def _source_digest() -> str:
     read, e.g. from a zip)."""
     digest = hashlib.sha256()
     try:
-        sources = (step_module, rewrites_module, flat, losses, policies, kernels)
-        for module_file in (module.__file__ for module in sources):
+        sources = (step_module.__file__, rewrites_module.__file__, flat.__file__, losses.__file__, policies.__file__)
+        for module_file in (*sources, kernels.__file__):
             with open(module_file, "rb") as source:
                 digest.update(source.read())
     except (OSError, TypeError):
