@@ -20,7 +20,7 @@ those inputs, ``--rounds`` times in alternating order, CPU time per gradient ste
 between the two packages' statistics from the same inputs, each package's median µs per step, and A's time over B's,
 paired by round: the median and its distribution-free 95% interval.
 
-    ls -t "$(python -c 'from sb3_tutorial_sac.engines.compiled import cache_folder; print(cache_folder())')"
+    ls -t "$(python -c 'from sb3_tutorial_sac.engines.compiled.engine import cache_folder; print(cache_folder())')"
     python benchmarks/ab_trees.py --packages OLD.pt2 NEW.pt2 --rounds 40
 
 A package compiled by another tree of the same step (``profiling.py compiled-loop`` run from that tree, with
@@ -111,7 +111,7 @@ def compare_trees(args: argparse.Namespace, core: int | None) -> None:
 
 
 def compare_packages(args: argparse.Namespace) -> None:
-    from sb3_tutorial_sac.engines.compiled import _load_package
+    from sb3_tutorial_sac.engines.compiled.engine import _load_package
 
     model = warmed_up_compiled_model(args.sb3_sizes)
     engine = model.update_engine

@@ -60,7 +60,8 @@ from stable_baselines3.common.utils import set_random_seed  # noqa: E402
 
 from sb3_tutorial_sac import TutorialSAC  # noqa: E402
 from sb3_tutorial_sac.engines import CompiledEngine, register_engine  # noqa: E402
-from sb3_tutorial_sac.engines.step import ALL_REWRITES, REWRITES, StepSpec, step_function  # noqa: E402
+from sb3_tutorial_sac.engines.compiled.rewrites import ALL_REWRITES, REWRITES, fused_step_function  # noqa: E402
+from sb3_tutorial_sac.engines.step import StepSpec, step_function  # noqa: E402
 
 
 class _TorchScriptEngine(CompiledEngine):
@@ -88,7 +89,7 @@ class _TorchCompileEngine(CompiledEngine):
 
     def _compile(self, spec: StepSpec) -> None:
         start = time.perf_counter()
-        compiled = th.compile(step_function(spec, REWRITES), fullgraph=True, dynamic=False,
+        compiled = th.compile(fused_step_function(spec, REWRITES), fullgraph=True, dynamic=False,
                               options={"cpp_wrapper": self.cpp_wrapper})  # fmt: skip
         inputs = [t.clone() for t in self._probe_inputs(spec)]
         with th.inference_mode():

@@ -12,7 +12,7 @@ is counted on either side beyond torch's own per-call work (which the compiled s
 
     python benchmarks/gemm_kernel.py                 # core 0, best of 7 timings of 2,000 products each
 
-It prints the time the compiled engine's own kernel (``sb3_tutorial_sac.engines.kernels``, an 8x32 tile of this
+It prints the time the compiled engine's own kernel (``sb3_tutorial_sac.engines.compiled.kernels``, an 8x32 tile of this
 kind) takes to build, then GFLOP/s per shape for ``torch.mm`` and each tile, and the largest difference from
 ``torch.mm``'s result.
 """
@@ -81,11 +81,11 @@ def main() -> None:
 
     one_thread()
     with tempfile.TemporaryDirectory() as folder:
-        # the package's own kernel (sb3_tutorial_sac.engines.kernels), built as the compiled engine builds it; the
+        # the package's own kernel (sb3_tutorial_sac.engines.compiled.kernels), built as the compiled engine builds it; the
         # compiler's lookup first, which Inductor's compile does anyway (and caches)
         from torch._inductor.cpp_builder import get_cpp_compiler
 
-        from sb3_tutorial_sac.engines import kernels
+        from sb3_tutorial_sac.engines.compiled import kernels
 
         reason = kernels.unavailable()
         if reason is not None:  # this script's own tiles are AVX-512 too: nothing here can run
@@ -93,7 +93,7 @@ def main() -> None:
         get_cpp_compiler()
         start = time.perf_counter()
         kernels.load(os.path.join(folder, "package"))
-        print(f"the compiled engine's kernel (engines.kernels) built and loaded in {time.perf_counter() - start:.2f} s")
+        print(f"the compiled engine's kernel (engines.compiled.kernels) built and loaded in {time.perf_counter() - start:.2f} s")
         library = build(folder)
         generator = th.Generator().manual_seed(0)
         hidden, weight, grad = (th.randn(shape, generator=generator) for shape in ((64, 128), (128, 128), (64, 128)))
