@@ -93,7 +93,7 @@ def main() -> None:
         get_cpp_compiler()
         start = time.perf_counter()
         kernels.load(os.path.join(folder, "package"))
-        print(f"the compiled engine's kernel (engines.compiled.kernels) built and loaded in {time.perf_counter() - start:.2f} s")
+        print(f"the kernel (engines.compiled.kernels) built and loaded in {time.perf_counter() - start:.2f} s")
         library = build(folder)
         generator = th.Generator().manual_seed(0)
         hidden, weight, grad = (th.randn(shape, generator=generator) for shape in ((64, 128), (128, 128), (64, 128)))
