@@ -31,8 +31,12 @@ def test_lower_bounds_are_at_least_stable_baselines3s():
         assert lower_bound(ours, name) >= lower_bound(sb3, name), name
 
 
-def test_torch_bound_covers_the_custom_operator_the_package_registers():
+def test_torch_bound_covers_the_custom_operator_and_the_privates_range():
     ours = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    kernels = (ROOT / "sb3_tutorial_sac" / "engines" / "kernels.py").read_text()
-    assert "th.library.custom_op" in kernels  # imported with the package: torch.library.custom_op is torch 2.4+
+    kernels = (ROOT / "sb3_tutorial_sac" / "engines" / "compiled" / "kernels.py").read_text()
+    assert "th.library.custom_op" in kernels  # registered when the compiled engine is asked for: torch 2.4+
     assert lower_bound(ours, "torch") >= (2, 4)
+    # the compiled engine's checked range of torch versions starts at the package's lowest torch
+    from sb3_tutorial_sac.engines.compiled import torch_privates
+
+    assert lower_bound(ours, "torch") >= torch_privates.TORCH_VERSIONS[0]
