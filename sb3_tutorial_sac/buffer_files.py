@@ -6,7 +6,7 @@ Before anything is allocated, a file that is not trusted is checked (:func:`_che
 :mod:`sb3_tutorial_sac.validation`): the buffer class (SB3's ``ReplayBuffer``, ``DictReplayBuffer``,
 ``NStepReplayBuffer``), its bookkeeping against this model (``n_envs``, ``pos``, ``full``, the spaces), the memory it
 would take, and each array's header against what that buffer stores, then the arrays' values. The zip, JSON and write
-helpers are shared with the model files (:mod:`sb3_tutorial_sac.persistence`).
+helpers are those of the model files (:mod:`sb3_tutorial_sac.file_io`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from stable_baselines3.common.preprocessing import get_action_dim, get_obs_shape
 
 from sb3_tutorial_sac import validation
 from sb3_tutorial_sac.data import from_data, to_data
-from sb3_tutorial_sac.persistence import READ_ERRORS, Path, _write, open_archive, parse_json, read_member
+from sb3_tutorial_sac.file_io import READ_ERRORS, Path, open_archive, parse_json, read_member, write_to
 from sb3_tutorial_sac.validation import FileValueError
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def save_replay_buffer(model: TutorialSAC, path: Path) -> None:
     if isinstance(buffer, sb3_buffers.NStepReplayBuffer):
         meta.update(n_steps=buffer.n_steps, gamma=buffer.gamma)  # what its samples are computed with
     arrays = {name: array[: rows] for name, (array, rows) in _stored_rows(buffer).items()}
-    _write(path, "pkl", lambda file: np.savez(file, meta=np.array(json.dumps(meta)), **arrays))  # type: ignore[arg-type]
+    write_to(path, "pkl", lambda file: np.savez(file, meta=np.array(json.dumps(meta)), **arrays))  # type: ignore[arg-type]
 
 
 def _stored_rows(buffer: sb3_buffers.ReplayBuffer) -> dict[str, tuple[np.ndarray, int]]:

@@ -410,7 +410,7 @@ def save_vec_normalize(vec_normalize: Any, save_path: str | pathlib.Path) -> Non
     data beside it (:func:`vec_normalize_data_path`: ``vecnormalize.json``), which this package reads without trust.
     """
     from sb3_tutorial_sac.data import to_data
-    from sb3_tutorial_sac.persistence import atomic_write
+    from sb3_tutorial_sac.file_io import atomic_write
 
     def statistics(rms: Any) -> dict[str, Any]:
         return {"mean": to_data(np.asarray(rms.mean)), "var": to_data(np.asarray(rms.var)), "count": float(rms.count)}
@@ -442,7 +442,7 @@ def load_vec_normalize(load_path: str | pathlib.Path, venv: Any, trusted: bool =
 
     from sb3_tutorial_sac import validation
     from sb3_tutorial_sac.data import from_data
-    from sb3_tutorial_sac.persistence import parse_json
+    from sb3_tutorial_sac.file_io import parse_json
 
     path = pathlib.Path(load_path)
     sidecar = vec_normalize_data_path(path)

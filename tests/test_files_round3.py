@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch as th
 
-from sb3_tutorial_sac import TutorialSAC, persistence, validation
+from sb3_tutorial_sac import TutorialSAC, file_io, validation
 from sb3_tutorial_sac.engines.compiled import cache, kernels
 from sb3_tutorial_sac.engines.compiled import engine as compiled_module
 
@@ -81,7 +81,7 @@ def test_json_with_an_unterminated_run_of_escaped_quotes_is_refused_in_linear_ti
     assert isinstance(error, validation.FileValueError) and "crafted.zip" in str(error) and "not JSON" in str(error)
     assert seconds < 2.0, seconds  # (about 20 minutes before)
     # 64 MiB of it, the most a data member may hold: still linear
-    error, seconds = _timed(persistence.parse_json, b'{"a":"' + b'\\"' * (validation.MAX_DATA_BYTES // 2 - 8), "big")
+    error, seconds = _timed(file_io.parse_json, b'{"a":"' + b'\\"' * (validation.MAX_DATA_BYTES // 2 - 8), "big")
     assert isinstance(error, validation.FileValueError) and seconds < 10.0, seconds
 
 
@@ -112,18 +112,18 @@ def test_vecnormalize_statistics_with_an_unterminated_string_are_refused_in_line
 
 def test_json_bounds_are_applied_as_it_is_read():
     # nesting, however the brackets hide in strings and escapes
-    assert persistence.json_depth(b'{"a": "[[[[\\"]]", "b": "\\\\", "c": [[1]]}') == 3
+    assert file_io.json_depth(b'{"a": "[[[[\\"]]", "b": "\\\\", "c": [[1]]}') == 3
     with pytest.raises(validation.FileValueError, match="nested more than 32 deep"):
-        persistence.parse_json(b"[" * 33 + b"]" * 33, "f")
-    assert persistence.parse_json(b"[" * 32 + b"]" * 32, "f") is not None
+        file_io.parse_json(b"[" * 33 + b"]" * 33, "f")
+    assert file_io.parse_json(b"[" * 32 + b"]" * 32, "f") is not None
     # an integer too long for the bounds' arithmetic (10**400: an OverflowError before), or for Python's int (5000 digits)
     for digits in (401, 5000):
         with pytest.raises(validation.FileValueError, match=rf"'where' holds an integer of {digits} digits"):
-            persistence.parse_json(b'{"buffer_size": 1' + b"0" * (digits - 1) + b"}", "'where'")
-    assert persistence.parse_json(str({"state": 2**128 - 1}).replace("'", '"').encode(), "f") == {"state": 2**128 - 1}
+            file_io.parse_json(b'{"buffer_size": 1' + b"0" * (digits - 1) + b"}", "'where'")
+    assert file_io.parse_json(str({"state": 2**128 - 1}).replace("'", '"').encode(), "f") == {"state": 2**128 - 1}
     # a duplicate among many keys: found in linear time
     many = b"{" + b",".join(b'"k%d": 0' % i for i in range(200_000)) + b', "k7": 1}'
-    error, seconds = _timed(persistence.parse_json, many, "f")
+    error, seconds = _timed(file_io.parse_json, many, "f")
     assert isinstance(error, validation.FileValueError) and "['k7'] twice" in str(error) and seconds < 2.0
 
 
