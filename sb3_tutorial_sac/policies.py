@@ -13,10 +13,7 @@ scaled:
 The critic is SB3's own :class:`~stable_baselines3.common.policies.ContinuousCritic`.
 """
 
-import functools
 import math
-from collections.abc import Callable
-from itertools import chain
 from typing import Any, Literal
 
 import numpy as np
@@ -34,8 +31,9 @@ from stable_baselines3.common.torch_layers import (
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
-from torch.nn import functional as F
-from torch.nn.modules import module as _module
+
+from sb3_tutorial_sac import fast_predict
+from sb3_tutorial_sac.fast_predict import PlainActor, call_layers
 
 EntropyTerm = Literal["tutorial", "correct"]
 ENTROPY_TERMS: tuple[str, ...] = ("tutorial", "correct")
@@ -116,156 +114,6 @@ def check_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> dict[str, Any]:
             "action_noise; for gSDE use SB3's SAC"
         )
     return policy_kwargs
-
-
-def _has_hooks(module: nn.Module) -> bool:
-    """Whether calling ``module`` runs hooks of its own (forward, forward-pre or backward) besides ``forward``."""
-    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks or module._backward_pre_hooks)
-
-
-def _global_hooks() -> bool:
-    """Whether hooks registered for every module (``nn.modules.module.register_module_forward_hook`` and the like)
-    are set: then every layer is called as a module, so that they run."""
-    return bool(
-        _module._global_forward_hooks
-        or _module._global_forward_pre_hooks
-        or _module._global_backward_hooks
-        or _module._global_backward_pre_hooks
-    )
-
-
-def _layer_function(layer: nn.Module, detach: bool = False) -> Callable[[th.Tensor], th.Tensor] | None:
-    """
-    The function call that computes exactly a ``Linear``, ``ReLU`` (not in place) or ``Softplus`` layer on its own
-    parameters and settings, read now (hooks aside: the caller checks them), or None for any other module.
-
-    :param detach: the parameters as detached views (the same memory; nothing records a gradient)
-    """
-    layer_type = type(layer)
-    if layer_type is nn.Linear:
-        weight: th.Tensor | None = layer._parameters["weight"]
-        bias: th.Tensor | None = layer._parameters["bias"]
-        if detach:
-            weight, bias = weight.detach(), None if bias is None else bias.detach()  # type: ignore[union-attr]
-        return functools.partial(F.linear, weight=weight, bias=bias)  # type: ignore[arg-type]
-    if layer_type is nn.ReLU and not layer.inplace:  # type: ignore[union-attr]
-        return th.relu  # what F.relu calls
-    if layer_type is nn.Softplus:
-        return functools.partial(F.softplus, beta=layer.beta, threshold=layer.threshold)  # type: ignore[arg-type]
-    return None
-
-
-def _call_layer(layer: nn.Module, x: th.Tensor) -> th.Tensor:
-    """``layer(x)`` as :func:`call_layers` computes it, without the check for global hooks."""
-    if _has_hooks(layer):
-        return layer(x)  # hooks change what the call computes: keep the call
-    if type(layer) is nn.Sequential:
-        for child in layer._modules.values():
-            if child is not None:  # nn.Sequential skips a None entry, as children() does
-                x = _call_layer(child, x)
-        return x
-    function = _layer_function(layer)
-    return layer(x) if function is None else function(x)
-
-
-def call_layers(module: nn.Module, x: th.Tensor) -> th.Tensor:
-    """
-    ``module(x)``, with ``F.linear``, ``F.relu`` and ``F.softplus`` on the layers' own parameters in place of the calls
-    of exactly ``Linear``, ``ReLU`` and ``Softplus`` layers, alone or inside exact ``nn.Sequential`` containers
-    (unfolded recursively): the same operations and numbers, without ``nn.Module.__call__``'s overhead, which dominates
-    small networks on a CPU. Any other module (a subclass, a layer or container with hooks, every module while global
-    module hooks are set) is called as a module, so that its own ``forward`` and hooks run. Layers are read at this call.
-    """
-    if _global_hooks():
-        return module(x)
-    return _call_layer(module, x)
-
-
-class PlainActor:
-    """
-    A :class:`TutorialActor`'s layers read once as plain tensors, for its forward pass on flat observations in
-    ``predict`` (:meth:`TutorialActor.plain_layers`): the same ``F.linear``, ``relu`` and ``softplus`` calls on the
-    same numbers, with detached views of the parameters (their memory: every in-place update, training's included,
-    is seen), so that nothing records a gradient. On a CPU an operation on an ``nn.Parameter`` and the module calls
-    around it cost several times the arithmetic of one observation, and ``predict`` runs at every env step of
-    ``learn()``.
-
-    Valid while the actor has the modules, parameters (in the same memory), Softplus settings and (empty) forward hooks
-    it was read with: checked at every call (:meth:`valid`); anything else is read anew.
-
-    :param actor: the actor whose layers are read
-    """
-
-    def __init__(self, actor: "TutorialActor"):
-        self.plain = True  # False where a layer is not one of the plain ones or a forward hook is set
-        # the forward hooks of every module read and the global ones: the hooks that can change a forward pass's
-        # outputs (backward hooks change gradients only, and there are none)
-        self._hooks: list[dict] = [_module._global_forward_hooks, _module._global_forward_pre_hooks]
-        self._dicts: list[dict] = [actor._modules]  # the module and parameter dictionaries read, and their contents
-        self._parameters: list[th.Tensor] = []
-        self._softplus: list[nn.Softplus] = []
-        self._read(actor)
-        modules = actor._modules
-        self._read(modules["features_extractor"])  # type: ignore[arg-type]
-        self.trunk = self._layers(modules["latent_pi"])  # type: ignore[arg-type]
-        self.mu = self._layers(modules["mu"])  # type: ignore[arg-type]
-        self.std = self._layers(modules["std"])  # type: ignore[arg-type]
-        self._contents = tuple(chain.from_iterable(map(dict.values, self._dicts)))  # kept alive (see _state)
-        self._read_state = self._state()
-        self.plain = self.plain and not any(self._hooks)
-        self.device = self._parameters[0].device if self._parameters else th.device("cpu")
-        self.on_cpu = self.device.type == "cpu"
-
-    def _read(self, module: nn.Module) -> None:
-        self._hooks += [module._forward_hooks, module._forward_pre_hooks]
-
-    def _layers(self, module: nn.Module) -> list[Callable[[th.Tensor], th.Tensor]]:
-        """The calls of ``module`` as :func:`call_layers` makes them (:func:`_layer_function`, ``Sequential`` unfolded),
-        on detached parameters; any other module makes the actor not plain."""
-        self._read(module)
-        if type(module) is nn.Sequential:
-            self._dicts.append(module._modules)
-            return [call for child in module._modules.values() if child is not None for call in self._layers(child)]
-        function = _layer_function(module, detach=True)
-        if function is None:
-            self.plain = False
-            return []
-        if type(module) is nn.Linear:
-            self._dicts.append(module._parameters)
-            self._parameters += [p for p in module._parameters.values() if p is not None]  # weight, bias
-        elif type(module) is nn.Softplus:
-            self._softplus.append(module)  # type: ignore[arg-type]
-        return [function]
-
-    def _state(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], list[tuple[float, float]]]:
-        """What :meth:`valid` compares: how many forward hooks each dictionary holds (a reading with none stays valid
-        until one is set; one with hooks, which calls the actor as a module, until their number changes), the
-        dictionaries' contents (by identity: the objects read are kept alive by this reading, so a new object cannot
-        take an old one's id), the parameters' memory, the Softplus settings."""
-        return (
-            tuple(map(len, self._hooks)),
-            tuple(map(id, chain.from_iterable(map(dict.values, self._dicts)))),
-            tuple(map(th.Tensor.data_ptr, self._parameters)),
-            [(module.beta, module.threshold) for module in self._softplus],
-        )
-
-    def valid(self) -> bool:
-        """Whether the actor still has what it was read with: the same modules and parameters in the same memory
-        (``param.data = ...`` and ``.to(device)`` move it), the same Softplus settings and forward hooks (at every
-        ``predict``: one comparison)."""
-        return self._state() == self._read_state
-
-    def forward(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """The mean and std of the Gaussian for flat observations ``[batch, n]`` (float)."""
-        latent_pi = obs
-        for call in self.trunk:
-            latent_pi = call(latent_pi)
-        mean_actions, std = latent_pi, latent_pi
-        for call in self.mu:
-            mean_actions = call(mean_actions)
-        for call in self.std:
-            std = call(std)
-        return mean_actions, std
 
 
 class TutorialActor(BasePolicy):
@@ -366,12 +214,10 @@ class TutorialActor(BasePolicy):
         return state
 
     def plain_layers(self) -> PlainActor | None:
-        """The layers read as plain tensors (:class:`PlainActor`, read anew where anything changed), or None where a
-        forward hook is set or a layer is not one that :func:`call_layers` writes as a function call."""
-        plain = self.__dict__.get("_plain")
-        if plain is None or not plain.valid():
-            plain = self.__dict__["_plain"] = PlainActor(self)
-        return plain if plain.plain else None
+        """The layers read as plain tensors (:func:`sb3_tutorial_sac.fast_predict.plain_actor`), or None where a
+        forward hook is set, a layer is not one that :func:`call_layers` writes as a function call, or torch's hook
+        internals are not what that path expects."""
+        return fast_predict.plain_actor(self)
 
     def action_entropy(self, obs: th.Tensor, entropy_term: EntropyTerm = "tutorial") -> tuple[th.Tensor, th.Tensor]:
         """
@@ -570,9 +416,8 @@ class TutorialSACPolicy(BasePolicy):
         Get the policy action from an observation, as SB3's :meth:`~stable_baselines3.common.policies.BasePolicy.predict`.
 
         Not in SB3: a batch of flat Box observations (a NumPy array of shape ``[n_envs, obs_dim]``, what a VecEnv
-        gives, every env step of ``learn()``) takes a short path with the same operations and numbers: SB3's
-        ``obs_to_tensor`` checks and reshapes for every kind of observation, which costs more than the actor's
-        forward pass on one observation. Anything else goes through SB3's ``predict``.
+        gives, every env step of ``learn()``) takes a short path with the same operations and numbers
+        (:func:`sb3_tutorial_sac.fast_predict.flat_box_actions`). Anything else goes through SB3's ``predict``.
 
         :param observation: the input observation
         :param state: The last hidden states (not used: the policy has none)
@@ -580,35 +425,11 @@ class TutorialSACPolicy(BasePolicy):
         :param deterministic: Whether or not to return deterministic actions.
         :return: the model's action and the next hidden state (``state``, unchanged)
         """
-        space, actor = self.observation_space, self._modules["actor"]
-        if not (
-            type(observation) is np.ndarray
-            and observation.ndim == 2
-            and type(space) is spaces.Box
-            and observation.shape[1:] == space.shape
-            and type(actor) is TutorialActor
-            and type(actor.features_extractor) is FlattenExtractor
-        ):
+        actions = fast_predict.flat_box_actions(self, observation, deterministic, TutorialActor)
+        if actions is None:
             return super().predict(observation, state, episode_start, deterministic)
-        self.set_training_mode(False)
-        plain = actor.plain_layers()
-        # SB3's obs_to_tensor for a vectorised Box observation: np.array (a copy), then obs_as_tensor
-        if plain is not None and plain.on_cpu:
-            obs = th.from_numpy(np.array(observation))  # as_tensor's tensor on the CPU
-        else:
-            obs = th.as_tensor(np.array(observation), device=self.device)
-        if plain is None:  # a forward hook or another layer: SB3's no_grad and the actor called as a module
-            with th.no_grad():
-                actions = actor(obs, deterministic)
-        else:
-            # Not in SB3: the layers on plain tensors (the same operations and numbers; no tensor requires a gradient,
-            # so no_grad has nothing to turn off); preprocess_obs's float() where it converts
-            mean_actions, std = plain.forward(obs if obs.dtype == th.float32 else obs.float())
-            actions = actor._squash(mean_actions, std, deterministic)
-            if not plain.on_cpu:
-                actions = actions.cpu()
         # SB3's predict: actions in the action space's shape, rescaled onto the Box bounds (squash_output)
-        return self.unscale_action(actions.numpy().reshape((-1, *self.action_space.shape))), state
+        return self.unscale_action(actions.reshape((-1, *self.action_space.shape))), state
 
     @property
     def symmetric_bounds(self) -> bool:
@@ -649,7 +470,7 @@ class TutorialSACPolicy(BasePolicy):
         The device of the policy's parameters. Not in SB3: SB3's property walks every submodule to find the
         first parameter, on every ``predict()`` call; the actor's mean head is that parameter's device.
         """
-        actor = self._modules.get("actor")
+        actor = getattr(self, "actor", None)
         if isinstance(actor, TutorialActor):
             return actor.mu.weight.device
         return super().device
@@ -660,8 +481,7 @@ class TutorialSACPolicy(BasePolicy):
 
         :param mode: if true, set to training mode, else set to evaluation mode
         """
-        actor, critic = self._modules["actor"], self._modules["critic"]
-        if self.training == mode and actor.training == mode and critic.training == mode:  # type: ignore[union-attr]
+        if self.training == mode and self.actor.training == mode and self.critic.training == mode:
             # Not in SB3: SB3's predict() sets the mode on every call, and walking every submodule costs
             # about as much as the actor's forward pass; nothing changes when the networks are in it already
             return
