@@ -125,7 +125,10 @@ def _test(x_series: pd.Series, y_series: pd.Series, x: str, y: str, measure: str
         from sb3_tutorial_sac.compare.stats import bootstrap_ci
 
         difference = float(np.mean(a) - np.mean(b))
-        low, high = bootstrap_ci(lambda u, v, axis: np.mean(u, axis=axis) - np.mean(v, axis=axis), a, b)
+        def mean_difference(u: np.ndarray, v: np.ndarray, axis: int) -> np.ndarray:
+            return np.asarray(np.mean(u, axis=axis) - np.mean(v, axis=axis), dtype=float)
+
+        low, high = bootstrap_ci(mean_difference, a, b)
         ci, wins = (float(low), float(high)), 0
         from sb3_tutorial_sac.compare.stats import rank_test
 
@@ -265,21 +268,23 @@ def sentences(results: Sequence[Result], threshold: float | None) -> list[str]:
         }[measure]
         verb = "ends higher than" if measure == "score" else f"reaches {target} in fewer {_unit(measure)} than"
         equivalence = kinds.get("equivalence")
+        margin = equivalence.margin if equivalence is not None else math.nan
         equivalent = equivalence is not None and equivalence.p_holm < ALPHA
         better = test.difference if measure == "score" else -test.difference  # > 0: x is better
         if test.p_holm < ALPHA and better != 0:
             winner, loser = (x, y) if better > 0 else (y, x)
             text = f"{winner} {verb} {loser} ({_evidence(test)}; {_seeds(test.seeds_needed, test.paired, 'power')})"
-            if equivalent:
-                text += f"; a difference within the equivalence margin +/- {equivalence.margin:,.1f} (TOST Holm p = {_p(equivalence.p_holm)})"  # noqa: E501
-        elif equivalent:
+            if equivalent and equivalence is not None:
+                text += f"; a difference within the equivalence margin +/- {margin:,.1f} (TOST Holm p = "
+                text += f"{_p(equivalence.p_holm)})"
+        elif equivalent and equivalence is not None:
             text = (
-                f"{x} and {y} cannot be told apart within +/- {equivalence.margin:,.1f} ({_evidence(test)}; TOST p = "
+                f"{x} and {y} cannot be told apart within +/- {margin:,.1f} ({_evidence(test)}; TOST p = "
                 f"{_p(equivalence.p)}, Holm p = {_p(equivalence.p_holm)}; {_seeds(test.seeds_needed, test.paired, 'power')})"
             )
         else:
             tost = (
-                f"; not shown equivalent within +/- {equivalence.margin:,.1f} (TOST Holm p = {_p(equivalence.p_holm)})"
+                f"; not shown equivalent within +/- {margin:,.1f} (TOST Holm p = {_p(equivalence.p_holm)})"
                 if equivalence is not None
                 else ""
             )
