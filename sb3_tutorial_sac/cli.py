@@ -105,7 +105,11 @@ def _run_train(args: argparse.Namespace) -> int:
     else:
         print(f"TutorialSAC on {summary['env']}: {summary['timesteps']} env steps, {summary['gradient_steps']} gradient steps")
         if model.num_timesteps != timesteps:
-            frequency = (model.train_freq.frequency, model.train_freq.unit.value)
+            from stable_baselines3.common.type_aliases import TrainFreq
+
+            train_freq = model.train_freq
+            assert isinstance(train_freq, TrainFreq)  # SB3 converts it in _setup_model
+            frequency = (train_freq.frequency, train_freq.unit.value)
             print(
                 f"  ({model.num_timesteps} for {timesteps} asked: train_freq={frequency} collects whole episodes before "
                 "each training phase, and learn() stops after the phase that reaches it)"
@@ -173,7 +177,7 @@ def entry_arguments(entry: dict[str, Any], env: str) -> tuple[dict[str, Any], in
         kwargs["policy_kwargs"] = _literal(kwargs["policy_kwargs"], f"{where}: policy_kwargs")
     noise_type, noise_std = kwargs.pop("noise_type", None), float(kwargs.pop("noise_std", 0.0))
     if noise_type is not None:  # as rl-zoo3's ExperimentManager builds it
-        n_actions = int(np.prod(gym.make(env).action_space.shape))
+        n_actions = int(np.prod(gym.make(env).action_space.shape or ()))
         noise = {"normal": NormalActionNoise, "ornstein-uhlenbeck": OrnsteinUhlenbeckActionNoise}[noise_type]
         kwargs["action_noise"] = noise(mean=np.zeros(n_actions), sigma=noise_std * np.ones(n_actions))
     return kwargs, None if timesteps is None else int(timesteps)

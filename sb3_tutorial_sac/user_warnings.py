@@ -20,7 +20,7 @@ import torch
 # Frames in these folders (this package, SB3, torch) and files (the standard library's helpers that call back into
 # them: context managers, wrappers) are not the user's line
 _INTERNAL = tuple(
-    os.path.dirname(os.path.abspath(module.__file__)) + os.sep  # type: ignore[arg-type,type-var]
+    os.path.dirname(os.path.abspath(module.__file__)) + os.sep  # type: ignore[arg-type,type-var,operator]
     for module in (sys.modules[__name__.rpartition(".")[0]], stable_baselines3, torch)
 )
 _INTERNAL_FILES = frozenset(os.path.abspath(module.__file__) for module in (contextlib, functools))  # type: ignore[type-var]

@@ -342,14 +342,14 @@ class CompiledEngine(FastEngine):
             # the step it would compile is the fast engine's: the model trains as engine="auto" would train it
             reference = ReferenceEngine.build(state)
             return Unavailable(
-                f"it compiles the fast engine's step, which does not cover this model ({fast.reason})",
+                f"it compiles the fast engine's step, which does not cover this model ({getattr(fast, 'reason', '')})",
                 engine=cls.name,
                 fallback=reference if isinstance(reference, UpdateEngine) else None,
             )
         if fast.state.actor_flat.flat.device.type != "cpu":
             return Unavailable(f"it compiles for the CPU, the model is on {fast._device}", engine=cls.name, fallback=fast)
         compiled = cls(state, fast.networks)
-        compiled._fast = fast  # the model's engine from the first train() on, if compiling fails (replacement)
+        compiled._fast = fast  # type: ignore[attr-defined]  # the model's engine from the first train() on, if compiling fails (replacement)
         # the step function under this engine's spec, run eagerly, against the fast engine: bit for bit
         compiled._eager_only = True
         try:
