@@ -167,9 +167,9 @@ _WRAPPER_BUILDS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sb3_tuto
 def _wrapper_compiled_beside_kernels():
     """
     AOTInductor compiles a package's two C++ files one after the other (``codecache.AotCodeCompiler.compile``: the
-    wrapper, about 8 s for the loop, then the kernels, 2-3 s), each a compiler process on one core. Here, in the
-    calling thread, the wrapper's compile is started in another thread and awaited after the next compile (the
-    kernels'), and before any link: the kernels' 2-3 s off every cold compile on two cores, the same files. Builds
+    wrapper, then the kernels), each a compiler process on one core. Here, in the calling thread, the wrapper's
+    compile is started in another thread and awaited after the next compile (the kernels'), and before any link: the
+    kernels' compile off every cold compile on two cores (RESULTS.md has the figures), the same files. Builds
     in other threads, and compiles while another thread's is under way here, are left as Inductor makes them; where
     torch's internals differ (no ``codecache.CppBuilder``), nothing changes.
     """
@@ -327,7 +327,7 @@ class CompiledEngine(FastEngine):
         # how the step is compiled (compile_step's options; benchmarks/engine_candidates.py compares others). One
         # thread in the generated loops: the step's tensors are small, and the package then does not depend on
         # torch's thread setting (the BLAS calls still use it). The vector extensions as the CPU names them
-        # (/proc/cpuinfo): Inductor's own check would first compile and run a test program for each (about 4 s of every
+        # (/proc/cpuinfo): Inductor's own check would first compile and run a test program for each (seconds of every
         # compile into an empty cache); a compiler that cannot build them fails the compile, and the engine trains
         # with the fast engine's step after its warning, as after any failed compile
         self.rewrites: frozenset[str] = REWRITES
