@@ -26,6 +26,7 @@ from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
 from sb3_tutorial_sac import TutorialSAC, buffer_files, persistence
 from sb3_tutorial_sac.data import from_data, has_pickle, to_data
 from tests.envs import BoxTargetEnv
+from tests.helpers import rewrite_zip, zip_data
 
 TINY = dict(net_arch=dict(pi=[8], qf=[8, 8]))
 
@@ -45,18 +46,7 @@ def _model(env="Pendulum-v1", **kwargs) -> TutorialSAC:
     return TutorialSAC("MlpPolicy", env, seed=0, **kwargs)
 
 
-def _rewrite(source: pathlib.Path, target: pathlib.Path, compression: int = zipfile.ZIP_STORED, **members: bytes) -> None:
-    """Copy the zip ``source`` to ``target`` with some members replaced (or added)."""
-    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", compression=compression, compresslevel=1) as new:
-        for name in old.namelist():
-            new.writestr(name, members.pop(name, None) or old.read(name))
-        for name, content in members.items():
-            new.writestr(name, content)
-
-
-def _data(path: pathlib.Path) -> dict:
-    with zipfile.ZipFile(path) as archive:
-        return json.loads(archive.read("data"))
+_rewrite, _data = rewrite_zip, zip_data
 
 
 def _replaced(data: dict, name: str, value) -> bytes:

@@ -18,7 +18,8 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_tutorial_sac import TutorialSAC, persistence, validation
-from tests.test_files import _data, _rewrite
+from tests.helpers import rewrite_zip as _rewrite
+from tests.helpers import zip_data as _data
 
 TINY = dict(net_arch=dict(pi=[8], qf=[8, 8]))
 REPO = pathlib.Path(__file__).resolve().parent.parent

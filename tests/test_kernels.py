@@ -10,7 +10,7 @@ import sb3_tutorial_sac.engines.compiled.engine as compiled_module
 from sb3_tutorial_sac.engines.compiled import kernels
 from sb3_tutorial_sac.engines.compiled.engine import cache_folder, compile_step
 from sb3_tutorial_sac.engines.compiled.rewrites import REWRITES
-from tests.test_compiled import _model
+from tests.helpers import compiled_test_model as _model
 
 # the kernel's own numbers need a CPU that runs it; what the engine does without one is tested on every machine below
 needs_avx512 = pytest.mark.skipif(kernels.unavailable() is not None, reason=f"{kernels.unavailable()}")

@@ -11,7 +11,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import ConstantSchedule
 
 from sb3_tutorial_sac import TutorialSAC
-from tests.test_compiled import needs_compiler
+from tests.helpers import needs_compiler
 
 # (setting, value other than the default): every setting the gradient step reads
 SETTINGS = [
