@@ -35,7 +35,6 @@ import torch as th
 th.set_num_threads(1)
 from sb3_tutorial_sac import TutorialSAC
 from sb3_tutorial_sac.engines import CompiledEngine
-CompiledEngine.looped = sys.argv[3] == "loop"
 model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, device="cpu", engine=sys.argv[1])
 model.learn(int(sys.argv[2]))
 engine = model.update_engine
@@ -51,13 +50,13 @@ print(json.dumps({
 """
 
 
-def run(engine: str, steps: int, cache: str, compiled: str = "loop", tree: str | None = None, core: int | None = None) -> dict:
+def run(engine: str, steps: int, cache: str, tree: str | None = None, core: int | None = None) -> dict:
     """One process's figures; ``tree``: ``sb3_tutorial_sac`` imported from that source tree; ``core``: pinned to it."""
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
     if tree is not None:
         env["PYTHONPATH"] = os.path.abspath(tree)
     result = run_pinned(
-        [sys.executable, "-c", CHILD, engine, str(steps), compiled],
+        [sys.executable, "-c", CHILD, engine, str(steps)],
         core,
         capture_output=True,
         text=True,
@@ -71,13 +70,13 @@ def run(engine: str, steps: int, cache: str, compiled: str = "loop", tree: str |
     return figures
 
 
-def compare_trees(trees: list[str], steps: int, rounds: int, compiled: str, core: int | None) -> None:
+def compare_trees(trees: list[str], steps: int, rounds: int, core: int | None) -> None:
     """The compiled engine's cold and cached cost for each tree, alternating, each round in a new empty cache."""
     print(f"learn({steps}), compiled engine; process s and compile/load s; an empty cache, then the same cache filled")
     for k in range(rounds):
         for tree in alternate(trees, k):
             cache = tempfile.mkdtemp(prefix="inductor-cache-")
-            figures = [run("compiled", steps, cache, compiled, tree, core) for _ in ("empty", "filled")]
+            figures = [run("compiled", steps, cache, tree, core) for _ in ("empty", "filled")]
             line = " | ".join(
                 f"{state}: {r['seconds']:.1f} s, compile/load {r['compile_seconds']:.2f} s"
                 + (f" UNAVAILABLE: {r['unavailable']}" if r["unavailable"] else "")
@@ -89,12 +88,6 @@ def compare_trees(trees: list[str], steps: int, rounds: int, compiled: str, core
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, nargs="+", default=[2000, 20000], help="learn() lengths")
-    parser.add_argument(
-        "--compiled",
-        choices=["loop", "step"],
-        default="loop",
-        help="compile all steps of a train() call as one loop (the default) or one step (CompiledEngine.looped)",
-    )
     parser.add_argument("--trees", nargs="+", help="source trees to compare (the compiled engine only)")
     parser.add_argument("--rounds", type=int, default=3, help="with --trees: alternations")
     add_core_argument(parser, None)
@@ -102,14 +95,14 @@ def main() -> None:
     core = resolve_core(args.core)
     if args.trees:
         for steps in args.steps:
-            compare_trees(args.trees, steps, args.rounds, args.compiled, core)
+            compare_trees(args.trees, steps, args.rounds, core)
         return
     print(f"{'learn()':>8} {'engine':>9} {'cache':>6} {'process s':>10} {'compile/load s':>15}")
     for steps in args.steps:
         cache = tempfile.mkdtemp(prefix="inductor-cache-")
         for engine, state in (("fast", "-"), ("compiled", "empty"), ("compiled", "filled")):
             start = time.perf_counter()
-            result = run(engine, steps, cache, args.compiled, core=core)
+            result = run(engine, steps, cache, core=core)
             compile_seconds = result["compile_seconds"]
             shown = f"{compile_seconds:.2f}" if compile_seconds is not None else "-"
             note = f"  UNAVAILABLE: {result['unavailable']}" if result["unavailable"] else ""

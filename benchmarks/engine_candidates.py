@@ -18,16 +18,10 @@ distribution-free 95% interval, ``common.describe_median``), the figure that res
 Candidates:
 
 - ``fast``: the fast engine (the step function run eagerly: eager PyTorch, one op at a time);
-- ``torchscript``: the step function traced with ``torch.jit.trace`` (deprecated API) and run by the TorchScript
-  interpreter: the same ATen kernels, no Python per operation;
-- ``inductor``: ``torch.compile(fullgraph=True, dynamic=False)`` of the step function, Python wrapper;
-- ``inductor_cpp``: the same with Inductor's C++ wrapper (``cpp_wrapper=True``);
 - ``aoti``: AOTInductor (``torch.export`` then ``aoti_compile_and_package``), small products as BLAS calls;
 - ``aoti_fused``: AOTInductor with the small products written as fused pointwise products and sums, the critics as
   one ensemble product per layer and the biases added after the products (``REWRITES``), all steps of a ``train()``
   call in one compiled loop (the engine's default);
-- ``aoti_fused_per_step``: the same compiled as one step per call, Python between the steps (the default before the
-  loop);
 - ``aoti_fused_before_22``: the same without the ensemble and the biases after (the default before issue 22);
 - ``aoti_fused_autotune``: the same with ``max_autotune`` and Inductor's C++ GEMM template as a candidate for the
   large products;
@@ -46,7 +40,6 @@ import statistics
 import sys
 import tempfile
 import time
-import warnings
 from typing import Any
 
 from common import add_core_argument, alternate, describe_median, one_thread, paired_ratios, pin_from_argv
@@ -60,53 +53,11 @@ from stable_baselines3.common.utils import set_random_seed  # noqa: E402
 
 from sb3_tutorial_sac import TutorialSAC  # noqa: E402
 from sb3_tutorial_sac.engines import CompiledEngine, register_engine  # noqa: E402
-from sb3_tutorial_sac.engines.compiled.rewrites import ALL_REWRITES, REWRITES, fused_step_function  # noqa: E402
-from sb3_tutorial_sac.engines.step import StepSpec, step_function  # noqa: E402
+from sb3_tutorial_sac.engines.compiled.rewrites import ALL_REWRITES, REWRITES  # noqa: E402
 
 
-class _TorchScriptEngine(CompiledEngine):
-    """The step function traced by ``torch.jit.trace``."""
-
-    looped = False  # one step per call
-
-    def _compile(self, spec: StepSpec) -> None:
-        start = time.perf_counter()
-        function = step_function(spec)
-        inputs = tuple(t.clone() for t in self._probe_inputs(spec))
-        with warnings.catch_warnings(), th.inference_mode():
-            warnings.simplefilter("ignore")
-            traced = th.jit.trace(function, inputs, check_trace=False)
-        self._compiled, self._compiled_spec = (lambda inputs: list(traced(*inputs))), spec
-        self.compile_seconds, self.loaded_from_cache = time.perf_counter() - start, False
-
-
-class _TorchCompileEngine(CompiledEngine):
-    """``torch.compile`` of the step function in this process (Inductor's FX graph cache applies)."""
-
-    looped = False  # one step per call
-
-    cpp_wrapper = False
-
-    def _compile(self, spec: StepSpec) -> None:
-        start = time.perf_counter()
-        compiled = th.compile(fused_step_function(spec, REWRITES), fullgraph=True, dynamic=False,
-                              options={"cpp_wrapper": self.cpp_wrapper})  # fmt: skip
-        inputs = [t.clone() for t in self._probe_inputs(spec)]
-        with th.inference_mode():
-            compiled(*inputs)  # compiles
-        self._compiled, self._compiled_spec = (lambda inputs: list(compiled(*inputs))), spec
-        self.compile_seconds, self.loaded_from_cache = time.perf_counter() - start, False
-
-
-class _TorchCompileCppEngine(_TorchCompileEngine):
-    cpp_wrapper = True
-
-
-def _aoti(
-    rewrites: frozenset[str], inductor_configs: dict[str, Any] | None = None, looped: bool = True
-) -> type[CompiledEngine]:
-    """The compiled engine with other rewrites or Inductor options (added to the engine's own), or one compiled call
-    per step (``looped=False``)."""
+def _aoti(rewrites: frozenset[str], inductor_configs: dict[str, Any] | None = None) -> type[CompiledEngine]:
+    """The compiled engine with other rewrites or Inductor options (added to the engine's own)."""
 
     class _AOTIEngine(CompiledEngine):
         def __init__(self, *args: Any, **kwargs: Any):
@@ -114,19 +65,13 @@ def _aoti(
             self.rewrites = rewrites
             self.inductor_configs = {**(self.inductor_configs or {}), **(inductor_configs or {})}
 
-    _AOTIEngine.looped = looped
     return _AOTIEngine
 
 
 CANDIDATES: dict[str, type[CompiledEngine] | None] = {
     "fast": None,
-    "torchscript": _TorchScriptEngine,
-    "inductor": _TorchCompileEngine,
-    "inductor_cpp": _TorchCompileCppEngine,
     "aoti": _aoti(frozenset()),
     "aoti_fused": _aoti(REWRITES),
-    # one compiled call per gradient step, Python between the steps (the engine's default before it compiled the loop)
-    "aoti_fused_per_step": _aoti(REWRITES, looped=False),
     "aoti_fused_autotune": _aoti(REWRITES, {"cpp.threads": 1, "max_autotune": True, "max_autotune_gemm_backends": "CPP,ATEN"}),
     "aoti_fused_memory_planning": _aoti(REWRITES, {"cpp.threads": 1, "memory_planning": True}),
     "aoti_fused_stack": _aoti(REWRITES, {"cpp.threads": 1, "aot_inductor.allow_stack_allocation": True}),

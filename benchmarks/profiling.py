@@ -138,7 +138,6 @@ def eager_step_operations(model: TutorialSAC, calls: int, repeats: int) -> None:
     engine = model.update_engine
     assert isinstance(engine, FastEngine), f"the fast engine is needed, the model has {engine.name!r}"
     batch, stats = _batch(model), th.zeros(6)
-    model.training_state.read(model)
     with engine.loop():
         for _ in range(10):
             engine.step(batch, stats, soft_update=True)
@@ -243,7 +242,6 @@ def whole_step_cost(model: TutorialSAC, calls: int, repeats: int) -> None:
     times = {}
     for name, algorithm in (("fast", model), ("compiled", compiled)):
         engine, stats = algorithm.update_engine, th.zeros(6)
-        algorithm.training_state.read(algorithm)
         with engine.loop():
             times[name] = timed(partial(engine.step, batch, stats, soft_update=True), calls, repeats)
     engine = compiled.update_engine
@@ -288,14 +286,15 @@ def train_step(args: argparse.Namespace) -> None:
 
 
 def guard_cost(args: argparse.Namespace) -> None:
-    from sb3_tutorial_sac.guard import check_transition
+    from sb3_tutorial_sac.guard import check_training, check_transition
 
     model = trained_model(steps=2000)
-    real_snapshot = model._guard.snapshot
+    state = model.training_state
+    real_snapshot = state.snapshot
 
     def guard(on: bool) -> None:
         model.check_finite = on
-        model._guard.snapshot = real_snapshot if on else (lambda: {"tensors": [], "optimizers": []})  # type: ignore[method-assign]
+        state.snapshot = real_snapshot if on else (lambda: {"tensors": [], "optimizers": []})  # type: ignore[method-assign]
 
     times: dict[bool, list[float]] = {True: [], False: []}
     for repeat in range(args.repeats):
@@ -313,13 +312,13 @@ def guard_cost(args: argparse.Namespace) -> None:
     n = 2000
     start = time.perf_counter()
     for _ in range(n):
-        model._guard.snapshot()
+        state.snapshot()
     snap = (time.perf_counter() - start) / n
     values = np.zeros((200, 6), np.float32)
     names = ["critic1_loss", "critic2_loss", "actor_loss", "ent_coef_loss", "entropy", "ent_coef"]
     start = time.perf_counter()
     for _ in range(n):
-        model._guard.check(values, names, model._n_updates, model.num_timesteps)
+        check_training(state, values, names, model._n_updates, model.num_timesteps)
     check = (time.perf_counter() - start) / n
     print(
         f"per train() call: snapshot {1e6 * snap:.0f} us, end check {1e6 * check:.0f} us "
@@ -329,7 +328,7 @@ def guard_cost(args: argparse.Namespace) -> None:
     infos: list[dict] = [{}]
     start = time.perf_counter()
     for _ in range(20000):
-        check_transition(model, obs, reward, dones, infos)
+        check_transition(obs, reward, dones, infos, model.num_timesteps)
     print(f"per env step: transition check {1e6 * (time.perf_counter() - start) / 20000:.1f} us")
 
 

@@ -15,7 +15,7 @@ import io
 import json
 import warnings
 import zipfile
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -28,8 +28,6 @@ from sb3_tutorial_sac.data import from_data, to_data
 from sb3_tutorial_sac.file_io import READ_ERRORS, Path, open_archive, parse_json, read_member, write_to
 from sb3_tutorial_sac.validation import FileValueError
 
-if TYPE_CHECKING:
-    from sb3_tutorial_sac.tutorial_sac import TutorialSAC
 
 BUFFER_FORMAT = "sb3_tutorial_sac.replay_buffer/1"
 BUFFERS = {
@@ -49,7 +47,7 @@ def _buffer_arrays(buffer: sb3_buffers.ReplayBuffer) -> dict[str, np.ndarray]:
     return arrays
 
 
-def save_replay_buffer(model: TutorialSAC, path: Path) -> None:
+def save_replay_buffer(model: OffPolicyAlgorithm, path: Path) -> None:
     """Write ``model.replay_buffer`` to ``path``: an npz of its stored rows and a JSON ``meta``."""
     buffer = model.replay_buffer
     assert buffer is not None, "The replay buffer is not defined"
@@ -133,7 +131,7 @@ def _read_array(archive: zipfile.ZipFile, name: str, own: np.ndarray, rows: int,
     return array
 
 
-def _check_meta(meta: dict[str, Any], model: TutorialSAC, path: Any) -> None:
+def _check_meta(meta: dict[str, Any], model: OffPolicyAlgorithm, path: Any) -> None:
     """The bookkeeping a replay buffer file's ``meta`` gives: types, ranges, this model's spaces and envs."""
     where = f"{path!r}, meta"
     problems = {
@@ -169,7 +167,7 @@ def _check_meta(meta: dict[str, Any], model: TutorialSAC, path: Any) -> None:
     _check_agreement(meta, model, where)
 
 
-def _check_agreement(meta: dict[str, Any], model: TutorialSAC, where: str) -> None:
+def _check_agreement(meta: dict[str, Any], model: OffPolicyAlgorithm, where: str) -> None:
     """Say so (a warning) where the file's buffer computes its samples otherwise than the model's: another class (one-step
     or n-step), an n-step buffer's ``n_steps`` and ``gamma`` (``gamma`` against the model's), ``handle_timeout_termination``.
     As in SB3, the loaded buffer replaces the model's with the file's settings; the targets then change with them."""
@@ -194,7 +192,7 @@ def _check_agreement(meta: dict[str, Any], model: TutorialSAC, where: str) -> No
         )
 
 
-def load_replay_buffer(model: TutorialSAC, path: Path, truncate_last_traj: bool, trusted: bool) -> None:
+def load_replay_buffer(model: OffPolicyAlgorithm, path: Path, truncate_last_traj: bool, trusted: bool) -> None:
     """Read a replay buffer of :func:`save_replay_buffer` into ``model`` (see ``TutorialSAC.load_replay_buffer``)."""
     start = path.tell() if isinstance(path, io.IOBase) else None
     try:
@@ -213,7 +211,7 @@ def load_replay_buffer(model: TutorialSAC, path: Path, truncate_last_traj: bool,
     model.replay_buffer = buffer
 
 
-def _read_replay_buffer(model: TutorialSAC, path: Path, trusted: bool) -> sb3_buffers.ReplayBuffer:
+def _read_replay_buffer(model: OffPolicyAlgorithm, path: Path, trusted: bool) -> sb3_buffers.ReplayBuffer:
     def unreadable(error: Exception) -> Exception:
         return NotBufferData(f"not an npz ({error})")
 
@@ -225,7 +223,7 @@ def _read_replay_buffer(model: TutorialSAC, path: Path, trusted: bool) -> sb3_bu
             raise FileValueError(why) from error
 
 
-def _buffer_from(archive: zipfile.ZipFile, model: TutorialSAC, path: Any, trusted: bool) -> sb3_buffers.ReplayBuffer:
+def _buffer_from(archive: zipfile.ZipFile, model: OffPolicyAlgorithm, path: Any, trusted: bool) -> sb3_buffers.ReplayBuffer:
     meta = _buffer_meta(archive, path)
     _check_meta(meta, model, path)
     try:

@@ -14,6 +14,9 @@ import torch as th
 from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
+from gymnasium import spaces
+
+from sb3_tutorial_sac import validation
 
 
 class NStepReplayBufferSamples(NamedTuple):
@@ -283,3 +286,57 @@ def _gather_n_step(
         discounts=rb.to_torch(target_q_discounts),
         discount_sums=rb.to_torch(discount_sums),
     )
+
+
+def rewards_and_discounts(
+    replay_data: ReplayBufferSamples | DictReplayBufferSamples, shift: float, scale: float, gamma: float, buffer_name: str
+) -> tuple[th.Tensor, th.Tensor]:
+    """
+    The normalised rewards ``r'`` and the discounts of the target ``y = r' + discounts * (min Q_targ + alpha H)``.
+
+    Tutorial rule: rewards are normalised at sample time, ``r' = (r + shift) * scale`` (the tutorial's ``(r + 8) / 8``);
+    the buffer holds raw rewards.
+
+    :param replay_data: minibatches drawn from the replay buffer (:func:`sample_minibatches`)
+    :param shift: ``reward_shift``
+    :param scale: ``reward_scale``
+    :param gamma: the discount factor (one-step samples; n-step samples carry their own discounts)
+    :param buffer_name: the replay buffer's class name (for the error)
+    :return: rewards and discounts, ``[rows, 1]`` each
+    """
+    if replay_data.discounts is None:
+        rewards = (replay_data.rewards + shift) * scale
+        # gamma * (1 - over): 0.99 or exactly 0, so the target rounds exactly as the tutorial's
+        return rewards, (1 - replay_data.dones) * gamma
+    # n-step returns (SB3's NStepReplayBuffer, as SB3's SAC): the rewards are sum_{k<m} gamma^k r_k over the m <= n_steps
+    # steps taken, the discounts gamma^m. Tutorial rule, per env step: every reward the return sums is normalised,
+    # sum_k gamma^k (r_k + shift) * scale, computed as (sum_k gamma^k r_k + shift * sum_k gamma^k) * scale (the same
+    # sum; for m = 1 the one-step formula's own rounding)
+    discount_sums = getattr(replay_data, "discount_sums", None)
+    if discount_sums is None:
+        if shift != 0:
+            raise ValueError(
+                f"{buffer_name} gives n-step discounts but not the sums of discounts "
+                "(sb3_tutorial_sac.buffers.NStepReplayBufferSamples) that reward_shift needs, to shift every reward "
+                "the n-step return sums: use SB3's NStepReplayBuffer, or reward_shift=0"
+            )
+        discount_sums = th.zeros_like(replay_data.rewards)
+    rewards = (replay_data.rewards + shift * discount_sums) * scale
+    return rewards, (1 - replay_data.dones) * replay_data.discounts
+
+
+def chunk_steps(
+    gradient_steps: int,
+    batch_size: int,
+    target_update_interval: int,
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+) -> int:
+    """How many gradient steps' minibatches ``train()`` draws at once: all of them where they take at most
+    ``validation.MAX_MINIBATCH_BYTES``, else as many whole periods of ``target_update_interval`` as fit (at least one),
+    so that each chunk's soft updates fall where the whole call's would."""
+    row = validation.replay_buffer_bytes(1, observation_space, action_space, False)
+    fit = max(1, validation.MAX_MINIBATCH_BYTES // max(1, row * batch_size))
+    if fit >= gradient_steps:
+        return gradient_steps
+    return max(target_update_interval, fit - fit % target_update_interval)

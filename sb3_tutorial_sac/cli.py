@@ -87,7 +87,7 @@ def _run_train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "train_seconds": round(train_seconds, 1),
         "env_steps_per_second": round(model.num_timesteps / train_seconds, 1),
-        "alpha": float(model.log_ent_coef.exp().item()) if model.log_ent_coef is not None else float(model.ent_coef_tensor),
+        "alpha": float(model.training_state.alpha.item()),
     }
     for name, deterministic in (("deterministic", True), ("stochastic", False)):
         returns, _ = evaluate_policy(

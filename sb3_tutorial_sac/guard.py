@@ -4,25 +4,25 @@ Two places, each called from the algorithm at one point:
 
 * collection (``TutorialSAC._store_transition``): a NaN or an infinity in an observation or a reward stops
   ``learn()`` before the transition reaches the replay buffer (:func:`check_transition`, :func:`check_observation`);
-* training (``TutorialSAC.train``): :class:`TrainingGuard` copies everything a ``train()`` call is about to
-  change, puts it back when the call fails (an exception, a ``KeyboardInterrupt`` mid-step, or non-finite values
-  found by :meth:`TrainingGuard.check` after the loop), so that ``train()`` applies all its gradient steps or none.
+  the model then starts its next ``learn()`` from a reset;
+* training (``TutorialSAC.train``): inside the call's transaction on the training state
+  (:meth:`~sb3_tutorial_sac.state.TrainingState.transaction`, which puts everything back when the call fails),
+  :func:`check_training` raises when a per-step statistic or a tensor the call wrote is not finite, so that
+  ``train()`` applies all its gradient steps or none.
+
+These functions take the values they check, never the model.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch as th
+from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_tutorial_sac.state import TrainingState
-
-if TYPE_CHECKING:
-    from sb3_tutorial_sac.tutorial_sac import TutorialSAC
 
 
 class NonFiniteError(ValueError):
@@ -73,47 +73,51 @@ def _finite_by_sums(tensors: list[th.Tensor]) -> bool:
 
 
 def check_observation(
-    model: TutorialSAC, obs: np.ndarray | dict[str, np.ndarray], what: str, env_index: int | None = None
+    obs: np.ndarray | dict[str, np.ndarray], what: str, num_timesteps: int, env_index: int | None = None
 ) -> None:
-    """Raise :class:`NonFiniteError` if the batched observation ``obs`` holds a NaN or an infinity."""
+    """Raise :class:`NonFiniteError` if the batched observation ``obs`` holds a NaN or an infinity.
+
+    :param num_timesteps: the model's env steps (named in the message)
+    """
     bad = first_non_finite(obs)
     if bad is not None:
         key = bad[0]
         env_index = bad[1] if env_index is None else env_index
-        model._last_obs = None  # type: ignore[assignment]  # the next learn() resets the env
         name = f"{what}[{key!r}]" if key else what
         raise NonFiniteError(
-            f"TutorialSAC: non-finite {name} of env {env_index} at env step {model.num_timesteps}; "
+            f"TutorialSAC: non-finite {name} of env {env_index} at env step {num_timesteps}; "
             "nothing was stored. The next learn() resets the env (check_finite=False turns this check off)."
         )
 
 
 def check_transition(
-    model: TutorialSAC,
     new_obs: np.ndarray | dict[str, np.ndarray],
     reward: np.ndarray,
     dones: np.ndarray,
     infos: list[dict[str, Any]],
+    num_timesteps: int,
+    vec_normalize: VecNormalize | None = None,
 ) -> None:
     """
     A NaN or inf observation or reward stops training before it reaches the replay buffer. A few microseconds
     per env step: one sum of the reward and one of the next observation (:func:`_surely_finite`), the element checks
     only where a sum is not finite.
+
+    :param num_timesteps: the model's env steps (named in the message)
+    :param vec_normalize: the model's ``VecNormalize`` wrapper, if any: its un-normalised values are checked
     """
-    vec_normalize = model._vec_normalize_env
     if vec_normalize is not None:
         # check what is stored: the un-normalised values (VecNormalize would clip an inf away)
         reward, new_obs = vec_normalize.old_reward, vec_normalize.old_obs
     if not _surely_finite(reward, new_obs):
         bad = first_non_finite(reward)
         if bad is not None:
-            model._last_obs = None  # type: ignore[assignment]  # the next learn() resets the env
             raise NonFiniteError(
-                f"TutorialSAC: non-finite reward {reward[bad[1]]} from env {bad[1]} at env step {model.num_timesteps}; "
+                f"TutorialSAC: non-finite reward {reward[bad[1]]} from env {bad[1]} at env step {num_timesteps}; "
                 "the transition was not stored. The next learn() resets the env (check_finite=False turns this check "
                 "off)."
             )
-        check_observation(model, new_obs, "observation")
+        check_observation(new_obs, "observation", num_timesteps)
     if dones.any():
         for i in np.flatnonzero(dones):
             terminal = infos[i].get("terminal_observation")
@@ -123,82 +127,46 @@ def check_transition(
                     batched = {key: np.asarray(value)[None] for key, value in terminal.items()}
                 else:
                     batched = np.asarray(terminal)[None]
-                check_observation(model, batched, "terminal observation", env_index=int(i))
+                check_observation(batched, "terminal observation", num_timesteps, env_index=int(i))
 
 
-class TrainingGuard:
+def check_training(
+    state: TrainingState, values: np.ndarray, stat_names: list[str], n_updates: int, num_timesteps: int
+) -> None:
     """
-    All or nothing for one ``train()`` call: :meth:`protect` copies every tensor the call changes
-    (:meth:`~sb3_tutorial_sac.state.TrainingState.snapshot`: the flat parameter buffers, log-alpha, the optimisers'
-    states; once per call, no per-step work) and restores them if the call raises; :meth:`check` raises
-    :class:`NonFiniteError` (after restoring) when a per-step statistic or a tensor the call wrote is NaN or infinite.
+    Inside a ``train()`` call's :meth:`~sb3_tutorial_sac.state.TrainingState.transaction`: raise
+    :class:`NonFiniteError` (the transaction then restores the state) if a per-step statistic of the call or a tensor
+    it wrote (:meth:`~sb3_tutorial_sac.state.TrainingState.tensors`) is NaN or infinite; name the first bad gradient
+    step and the quantity.
 
-    :param state: the training state it guards
+    :param values: the per-step statistics, ``[gradient_steps, len(stat_names)]``, on the host
+    :param stat_names: their names
+    :param n_updates: the model's gradient steps before this call
+    :param num_timesteps: the model's env steps
     """
-
-    def __init__(self, state: TrainingState):
-        self.state = state
-        self._snapshot: dict[str, Any] | None = None
-
-    def tensors(self) -> dict[str, th.Tensor]:
-        """Every tensor ``train()`` writes, by name (:meth:`~sb3_tutorial_sac.state.TrainingState.tensors`)."""
-        return self.state.tensors()
-
-    def snapshot(self) -> dict[str, Any]:
-        """Copies of the parameters, log(alpha) and optimiser states that ``train()`` is about to change."""
-        return self.state.snapshot()
-
-    @staticmethod
-    def restore(snapshot: dict[str, Any]) -> None:
-        """Put back what :meth:`snapshot` copied, in place (the flat buffers stay where they are)."""
-        TrainingState.restore(snapshot)
-
-    @contextlib.contextmanager
-    def protect(self) -> Iterator[None]:
-        """Snapshot on entry; restore and re-raise if the block raises (a ``KeyboardInterrupt`` included)."""
-        self._snapshot = self.snapshot()
-        try:
-            yield
-        except BaseException:
-            self.restore(self._snapshot)
-            raise
-        finally:
-            self._snapshot = None
-
-    def check(self, values: np.ndarray, stat_names: list[str], n_updates: int, num_timesteps: int) -> None:
-        """
-        Inside :meth:`protect`: raise :class:`NonFiniteError` (after restoring the snapshot) if a per-step statistic
-        of this ``train()`` call or a tensor it wrote is NaN or infinite; name the first bad gradient step and the
-        quantity.
-
-        :param values: the per-step statistics, ``[gradient_steps, len(stat_names)]``, on the host
-        :param stat_names: their names
-        :param n_updates: the model's gradient steps before this call
-        :param num_timesteps: the model's env steps
-        """
-        finite_rows = np.isfinite(values).all(axis=1)
-        tensors = self.tensors()
-        if finite_rows.all() and _finite_by_sums(list(tensors.values())):
-            return
-        # one host synchronisation for all tensors
-        finite_tensors = th.stack([th.isfinite(t).all() for t in tensors.values()]).cpu().numpy()
-        if finite_rows.all() and finite_tensors.all():
-            return
-        gradient_steps = len(values)
-        where = f"(env step {num_timesteps}, gradient steps {n_updates + 1} to {n_updates + gradient_steps})"
-        if not finite_rows.all():
-            row = int(np.flatnonzero(~finite_rows)[0])
-            column = int(np.flatnonzero(~np.isfinite(values[row]))[0])
-            what = (
-                f"{stat_names[column]} = {values[row, column]} at gradient step {n_updates + row + 1} "
-                f"(step {row + 1} of {gradient_steps} in this train() call, env step {num_timesteps})"
-            )
-        else:
-            name = list(tensors)[int(np.flatnonzero(~finite_tensors)[0])]
-            what = f"non-finite values in {name} after this train() call {where}"
-        raise NonFiniteError(
-            f"TutorialSAC.train(): {what}. The parameters, log_ent_coef and optimiser states were restored to "
-            "their values before this train() call, so the model holds no non-finite value and can be saved or "
-            "trained further. Look for extreme rewards or observations in the replay buffer, or too large learning "
-            "rates (check_finite=False turns this check off)."
+    finite_rows = np.isfinite(values).all(axis=1)
+    tensors = state.tensors()
+    if finite_rows.all() and _finite_by_sums(list(tensors.values())):
+        return
+    # one host synchronisation for all tensors
+    finite_tensors = th.stack([th.isfinite(t).all() for t in tensors.values()]).cpu().numpy()
+    if finite_rows.all() and finite_tensors.all():
+        return
+    gradient_steps = len(values)
+    where = f"(env step {num_timesteps}, gradient steps {n_updates + 1} to {n_updates + gradient_steps})"
+    if not finite_rows.all():
+        row = int(np.flatnonzero(~finite_rows)[0])
+        column = int(np.flatnonzero(~np.isfinite(values[row]))[0])
+        what = (
+            f"{stat_names[column]} = {values[row, column]} at gradient step {n_updates + row + 1} "
+            f"(step {row + 1} of {gradient_steps} in this train() call, env step {num_timesteps})"
         )
+    else:
+        name = list(tensors)[int(np.flatnonzero(~finite_tensors)[0])]
+        what = f"non-finite values in {name} after this train() call {where}"
+    raise NonFiniteError(
+        f"TutorialSAC.train(): {what}. The parameters, log_ent_coef and optimiser states were restored to "
+        "their values before this train() call, so the model holds no non-finite value and can be saved or "
+        "trained further. Look for extreme rewards or observations in the replay buffer, or too large learning "
+        "rates (check_finite=False turns this check off)."
+    )

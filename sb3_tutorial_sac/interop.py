@@ -10,13 +10,13 @@ The tutorial names its five networks ``model_action`` (actor), ``model_value1`` 
 With deeper ``net_arch`` the same pattern continues (``fc_state.2.weight``, ``sequential.6.weight``, ...).
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch as th
 from torch import nn
 
-if TYPE_CHECKING:
-    from sb3_tutorial_sac.tutorial_sac import TutorialSAC
+from sb3_tutorial_sac.state import HasTrainingState
+
 
 ACTOR_KEY = "model_action"
 CRITIC_KEYS = ("model_value1", "model_value2")
@@ -25,12 +25,12 @@ ALPHA_KEY = "alpha"
 STATE_KEYS = (ACTOR_KEY, *CRITIC_KEYS, *TARGET_KEYS, ALPHA_KEY)
 
 
-def _actor_modules(model: "TutorialSAC") -> dict[str, nn.Module]:
+def _actor_modules(model: HasTrainingState) -> dict[str, nn.Module]:
     actor = model.policy.actor
     return {"fc_state": actor.latent_pi, "fc_mu": actor.mu, "fc_std": actor.std}
 
 
-def _critic_modules(model: "TutorialSAC") -> dict[str, dict[str, nn.Module]]:
+def _critic_modules(model: HasTrainingState) -> dict[str, dict[str, nn.Module]]:
     critic, target = model.policy.critic, model.policy.critic_target
     if critic.n_critics != 2:
         raise ValueError(f"The tutorial has two critics; this model has n_critics={critic.n_critics}")
@@ -42,7 +42,7 @@ def _critic_modules(model: "TutorialSAC") -> dict[str, dict[str, nn.Module]]:
     return modules
 
 
-def _network_modules(model: "TutorialSAC") -> dict[str, dict[str, nn.Module]]:
+def _network_modules(model: HasTrainingState) -> dict[str, dict[str, nn.Module]]:
     if len(list(model.policy.actor.features_extractor.parameters())) > 0:
         raise ValueError(
             "The tutorial's networks read the observation directly; this model's features extractor "
@@ -59,7 +59,7 @@ def _state_dict_of(parts: dict[str, nn.Module]) -> dict[str, th.Tensor]:
     return state
 
 
-def export_tutorial_state(model: "TutorialSAC") -> dict[str, Any]:
+def export_tutorial_state(model: HasTrainingState) -> dict[str, Any]:
     """
     Export the model's networks and temperature under the tutorial's names.
 
@@ -71,15 +71,17 @@ def export_tutorial_state(model: "TutorialSAC") -> dict[str, Any]:
         the tutorial (for a fixed ``ent_coef``, its log).
     """
     state: dict[str, Any] = {key: _state_dict_of(parts) for key, parts in _network_modules(model).items()}
-    if model.log_ent_coef is not None:
-        log_alpha = model.log_ent_coef.detach()
+    training = model.training_state
+    if training.log_ent_coef is not None:
+        log_alpha = training.log_ent_coef.detach()
     else:
-        log_alpha = th.log(model.ent_coef_tensor.detach())
+        assert training.ent_coef_tensor is not None
+        log_alpha = th.log(training.ent_coef_tensor.detach())
     state[ALPHA_KEY] = log_alpha.reshape(()).clone().cpu()
     return state
 
 
-def load_tutorial_state(model: "TutorialSAC", state: dict[str, Any]) -> None:
+def load_tutorial_state(model: HasTrainingState, state: dict[str, Any]) -> None:
     """
     Load networks and temperature saved under the tutorial's names (see :func:`export_tutorial_state`)
     into a TutorialSAC model, in place.
@@ -122,7 +124,9 @@ def load_tutorial_state(model: "TutorialSAC", state: dict[str, Any]) -> None:
     with th.no_grad():
         for tensor, value in writes:
             tensor.copy_(value)
-        if model.log_ent_coef is not None:
-            model.log_ent_coef.copy_(log_alpha.reshape(model.log_ent_coef.shape))
+        training = model.training_state
+        if training.log_ent_coef is not None:
+            training.log_ent_coef.copy_(log_alpha.reshape(training.log_ent_coef.shape))
         else:
-            model.ent_coef_tensor.copy_(log_alpha.exp().reshape(model.ent_coef_tensor.shape))
+            assert training.ent_coef_tensor is not None
+            training.ent_coef_tensor.copy_(log_alpha.exp().reshape(training.ent_coef_tensor.shape))

@@ -31,7 +31,7 @@ import zipfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import cloudpickle
 import numpy as np
@@ -41,6 +41,7 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.save_util import json_to_data, recursive_getattr
 from stable_baselines3.common.utils import check_for_correct_spaces, get_system_info
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from sb3_tutorial_sac import policies, validation
 from sb3_tutorial_sac.data import NotDataError, from_data, has_pickle, to_data
@@ -55,10 +56,8 @@ from sb3_tutorial_sac.parameter_checks import MAX_STEP as MAX_STEP, SQUARES as S
 from sb3_tutorial_sac.parameter_checks import adam_state_keys as adam_state_keys
 from sb3_tutorial_sac.parameter_checks import optimizer_state_problems as optimizer_state_problems
 
-if TYPE_CHECKING:
-    from sb3_tutorial_sac.tutorial_sac import TutorialSAC
 
-SelfTutorialSAC = TypeVar("SelfTutorialSAC", bound="TutorialSAC")
+SelfTutorialSAC = TypeVar("SelfTutorialSAC", bound=OffPolicyAlgorithm)
 
 FORMAT = "sb3_tutorial_sac/1"
 # The allow-list: the constructor's arguments (as attributes, but these) and SB3's state that a model needs
@@ -83,28 +82,28 @@ BUILD_ERRORS += (OverflowError, ZeroDivisionError, RecursionError, MemoryError, 
 # ----------------------------------------------------------------------------------------------- model files
 
 
-def saved_attributes(cls: type[TutorialSAC]) -> list[str]:
+def saved_attributes(cls: type[OffPolicyAlgorithm]) -> list[str]:
     """The allow-list of a model file's ``data``: the constructor's arguments and SB3's state (``STATE``)."""
     arguments = [RENAMED.get(name, name) for name in inspect.signature(cls.__init__).parameters]
     return [name for name in arguments if name not in NOT_SAVED] + list(STATE) + list(STATISTICS)
 
 
-def excluded_save_params(model: TutorialSAC) -> list[str]:
+def excluded_save_params(model: OffPolicyAlgorithm) -> list[str]:
     """Every attribute :func:`save_model` leaves out: all but the allow-list (``_setup_model`` rebuilds them)."""
     return sorted(set(vars(model)) - set(saved_attributes(type(model))))
 
 
-def torch_save_params(model: TutorialSAC) -> tuple[list[str], list[str]]:
+def torch_save_params(model: OffPolicyAlgorithm) -> tuple[list[str], list[str]]:
     """The state dicts (``<name>.pth``) and the tensors (``pytorch_variables.pth``) of a model file."""
     # Tutorial rule: four optimiser states (actor, critic 1, critic 2, alpha); the two critics' Adams are
     # the two parameter groups of critic.optimizer
     state_dicts = ["policy", "actor.optimizer", "critic.optimizer"]
-    if model.ent_coef_optimizer is not None:
+    if getattr(model, "ent_coef_optimizer", None) is not None:
         return [*state_dicts, "ent_coef_optimizer"], ["log_ent_coef"]
     return state_dicts, ["ent_coef_tensor"]
 
 
-def _attribute_data(model: TutorialSAC, name: str, value: Any, include: set[str], notes: list[str]) -> Any:
+def _attribute_data(model: OffPolicyAlgorithm, name: str, value: Any, include: set[str], notes: list[str]) -> Any:
     """``value`` as data; else pickled if included, the current value of a schedule, no statistics, or pickled with a
     warning (the file then loads only with ``trusted=True``)."""
     try:
@@ -137,7 +136,7 @@ def _attribute_data(model: TutorialSAC, name: str, value: Any, include: set[str]
         return {":pickled:": base64.b64encode(cloudpickle.dumps(value)).decode()}
 
 
-def save_model(model: TutorialSAC, path: Path, exclude: Iterable[str] | None, include: Iterable[str] | None) -> None:
+def save_model(model: OffPolicyAlgorithm, path: Path, exclude: Iterable[str] | None, include: Iterable[str] | None) -> None:
     """Write ``model`` to ``path`` (see ``TutorialSAC.save``)."""
     include, allowed = set(include or ()), saved_attributes(type(model))
     exclude = set(exclude or ()) - include  # as in SB3: include wins over exclude
@@ -225,7 +224,7 @@ class ModelFile:
         return tensors
 
 
-def tensor_caps(model: TutorialSAC) -> Callable[[str], int]:
+def tensor_caps(model: OffPolicyAlgorithm) -> Callable[[str], int]:
     """The most bytes each ``*.pth`` member of a file for ``model`` may inflate to: its tensors, and some slack."""
 
     def size(tensors: Iterable[th.Tensor]) -> int:
@@ -245,7 +244,7 @@ def tensor_caps(model: TutorialSAC) -> Callable[[str], int]:
     return lambda name: caps.get(name, 0) + validation.MAX_TENSOR_SLACK
 
 
-def read_model_file(path: Path, model: TutorialSAC) -> dict[str, Any]:
+def read_model_file(path: Path, model: OffPolicyAlgorithm) -> dict[str, Any]:
     """The ``*.pth`` members of a model file for ``model``: plain tensors, bounded by what ``model`` holds."""
     return ModelFile(path).read_tensors(tensor_caps(model))
 
@@ -453,7 +452,7 @@ def load_model(
     return model
 
 
-def set_variables(model: TutorialSAC, variables: Any, where: str) -> None:
+def set_variables(model: OffPolicyAlgorithm, variables: Any, where: str) -> None:
     """Copy a file's ``pytorch_variables`` (log-alpha, or the fixed alpha) into ``model``, checked, all or nothing."""
     names = torch_save_params(model)[1]
     if variables is None:
@@ -471,7 +470,9 @@ def set_variables(model: TutorialSAC, variables: Any, where: str) -> None:
             recursive_getattr(model, name).copy_(value)  # in place: the optimiser and the engine keep their references
 
 
-def set_parameters(model: TutorialSAC, load_path_or_dict: Path | dict[str, Any], exact_match: bool, device: Any) -> None:
+def set_parameters(
+    model: OffPolicyAlgorithm, load_path_or_dict: Path | dict[str, Any], exact_match: bool, device: Any
+) -> None:
     """``TutorialSAC.set_parameters``: checked, then all or nothing."""
     if isinstance(load_path_or_dict, dict):
         params = load_path_or_dict

@@ -3,37 +3,37 @@
 :class:`TrainingState` owns the flat parameter buffers of the actor, the critics and the target critics
 (:mod:`sb3_tutorial_sac.flat`), the optimisers (their states are the Adam moments and step counts), log-alpha (or the
 fixed alpha), the soft-update pairs and the batch-norm statistics the target critics copy, and the settings of the
-step (:class:`StepSettings`). ``TutorialSAC.train()`` reads the settings from the model at every call
-(:meth:`TrainingState.read`), as SB3's ``SAC.train()`` reads ``self.tau`` and ``self.target_entropy``: a value set on
-the model, passed to the constructor or given to ``load(custom_objects=...)`` gives the same update.
+step (:class:`StepSettings`). It is the one place these live: the model's ``log_ent_coef``, ``ent_coef_optimizer``
+and ``ent_coef_tensor`` are views of it. ``TutorialSAC.train()`` builds the settings from its own attributes at every
+call (:meth:`StepSettings.checked`), as SB3's ``SAC.train()`` reads ``self.tau`` and ``self.target_entropy``: a value
+set on the model, passed to the constructor or given to ``load(custom_objects=...)`` gives the same update.
 
+A ``train()`` call is a transaction on the state (:meth:`TrainingState.transaction`): all its gradient steps or none.
 The engines (:mod:`sb3_tutorial_sac.engines`), the guard (:mod:`sb3_tutorial_sac.guard`) and the benchmarks take this
-object and use its public names only.
+object and use its public names only; nothing here knows the algorithm's class.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-import numpy as np
 import torch as th
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 
 from sb3_tutorial_sac.flat import FlatParameters, rehome_optimizer
-from sb3_tutorial_sac.validation import check_arguments
+from sb3_tutorial_sac.validation import check_arguments, parse_ent_coef
 
 if TYPE_CHECKING:
     from sb3_tutorial_sac.policies import TutorialSACPolicy
-    from sb3_tutorial_sac.tutorial_sac import TutorialSAC
-
 
 
 @dataclass(frozen=True)
 class StepSettings:
     """
-    The settings of one ``train()`` call, read from the model's attributes at that call (:meth:`from_model`).
+    The settings of one ``train()`` call, built from the model's attributes at that call (:meth:`checked`).
 
     :param tau: the soft update coefficient (tutorial: 0.005; SB3 accepts [0, 1])
     :param gamma: the discount factor (tutorial: 0.99)
@@ -57,24 +57,59 @@ class StepSettings:
     batch_size: int
 
     @staticmethod
-    def from_model(model: TutorialSAC) -> StepSettings:
+    def checked(action_dim: int, **values: Any) -> StepSettings:
         """
-        The model's settings as they are now, checked as the constructor checks them.
+        The settings of a ``train()`` call from the model's values (the fields of this class), checked as the
+        constructor checks them; ``target_entropy="auto"`` is ``-action_dim``.
 
         :raises ValueError: naming the attribute and what it accepts
         """
-        values = {name: getattr(model, name) for name in SETTINGS}
         # the constructor's checks, with its messages (sb3_tutorial_sac.validation)
         check_arguments(values)
         target_entropy = values["target_entropy"]
         if isinstance(target_entropy, str):
             # Tutorial rule: -1 on Pendulum, -dim(A) in general (as SB3)
-            target_entropy = float(-np.prod(model.action_space.shape).astype(np.float32))  # type: ignore[arg-type]
+            target_entropy = -float(action_dim)
         return StepSettings(
             float(values["tau"]), float(values["gamma"]), int(values["target_update_interval"]), float(target_entropy),
             float(values["reward_shift"]), float(values["reward_scale"]), values["entropy_term"], values["ent_coef_loss"],
             int(values["batch_size"]),
         )  # fmt: skip
+
+
+T = TypeVar("T")
+
+
+class StateView(Generic[T]):
+    """
+    A model attribute that is a view of the attribute of the same name of its training state (``_training_state``):
+    SB3's SAC holds ``log_ent_coef``, ``ent_coef_optimizer`` and ``ent_coef_tensor`` on the model; here reading or
+    setting them reads or sets the one training state. ``None`` before the model has one (``_setup_model`` builds it).
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, model: Any, owner: type | None = None) -> T:
+        state = None if model is None else model.__dict__.get("_training_state")
+        return None if state is None else getattr(state, self.name)  # type: ignore[return-value]
+
+    def __set__(self, model: Any, value: T) -> None:
+        state = model.__dict__.get("_training_state")
+        if state is None:
+            raise AttributeError(f"{self.name} is part of the training state, built by _setup_model(): set it after")
+        setattr(state, self.name, value)
+
+
+class HasTrainingState(Protocol):
+    """What the modules below the algorithm (:mod:`~sb3_tutorial_sac.interop`) read of a model: its policy and its
+    training state (``TutorialSAC`` is one; they never import its class)."""
+
+    @property
+    def policy(self) -> TutorialSACPolicy: ...
+
+    @property
+    def training_state(self) -> TrainingState: ...
 
 
 # The model's attributes StepSettings reads at every train() call
@@ -96,6 +131,9 @@ class TrainingState:
     :param ent_coef_tensor: the fixed alpha when it is not learned
     """
 
+    # the settings of the train() call in progress (or the last one), given by train() before its engine's loop
+    settings: StepSettings | None
+
     def __init__(
         self,
         policy: TutorialSACPolicy,
@@ -106,7 +144,7 @@ class TrainingState:
         self.policy = policy
         self.actor, self.critic, self.critic_target = policy.actor, policy.critic, policy.critic_target
         self.log_ent_coef, self.ent_coef_optimizer, self.ent_coef_tensor = log_ent_coef, ent_coef_optimizer, ent_coef_tensor
-        self.settings: StepSettings | None = None
+        self.settings = None
         shared = policy.share_features_extractor
 
         actor_groups = [group["params"] for group in self.actor.optimizer.param_groups]
@@ -141,18 +179,29 @@ class TrainingState:
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
 
-    # ------------------------------------------------------------------------------------------ per train() call
-    def read(self, model: TutorialSAC) -> StepSettings:
+    @staticmethod
+    def create(policy: TutorialSACPolicy, ent_coef: str | float, ent_coef_learning_rate: float) -> TrainingState:
         """
-        Read the model's settings and temperature (``log_ent_coef``, ``ent_coef_optimizer``, ``ent_coef_tensor``) as
-        they are now: called at the start of every ``train()``.
+        The training state of a new model: its temperature made from ``ent_coef`` (as SB3's SAC makes it, the
+        tutorial's start value aside).
 
-        :return: the settings, also kept as :attr:`settings`
+        :param ent_coef: ``"auto"``, ``"auto_<start>"`` (learned; tutorial: ``"auto_0.01"``) or a fixed alpha
+        :param ent_coef_learning_rate: the temperature optimiser's learning rate at the start
         """
-        self.settings = StepSettings.from_model(model)
-        self.log_ent_coef, self.ent_coef_optimizer = model.log_ent_coef, model.ent_coef_optimizer
-        self.ent_coef_tensor = getattr(model, "ent_coef_tensor", None)
-        return self.settings
+        learned, init_value = parse_ent_coef(ent_coef)
+        device = policy.device
+        if not learned:
+            return TrainingState(policy, None, None, th.tensor(init_value, device=device))
+        # Tutorial rule: log(alpha) starts at log(0.01) ("auto_0.01"; SB3's "auto" starts at 1.0)
+        log_ent_coef = th.log(th.ones(1, device=device) * init_value).requires_grad_(True)
+        return TrainingState(policy, log_ent_coef, th.optim.Adam([log_ent_coef], lr=ent_coef_learning_rate), None)
+
+    def rebuilt(self) -> TrainingState:
+        """The state built anew on the policy's parameters where they are now (after ``policy.to(device)`` moved them
+        out of the flat buffers), with this temperature and these optimisers."""
+        state = TrainingState(self.policy, self.log_ent_coef, self.ent_coef_optimizer, self.ent_coef_tensor)
+        state.settings = self.settings
+        return state
 
     @property
     def n_critics(self) -> int:
@@ -250,6 +299,20 @@ class TrainingState:
         yield from self.batch_norm_stats_target
         if self.log_ent_coef is not None:
             yield self.log_ent_coef
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """
+        All or nothing (not in SB3): everything a gradient step changes is copied on entry (:meth:`snapshot`: once per
+        ``train()`` call, no per-step work) and put back if the block raises, a ``KeyboardInterrupt`` mid-step or the
+        guard's :class:`~sb3_tutorial_sac.guard.NonFiniteError` included.
+        """
+        snapshot = self.snapshot()
+        try:
+            yield
+        except BaseException:
+            self.restore(snapshot)
+            raise
 
     @staticmethod
     def restore(snapshot: dict[str, Any]) -> None:

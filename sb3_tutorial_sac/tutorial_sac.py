@@ -4,20 +4,15 @@ Read side by side with ``stable_baselines3/sac/sac.py``: every line that differs
 comment naming the tutorial rule it implements (``docs/variant.md`` in the repository states them all).
 """
 
-import io
-import pathlib
 import warnings
-from collections.abc import Iterable
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import (
     GymEnv,
@@ -29,15 +24,16 @@ from stable_baselines3.common.type_aliases import (
     TrainFreq,
     TrainFrequencyUnit,
 )
-from stable_baselines3.common.type_aliases import TensorDict
 from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_tutorial_sac import buffer_files, persistence, user_warnings, validation
-from sb3_tutorial_sac.buffers import distinct_sampling_problem, sample_minibatches, stored_transitions
+from sb3_tutorial_sac import user_warnings, validation
+from sb3_tutorial_sac.buffers import chunk_steps, distinct_sampling_problem, rewards_and_discounts
+from sb3_tutorial_sac.buffers import sample_minibatches, stored_transitions
 from sb3_tutorial_sac.engines import Minibatch, UpdateEngine, make_engine
-from sb3_tutorial_sac.guard import NonFiniteError, TrainingGuard, check_observation, check_transition  # noqa: F401 (re-exported)
-from sb3_tutorial_sac.state import StepSettings, TrainingState
+from sb3_tutorial_sac.model_files import DataFiles
+from sb3_tutorial_sac.guard import NonFiniteError, check_observation, check_training, check_transition
+from sb3_tutorial_sac.state import StateView, StepSettings, TrainingState
 from sb3_tutorial_sac.policies import (
     check_policy_kwargs,
     CnnPolicy,
@@ -48,7 +44,6 @@ from sb3_tutorial_sac.policies import (
     TutorialSACPolicy,
 )
 from sb3_tutorial_sac.validation import ENT_COEF_LOSSES  # noqa: F401 (re-exported)
-from sb3_tutorial_sac.validation import parse_ent_coef as _parse_ent_coef
 
 SelfTutorialSAC = TypeVar("SelfTutorialSAC", bound="TutorialSAC")
 
@@ -58,7 +53,7 @@ EntCoefLoss = Literal["tutorial", "sb3"]
 TRAIN_STATS: tuple[str, ...] = ("actor_loss", "ent_coef_loss", "entropy", "ent_coef")
 
 
-class TutorialSAC(OffPolicyAlgorithm):
+class TutorialSAC(DataFiles):
     """
     Soft Actor-Critic exactly as the Pendulum-v1 notebook tutorial writes it (``docs/variant.md``), inside SB3.
 
@@ -149,6 +144,10 @@ class TutorialSAC(OffPolicyAlgorithm):
     }
     policy: TutorialSACPolicy
     actor: TutorialActor
+    # Views of the training state (SB3's SAC holds these on the model): reading or setting them reads or sets the state
+    log_ent_coef = StateView[th.Tensor | None]()
+    ent_coef_optimizer = StateView[th.optim.Optimizer | None]()
+    ent_coef_tensor = StateView[th.Tensor | None]()
 
     def __init__(
         self,
@@ -218,11 +217,7 @@ class TutorialSAC(OffPolicyAlgorithm):
         # variant refuses them with the reason (docs/variant.md, "SB3's conventions")
         validation.check_sde(use_sde, sde_sample_freq, use_sde_at_warmup)
         policy_kwargs = check_policy_kwargs(policy_kwargs)
-        validation.check_positive_int("n_steps", n_steps)
-        if n_steps > 1 and optimize_memory_usage and replay_buffer_class is None:
-            raise ValueError(
-                f"n_steps={n_steps} (SB3's NStepReplayBuffer) does not support optimize_memory_usage=True: drop one"
-            )
+        validation.check_n_steps(n_steps, optimize_memory_usage, replay_buffer_class)
         replay_buffer_kwargs = dict(replay_buffer_kwargs or {})
         handle_timeout_termination = validation.resolve_handle_timeout_termination(
             handle_timeout_termination, replay_buffer_kwargs
@@ -231,10 +226,8 @@ class TutorialSAC(OffPolicyAlgorithm):
         if env is not None:
             # Check the action space here: SB3 would assert on unbounded Boxes before we can say more
             env = maybe_make_env(env, verbose)
-            self._check_action_space(env.action_space)
-            if n_steps > 1 and replay_buffer_class is None and isinstance(env.observation_space, spaces.Dict):
-                # SB3 asserts (no n-step buffer for Dict observations in SB3 2.9)
-                raise ValueError(f"n_steps={n_steps}: SB3's n-step returns do not support Dict observation spaces yet")
+            validation.check_action_space(env.action_space)
+            validation.check_n_steps(n_steps, optimize_memory_usage, replay_buffer_class, env.observation_space)
 
         # Tutorial rule: the 200-step time limit is a terminal, no bootstrap (SB3: handle_timeout_termination=True)
         replay_buffer_kwargs["handle_timeout_termination"] = handle_timeout_termination
@@ -283,8 +276,6 @@ class TutorialSAC(OffPolicyAlgorithm):
         self.target_update_interval = target_update_interval
         self.engine = engine
         self.check_finite = check_finite
-        self.log_ent_coef: th.Tensor | None = None
-        self.ent_coef_optimizer: th.optim.Adam | None = None
         self.last_train_stats: dict[str, np.ndarray] = {}
 
         if _init_setup_model:  # (load builds with _init_setup_model=False, then sets the file's values)
@@ -305,28 +296,6 @@ class TutorialSAC(OffPolicyAlgorithm):
             "or pass a TutorialSACPolicy subclass"
         )
 
-    @staticmethod
-    def _check_action_space(action_space: spaces.Space) -> None:
-        if not isinstance(action_space, spaces.Box):
-            raise ValueError(
-                f"TutorialSAC supports only continuous Box action spaces with finite bounds; the action_space "
-                f"is {action_space} ({type(action_space).__name__}). Discrete, MultiDiscrete and MultiBinary "
-                "action spaces are not supported."
-            )
-        if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
-            raise ValueError(
-                f"TutorialSAC needs finite bounds on the Box action_space (actions are tanh-squashed onto "
-                f"[low, high]); got low={action_space.low}, high={action_space.high}"
-            )
-        if not np.all(action_space.high > action_space.low):
-            raise ValueError(f"The Box action_space needs high > low in every dimension; got {action_space}")
-        float32_max = float(np.finfo(np.float32).max)
-        if np.any(np.abs(action_space.low) > float32_max) or np.any(np.abs(action_space.high) > float32_max):
-            raise ValueError(
-                f"The Box action_space bounds must lie within float32's range (+-{float32_max:.4g}): the networks "
-                f"compute in float32; got low={action_space.low}, high={action_space.high}"
-            )
-
     def _setup_model(self) -> None:
         super()._setup_model()
         if not self.sample_with_replacement and self.replay_buffer is not None:
@@ -343,15 +312,8 @@ class TutorialSAC(OffPolicyAlgorithm):
         else:
             self.target_entropy = float(self.target_entropy)
 
-        learned, init_value = _parse_ent_coef(self.ent_coef)
-        if learned:
-            # Tutorial rule: log(alpha) starts at log(0.01) ("auto_0.01"; SB3's "auto" starts at 1.0)
-            self.log_ent_coef = th.log(th.ones(1, device=self.device) * init_value).requires_grad_(True)
-            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.ent_coef_lr_schedule(1))
-        else:
-            self.ent_coef_tensor = th.tensor(init_value, device=self.device)
-
-        self._setup_train_constants()
+        # The one training state (flat buffers, optimisers, log-alpha and its optimiser) and the engine that steps it
+        self._build_engine(TrainingState.create(self.policy, self.ent_coef, self.ent_coef_lr_schedule(1)))
         self._set_learning_rates(self._current_progress_remaining)
 
     def _create_aliases(self) -> None:
@@ -359,17 +321,13 @@ class TutorialSAC(OffPolicyAlgorithm):
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
 
-    def _setup_train_constants(self) -> None:
-        """
-        Build the training state (:class:`~sb3_tutorial_sac.state.TrainingState`: the parameters in flat buffers, the
-        optimisers, log-alpha) and the gradient step's engine on it (:mod:`sb3_tutorial_sac.engines`). Called again by
-        ``train()`` if something moved the parameters (``policy.to(device)``).
-        """
-        self._training_state = TrainingState(self.policy, self.log_ent_coef, self.ent_coef_optimizer,
-                                             getattr(self, "ent_coef_tensor", None))  # fmt: skip
-        self._training_state.read(self)
-        self._engine = make_engine(self._training_state, self.engine)
-        self._guard = TrainingGuard(self._training_state)
+    def _build_engine(self, state: TrainingState) -> None:
+        """Make ``state`` the model's training state and build the engine chosen by ``engine`` on it
+        (:mod:`sb3_tutorial_sac.engines`). ``train()`` calls it again, on the state rebuilt, if something moved the
+        parameters out of their flat buffers (``policy.to(device)``)."""
+        state.settings = self._step_settings()  # (the engines' probe steps with them)
+        self._training_state = state
+        self._engine = make_engine(state, self.engine)
 
     @property
     def training_state(self) -> TrainingState:
@@ -498,46 +456,12 @@ class TutorialSAC(OffPolicyAlgorithm):
     def _rewards_and_discounts(
         self, replay_data: ReplayBufferSamples | DictReplayBufferSamples, settings: StepSettings | None = None
     ) -> tuple[th.Tensor, th.Tensor]:
-        """
-        The normalised rewards ``r'`` and the discounts of the target ``y = r' + discounts * (min Q_targ + alpha H)``.
-
-        :param replay_data: samples of :meth:`_sample_minibatches`
-        :param settings: this ``train()`` call's settings (default: the model's, read now)
-        :return: rewards and discounts, ``[rows, 1]`` each
-        """
-        settings = settings if settings is not None else StepSettings.from_model(self)
-        shift, scale = settings.reward_shift, settings.reward_scale
-        if replay_data.discounts is None:
-            # Tutorial rule: rewards are normalised at sample time, r' = (r + 8) / 8; raw rewards are stored
-            rewards = (replay_data.rewards + shift) * scale
-            # gamma * (1 - over): 0.99 or exactly 0, so the target rounds exactly as the tutorial's
-            return rewards, (1 - replay_data.dones) * settings.gamma
-        # n-step returns (SB3's NStepReplayBuffer, as SB3's SAC): the rewards are sum_{k<m} gamma^k r_k over the m <=
-        # n_steps steps taken, the discounts gamma^m. Tutorial rule, per env step: every reward the return sums is
-        # normalised, sum_k gamma^k (r_k + shift) * scale, computed as (sum_k gamma^k r_k + shift * sum_k gamma^k) * scale
-        # (the same sum; for m = 1 the one-step formula's own rounding)
-        discount_sums = getattr(replay_data, "discount_sums", None)
-        if discount_sums is None:
-            if shift != 0:
-                raise ValueError(
-                    f"{type(self.replay_buffer).__name__} gives n-step discounts but not the sums of discounts "
-                    "(sb3_tutorial_sac.buffers.NStepReplayBufferSamples) that reward_shift needs, to shift every reward "
-                    "the n-step return sums: use SB3's NStepReplayBuffer, or reward_shift=0"
-                )
-            discount_sums = th.zeros_like(replay_data.rewards)
-        rewards = (replay_data.rewards + shift * discount_sums) * scale
-        return rewards, (1 - replay_data.dones) * replay_data.discounts
-
-    def _chunk_steps(self, gradient_steps: int, batch_size: int, target_update_interval: int) -> int:
-        """How many gradient steps' minibatches :meth:`train` draws at once: all of them where they take at most
-        ``validation.MAX_MINIBATCH_BYTES``, else as many whole periods of ``target_update_interval`` as fit (at least
-        one), so that each chunk's soft updates fall where the whole call's would."""
-        assert self.replay_buffer is not None
-        row = validation.replay_buffer_bytes(1, self.observation_space, self.action_space, False)
-        fit = max(1, validation.MAX_MINIBATCH_BYTES // max(1, row * batch_size))
-        if fit >= gradient_steps:
-            return gradient_steps
-        return max(target_update_interval, fit - fit % target_update_interval)
+        """The normalised rewards and the discounts of :meth:`_sample_minibatches`' samples, with this call's
+        ``settings`` (default: the model's, read now): :func:`~sb3_tutorial_sac.buffers.rewards_and_discounts`."""
+        settings = settings if settings is not None else self._step_settings()
+        # Tutorial rule: rewards are normalised at sample time, r' = (r + 8) / 8; raw rewards are stored
+        buffer_name = type(self.replay_buffer).__name__
+        return rewards_and_discounts(replay_data, settings.reward_shift, settings.reward_scale, settings.gamma, buffer_name)
 
     def _minibatch_columns(
         self, engine: UpdateEngine, gradient_steps: int, batch_size: int, settings: StepSettings
@@ -553,6 +477,16 @@ class TutorialSAC(OffPolicyAlgorithm):
             discounts,
         )
 
+    def _step_settings(self) -> StepSettings:
+        """The settings of a ``train()`` call: the model's attributes as they are now, checked as the constructor checks
+        them (as SB3's ``SAC.train()`` reads ``self.tau``: ``model.tau = ...`` takes effect at the next call)."""
+        action_dim = int(np.prod(self.action_space.shape))  # type: ignore[arg-type]
+        return StepSettings.checked(
+            action_dim, tau=self.tau, gamma=self.gamma, target_update_interval=self.target_update_interval,
+            target_entropy=self.target_entropy, reward_shift=self.reward_shift, reward_scale=self.reward_scale,
+            entropy_term=self.entropy_term, ent_coef_loss=self.ent_coef_loss, batch_size=self.batch_size,
+        )  # fmt: skip
+
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         # Switch to train mode (this affects batch norm / dropout)
         self.policy.set_training_mode(True)
@@ -560,39 +494,40 @@ class TutorialSAC(OffPolicyAlgorithm):
         self._update_learning_rate()
         if gradient_steps <= 0:
             return
-        if not self._training_state.is_intact():
-            self._setup_train_constants()  # the parameters left their flat buffers (e.g. policy.to(device))
-        # As SB3's SAC.train(): the settings are read from the model at every call (model.tau = ... takes effect)
-        settings = self._training_state.read(self)
-        engine = self.update_engine
+        if not self._training_state.is_intact():  # the parameters left their flat buffers (policy.to(device))
+            self._build_engine(self._training_state.rebuilt())
+        state, engine = self._training_state, self.update_engine
+        state.settings = settings = self._step_settings()
         engine.verbose = self.verbose  # (the compiled engine says when it compiles)
 
         # The minibatches of all gradient steps, drawn at once; not in SB3: in chunks of at most MAX_MINIBATCH_BYTES
         # (whole target-update periods) where they would take more, so that no call (a file's gradient_steps=2e9)
         # draws them all at once. One chunk holds the tutorial's 200 steps of 64 many thousand times over
-        chunk = self._chunk_steps(gradient_steps, batch_size, settings.target_update_interval)
-        columns: Minibatch | None = self._minibatch_columns(engine, min(chunk, gradient_steps), batch_size, settings)
-
+        spaces_ = (self.observation_space, self.action_space)
+        chunk = chunk_steps(gradient_steps, batch_size, settings.target_update_interval, *spaces_)
+        columns = self._minibatch_columns(engine, min(chunk, gradient_steps), batch_size, settings)
         # Per-step statistics, brought to the host once at the end (no .item() per step)
         stat_names = [f"critic{i + 1}_loss" for i in range(self.critic.n_critics)] + list(TRAIN_STATS)
         stats = th.zeros(gradient_steps, len(stat_names), device=self.device)
         # Not in SB3: all or nothing. An exception (a KeyboardInterrupt mid-step included) or a non-finite value
-        # restores everything this call changed (sb3_tutorial_sac.guard)
-        with self._guard.protect():
+        # restores everything this call changed (a transaction on the training state; sb3_tutorial_sac.guard)
+        with state.transaction():
             with engine.loop():
                 for start in range(0, gradient_steps, chunk):
                     steps = min(chunk, gradient_steps - start)
-                    if columns is None:  # the next chunk's minibatches (as ordinary tensors, as the first's)
+                    if start > 0:  # the next chunk's minibatches (as ordinary tensors, as the first's)
                         with th.inference_mode(False):
                             columns = self._minibatch_columns(engine, steps, batch_size, settings)
                     engine.run_steps(columns, steps, stats[start : start + steps], settings.target_update_interval)
-                    columns = None
             values = stats.cpu().numpy()
             self.last_train_stats = {name: values[:, i] for i, name in enumerate(stat_names)}
             if self.check_finite:
-                self._guard.check(values, stat_names, self._n_updates, self.num_timesteps)
+                check_training(state, values, stat_names, self._n_updates, self.num_timesteps)
         self._n_updates += gradient_steps
+        self._record_train_stats(values)
 
+    def _record_train_stats(self, values: np.ndarray) -> None:
+        """Log the means of a ``train()`` call's statistics under SB3's SAC's names."""
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/ent_coef", float(np.mean(self.last_train_stats["ent_coef"])))
         self.logger.record("train/actor_loss", float(np.mean(self.last_train_stats["actor_loss"])))
@@ -614,19 +549,15 @@ class TutorialSAC(OffPolicyAlgorithm):
         tb_log_name: str = "run",
         progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
-        loaded_from = self.__dict__.pop("_file_tensorboard_log", None)  # (persistence.load_model)
-        if loaded_from is not None and self.tensorboard_log is None:
-            where, directory = loaded_from
-            user_warnings.warn(
-                f"this model was loaded from {where}, which names tensorboard_log={directory!r}; a file does not decide "
-                "where learn() writes, so learn() does not log to TensorBoard. Set model.tensorboard_log (or pass "
-                "load(path, tensorboard_log=...), or trusted=True) to log there."
-            )
         total_timesteps, callback = super()._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
         if self.check_finite and self._last_obs is not None:
-            check_observation(self, self._last_obs, "observation from the env's reset()")
+            try:
+                check_observation(self._last_obs, "observation from the env's reset()", self.num_timesteps)
+            except NonFiniteError:
+                self._last_obs = None  # type: ignore[assignment]  # the next learn() resets the env
+                raise
         return total_timesteps, callback
 
     def _store_transition(
@@ -639,8 +570,9 @@ class TutorialSAC(OffPolicyAlgorithm):
         infos: list[dict[str, Any]],
     ) -> None:
         if self.check_finite:
-            # Not in SB3: a NaN or inf observation or reward stops learn() before it reaches the replay buffer
-            check_transition(self, new_obs, reward, dones, infos)
+            # Not in SB3: a NaN or inf observation or reward stops learn() before it reaches the replay buffer (and
+            # collect_rollouts then starts the next learn() from a reset)
+            check_transition(new_obs, reward, dones, infos, self.num_timesteps, self._vec_normalize_env)
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
 
     def learn(
@@ -660,166 +592,3 @@ class TutorialSAC(OffPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
-
-    def _excluded_save_params(self) -> list[str]:
-        """
-        Every attribute :meth:`save` leaves out: all but its allow-list (the constructor's arguments, SB3's counters,
-        spaces and policy class, see :mod:`sb3_tutorial_sac.persistence`); ``_setup_model`` rebuilds them on load.
-        """
-        return persistence.excluded_save_params(self)
-
-    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        return persistence.torch_save_params(self)
-
-    @classmethod
-    def load(  # type: ignore[override]
-        cls: type[SelfTutorialSAC],
-        path: str | pathlib.Path | io.BufferedIOBase,
-        env: GymEnv | None = None,
-        device: th.device | str = "auto",
-        custom_objects: dict[str, Any] | None = None,
-        print_system_info: bool = False,
-        force_reset: bool = True,
-        *,
-        trusted: bool = False,
-        **kwargs: Any,
-    ) -> SelfTutorialSAC:
-        """
-        Load a TutorialSAC model from a zip file written by :meth:`save` (see
-        :meth:`stable_baselines3.common.base_class.BaseAlgorithm.load`).
-
-        Not in SB3: loading runs no code from the file. Its ``data`` is read as JSON (spaces, schedules, classes and
-        action noise rebuilt from plain descriptions, classes only from torch, SB3 and this package), its tensors with
-        ``torch.load(weights_only=True)``. A file that would need unpickling (saved with ``include=["env"]`` or
-        another field that is not data, an older TutorialSAC save, SB3's own format) raises a ``ValueError`` naming
-        the fields, unless ``trusted=True``: then its pickled fields are unpickled (SB3's loader reads SB3's
-        format). ``custom_objects`` replace the file's entries of the same name, as in SB3, and need no unpickling.
-        No env is made from a name in the file (``gym.make`` would import the module it names): ``load`` uses the
-        ``env`` given, or none. A file's ``tensorboard_log`` is not used (the first ``learn()`` warns): the caller
-        decides where ``learn()`` writes (``load(path, tensorboard_log=...)``).
-
-        Also not in SB3, for files that are not trusted: every value goes through the constructor's checks
-        (:mod:`sb3_tutorial_sac.validation`), sizes are bounded before anything is allocated (each member's
-        decompressed size, the JSON's depth, arrays, the policy's size, the replay buffer's memory), and every tensor
-        must be finite and of this model's dtype and shape, optimiser states matching their parameters. A file that
-        breaks any of this, is not a readable zip (truncated, corrupt) or was saved by another algorithm raises a
-        ``ValueError`` naming the file and the field; since ``load`` builds a new model, nothing is half loaded.
-
-        Also not in SB3: the global random generators (torch, NumPy, Python, CUDA) and the action space's are put
-        back as :meth:`save` found them (SB3 re-seeds them with the model's ``seed``, which replays the random
-        stream of the start of training). As in SB3, the episode in progress (``_last_obs``,
-        ``_last_episode_starts``, ``_last_original_obs``) is saved with the model, as arrays: without an ``env``
-        argument, or with ``force_reset=False``, it is kept, and ``learn(n, reset_num_timesteps=False)`` goes on from
-        the saved observation (give back the env that was running it); with an ``env`` and ``force_reset=True`` (the
-        default) the next ``learn`` starts from a reset. With a file saved with ``include=["env"]`` (``trusted=True``)
-        and no ``env`` argument, the saved VecEnv is used: ``learn(n, reset_num_timesteps=False)`` then continues
-        exactly as the uninterrupted run would (after ``load_replay_buffer``). What a resume cannot keep: the state of
-        an env that cannot be pickled, and with learning-rate schedules the progress of the first ``learn(k)`` was
-        measured against ``k`` (SB3's convention), so only constant rates resume exactly.
-
-        :param trusted: unpickle what the file holds pickled (run code from it), make an env the file names, use its
-            ``tensorboard_log``, and lift the size bounds: only for files you trust
-        """
-        return persistence.load_model(cls, path, env, device, custom_objects, print_system_info, force_reset, trusted, kwargs)
-
-    def save(
-        self,
-        path: str | pathlib.Path | io.BufferedIOBase,
-        exclude: Iterable[str] | None = None,
-        include: Iterable[str] | None = None,
-    ) -> None:
-        """
-        Save the model's hyperparameters, state and parameters in a zip file that holds data only
-        (see :meth:`stable_baselines3.common.base_class.BaseAlgorithm.save`).
-
-        Differences from SB3, for safe files, reliable checkpoints and exact resumes:
-
-        * an allow-list, not SB3's exclude-list: ``data`` is plain JSON of the constructor's arguments, SB3's
-          counters (``num_timesteps``, ``_n_updates``, ``_episode_num``, ...), the spaces and the policy class;
-          the networks, the optimiser states and log-alpha are ``*.pth`` tensors. ``exclude`` leaves some out
-          (they take their defaults on load), ``include`` adds attributes and, as in SB3, wins over ``exclude``;
-          the episode in progress (``_last_obs``, ``_last_episode_starts``, ``_last_original_obs``) is saved as arrays,
-          as SB3 saves it;
-        * what is not data is pickled only when ``include`` names it, and such a file loads only with
-          ``TutorialSAC.load(path, trusted=True)``; otherwise a learning-rate schedule function is saved as its
-          current value (with a warning), and another value that is not data (a custom class, say) is pickled
-          with a warning naming it (nothing a user saves is lost; the file then loads only with ``trusted=True`` or
-          with that field in ``custom_objects``);
-        * a path is written through a temporary file in the same directory, renamed over ``path`` only once
-          complete: a save interrupted half-way (``KeyboardInterrupt``, full disk) leaves the previous file intact;
-          the file replaced keeps its permission bits (a private file stays private);
-        * the file also holds the state of the random generators training draws from (torch's, NumPy's and
-          Python's global generators, CUDA's on a CUDA device, and the action space's, used for the uniform
-          warm-up), under ``_rng_state``; :meth:`load` puts them back. ``exclude=["_rng_state"]`` leaves it out.
-
-        An exact resume (the same parameters as one uninterrupted ``learn``) also needs the environment's state
-        and the replay buffer: ``model.save(path, include=["env"])`` pickles the VecEnv into the file (it needs a
-        picklable env, e.g. a ``DummyVecEnv``, not a ``SubprocVecEnv``), and ``save_replay_buffer`` the buffer.
-        Then ``TutorialSAC.load(path, trusted=True)`` (no ``env`` argument: the saved one is used and its current
-        observation kept), ``load_replay_buffer`` and ``learn(n, reset_num_timesteps=False)`` continue exactly.
-
-        :param path: path to the file where the rl agent should be saved
-        :param exclude: name of parameters that should be excluded in addition to the default ones
-        :param include: name of parameters that might be excluded but should be included anyway (pickled if they
-            are not data)
-        """
-        persistence.save_model(self, path, exclude, include)
-
-    def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
-        """
-        Save the replay buffer as data: an npz (numpy zip) of its stored transitions and a JSON ``meta``, under
-        the name given (``.pkl`` added when it has none, as in SB3; rl-zoo3 writes ``replay_buffer.pkl``).
-
-        Not in SB3: no pickle (:meth:`load_replay_buffer` reads it with ``np.load(allow_pickle=False)``); and a path
-        is written through a temporary file renamed over it once complete, so an interrupted save leaves the
-        previous file intact. SB3's ``ReplayBuffer``, ``DictReplayBuffer`` and ``NStepReplayBuffer`` (with its
-        ``n_steps`` and ``gamma``) are written; another buffer class raises a ``ValueError`` saying how to pickle it.
-
-        :param path: Path to the file where the replay buffer should be saved.
-            if path is a str or pathlib.Path, the path is automatically created if necessary.
-        """
-        buffer_files.save_replay_buffer(self, path)
-
-    def load_replay_buffer(
-        self,
-        path: str | pathlib.Path | io.BufferedIOBase,
-        truncate_last_traj: bool = True,
-        trusted: bool = False,
-    ) -> None:
-        """
-        Load a replay buffer written by :meth:`save_replay_buffer` (see SB3's ``load_replay_buffer``).
-
-        Not in SB3: nothing is unpickled. A pickled buffer (SB3's format, an older TutorialSAC save) raises a
-        ``ValueError``, unless ``trusted=True``: then SB3's own loader unpickles it.
-
-        :param path: Path to the replay buffer file (``.pkl`` is tried when the path has no suffix)
-        :param truncate_last_traj: only for SB3's ``HerReplayBuffer`` in a trusted pickled file (see SB3)
-        :param trusted: unpickle a pickled buffer (run code from the file): only for files you trust
-        """
-        buffer_files.load_replay_buffer(self, path, truncate_last_traj, trusted)
-
-    def set_parameters(  # type: ignore[override]
-        self,
-        load_path_or_dict: str | pathlib.Path | io.BufferedIOBase | dict[str, TensorDict],
-        exact_match: bool = True,
-        device: th.device | str = "auto",
-    ) -> None:
-        """
-        Load parameters from a given zip-file or a nested dictionary containing parameters for
-        different modules (see :meth:`stable_baselines3.common.base_class.BaseAlgorithm.set_parameters`).
-
-        Not in SB3: all or nothing. Names, keys and shapes (of the networks and of the optimisers' states) are
-        checked before anything is written, and if loading fails anyway every object is put back as it was.
-        A file that is not a readable save, or parameters of another configuration (another ``net_arch``,
-        other spaces, another algorithm), raise a ``ValueError`` and leave the model unchanged. A file's tensors are
-        read with ``torch.load(weights_only=True)``.
-
-        :param load_path_or_dict: Location of the saved data (path or file-like, see ``save``), or a nested
-            dictionary containing nn.Module parameters used by the policy. The dictionary maps
-            object names to a state-dictionary returned by ``torch.nn.Module.state_dict()``.
-        :param exact_match: If True, the given parameters should include parameters for each
-            module and each of their parameters, otherwise raises an Exception. If set to False, this
-            can be used to update only specific parameters.
-        :param device: Device on which the code should run.
-        """
-        persistence.set_parameters(self, load_path_or_dict, exact_match, device)

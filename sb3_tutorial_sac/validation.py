@@ -482,3 +482,40 @@ def check_file_sizes(values: Mapping[str, Any], where: str) -> None:
         f"{where}, field 'buffer_size'",
         fix,
     )
+
+
+def check_action_space(action_space: spaces.Space) -> None:
+    """TutorialSAC's action spaces: a Box with finite bounds, high > low, within float32's range (checked before SB3's
+    assertions, with a clearer error)."""
+    if not isinstance(action_space, spaces.Box):
+        raise ValueError(
+            f"TutorialSAC supports only continuous Box action spaces with finite bounds; the action_space "
+            f"is {action_space} ({type(action_space).__name__}). Discrete, MultiDiscrete and MultiBinary "
+            "action spaces are not supported."
+        )
+    if not (np.all(np.isfinite(action_space.low)) and np.all(np.isfinite(action_space.high))):
+        raise ValueError(
+            f"TutorialSAC needs finite bounds on the Box action_space (actions are tanh-squashed onto "
+            f"[low, high]); got low={action_space.low}, high={action_space.high}"
+        )
+    if not np.all(action_space.high > action_space.low):
+        raise ValueError(f"The Box action_space needs high > low in every dimension; got {action_space}")
+    float32_max = float(np.finfo(np.float32).max)
+    if np.any(np.abs(action_space.low) > float32_max) or np.any(np.abs(action_space.high) > float32_max):
+        raise ValueError(
+            f"The Box action_space bounds must lie within float32's range (+-{float32_max:.4g}): the networks "
+            f"compute in float32; got low={action_space.low}, high={action_space.high}"
+        )
+
+
+def check_n_steps(
+    n_steps: Any, optimize_memory_usage: bool, replay_buffer_class: type | None, observation_space: spaces.Space | None = None
+) -> None:
+    """SB3's n-step returns (``n_steps > 1``, SB3's ``NStepReplayBuffer`` when ``replay_buffer_class`` is None): a
+    positive int, not with ``optimize_memory_usage``, not for Dict observations (SB3 would assert)."""
+    check_positive_int("n_steps", n_steps)
+    if n_steps > 1 and optimize_memory_usage and replay_buffer_class is None:
+        raise ValueError(f"n_steps={n_steps} (SB3's NStepReplayBuffer) does not support optimize_memory_usage=True: drop one")
+    if n_steps > 1 and replay_buffer_class is None and isinstance(observation_space, spaces.Dict):
+        # SB3 asserts (no n-step buffer for Dict observations in SB3 2.9)
+        raise ValueError(f"n_steps={n_steps}: SB3's n-step returns do not support Dict observation spaces yet")

@@ -1,10 +1,14 @@
-"""The package's layout: no module imports one that imports it back (deferred imports inside functions count too);
-the compiled engine's room (engines/compiled/) is imported only when asked for."""
+"""The package's layout: no module imports one that imports it back (deferred imports inside functions and imports for
+type checkers count too); the modules below the algorithm never name its class; no module is over 600 lines;
+``train()`` is short and near the step's arithmetic; the compiled engine's room (engines/compiled/) is imported only
+when asked for."""
 
 import ast
+import inspect
 import pathlib
 import subprocess
 import sys
+import types
 
 import sb3_tutorial_sac
 
@@ -16,27 +20,9 @@ def _module_name(path: pathlib.Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
-    """Every import that can run: at module level and inside functions (deferred imports too), not those only for
-    type checkers (``if TYPE_CHECKING:``)."""
-    found: list[ast.Import | ast.ImportFrom] = []
-    pending: list[ast.AST] = [tree]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            found.append(node)
-        elif isinstance(node, ast.If) and _is_type_checking(node):
-            pending += node.orelse
-        else:
-            pending += ast.iter_child_nodes(node)
-    return found
+    """Every import: at module level, inside functions (deferred imports) and for type checkers (``if TYPE_CHECKING:``)."""
+    return [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
 
 
 def _graph() -> dict[str, set[str]]:
@@ -149,3 +135,59 @@ print("ok")
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
+# The algorithm's module and the modules that may name its class (the package's entry points)
+ALGORITHM = "sb3_tutorial_sac.tutorial_sac"
+ENTRY_POINTS = ("sb3_tutorial_sac", "sb3_tutorial_sac.cli", "sb3_tutorial_sac.zoo", "sb3_tutorial_sac.compare")
+
+
+def _is_entry_point(name: str) -> bool:
+    """The package itself, the CLI and the zoo's and the comparison's modules (subpackages included)."""
+    return name in ENTRY_POINTS or name.startswith(tuple(f"{entry}." for entry in ENTRY_POINTS[2:]))
+
+
+def test_the_rooms_below_the_algorithm_never_import_it():
+    """The training state, the guard, the engines, the file modules and interop take the state or the values they need,
+    never the model's class (not even for type checkers): only the entry points import the algorithm."""
+    graph = _graph()
+    importers = {name for name, targets in graph.items() if ALGORITHM in targets}
+    below = {name for name in graph if not _is_entry_point(name) and name != ALGORITHM}
+    assert {"sb3_tutorial_sac.state", "sb3_tutorial_sac.guard", "sb3_tutorial_sac.persistence"} <= below
+    assert not importers & below, sorted(importers & below)
+
+
+def test_no_module_is_over_600_lines():
+    lengths = {_module_name(path): len(path.read_text().splitlines()) for path in PACKAGE.rglob("*.py")}
+    assert len(lengths) > 40  # the walk found the package
+    assert {name: n for name, n in lengths.items() if n > 600} == {}
+
+
+def test_train_is_short_and_three_calls_from_the_arithmetic():
+    """``TutorialSAC.train`` is under 60 lines, and on the default path at most three calls lie between it and the step
+    function that does the arithmetic (counted on the stack when the step function is entered)."""
+    from sb3_tutorial_sac import TutorialSAC
+    from sb3_tutorial_sac.engines import step as step_module
+
+    source = inspect.getsource(TutorialSAC.train)
+    assert len(source.splitlines()) < 60
+    model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0, learning_starts=0, batch_size=8, buffer_size=400)
+    model.learn(200)  # one episode: the buffer holds a whole minibatch
+    step_code = step_module.step_function.__code__.co_consts
+    step_code = next(const for const in step_code if isinstance(const, types.CodeType) and const.co_name == "step")
+    depths: list[int] = []
+
+    def profile(frame: types.FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code is step_code and not depths:
+            calls, caller = 0, frame.f_back
+            while caller is not None and caller.f_code is not TutorialSAC.train.__code__:
+                calls, caller = calls + 1, caller.f_back
+            depths.append(calls if caller is not None else -1)
+
+    sys.setprofile(profile)
+    try:
+        model.train(gradient_steps=2, batch_size=8)
+    finally:
+        sys.setprofile(None)
+    # train -> engine.run_steps -> (list comprehension) -> step: the step function is the third call, or nearer
+    assert depths and 0 < depths[0] <= 3, depths

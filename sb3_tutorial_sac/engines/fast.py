@@ -22,23 +22,23 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from sb3_tutorial_sac.engines.base import Unavailable, UpdateEngine
 from sb3_tutorial_sac.engines.probe import engine_difference
 from sb3_tutorial_sac.engines.reference import ReferenceEngine
+from sb3_tutorial_sac.engines.base import split_steps
 from sb3_tutorial_sac.engines.step import (
-    KEEP,
-    N_SCALARS,
-    SOFT_UPDATE,
-    TARGET_ENTROPY,
-    TAU,
     Minibatch,
     Networks,
+    StepScalars,
     StepSpec,
     adam_servable,
-    eager,
     make_spec,
     read_networks,
+    step_function,
 )
 from sb3_tutorial_sac.flat import FlatAdam, adam_scalars, init_adam_states
 from sb3_tutorial_sac.state import TrainingState
 
+# the step function (step_function) as the fast engine calls it: the inputs (INPUTS) in order, the statistics row first
+StepFunction = Callable[..., tuple[th.Tensor, ...]]
+# a compiled package's call: the list of inputs, the list of outputs
 Runner = Callable[[list[th.Tensor]], list[th.Tensor]]
 
 
@@ -77,16 +77,15 @@ class FastEngine(UpdateEngine):
         self._critic_adam = FlatAdam(state.critic.optimizer, state.critic_flat)
         self._reference = ReferenceEngine(state)
         self._device = state.actor_flat.flat.device
-        self._eager: dict[StepSpec, Runner] = {}
-        # the scalars input: Python floats for the eager step, a float32 tensor for a compiled one (same numbers)
-        self._scalar_values = [0.0] * N_SCALARS
-        self._scalars_host = np.zeros(N_SCALARS, dtype=np.float32)
-        self._scalars = th.from_numpy(self._scalars_host).to(self._device)
+        self._functions: dict[StepSpec, StepFunction] = {}
+        # inside loop(): whether the flat Adam updates serve this call (else the reference engine steps), the step at the
+        # model's batch size, the inputs that stay the same tensors for the call, and the settings of its scalars
         self._serving = False
-        # this call's batch size, the step for it, and whether it takes the scalars as a tensor
-        self._main: tuple[int, Runner, bool] | None = None
-        self._adam: list[list] = []
+        self._main: tuple[int, StepFunction] | None = None
         self._persistent: list[th.Tensor] = []
+        self._constants = StepScalars()
+        # each optimiser's [lr, beta1, beta2, step count], held on the host during the loop
+        self._adam: list[list] = []
 
     @classmethod
     def unproven(cls, state: TrainingState) -> FastEngine | Unavailable:
@@ -122,11 +121,11 @@ class FastEngine(UpdateEngine):
         """The static description of this call's step at ``batch_size``."""
         return make_spec(self.state, self.networks, batch_size)
 
-    def runner(self, spec: StepSpec) -> Runner:
-        """The step for ``spec``, called with the list of inputs: here the step function run eagerly."""
-        if spec not in self._eager:
-            self._eager[spec] = eager(spec)
-        return self._eager[spec]
+    def function(self, spec: StepSpec) -> StepFunction:
+        """The step for ``spec``, run eagerly (made once per spec)."""
+        if spec not in self._functions:
+            self._functions[spec] = step_function(spec)
+        return self._functions[spec]
 
     def observations(self, observations: PyTorchObs) -> PyTorchObs:
         # what preprocess_obs does for a flat Box (FlattenExtractor is the identity on [batch, n]), once for all steps
@@ -184,10 +183,9 @@ class FastEngine(UpdateEngine):
             for param in params:
                 optimizer.state[param]["step"].fill_(count)
 
-    def main_runner(self, spec: StepSpec) -> tuple[Runner, bool]:
-        """The step for this call's batch size (the compiled engine compiles it; called outside inference mode), and
-        whether it takes the scalars as a tensor."""
-        return self.runner(spec), False
+    def prepare(self, spec: StepSpec) -> None:
+        """Called by :meth:`loop` (outside inference mode) with the spec of the model's batch size: the compiled engine
+        compiles (or loads) its step here."""
 
     @contextlib.contextmanager
     def loop(self) -> Iterator[None]:
@@ -201,11 +199,12 @@ class FastEngine(UpdateEngine):
         if log_ent_coef is not None and (log_ent_coef.grad is None or log_ent_coef.grad.is_inference()):
             # made here, outside inference mode, so that the model keeps an ordinary tensor (as the reference engine's)
             log_ent_coef.grad = th.zeros_like(log_ent_coef)
-        self._main = (settings.batch_size, *self.main_runner(self.spec(settings.batch_size)))
+        spec = self.spec(settings.batch_size)
+        self.prepare(spec)
+        self._main = (settings.batch_size, self.function(spec))
         self._persistent = self._persistent_inputs()
         # tau and 1 - tau in double precision (then float32 in torch's kernels, or in the tensor: the same numbers)
-        values = self._scalar_values
-        values[TAU], values[KEEP], values[TARGET_ENTROPY] = settings.tau, 1 - settings.tau, settings.target_entropy
+        self._constants = StepScalars(tau=settings.tau, keep=1 - settings.tau, target_entropy=settings.target_entropy)
         self._read_step_counts()
         try:
             with th.inference_mode():
@@ -217,16 +216,28 @@ class FastEngine(UpdateEngine):
         if not self._serving:
             self._reference.step(batch, stats, soft_update)
             return
-        stats.copy_(self._step(batch, self._noise(batch), soft_update))
+        function = self._function_for(batch.actions.shape[0])
+        stats.copy_(function(*batch, *self._noise(batch), *self._persistent, self._next_scalars(soft_update))[0])
 
-    def steps(self, batches: Sequence[Minibatch], stats: th.Tensor, target_update_interval: int) -> None:
-        """:meth:`step` on each minibatch, with the per-call work done once: the noise of all steps drawn at once where
-        that gives the same numbers (:meth:`_noise_of_steps`), the statistics rows written together at the end."""
-        if not self._serving or not batches:
-            super().steps(batches, stats, target_update_interval)
+    def _function_for(self, batch_size: int) -> StepFunction:
+        """The step at ``batch_size`` inside :meth:`loop`: made there for the model's batch size."""
+        assert self._main is not None
+        return self._main[1] if batch_size == self._main[0] else self.function(self.spec(batch_size))
+
+    def run_steps(self, columns: Minibatch, gradient_steps: int, stats: th.Tensor, target_update_interval: int) -> None:
+        """The steps of the step function on each step's minibatch, with the per-call work done once: the noise of all
+        steps drawn at once where that gives the same numbers (:meth:`_noise_of_steps`), the statistics rows written
+        together at the end. A call the flat Adam updates cannot serve is the reference engine's."""
+        if not self._serving:
+            self._reference.run_steps(columns, gradient_steps, stats, target_update_interval)
             return
-        noise = self._noise_of_steps(batches)
-        rows = [self._step(batch, noise[k], k % target_update_interval == 0) for k, batch in enumerate(batches)]
+        batches = [Minibatch(*batch) for batch in zip(*(split_steps(column, gradient_steps) for column in columns))]
+        function = self._function_for(columns.actions.shape[0] // gradient_steps)
+        noise, persistent = self._noise_of_steps(batches), self._persistent
+        rows = [
+            function(*batch, *noise[k], *persistent, self._next_scalars(k % target_update_interval == 0))[0]
+            for k, batch in enumerate(batches)
+        ]
         th.stack(rows, out=stats)
 
     def _noise_block(self, steps: int, shape: th.Size) -> th.Tensor:
@@ -257,48 +268,29 @@ class FastEngine(UpdateEngine):
             return [self._noise(batch) for batch in batches]
         return [(pair[0], pair[1]) for pair in self._noise_block(len(batches), shape).unbind(0)]
 
-    def _step(self, batch: Minibatch, noise: tuple[th.Tensor, th.Tensor], soft_update: bool) -> th.Tensor:
-        """One step of the step function with ``noise`` (s' then s); returns its statistics row."""
-        assert self._main is not None
-        batch_size = batch.actions.shape[0]
-        main_size, run, as_tensor = self._main
-        if batch_size != main_size:
-            run, as_tensor = self.runner(self.spec(batch_size)), False
-        values = self._next_scalars(soft_update)
-        scalars: list[float] | th.Tensor = values
-        if as_tensor:
-            self._scalars_host[:] = values
-            scalars = self._scalars  # shares the host array's memory on the CPU (the compiled engine's device)
-        return run(self.inputs(batch, noise, scalars))[0]
-
-    def _next_scalars(self, soft_update: bool) -> list[float]:
-        """The scalars input of the next step (:data:`~sb3_tutorial_sac.engines.step.N_SCALARS`; Adam's step counts
-        advance by one): Adam's scalars computed as torch's Adam computes them, and whether to soft-update."""
-        values = self._scalar_values
+    def _next_scalars(self, soft_update: bool) -> StepScalars:
+        """The scalars of the next step (Adam's step counts advance by one): Adam's computed as torch's Adam computes
+        them, and whether to soft-update."""
+        adam = [0.0] * 6  # (an optimiser that is not there: log-alpha's when alpha is fixed; the step does not read it)
         for i, entry in enumerate(self._adam):
             lr, beta1, beta2, count = entry
             count = entry[3] = count + 1
-            values[2 * i], values[2 * i + 1] = adam_scalars(lr, beta1, beta2, count)
-        values[SOFT_UPDATE] = 1.0 if soft_update else 0.0
-        return values
+            adam[2 * i], adam[2 * i + 1] = adam_scalars(lr, beta1, beta2, count)
+        constants = self._constants
+        return StepScalars(*adam, 1.0 if soft_update else 0.0, constants.tau, constants.keep, constants.target_entropy)  # type: ignore[call-arg]
 
     def _scalars_of_steps(self, steps: int, target_update_interval: int) -> th.Tensor:
         """
-        The scalars inputs of the next ``steps`` steps, float32 ``[steps, N_SCALARS]``: row ``k`` holds what the
-        ``k``-th call of :meth:`_next_scalars` would give (the same Python arithmetic, column by column, then rounded to
-        float32 as the fast engine's scalars tensor is), and the step counts advance by ``steps``.
+        The scalars of the next ``steps`` steps, float32 ``[steps, N_SCALARS]``: row ``k`` holds what the ``k``-th call
+        of :meth:`_next_scalars` would give (the same Python arithmetic, column by column, then rounded to float32 as
+        a compiled step's scalars tensor is), and the step counts advance by ``steps``.
         """
-        table = np.empty((steps, len(self._scalar_values)))
-        table[:] = self._scalar_values  # tau, 1 - tau and the target entropy, set by loop()
+        table = np.empty((steps, len(self._constants)))
+        table[:] = self._constants  # tau, 1 - tau and the target entropy, set by loop()
         for i, entry in enumerate(self._adam):
             lr, beta1, beta2, count = entry
             table[:, 2 * i : 2 * i + 2] = [adam_scalars(lr, beta1, beta2, k) for k in range(count + 1, count + steps + 1)]
             entry[3] = count + steps
-        table[:, SOFT_UPDATE] = np.arange(steps) % target_update_interval == 0
+        table[:, StepScalars._fields.index("soft_update")] = np.arange(steps) % target_update_interval == 0
         return th.from_numpy(table.astype(np.float32))
 
-    def inputs(self, batch: Minibatch, noise: tuple[th.Tensor, th.Tensor], scalars: list[float] | th.Tensor) -> list:
-        """The step function's inputs (:data:`~sb3_tutorial_sac.engines.step.INPUTS`) for ``batch`` inside
-        :meth:`loop`: a new list at each call (a compiled package takes the list's tensors)."""
-        return [batch.observations, batch.actions, batch.next_observations, batch.rewards, batch.discounts,
-                *noise, *self._persistent, scalars]  # fmt: skip

@@ -104,13 +104,34 @@ INPUTS = (
     "center", "actor", "critic", "target", "log_alpha", "actor_exp_avg", "actor_exp_avg_sq", "critic_exp_avg",
     "critic_exp_avg_sq", "alpha_exp_avg", "alpha_exp_avg_sq", "scalars",
 )  # fmt: skip
-# scalars: per optimiser -step_size and sqrt(bias_correction2) (actor, critic, alpha), then 1.0 for a soft update, tau,
-# 1 - tau (computed on the host in double precision, as a Python scalar would be) and the target entropy
-N_SCALARS = 10
-SOFT_UPDATE, TAU, KEEP, TARGET_ENTROPY = 6, 7, 8, 9
-# The scalars input: a float32 tensor (compiled), or the same numbers as Python floats (eager: torch casts a Python scalar
-# to float32 inside its kernels, so the numbers are the same, and the eager step spends no operation on reading them)
-Scalars = th.Tensor | Sequence[float]
+
+
+class StepScalars(NamedTuple):
+    """
+    The numbers a step reads that change between steps or calls (the ``scalars`` input), by name. Computed on the host
+    in double precision, as Python scalars would be: the eager step takes them as Python floats (torch casts a Python
+    scalar to float32 inside its kernels), a compiled step as one float32 tensor in this order (the same numbers).
+    """
+
+    # Adam of the actor, the critics and log-alpha: -step_size and sqrt(bias_correction2), as torch's Adam computes them
+    actor_step: float = 0.0
+    actor_denominator: float = 0.0
+    critic_step: float = 0.0
+    critic_denominator: float = 0.0
+    alpha_step: float = 0.0
+    alpha_denominator: float = 0.0
+    # 1.0 when the target critics are soft-updated after this step (target_update_interval), else 0.0
+    soft_update: float = 0.0
+    # Tutorial rule: target = (1 - tau) * target + tau * online; keep = 1 - tau
+    tau: float = 0.005
+    keep: float = 0.995
+    # Tutorial rule: -1 on Pendulum, -dim(A) in general (as SB3)
+    target_entropy: float = -1.0
+
+
+N_SCALARS = len(StepScalars._fields)
+# The scalars input: a float32 tensor (compiled) or a StepScalars of Python floats (eager)
+Scalars = th.Tensor | StepScalars
 
 # Names of the statistics row, in order, after one loss per critic
 STATISTICS = ("actor loss", "temperature loss", "mean entropy", "alpha")
@@ -214,23 +235,23 @@ def _mlp_backward(
     return None
 
 
-def _adam(spec: AdamSpec, param: th.Tensor, grad: th.Tensor, exp_avg: th.Tensor, exp_avg_sq: th.Tensor, scalars: Scalars,
-          reciprocal: bool = False):  # fmt: skip
-    """:func:`~sb3_tutorial_sac.flat.adam_update` with ``scalars`` = (``-step_size``, ``sqrt(bias_correction2)``);
-    ``reciprocal``: the ``"adam_reciprocal"`` rewrite (compiled)."""
-    adam_update(param, grad, exp_avg, exp_avg_sq, scalars[0], scalars[1], spec.beta1, spec.beta2, spec.eps, reciprocal)
+def _adam(spec: AdamSpec, param: th.Tensor, grad: th.Tensor, exp_avg: th.Tensor, exp_avg_sq: th.Tensor,
+          step: float | th.Tensor, denominator: float | th.Tensor, reciprocal: bool = False):  # fmt: skip
+    """:func:`~sb3_tutorial_sac.flat.adam_update` with ``step`` = ``-step_size`` and ``denominator`` =
+    ``sqrt(bias_correction2)`` (:class:`StepScalars`); ``reciprocal``: the ``"adam_reciprocal"`` rewrite (compiled)."""
+    adam_update(param, grad, exp_avg, exp_avg_sq, step, denominator, spec.beta1, spec.beta2, spec.eps, reciprocal)
 
 
-def _soft_update(target: th.Tensor, critic: th.Tensor, scalars: Scalars) -> None:
+def _soft_update(target: th.Tensor, critic: th.Tensor, scalars: StepScalars, compiled: bool) -> None:
     """
-    Tutorial rule: ``target = 0.995 * target + 0.005 * online`` after every gradient step (``scalars[SOFT_UPDATE]``),
+    Tutorial rule: ``target = 0.995 * target + 0.005 * online`` after every gradient step (``scalars.soft_update``),
     rounded as the tutorial rounds it (SB3's ``polyak_update`` fuses the add).
     """
-    if isinstance(scalars, th.Tensor):  # compiled: one function for both cases
-        updated = target * scalars[KEEP] + critic * scalars[TAU]
-        target.copy_(th.where(scalars[SOFT_UPDATE] > 0, updated, target))
-    elif scalars[SOFT_UPDATE]:  # eager: the same operations, in place
-        target.mul_(scalars[KEEP]).add_(critic * scalars[TAU])
+    if compiled:  # one function for both cases
+        updated = target * scalars.keep + critic * scalars.tau
+        target.copy_(th.where(scalars.soft_update > 0, updated, target))  # type: ignore[call-overload]
+    elif scalars.soft_update:  # eager: the same operations, in place
+        target.mul_(scalars.keep).add_(critic * scalars.tau)
 
 
 def _sample_action_entropy(mu: th.Tensor, std: th.Tensor, eps: th.Tensor, entropy_term: str):
@@ -302,6 +323,9 @@ def step_function(spec: StepSpec, products: Products | None = None) -> Callable[
         log_alpha, actor_exp_avg, actor_exp_avg_sq, critic_exp_avg, critic_exp_avg_sq, alpha_exp_avg, alpha_exp_avg_sq,
         scalars,
     ):  # fmt: skip
+        # the scalars by name: Python floats (eager), or 0-dim views of the float32 tensor (compiled)
+        compiled = isinstance(scalars, th.Tensor)
+        named = StepScalars(*scalars.unbind()) if compiled else scalars
         # Tutorial rule: alpha as it was before this step (log_alpha is the fixed alpha when it is not learned)
         ent_coef = th.exp(log_alpha) if spec.learn_alpha else log_alpha
 
@@ -319,7 +343,8 @@ def step_function(spec: StepSpec, products: Products | None = None) -> Callable[
         critic_losses = [F.mse_loss(q, target_q) for q in values]
         critics_backward(critic, [(q - target_q) * (2.0 / q.numel()) for q in values], saved_critics, critic_grads, None)
         critic_grad = th.cat([critic_grads[offset] for offset in critic_offsets])
-        _adam(spec.critic_adam, critic, critic_grad, critic_exp_avg, critic_exp_avg_sq, (scalars[2], scalars[3]), reciprocal)
+        _adam(spec.critic_adam, critic, critic_grad, critic_exp_avg, critic_exp_avg_sq, named.critic_step,
+              named.critic_denominator, reciprocal)  # fmt: skip
 
         # 3. Actor on the UPDATED critics, noise draw 2 of 2 for s (ManualUpdate.actor_step_grads)
         trunk_outputs, mu, std_pre, std = actor_forward(actor, obs)
@@ -365,33 +390,28 @@ def step_function(spec: StepSpec, products: Products | None = None) -> Callable[
         grad_latent = products.mm(grad_mu, mu_weight) + products.mm(grad_std_pre, std_weight)
         _mlp_backward(products, spec.trunk, actor, grad_latent, trunk_outputs, actor_grads, None)
         actor_grad = th.cat([actor_grads[offset] for offset in actor_offsets])
-        _adam(spec.actor_adam, actor, actor_grad, actor_exp_avg, actor_exp_avg_sq, (scalars[0], scalars[1]), reciprocal)
+        _adam(spec.actor_adam, actor, actor_grad, actor_exp_avg, actor_exp_avg_sq, named.actor_step,
+              named.actor_denominator, reciprocal)  # fmt: skip
 
         # 4. Temperature on H(s) of step 3 (ManualUpdate.temperature_step_grads)
         if spec.learn_alpha:
             assert spec.alpha_adam is not None
-            excess = entropy - scalars[TARGET_ENTROPY]
+            excess = entropy - named.target_entropy
             # MulBackward: the mean's gradient times (H - target), summed onto log-alpha's shape; ExpBackward: * alpha
             alpha_grad = (th.full_like(excess, 1.0 / excess.numel()) * excess).sum(0)
             if spec.ent_coef_loss == "tutorial":
                 alpha_grad = alpha_grad * ent_coef
-            ent_coef_loss = losses.temperature_loss(entropy, log_alpha, scalars[TARGET_ENTROPY], spec.ent_coef_loss, ent_coef)
-            alpha_scalars = (scalars[4], scalars[5])
-            _adam(spec.alpha_adam, log_alpha, alpha_grad, alpha_exp_avg, alpha_exp_avg_sq, alpha_scalars, reciprocal)
+            ent_coef_loss = losses.temperature_loss(entropy, log_alpha, named.target_entropy, spec.ent_coef_loss, ent_coef)
+            _adam(spec.alpha_adam, log_alpha, alpha_grad, alpha_exp_avg, alpha_exp_avg_sq, named.alpha_step,
+                  named.alpha_denominator, reciprocal)  # fmt: skip
         else:
             ent_coef_loss = th.zeros((), dtype=obs.dtype)
 
-        # 5. Soft update of the target critics (when scalars[SOFT_UPDATE] is 1)
-        _soft_update(target, critic, scalars)
+        # 5. Soft update of the target critics (when scalars.soft_update is 1)
+        _soft_update(target, critic, named, compiled)
         return (th.stack([*critic_losses, actor_loss, ent_coef_loss, entropy.mean(), ent_coef.reshape(())]), *products.extras)
 
     return step
-
-
-def eager(spec: StepSpec) -> Callable[[list[th.Tensor]], list[th.Tensor]]:
-    """:func:`step_function` run eagerly, called as a compiled package is (a list of inputs, a list of outputs)."""
-    function = step_function(spec)
-    return lambda inputs: list(function(*inputs))
 
 
 # ------------------------------------------------------------------------------------------------ reading the networks

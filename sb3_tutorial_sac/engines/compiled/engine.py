@@ -63,11 +63,7 @@ from sb3_tutorial_sac.engines.fast import FastEngine, Runner
 from sb3_tutorial_sac.engines.probe import differences, engine_difference, probe_batch
 from sb3_tutorial_sac.engines.reference import ReferenceEngine
 from sb3_tutorial_sac.engines.step import (
-    INPUTS,
-    KEEP,
-    SOFT_UPDATE,
-    TARGET_ENTROPY,
-    TAU,
+    StepScalars,
     Minibatch,
     Networks,
     StepSpec,
@@ -314,8 +310,6 @@ class CompiledEngine(FastEngine):
 
     name = "compiled"
     description: ClassVar[str] = "the compiled engine (the same update, rounded by Inductor's kernels)"
-    # all steps of a train() call in one compiled call (rewrites.loop_function), else one compiled call per step
-    looped: ClassVar[bool] = True
 
     def __init__(self, state: TrainingState, networks: Networks):
         super().__init__(state, networks)
@@ -367,17 +361,15 @@ class CompiledEngine(FastEngine):
         state["_compiled"] = state["_compiled_spec"] = state["_main"] = state["_loop"] = None
         return state
 
-    def main_runner(self, spec: StepSpec) -> tuple[Runner, bool]:
+    def prepare(self, spec: StepSpec) -> None:
+        """Compile (or load) the loop of all steps of a ``train()`` call for ``spec`` (the model's batch size), once."""
         self._loop = None
         if self._eager_only or self.unavailable is not None:
-            return self.runner(spec), False
+            return
         if spec != self._compiled_spec:
             self._compile(spec)
         if self._compiled is not None and spec == self._compiled_spec:
-            if not self.looped:
-                return self._compiled, True
             self._loop = self._compiled  # run_steps runs every step of the call in it
-        return self.runner(spec), False
 
     # -------------------------------------------------------------------------------------------- the loop
     def _loop_serves(self, batch_size: int) -> bool:
@@ -413,10 +405,9 @@ class CompiledEngine(FastEngine):
                 "the first time on this machine and torch version; loaded from the cache in well under a second later)"
             )
         try:
-            inputs = self._probe_loop_inputs(spec) if self.looped else self._probe_inputs(spec)
-            compiled, cached = compile_step(spec, inputs, self.rewrites, self.inductor_configs, self.looped)
-            probe = self._probe_compiled_loop if self.looped else self._probe_compiled
-            difference = probe(spec, compiled, inputs)
+            inputs = self._probe_loop_inputs(spec)
+            compiled, cached = compile_step(spec, inputs, self.rewrites, self.inductor_configs, looped=True)
+            difference = self._probe_compiled_loop(spec, compiled, inputs)
         except cache.CacheError as error:  # a cache folder another user could write to: nothing loaded from it
             self.unavailable = str(error)
         except Exception as error:  # no compiler, unsupported platform or torch version, compile error
@@ -445,9 +436,8 @@ class CompiledEngine(FastEngine):
         generator = th.Generator().manual_seed(1)
         noise = [th.randn(spec.batch_size, spec.act_dim, generator=generator) for _ in range(2)]
         persistent = [t.detach().clone() for t in self._persistent_inputs()]
-        scalars = th.zeros(len(self._scalar_values))
-        scalars[0:6] = th.tensor([-3e-4, 0.03, -3e-3, 0.03, -3e-4, 0.03])
-        scalars[SOFT_UPDATE], scalars[TAU], scalars[KEEP], scalars[TARGET_ENTROPY] = 1.0, 0.005, 0.995, -float(spec.act_dim)
+        typical = StepScalars(-3e-4, 0.03, -3e-3, 0.03, -3e-4, 0.03, soft_update=1.0, target_entropy=-float(spec.act_dim))
+        scalars = th.tensor(typical, dtype=th.float32)
         return [*list(batch), *noise, *persistent, scalars]  # type: ignore[list-item]
 
     def _probe_loop_inputs(self, spec: StepSpec) -> list[th.Tensor]:
@@ -457,7 +447,7 @@ class CompiledEngine(FastEngine):
         generator = th.Generator().manual_seed(2)
         noise = [first[5:7], [th.randn(spec.batch_size, spec.act_dim, generator=generator) for _ in range(2)]]
         scalars = th.stack([first[-1], first[-1]])
-        scalars[1, SOFT_UPDATE] = 0.0
+        scalars[1, StepScalars._fields.index("soft_update")] = 0.0
         columns = [th.stack([column, column]) for column in first[:5]]
         return [*columns, th.stack([th.stack(pair) for pair in noise]), scalars, *first[7:-1]]
 
@@ -477,16 +467,5 @@ class CompiledEngine(FastEngine):
                 rows.append(function(*batch, noise[0], noise[1], *persistent, named["scalars"][k])[0])
             expected = {"statistics": th.stack(rows), **named}
             mine = {"statistics": compiled(list(compiled_inputs))[0], **dict(zip(LOOP_INPUTS, compiled_inputs))}
-        problems = differences(expected, mine, rtol=1e-4, atol=1e-6)
-        return "; ".join(problems) if problems else None
-
-    @staticmethod
-    def _probe_compiled(spec: StepSpec, compiled: Runner, inputs: list[th.Tensor]) -> str | None:
-        """Compare the compiled step with :func:`step_function` run eagerly, from the same probe inputs."""
-        eager_inputs = [t.clone() for t in inputs]
-        compiled_inputs = [t.clone() for t in inputs]
-        with th.inference_mode():
-            expected = {"statistics": step_function(spec)(*eager_inputs)[0], **dict(zip(INPUTS, eager_inputs))}
-            mine = {"statistics": compiled(list(compiled_inputs))[0], **dict(zip(INPUTS, compiled_inputs))}
         problems = differences(expected, mine, rtol=1e-4, atol=1e-6)
         return "; ".join(problems) if problems else None
