@@ -1,17 +1,17 @@
-"""Model and replay-buffer files (sb3_tutorial_sac.persistence): data only, small, safe to load, round trips, the
-trusted opt-in, and the rl-zoo3 flows that write and read them. Tiny networks, a few hundred steps."""
+"""Model and replay-buffer files (sb3_tutorial_sac.persistence) in normal use: small, data only, round trips of
+everything training needs, SB3's conventions of save and load side by side with SAC, the trusted opt-in for SB3's
+pickled format, set_parameters. Crafted files: tests/test_load_untrusted.py, test_load_values.py, test_load_bounds.py.
+Tiny networks, a few hundred steps."""
 
-import base64
+import copy
 import io
 import json
 import os
-import pathlib
-import pickle
 import random
+import stat
 import warnings
 import zipfile
 
-import cloudpickle
 import numpy as np
 import pytest
 import torch as th
@@ -19,6 +19,7 @@ from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise, VectorizedActionNoise
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
@@ -26,128 +27,9 @@ from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
 from sb3_tutorial_sac import TutorialSAC, buffer_files, persistence
 from sb3_tutorial_sac.data import from_data, has_pickle, to_data
 from tests.envs import BoxTargetEnv
-from tests.helpers import rewrite_zip, zip_data
-
-TINY = dict(net_arch=dict(pi=[8], qf=[8, 8]))
-
-
-class Payload:
-    """Unpickling it runs ``touch <sentinel>``: the sentinel file exists iff a load ran code from the file."""
-
-    def __init__(self, sentinel: pathlib.Path):
-        self.sentinel = str(sentinel)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.sentinel}",))
-
-
-def _model(env="Pendulum-v1", **kwargs) -> TutorialSAC:
-    kwargs.setdefault("policy_kwargs", TINY)
-    return TutorialSAC("MlpPolicy", env, seed=0, **kwargs)
-
-
-_rewrite, _data = rewrite_zip, zip_data
-
-
-def _replaced(data: dict, name: str, value) -> bytes:
-    return json.dumps({**data, "attributes": {**data["attributes"], name: value}}).encode()
-
-
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory) -> pathlib.Path:
-    """A trained tiny Pendulum model's file."""
-    model = _model()
-    model.learn(400)
-    path = tmp_path_factory.mktemp("saved") / "model.zip"
-    model.save(path)
-    return path
-
-
-# ----------------------------------------------------------------------------------------------- safe to load
-
-
-def test_pickled_data_entries_are_refused_and_never_run(saved, tmp_path):
-    data = _data(saved)
-    sentinel = tmp_path / "pwned"
-    blob = base64.b64encode(cloudpickle.dumps(Payload(sentinel))).decode()
-    forms = [{":pickled:": blob}, {":type:": "<class 'Payload'>", ":serialized:": blob}]
-    nested = {"policy_kwargs": {"net_arch": forms[0]}, "_rng_state": {"python": [forms[1]]}}
-    cases = [(name, form) for name in data["attributes"] for form in forms] + list(nested.items())
-    assert len(data["attributes"]) > 30
-    for name, value in cases:
-        crafted = tmp_path / "crafted.zip"
-        _rewrite(saved, crafted, data=_replaced(data, name, value))
-        with pytest.raises(ValueError, match=r"trusted=True"):
-            TutorialSAC.load(crafted)
-        assert not sentinel.exists(), name
-    # SB3's own format (a data entry with :serialized:, no format marker): refused too
-    sb3_data = {name: value for name, value in data["attributes"].items() if name != "policy_class"}
-    sb3_data["policy_class"] = {
-        ":type:": "<class 'abc.ABCMeta'>",
-        ":serialized:": blob,
-        "__module__": "sb3_tutorial_sac.policies",
-    }
-    _rewrite(saved, crafted, data=json.dumps(sb3_data).encode())
-    with pytest.raises(ValueError, match=r"policy_class.*trusted=True"):
-        TutorialSAC.load(crafted)
-    assert not sentinel.exists()
-    # the payload is real: with the opt-in, the file's pickle runs
-    _rewrite(saved, crafted, data=_replaced(data, "tensorboard_log", forms[0]))
-    TutorialSAC.load(crafted, trusted=True)
-    assert sentinel.exists()
-
-
-@pytest.mark.parametrize(
-    "member", ["policy", "actor.optimizer", "critic.optimizer", "ent_coef_optimizer", "pytorch_variables", "extra"]
-)
-def test_pickled_tensor_members_are_refused_and_never_run(saved, tmp_path, member):
-    sentinel = tmp_path / "pwned"
-    as_torch = io.BytesIO()
-    th.save({"weight": Payload(sentinel)}, as_torch)
-    for content in (as_torch.getvalue(), pickle.dumps(Payload(sentinel))):
-        crafted = tmp_path / "crafted.zip"
-        _rewrite(saved, crafted, **{f"{member}.pth": content})
-        with pytest.raises(ValueError, match=rf"{member}.pth is not plain tensors.*weights_only"):
-            TutorialSAC.load(crafted)
-        with pytest.raises(ValueError, match="weights_only"):
-            _model().set_parameters(crafted)
-        assert not sentinel.exists()
-
-
-def test_pickled_replay_buffers_are_refused_and_never_run(tmp_path):
-    model = _model()
-    sentinel = tmp_path / "pwned"
-    (tmp_path / "buffer.pkl").write_bytes(pickle.dumps(Payload(sentinel)))
-    with pytest.raises(ValueError, match=r"load_replay_buffer\(path, trusted=True\)"):
-        model.load_replay_buffer(tmp_path / "buffer.pkl")
-    assert not sentinel.exists()
-    # an npz whose arrays are pickled objects (np.savez pickles object arrays)
-    model.learn(50)
-    model.save_replay_buffer(tmp_path / "good.pkl")
-    with np.load(tmp_path / "good.pkl") as npz:
-        arrays = dict(npz)
-    for name in ("meta", "observations"):
-        with open(tmp_path / "crafted.pkl", "wb") as file:
-            np.savez(file, **{**arrays, name: np.array([Payload(sentinel)], dtype=object)})
-        with pytest.raises(ValueError, match="trusted=True"):
-            model.load_replay_buffer(tmp_path / "crafted.pkl")
-        assert not sentinel.exists()
-    # the payload is real: with the opt-in, SB3's loader unpickles it
-    with pytest.raises(AssertionError):  # (SB3 then finds it is not a ReplayBuffer)
-        model.load_replay_buffer(tmp_path / "buffer.pkl", trusted=True)
-    assert sentinel.exists()
-
-
-def test_attributes_beyond_the_allow_list_and_classes_beyond_torch_and_sb3_are_refused(saved, tmp_path):
-    data = _data(saved)
-    for name, value in (("_setup_model", 1), ("__class__", "TutorialSAC"), ("lr_schedule", {":class:": "torch.nn.ReLU"})):
-        _rewrite(saved, tmp_path / "crafted.zip", data=_replaced(data, name, value))
-        with pytest.raises(ValueError, match=rf"\['{name}'\] beyond those a TutorialSAC file holds.*trusted=True"):
-            TutorialSAC.load(tmp_path / "crafted.zip")
-    for value in ({":class:": "os.system"}, {":class:": "torch.nn.functional.relu"}, {":class:": "builtins.eval"}):
-        _rewrite(saved, tmp_path / "crafted.zip", data=_replaced(data, "replay_buffer_class", value))
-        with pytest.raises(ValueError, match="is not a class of"):
-            TutorialSAC.load(tmp_path / "crafted.zip")
+from tests.helpers import TINY, small
+from tests.helpers import tiny_model as _model
+from tests.helpers import zip_data as _data
 
 
 # ----------------------------------------------------------------------------------------------- small
@@ -264,6 +146,75 @@ def test_spaces_as_data(space):
     assert noise._sigma.tolist() == [1, 1] and noise._dtype == np.float32
 
 
+def _optimizers(model):
+    return {
+        "actor": model.actor.optimizer,
+        "critic": model.critic.optimizer,
+        "ent_coef": model.ent_coef_optimizer,
+    }
+
+
+def test_save_load_keeps_everything_training_needs(tmp_path):
+    model = small("Pendulum-v1")
+    model.learn(400)
+    model.save(tmp_path / "model.zip")
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+
+    loaded = TutorialSAC.load(tmp_path / "model.zip", env=make_vec_env("Pendulum-v1", n_envs=1))
+    loaded.load_replay_buffer(tmp_path / "buffer.pkl")
+    # all five networks and log-alpha
+    for name, tensor in model.policy.state_dict().items():
+        assert th.equal(tensor, loaded.policy.state_dict()[name]), name
+    assert th.equal(model.log_ent_coef, loaded.log_ent_coef) and loaded.log_ent_coef.requires_grad
+    # all four optimiser states (the two critics' Adams are critic.optimizer's two groups)
+    for name, optimizer in _optimizers(model).items():
+        state, loaded_state = optimizer.state_dict(), _optimizers(loaded)[name].state_dict()
+        assert len(loaded_state["param_groups"]) == len(state["param_groups"]), name
+        for index, values in state["state"].items():
+            for key, value in values.items():
+                assert th.equal(value, loaded_state["state"][index][key]), (name, index, key)
+    assert len(loaded.critic.optimizer.param_groups) == 2
+    # the optimiser states are bound to the loaded model's own parameters
+    assert loaded.ent_coef_optimizer.param_groups[0]["params"][0] is loaded.log_ent_coef
+    (actor_segment,) = loaded.actor.optimizer.param_groups[0]["params"]
+    start, end = actor_segment.data_ptr(), actor_segment.data_ptr() + 4 * actor_segment.numel()
+    assert all(start <= p.data_ptr() < end for p in loaded.actor.parameters())
+    # and training continues from them: the same update on both gives the same parameters
+    for m in (model, loaded):
+        m.set_logger(configure(None, [""]))
+        np.random.seed(3)
+        th.manual_seed(3)
+        m.train(50, 64)
+    for name, tensor in model.policy.state_dict().items():
+        assert th.equal(tensor, loaded.policy.state_dict()[name]), name
+    assert th.equal(model.log_ent_coef, loaded.log_ent_coef)
+    # learn(..., reset_num_timesteps=False) carries on counting
+    loaded.learn(200, reset_num_timesteps=False)
+    assert loaded.num_timesteps == 600 and loaded._n_updates == 650
+    assert loaded.actor.optimizer.state_dict()["state"][0]["step"].item() == 650
+
+
+def test_save_load_fixed_ent_coef_and_hyperparameters(tmp_path):
+    model = small(
+        "Pendulum-v1",
+        ent_coef=0.3,
+        entropy_term="correct",
+        reward_shift=1.0,
+        reward_scale=0.5,
+        critic_learning_rate=1e-3,
+        handle_timeout_termination=True,
+    )
+    model.save(tmp_path / "m")
+    loaded = TutorialSAC.load(tmp_path / "m.zip")
+    assert loaded.ent_coef_tensor.item() == pytest.approx(0.3) and loaded.log_ent_coef is None
+    assert (loaded.entropy_term, loaded.reward_shift, loaded.reward_scale) == ("correct", 1.0, 0.5)
+    assert loaded.critic.optimizer.param_groups[0]["lr"] == 1e-3
+    assert loaded.replay_buffer.handle_timeout_termination is True
+
+
+# ----------------------------------------------------------------------------------------------- replay buffers
+
+
 # a Box with and without the memory-efficient buffer, a Dict (SB3's DictReplayBuffer has no memory-efficient variant)
 @pytest.mark.parametrize(("optimize_memory_usage", "obs_shape"), [(False, (3,)), (True, (3,)), (False, None)])
 def test_replay_buffer_round_trip(tmp_path, optimize_memory_usage, obs_shape):
@@ -300,7 +251,143 @@ def test_replay_buffer_of_other_spaces_is_refused(tmp_path):
         other.load_replay_buffer(tmp_path / "buffer.pkl")
 
 
-# ----------------------------------------------------------------------------------------------- the opt-in
+def test_an_n_step_buffer_loaded_into_a_model_that_samples_otherwise_says_so(tmp_path):
+    """As in SB3 (test_n_step_replay_buffer_round_trip below), the file's buffer replaces the model's with its settings; not
+    silently: a warning names each setting that changes the targets."""
+    n_step = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, n_steps=3, gamma=0.9, seed=0)
+    n_step.learn(300)
+    path = tmp_path / "n_step.pkl"
+    n_step.save_replay_buffer(path)
+    cases = [
+        (dict(), r"class='NStepReplayBuffer' \(this model's buffer: a ReplayBuffer\), n_steps=3 \(this model's buffer: 1\), "
+                 r"gamma=0.9 \(this model's gamma: 0.99\)"),
+        (dict(n_steps=5, gamma=0.9), r"n_steps=3 \(this model's buffer: 5\)\. As in SB3"),
+        (dict(n_steps=3, gamma=0.5), r"gamma=0.9 \(this model's buffer: 0.5\)"),
+        (dict(n_steps=3, gamma=0.9, handle_timeout_termination=True), r"handle_timeout_termination=False \(this model"),
+    ]
+    for kwargs, message in cases:
+        other = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, seed=1, **kwargs)
+        with pytest.warns(UserWarning, match=rf"load_replay_buffer: PosixPath\('.*n_step.pkl'\), meta gives {message}"):
+            other.load_replay_buffer(path)
+        assert (other.replay_buffer.n_steps, other.replay_buffer.gamma) == (3, 0.9)  # the file's, as in SB3
+    same = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, n_steps=3, gamma=0.9, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same.load_replay_buffer(path)
+    assert same.replay_buffer.pos == n_step.replay_buffer.pos
+
+
+# --------------------------------------------------------------------------------- SB3's conventions, side by side with SAC
+
+
+# Both algorithms one gradient step per env step, so that learn(250) stops in the middle of an episode
+ALGORITHMS = [
+    pytest.param(SAC, dict(policy_kwargs=dict(net_arch=[8]), learning_starts=100), id="SAC"),
+    pytest.param(
+        TutorialSAC,
+        dict(policy_kwargs=dict(net_arch=dict(pi=[8], qf=[8, 8])), train_freq=1, gradient_steps=1),
+        id="TutorialSAC",
+    ),
+]
+
+
+def _env():
+    return make_vec_env("Pendulum-v1", n_envs=1, seed=1)
+
+
+def _attributes(path) -> set[str]:
+    with zipfile.ZipFile(path) as archive:
+        data = json.loads(archive.read("data"))
+    return set(data.get("attributes", data))
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), ALGORITHMS)
+def test_load_with_force_reset_false_continues_the_episode(tmp_path, cls, kwargs):
+    model = cls("MlpPolicy", _env(), seed=0, **copy.deepcopy(kwargs))
+    model.learn(250)
+    assert model.num_timesteps == 250  # mid-episode (Pendulum-v1's episodes are 200 steps)
+    model.save(tmp_path / "model.zip")
+    assert {"_last_obs", "_last_episode_starts", "_last_original_obs"} <= _attributes(tmp_path / "model.zip")
+
+    # no env given: the saved episode is kept
+    loaded = cls.load(tmp_path / "model.zip")
+    assert np.array_equal(loaded._last_obs, model._last_obs) and loaded._last_obs.dtype == model._last_obs.dtype
+    # the running env given back, force_reset=False: its episode goes on from the saved observation
+    resumed = cls.load(tmp_path / "model.zip", env=model.get_env(), force_reset=False)
+    assert np.array_equal(resumed._last_obs, model._last_obs)
+    assert np.array_equal(resumed._last_episode_starts, model._last_episode_starts)
+    assert np.array_equal(resumed._last_original_obs, model._last_original_obs)
+    resumed.learn(1, reset_num_timesteps=False)
+    assert np.array_equal(resumed.replay_buffer.observations[0], model._last_obs)  # the first transition stored
+    # a new env, force_reset=True (the default): the episode restarts from a reset
+    reset = cls.load(tmp_path / "model.zip", env=_env())
+    assert reset._last_obs is None
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), ALGORITHMS)
+def test_include_wins_over_exclude(tmp_path, cls, kwargs):
+    model = cls("MlpPolicy", "Pendulum-v1", seed=0, verbose=1, **copy.deepcopy(kwargs))
+    model.save(tmp_path / "both.zip", exclude=["verbose"], include=["verbose"])
+    model.save(tmp_path / "excluded.zip", exclude=["verbose"])
+    assert "verbose" in _attributes(tmp_path / "both.zip") and "verbose" not in _attributes(tmp_path / "excluded.zip")
+    assert cls.load(tmp_path / "both.zip").verbose == 1
+    assert cls.load(tmp_path / "excluded.zip").verbose == 0  # the constructor's default
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), ALGORITHMS)
+def test_n_step_replay_buffer_round_trip(tmp_path, cls, kwargs):
+    """save_replay_buffer and load_replay_buffer keep an NStepReplayBuffer with its n_steps and gamma, as SB3's SAC
+    does (SB3 pickles the buffer; TutorialSAC writes it as data): the loaded buffer samples the same n-step returns."""
+    model = cls("MlpPolicy", _env(), seed=0, n_steps=3, gamma=0.9, buffer_size=500, **copy.deepcopy(kwargs))
+    model.learn(150)
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    loaded = cls("MlpPolicy", _env(), seed=1, buffer_size=10, **copy.deepcopy(kwargs))  # one-step, another size
+    loaded.load_replay_buffer(tmp_path / "buffer.pkl")
+    mine, theirs = model.replay_buffer, loaded.replay_buffer
+    assert (type(theirs).__name__, theirs.n_steps, theirs.gamma, theirs.buffer_size, theirs.pos, theirs.full) == (
+        "NStepReplayBuffer", 3, 0.9, 500, 150, False,
+    )
+    indices = np.arange(0, 150, 7)
+    first, second = (buffer._get_samples(indices) for buffer in (mine, theirs))
+    for name in ("observations", "actions", "next_observations", "dones", "rewards", "discounts"):
+        assert np.array_equal(getattr(first, name).numpy(), getattr(second, name).numpy()), name
+
+
+def test_n_step_replay_buffer_meta_is_checked(tmp_path):
+    model = TutorialSAC("MlpPolicy", _env(), seed=0, n_steps=3, **ALGORITHMS[1].values[1])
+    model.learn(20)
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    with np.load(tmp_path / "buffer.pkl", allow_pickle=False) as archive:
+        arrays = dict(archive)
+    meta = json.loads(str(arrays.pop("meta")[()]))
+    assert (meta["class"], meta["n_steps"], meta["gamma"]) == ("NStepReplayBuffer", 3, 0.99)
+    for change, message in ((dict(gamma=2.0), "gamma=2.0, not a number in"), (dict(n_steps=0), "n_steps=0, not an")):
+        with open(tmp_path / "crafted.pkl", "wb") as file:
+            np.savez(file, meta=np.array(json.dumps({**meta, **change})), **arrays)
+        with pytest.raises(ValueError, match=message):
+            model.load_replay_buffer(tmp_path / "crafted.pkl")
+
+
+# ----------------------------------------------------------------------------------------------- foreign files, the opt-in
+
+
+def test_load_rejects_foreign_and_broken_files(tmp_path):
+    sac = SAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8]))
+    sac.save(tmp_path / "sac.zip")
+    with pytest.raises(ValueError, match="not saved by TutorialSAC"):
+        TutorialSAC.load(tmp_path / "sac.zip")
+
+    small("Pendulum-v1").save(tmp_path / "good.zip")
+    data = (tmp_path / "good.zip").read_bytes()
+    (tmp_path / "truncated.zip").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        TutorialSAC.load(tmp_path / "truncated.zip")
+    (tmp_path / "text.zip").write_text("not a zip")
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        TutorialSAC.load(tmp_path / "text.zip")
+    # a file object works, and is read from where it stands
+    buffer = io.BytesIO(data)
+    assert isinstance(TutorialSAC.load(buffer), TutorialSAC)
 
 
 def test_sb3_format_is_refused_by_default_and_loads_trusted(tmp_path):
@@ -374,35 +461,55 @@ def test_values_that_are_not_data(tmp_path):
     assert TutorialSAC.load(tmp_path / "custom_included.zip", trusted=True).policy.features_extractor_class is Extractor
 
 
-# ----------------------------------------------------------------------------------------------- rl-zoo3
+# ----------------------------------------------------------------------------------------------- set_parameters
 
 
-@pytest.mark.expensive
-def test_zoo_checkpoints_replay_buffer_and_continued_training(tmp_path):
-    pytest.importorskip("rl_zoo3")
-    from tests.test_zoo import train_args, zoo_cli
+def _optimizer_state(model, change) -> dict:
+    import copy
 
-    logs = tmp_path / "logs"
-    extra = ("-n", "400", "--eval-freq", "200", "--eval-episodes", "1", "--save-freq", "200", "--save-replay-buffer")
-    zoo_cli(*train_args("tutorial_sac", logs, *extra), cwd=tmp_path)
-    run = logs / "tutorial_sac" / "Pendulum-v1_1"
-    assert {"rl_model_200_steps.zip", "rl_model_400_steps.zip", "best_model.zip", "replay_buffer.pkl"} <= {
-        p.name for p in run.iterdir()
-    }
-    for model_file in ("Pendulum-v1.zip", "best_model.zip", "rl_model_200_steps.zip"):
-        assert _data(run / model_file)["format"] == persistence.FORMAT
-    with np.load(run / "replay_buffer.pkl", allow_pickle=False) as npz:  # the zoo's name, an npz of data
-        assert npz["rewards"].shape == (400, 1)
+    state = copy.deepcopy(model.critic.optimizer.state_dict())
+    change(state)
+    return {"critic.optimizer": state}
 
-    common = ["--algo", "tutorial_sac", "--env", "Pendulum-v1", "-f", str(logs), "--no-render", "-n", "200", "--seed", "0"]
-    for choice in (["--load-checkpoint", "200"], ["--load-last-checkpoint"], ["--load-best"]):
-        out = zoo_cli("enjoy", *common, *choice, cwd=tmp_path).stdout
-        assert "Episode Reward:" in out, choice
 
-    # -i: continue the saved model with its replay buffer
-    out = zoo_cli(
-        *train_args("tutorial_sac", logs, "-n", "200", "--eval-freq", "-1", "-i", str(run / "Pendulum-v1.zip")), cwd=tmp_path
-    )
-    assert "Loading replay buffer" in out.stdout
-    continued = TutorialSAC.load(logs / "tutorial_sac" / "Pendulum-v1_2" / "Pendulum-v1.zip")
-    assert continued._n_updates == 400 + 200 and continued.actor.optimizer.state_dict()["state"][0]["step"].item() == 600
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s["param_groups"][0].update(lr=10**400), r"group 0 lr: 1000.*not a finite number >= 0"),
+        (lambda s: s["param_groups"][0].update(betas=(10**400, 0.999)), r"betas: .*not two numbers in \[0, 1\)"),
+        (lambda s: [v.update(step=th.tensor(3e38)) for v in s["state"].values()], r"step: .*not an integer in \[0, 2\*\*53\]"),
+        (lambda s: [v.update(step=10**400) for v in s["state"].values()], r"step: .*not an integer in \[0, 2\*\*53\]"),
+        (lambda s: [v.update(step=th.tensor(2.5)) for v in s["state"].values()], r"step: .*not an integer"),
+        (lambda s: [v.pop("exp_avg") for v in s["state"].values()], r"\['exp_avg_sq', 'step'\], where Adam keeps"),
+    ],
+    ids=["lr_10_400", "betas_10_400", "step_3e38", "step_10_400", "step_fraction", "no_exp_avg"],
+)
+def test_a_loaded_optimiser_state_has_what_learn_needs(trained, change, message):
+    model, _ = trained
+    with pytest.raises(ValueError, match=message) as error:
+        model.set_parameters(_optimizer_state(model, change), exact_match=False)
+    assert not isinstance(error.value.__cause__, OverflowError)
+    model.learn(200, reset_num_timesteps=False)  # nothing was loaded: it trains on
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+def test_save_keeps_the_permission_bits_of_the_file_it_replaces(trained, tmp_path):
+    model, _ = trained
+    for name, save in (("model.zip", model.save), ("buffer.pkl", model.save_replay_buffer)):
+        path = tmp_path / name
+        save(path)
+        os.chmod(path, 0o600)
+        save(path)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+        os.chmod(path, 0o640)
+        save(path)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640, name
+    # a new file gets open()'s mode, as before
+    umask = os.umask(0o022)
+    try:
+        model.save(tmp_path / "new.zip")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "new.zip").stat().st_mode) == 0o644
