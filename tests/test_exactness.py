@@ -11,61 +11,13 @@ import numpy as np
 import pytest
 import torch
 from stable_baselines3.common.logger import Logger
-from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from sb3_tutorial_sac import TutorialSAC, export_tutorial_state, load_tutorial_state
+from tests.helpers import BATCH, make_minibatches, run_model
 from tests.tutorial_reference import Tutorial
 
 TOL = 1e-5
-BATCH = 64
 NETWORKS = ("model_action", "model_value1", "model_value2", "model_value_next1", "model_value_next2")
-
-
-def make_minibatches(n_steps: int, seed: int = 0, over_rate: float = 0.05) -> list[tuple[torch.Tensor, ...]]:
-    """Pendulum-like minibatches: the tutorial's get_sample() output (over as LongTensor)."""
-    rng = np.random.default_rng(seed)
-    batches = []
-    for _ in range(n_steps):
-        theta = rng.uniform(-np.pi, np.pi, size=BATCH)
-        state = np.stack([np.cos(theta), np.sin(theta), rng.uniform(-8, 8, size=BATCH)], axis=1)
-        next_theta = theta + rng.normal(0, 0.2, size=BATCH)
-        next_state = np.stack([np.cos(next_theta), np.sin(next_theta), rng.uniform(-8, 8, size=BATCH)], axis=1)
-        action = rng.uniform(-2, 2, size=(BATCH, 1))
-        reward = -rng.uniform(0, 16.27, size=(BATCH, 1))
-        over = (rng.random((BATCH, 1)) < over_rate).astype(np.int64)
-        batches.append(
-            (
-                torch.FloatTensor(state),
-                torch.FloatTensor(action),
-                torch.FloatTensor(reward),
-                torch.FloatTensor(next_state),
-                torch.LongTensor(over),
-            )
-        )
-    return batches
-
-
-def feed(model: TutorialSAC, batches: list[tuple[torch.Tensor, ...]]) -> None:
-    """Make the model's next train() calls read ``batches`` instead of its replay buffer."""
-    queue = list(batches)
-
-    def sample(gradient_steps: int, batch_size: int) -> ReplayBufferSamples:
-        taken = [queue.pop(0) for _ in range(gradient_steps)]
-        state, action, reward, next_state, over = (torch.cat(column) for column in zip(*taken))
-        return ReplayBufferSamples(state, action, next_state, over.float(), reward)
-
-    model._sample_minibatches = sample  # type: ignore[method-assign]
-
-
-def run_model(model: TutorialSAC, batches, chunks: list[int], seed: int = 42) -> dict[str, np.ndarray]:
-    feed(model, batches)
-    torch.manual_seed(seed)
-    stats: dict[str, list] = {}
-    for chunk in chunks:
-        model.train(gradient_steps=chunk, batch_size=BATCH)
-        for key, values in model.last_train_stats.items():
-            stats.setdefault(key, []).extend(values.tolist())
-    return {key: np.array(values) for key, values in stats.items()}
 
 
 def run_reference(reference: Tutorial, batches, seed: int = 42) -> dict[str, np.ndarray]:

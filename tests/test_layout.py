@@ -1,7 +1,8 @@
 """The package's layout: no module imports one that imports it back (deferred imports inside functions and imports for
 type checkers count too); the modules below the algorithm never name its class; no module is over 600 lines;
 ``train()`` is short and near the step's arithmetic; the compiled engine's room (engines/compiled/) is imported only
-when asked for."""
+when asked for. The tests' layout: no test file imports another (shared helpers live in tests/conftest.py and
+tests/helpers.py)."""
 
 import ast
 import inspect
@@ -76,6 +77,31 @@ def test_every_package_is_installed():
     found = {_module_name(path) for path in PACKAGE.rglob("__init__.py")}
     assert "sb3_tutorial_sac.engines" in found
     assert listed == found
+
+
+TESTS = pathlib.Path(__file__).resolve().parent
+
+
+def _named_modules(node: ast.Import | ast.ImportFrom) -> list[str]:
+    """The modules an import names, relative imports of this folder as ``tests.<name>``."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    module = ".".join(part for part in ("tests" if node.level else "", node.module or "") if part)
+    return [module] + [f"{module}.{alias.name}" for alias in node.names]
+
+
+def test_no_test_file_imports_another():
+    """As in SB3's tests: what several test files share is a fixture in conftest.py or a function in helpers.py, never
+    a name imported from another test file (deferred imports inside functions count too; code in strings does not)."""
+    files = {path.stem: path for path in TESTS.glob("*.py")}
+    assert {"conftest", "helpers", "test_layout", "test_exactness"} <= set(files)
+    found = []
+    for path in sorted(files.values()):
+        for node in _imports(ast.parse(path.read_text())):
+            firsts = {module.removeprefix("tests.").split(".")[0] for module in _named_modules(node)}
+            others = sorted(first for first in firsts if first.startswith("test_") and first in files)
+            found += [f"{path.name}:{node.lineno} imports {other}" for other in others]
+    assert not found, found
 
 
 COMPILED = "sb3_tutorial_sac.engines.compiled"

@@ -310,41 +310,41 @@ def test_the_quick_finite_check_falls_back_to_the_elements():
     falls back to the element checks (no error), and infinities that cancel in a sum are still caught."""
     from sb3_tutorial_sac.guard import _surely_finite, check_transition
 
-    model = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, seed=0)
     reward, dones = np.zeros(1, np.float32), np.zeros(1, dtype=bool)
     assert _surely_finite(reward, np.ones((1, 3), np.float32))
     big = np.full((1, 3), 3e38, np.float32)
     assert not _surely_finite(reward, big)
-    check_transition(model, big, reward, dones, [{}])  # finite: no error
+    check_transition(big, reward, dones, [{}], num_timesteps=0)  # finite: no error
     for bad in ([np.nan, 0, 0], [np.inf, 0, 0], [np.inf, -np.inf, 0]):
         obs = np.array([bad], np.float32)
         assert not _surely_finite(reward, obs)
         with pytest.raises(NonFiniteError, match="non-finite observation of env 0"):
-            check_transition(model, obs, reward, dones, [{}])
+            check_transition(obs, reward, dones, [{}], num_timesteps=0)
     with pytest.raises(NonFiniteError, match="non-finite reward nan"):
-        check_transition(model, np.ones((1, 3), np.float32), np.array([np.nan], np.float32), dones, [{}])
+        check_transition(np.ones((1, 3), np.float32), np.array([np.nan], np.float32), dones, [{}], num_timesteps=0)
 
 
 def test_the_guard_s_sums_fall_back_to_the_elements():
-    """TrainingGuard.check passes finite tensors on their sums (guard._finite_by_sums); a sum of finite values that
+    """guard.check_training passes finite tensors on their sums (guard._finite_by_sums); a sum of finite values that
     overflows falls back to the element checks (no error), and a NaN or an infinity is still named."""
-    from sb3_tutorial_sac.guard import _finite_by_sums
+    from sb3_tutorial_sac.guard import _finite_by_sums, check_training
 
     assert _finite_by_sums([th.ones(3), th.zeros(2)]) and _finite_by_sums([])
     assert not _finite_by_sums([th.full((4,), 3e38)])
     for bad in (float("nan"), float("inf"), -float("inf")):
         assert not _finite_by_sums([th.ones(3), th.tensor([1.0, bad])])
     model = TutorialSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, seed=0)
-    guard, flat = model._guard, model._training_state.actor_flat.flat
+    state = model.training_state
+    flat = state.actor_flat.flat
     stats, names = np.zeros((2, 3)), ["a", "b", "c"]
     with th.no_grad():
         flat[:4] = 3e38  # finite, its sum overflows
-    with guard.protect():
-        guard.check(stats, names, 0, 0)
+    with state.transaction():
+        check_training(state, stats, names, 0, 0)
     with th.no_grad():
         flat[5] = float("nan")
-    with pytest.raises(NonFiniteError, match="non-finite values in actor parameters"), guard.protect():
-        guard.check(stats, names, 0, 0)
+    with pytest.raises(NonFiniteError, match="non-finite values in actor parameters"), state.transaction():
+        check_training(state, stats, names, 0, 0)
 
 
 def test_non_finite_check_can_be_turned_off():
@@ -395,21 +395,20 @@ def test_non_finite_parameters_after_the_last_step_are_caught(monkeypatch):
     model = _trained_pendulum()
     before = _state(model)
     calls = []
-    real_step = FastEngine._step  # one gradient step of FastEngine.steps, which train() calls
+    real_run_steps = FastEngine.run_steps  # the engine's seam: the gradient steps of one train() call
 
-    def poisoned_step(self, batch, noise, soft_update):
-        row = real_step(self, batch, noise, soft_update)
-        calls.append(batch)
-        if len(calls) == 5:  # after the 5th (last) gradient step
-            with th.no_grad():
-                model.critic_target.q_networks[0][0].weight[0, 0] = float("inf")
-        return row
+    def poisoned_run_steps(self, columns, gradient_steps, stats, target_update_interval):
+        real_run_steps(self, columns, gradient_steps, stats, target_update_interval)
+        calls.append(gradient_steps)
+        with th.no_grad():  # after the 5th (last) gradient step
+            model.critic_target.q_networks[0][0].weight[0, 0] = float("inf")
 
     assert isinstance(model.update_engine, FastEngine)
-    monkeypatch.setattr(FastEngine, "_step", poisoned_step)
+    monkeypatch.setattr(FastEngine, "run_steps", poisoned_run_steps)
     _feed(model, steps=5)
     with pytest.raises(NonFiniteError, match="non-finite values in target critic parameters"):
         model.train(5, 64)
+    assert calls == [5]
     _assert_same_state(before, _state(model))
 
 

@@ -1,30 +1,22 @@
-"""TutorialSAC inside SB3's machinery: schedule, spaces, predict, save/load, callbacks, VecEnvs, errors."""
+"""TutorialSAC inside SB3's machinery: the tutorial's defaults, spaces and devices, VecEnvs, the tutorial's state in and
+out, errors, the CLI. Training: tests/test_train.py; predict: test_predict.py; files: test_save_load.py."""
 
-import io
 import math
 import pathlib
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch as th
 from gymnasium import spaces
-from stable_baselines3 import SAC
-from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback, StopTrainingOnRewardThreshold
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.logger import configure
 
 from sb3_tutorial_sac import MultiInputPolicy, TutorialSAC, TutorialSACPolicy, export_tutorial_state, load_tutorial_state
 from tests.envs import BoxTargetEnv
+from tests.helpers import small
 from tests.tutorial_reference import ModelAction, ModelValue, Tutorial
 
 DEVICES = ["cpu"] + (["cuda"] if th.cuda.is_available() else [])
-
-
-def small(env, **kwargs) -> TutorialSAC:
-    kwargs.setdefault("policy_kwargs", dict(net_arch=dict(pi=[16], qf=[16, 16])))
-    return TutorialSAC("MlpPolicy", env, seed=0, **kwargs)
 
 
 # ----------------------------------------------------------------------------------------------- defaults
@@ -57,74 +49,7 @@ def test_defaults_are_the_tutorial():
     assert shapes == {k: tuple(v.shape) for k, v in ModelValue().state_dict().items()}
 
 
-def test_schedule_two_episodes_then_gradient_steps():
-    """learn(400) on Pendulum: two 200-step episodes with the policy, 400 gradient steps, the first after episode 1."""
-    model = TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0)
-    calls = []
-    original_train = model.train
-
-    def spy(gradient_steps, batch_size):
-        calls.append((model.num_timesteps, model.replay_buffer.size(), gradient_steps, batch_size))
-        original_train(gradient_steps, batch_size)
-
-    model.train = spy  # type: ignore[method-assign]
-
-    def no_uniform_warmup():
-        raise AssertionError("no uniform warm-up: actions come from the policy")
-
-    model.action_space.sample = no_uniform_warmup  # type: ignore[method-assign]
-    model.learn(400)
-    assert calls == [(200, 200, 200, 64), (400, 400, 200, 64)]
-    assert model._n_updates == 400 and model._episode_num == 2
-    # The time limit is stored as a terminal: exactly the last step of each episode has done = 1
-    dones = model.replay_buffer.dones[:400, 0]
-    assert np.flatnonzero(dones).tolist() == [199, 399]
-    # The buffer stores raw rewards and actions in the env's units (Pendulum: [-2, 2]), as the tutorial does
-    assert model.replay_buffer.rewards[:400].min() < -1.0
-    assert np.abs(model.replay_buffer.actions[:400]).max() > 1.0
-    assert np.abs(model.replay_buffer.actions[:400]).max() <= 2.0
-
-
-def test_handle_timeout_termination_switch():
-    model = small("Pendulum-v1", handle_timeout_termination=True)
-    model.learn(200)
-    assert model.replay_buffer.handle_timeout_termination is True
-    assert model.replay_buffer.timeouts[199, 0] == 1
-    # sampled "dones" exclude timeouts: every sampled transition bootstraps
-    assert float(model._sample_minibatches(10, 64).dones.max()) == 0.0
-    default = small("Pendulum-v1")
-    default.learn(200)
-    assert float(default._sample_minibatches(50, 64).dones.max()) == 1.0
-
-
-def test_sample_minibatches_reads_the_buffer():
-    model = small("Pendulum-v1")
-    model.learn(200)
-    data = model._sample_minibatches(3, 64)
-    assert data.observations.shape == (192, 3) and data.actions.shape == (192, 1) and data.rewards.shape == (192, 1)
-    buffer = model.replay_buffer
-    for obs, action, reward in zip(data.observations.numpy(), data.actions.numpy(), data.rewards.numpy()):
-        matches = np.flatnonzero(np.all(buffer.observations[:200, 0] == obs, axis=1))
-        assert len(matches) >= 1
-        assert buffer.actions[matches[0], 0] == action and buffer.rewards[matches[0], 0] == reward[0]
-
-
 # ----------------------------------------------------------------------------------------------- predict
-
-
-def test_predict_deterministic_is_scaled_tanh_mu():
-    model = small("Pendulum-v1")
-    obs = np.random.default_rng(0).uniform(-1, 1, size=(5, 3)).astype(np.float32)
-    action, state = model.predict(obs, deterministic=True)
-    assert state is None and action.shape == (5, 1) and action.dtype == np.float32
-    with th.no_grad():
-        mu, _ = model.actor.get_action_dist_params(th.as_tensor(obs))
-    np.testing.assert_array_equal(action, (th.tanh(mu) * 2).numpy())
-    single, _ = model.predict(obs[0], deterministic=True)
-    assert single.shape == (1,)
-    np.testing.assert_array_equal(single, action[0])
-    stochastic = np.stack([model.predict(obs, deterministic=False)[0] for _ in range(20)])
-    assert np.all(np.abs(stochastic) <= 2.0) and stochastic.std(axis=0).min() > 0
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -198,151 +123,7 @@ def test_cnn_policy():
 # ----------------------------------------------------------------------------------------------- save / load
 
 
-def _optimizers(model):
-    return {
-        "actor": model.actor.optimizer,
-        "critic": model.critic.optimizer,
-        "ent_coef": model.ent_coef_optimizer,
-    }
-
-
-def test_save_load_keeps_everything_training_needs(tmp_path):
-    model = small("Pendulum-v1")
-    model.learn(400)
-    model.save(tmp_path / "model.zip")
-    model.save_replay_buffer(tmp_path / "buffer.pkl")
-
-    loaded = TutorialSAC.load(tmp_path / "model.zip", env=make_vec_env("Pendulum-v1", n_envs=1))
-    loaded.load_replay_buffer(tmp_path / "buffer.pkl")
-    # all five networks and log-alpha
-    for name, tensor in model.policy.state_dict().items():
-        assert th.equal(tensor, loaded.policy.state_dict()[name]), name
-    assert th.equal(model.log_ent_coef, loaded.log_ent_coef) and loaded.log_ent_coef.requires_grad
-    # all four optimiser states (the two critics' Adams are critic.optimizer's two groups)
-    for name, optimizer in _optimizers(model).items():
-        state, loaded_state = optimizer.state_dict(), _optimizers(loaded)[name].state_dict()
-        assert len(loaded_state["param_groups"]) == len(state["param_groups"]), name
-        for index, values in state["state"].items():
-            for key, value in values.items():
-                assert th.equal(value, loaded_state["state"][index][key]), (name, index, key)
-    assert len(loaded.critic.optimizer.param_groups) == 2
-    # the optimiser states are bound to the loaded model's own parameters
-    assert loaded.ent_coef_optimizer.param_groups[0]["params"][0] is loaded.log_ent_coef
-    (actor_segment,) = loaded.actor.optimizer.param_groups[0]["params"]
-    start, end = actor_segment.data_ptr(), actor_segment.data_ptr() + 4 * actor_segment.numel()
-    assert all(start <= p.data_ptr() < end for p in loaded.actor.parameters())
-    # and training continues from them: the same update on both gives the same parameters
-    for m in (model, loaded):
-        m.set_logger(configure(None, [""]))
-        np.random.seed(3)
-        th.manual_seed(3)
-        m.train(50, 64)
-    for name, tensor in model.policy.state_dict().items():
-        assert th.equal(tensor, loaded.policy.state_dict()[name]), name
-    assert th.equal(model.log_ent_coef, loaded.log_ent_coef)
-    # learn(..., reset_num_timesteps=False) carries on counting
-    loaded.learn(200, reset_num_timesteps=False)
-    assert loaded.num_timesteps == 600 and loaded._n_updates == 650
-    assert loaded.actor.optimizer.state_dict()["state"][0]["step"].item() == 650
-
-
-def test_save_load_fixed_ent_coef_and_hyperparameters(tmp_path):
-    model = small(
-        "Pendulum-v1",
-        ent_coef=0.3,
-        entropy_term="correct",
-        reward_shift=1.0,
-        reward_scale=0.5,
-        critic_learning_rate=1e-3,
-        handle_timeout_termination=True,
-    )
-    model.save(tmp_path / "m")
-    loaded = TutorialSAC.load(tmp_path / "m.zip")
-    assert loaded.ent_coef_tensor.item() == pytest.approx(0.3) and loaded.log_ent_coef is None
-    assert (loaded.entropy_term, loaded.reward_shift, loaded.reward_scale) == ("correct", 1.0, 0.5)
-    assert loaded.critic.optimizer.param_groups[0]["lr"] == 1e-3
-    assert loaded.replay_buffer.handle_timeout_termination is True
-
-
-def test_load_rejects_foreign_and_broken_files(tmp_path):
-    sac = SAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[8]))
-    sac.save(tmp_path / "sac.zip")
-    with pytest.raises(ValueError, match="not saved by TutorialSAC"):
-        TutorialSAC.load(tmp_path / "sac.zip")
-
-    small("Pendulum-v1").save(tmp_path / "good.zip")
-    data = (tmp_path / "good.zip").read_bytes()
-    (tmp_path / "truncated.zip").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="truncated or corrupt"):
-        TutorialSAC.load(tmp_path / "truncated.zip")
-    (tmp_path / "text.zip").write_text("not a zip")
-    with pytest.raises(ValueError, match="truncated or corrupt"):
-        TutorialSAC.load(tmp_path / "text.zip")
-    # a file object works, and is read from where it stands
-    buffer = io.BytesIO(data)
-    assert isinstance(TutorialSAC.load(buffer), TutorialSAC)
-
-
 # ----------------------------------------------------------------------------------------------- callbacks, logging
-
-
-def test_callbacks_logging_progress_bar_tensorboard(tmp_path):
-    eval_env = make_vec_env("Pendulum-v1", n_envs=1, seed=5)
-    stop = StopTrainingOnRewardThreshold(reward_threshold=-1e9, verbose=0)
-    evaluation = EvalCallback(eval_env, callback_on_new_best=stop, eval_freq=400, n_eval_episodes=1, log_path=str(tmp_path))
-    checkpoint = CheckpointCallback(save_freq=200, save_path=str(tmp_path / "ckpt"), name_prefix="tsac")
-    model = small("Pendulum-v1", tensorboard_log=str(tmp_path / "tb"))
-    model.learn(1000, callback=[checkpoint, evaluation], progress_bar=True, log_interval=1)
-    # the first evaluation beats the threshold, so training stops there
-    assert model.num_timesteps == 400
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["tsac_200_steps.zip", "tsac_400_steps.zip"]
-    assert isinstance(TutorialSAC.load(tmp_path / "ckpt" / "tsac_200_steps.zip"), TutorialSAC)
-    assert np.load(tmp_path / "evaluations.npz")["timesteps"].tolist() == [400]
-    assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))
-
-
-def test_logs_sac_keys(tmp_path):
-    model = small("Pendulum-v1")
-    model.set_logger(configure(str(tmp_path), ["csv"]))
-    model.learn(400, log_interval=1)
-    model.train(5, 64)
-    model.logger.dump(model.num_timesteps)
-    columns = set(pd.read_csv(tmp_path / "progress.csv").columns)
-    for key in (
-        "train/actor_loss",
-        "train/critic_loss",
-        "train/ent_coef",
-        "train/ent_coef_loss",
-        "train/n_updates",
-        "train/entropy",
-        "train/learning_rate",
-        "train/critic_learning_rate",
-        "rollout/ep_rew_mean",
-    ):
-        assert key in columns, key
-    last = pd.read_csv(tmp_path / "progress.csv").iloc[-1]
-    assert last["train/n_updates"] == 405
-    stats = model.last_train_stats
-    assert last["train/critic_loss"] == pytest.approx(np.mean(0.5 * (stats["critic1_loss"] + stats["critic2_loss"])), rel=1e-5)
-    assert last["train/ent_coef"] == pytest.approx(np.mean(stats["ent_coef"]), rel=1e-5)
-
-
-def test_learning_rate_schedules():
-    model = small(
-        "Pendulum-v1",
-        learning_rate=lambda p: 1e-3 * p,
-        critic_learning_rate=lambda p: 2e-3 * p,
-        ent_coef_learning_rate=lambda p: 4e-3 * p,
-    )
-    model.learn(400)
-    # the last train() call ran at progress remaining 0 (num_timesteps = total)
-    assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
-    model.learn(400, reset_num_timesteps=True)
-    model._current_progress_remaining = 0.5
-    model._update_learning_rate()
-    assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
-    assert [g["lr"] for g in model.critic.optimizer.param_groups] == pytest.approx([1e-3, 1e-3])
-    assert model.ent_coef_optimizer.param_groups[0]["lr"] == pytest.approx(2e-3)
 
 
 # ----------------------------------------------------------------------------------------------- interop

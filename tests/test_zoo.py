@@ -4,11 +4,9 @@ checks are in the rl-zoo3 section of ``benchmarks/RESULTS.md``). The zoo's scrip
 command line."""
 
 import argparse
-import json
 import copy
 import importlib.util
 import os
-import pickle
 import pathlib
 import subprocess
 import sys
@@ -29,6 +27,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 
 from sb3_tutorial_sac import TutorialSAC, zoo
+from tests.helpers import train_args, zoo_cli
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TOP_LEVEL_YAML = REPO / "hyperparams" / "tutorial_sac.yml"
@@ -50,25 +49,6 @@ TUNED = {
 }
 
 
-def zoo_cli(*args: str, cwd: pathlib.Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m sb3_tutorial_sac.zoo <args>`` in a subprocess (one torch thread, no display), checked."""
-    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "sb3_tutorial_sac.zoo", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert result.returncode == 0, f"zoo {args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
-
-
-def train_args(algo: str, log_folder: pathlib.Path, *extra: str) -> list[str]:
-    return ["train", "--algo", algo, "--env", ENV, "--seed", "3", "--num-threads", "1", "-f", str(log_folder), *extra]
-
-
 def missing_extra(env_id: str) -> str | None:
     """Why ``env_id`` cannot be built here (its extra is not installed), or None."""
     if env_id in BOX2D_ENVS and importlib.util.find_spec("Box2D") is None:
@@ -78,6 +58,7 @@ def missing_extra(env_id: str) -> str | None:
     return None
 
 
+# (overrides tests/conftest.py's fixture of the same name, a tiny model: here two zoo runs)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """Two 400-step zoo runs (seeds 3, 4) of tutorial_sac on Pendulum-v1 with the default hyperparameters file,
@@ -374,140 +355,3 @@ def test_installed_package_finds_its_hyperparams(tmp_path: pathlib.Path) -> None
     module, path = pathlib.Path(out[0]), pathlib.Path(out[1])
     assert module.is_relative_to(target) and path == target / "sb3_tutorial_sac" / "hyperparams" / "tutorial_sac.yml"
     assert path.read_text() == TOP_LEVEL_YAML.read_text()
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# A run's folder is read as data: nothing from it runs without --trusted
-# ---------------------------------------------------------------------------------------------------------------
-
-
-class Payload:
-    """Unpickling it runs ``touch <sentinel>``."""
-
-    def __init__(self, sentinel: pathlib.Path):
-        self.sentinel = str(sentinel)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.sentinel}",))
-
-
-def _run_folder(root: pathlib.Path, **config: object) -> pathlib.Path:
-    """A run folder as rl-zoo3 writes it (a tiny TutorialSAC model, config.yml, args.yml, VecNormalize statistics)."""
-    from collections import OrderedDict
-
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    run = root / "logs" / "tutorial_sac" / f"{ENV}_1"
-    (run / ENV).mkdir(parents=True)
-    TutorialSAC("MlpPolicy", ENV, policy_kwargs=dict(net_arch=dict(pi=[8], qf=[8, 8])), seed=0).save(run / f"{ENV}.zip")
-    hyperparams = {"n_timesteps": 400, "normalize": True, "policy": "MlpPolicy", "train_freq": (1, "episode"), **config}
-    (run / ENV / "config.yml").write_text(yaml.dump(OrderedDict(sorted(hyperparams.items()))))  # as rl-zoo3 writes it
-    (run / ENV / "args.yml").write_text(yaml.dump(OrderedDict([("env", ENV), ("env_kwargs", None), ("seed", 3)])))
-    vec_normalize = VecNormalize(make_vec_env(ENV, n_envs=1))
-    vec_normalize.obs_rms.mean = np.array([0.5, -0.5, 1.0])
-    zoo.save_vec_normalize(vec_normalize, run / ENV / "vecnormalize.pkl")
-    return root / "logs"
-
-
-def _enjoy(logs: pathlib.Path, *extra: str) -> None:
-    zoo.main(["enjoy", "--algo", "tutorial_sac", "--env", ENV, "-f", str(logs), "--no-render", "-n", "20", *extra])
-
-
-def test_vecnormalize_statistics_round_trip_as_data(tmp_path: pathlib.Path) -> None:
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    saved = VecNormalize(make_vec_env(ENV, n_envs=1), clip_obs=5.0, gamma=0.9)
-    saved.obs_rms.mean, saved.obs_rms.var, saved.obs_rms.count = np.array([1.0, 2.0, 3.0]), np.array([4.0, 5.0, 6.0]), 7.0
-    saved.ret_rms.var = np.array(2.5)
-    zoo.save_vec_normalize(saved, tmp_path / "vecnormalize.pkl")
-    assert json.loads((tmp_path / "vecnormalize.json").read_text())["format"] == zoo.VECNORMALIZE_FORMAT
-    loaded = zoo.load_vec_normalize(tmp_path / "vecnormalize.pkl", make_vec_env(ENV, n_envs=1))
-    for rms in ("obs_rms", "ret_rms"):
-        for field in ("mean", "var", "count"):
-            assert np.array_equal(getattr(getattr(loaded, rms), field), getattr(getattr(saved, rms), field)), (rms, field)
-    assert (loaded.clip_obs, loaded.gamma, loaded.norm_obs, loaded.norm_reward) == (5.0, 0.9, True, True)
-    # statistics of another env are refused
-    with pytest.raises(zoo.RefusedError, match="not VecNormalize statistics for this env"):
-        zoo.load_vec_normalize(tmp_path / "vecnormalize.pkl", make_vec_env("MountainCarContinuous-v0", n_envs=1))
-
-
-def test_enjoy_reads_a_folder_as_data(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    import yaml as yaml_module
-
-    monkeypatch.chdir(tmp_path)
-    unsafe_loader = yaml_module.UnsafeLoader
-    logs = _run_folder(tmp_path / "good", env_wrapper="gymnasium.wrappers.ClipAction", policy_kwargs="dict(net_arch=[8])")
-    _enjoy(logs)  # the project's own folder: no --trusted needed
-    assert "Loading running average" in capsys.readouterr().out
-    assert yaml_module.UnsafeLoader is unsafe_loader  # everything put back
-
-    sentinel = tmp_path / "pwned"
-    monkeypatch.delitem(sys.modules, "evilzoo", raising=False)
-    (tmp_path / "evilzoo.py").write_text(f"open({str(sentinel)!r}, 'w').close()\nWrapper = None\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    crafted = {
-        "yaml_tag": ("config.yml", f"n_timesteps: !!python/object/apply:os.system ['touch {sentinel}']\n", "the tag"),
-        "yaml_args": ("args.yml", f"env_kwargs: !!python/object/apply:os.system ['touch {sentinel}']\n", "the tag"),
-        "normalize_eval": ("config.yml", f"normalize: \"__import__('os').system('touch {sentinel}')\"\n", "normalize is"),
-        "env_wrapper": ("config.yml", "normalize: false\nenv_wrapper: evilzoo.Wrapper\n", "env_wrapper names 'evilzoo"),
-        "vecnormalize": ("vecnormalize.pkl", Payload(sentinel), "is a pickle"),
-    }
-    for case, (name, content, message) in crafted.items():
-        logs = _run_folder(tmp_path / case)
-        target = logs / "tutorial_sac" / f"{ENV}_1" / ENV / name
-        target.write_bytes(pickle.dumps(content)) if isinstance(content, Payload) else target.write_text(content)
-        if case == "vecnormalize":  # the pickle alone (the JSON beside it, when there, is read instead)
-            target.with_suffix(".json").unlink()
-        with pytest.raises(SystemExit, match=rf"sb3-tutorial-sac-zoo enjoy: refused: .*{message}.*--trusted"):
-            _enjoy(logs)
-        assert not sentinel.exists() and "evilzoo" not in sys.modules, case
-        assert yaml_module.UnsafeLoader is unsafe_loader
-    # --trusted: rl-zoo3's own readers, which run what the folder holds
-    with pytest.raises(Exception):  # noqa: B017 (the payload returns no VecNormalize: rl-zoo3 fails after it ran)
-        _enjoy(tmp_path / "vecnormalize" / "logs", "--trusted")
-    assert sentinel.exists()
-
-
-@pytest.mark.expensive
-def test_zoo_flows_with_vecnormalize_need_no_trust(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    """train (VecNormalize, checkpoints, replay buffer), enjoy (last, best, checkpoint) and train -i on a folder of the
-    project's own making, without --trusted: its VecNormalize statistics are data."""
-    conf = tmp_path / "normalize.yml"
-    conf.write_text(yaml.safe_dump({ENV: {"n_timesteps": 400, "policy": "MlpPolicy", "normalize": True}}))
-    logs = tmp_path / "logs"
-    extra = ("--conf-file", str(conf), "--eval-freq", "200", "--eval-episodes", "1", "--save-freq", "200")
-    zoo_cli(*train_args("tutorial_sac", logs, *extra, "--save-replay-buffer"), cwd=tmp_path)
-    run = logs / "tutorial_sac" / f"{ENV}_1"
-    stats = json.loads((run / ENV / "vecnormalize.json").read_text())  # data, beside rl-zoo3's pickle
-    assert stats["format"] == zoo.VECNORMALIZE_FORMAT and stats["obs_rms"]["count"] > 400
-    monkeypatch.chdir(tmp_path)
-    for choice in ([], ["--load-best"], ["--load-checkpoint", "200"]):
-        _enjoy(logs, *choice)
-        assert "Loading running average" in capsys.readouterr().out, choice
-    out = zoo_cli(*train_args("tutorial_sac", logs, "--conf-file", str(conf), "-n", "200", "--eval-freq", "-1",
-                              "-i", str(run / f"{ENV}.zip")), cwd=tmp_path).stdout  # fmt: skip
-    assert "Loading saved VecNormalize stats" in out and "Loading replay buffer" in out
-    continued = TutorialSAC.load(logs / "tutorial_sac" / f"{ENV}_2" / f"{ENV}.zip")
-    assert continued.num_timesteps == 200 and continued._n_updates == 400 + 200
-
-
-def test_plot_from_file_unpickles_arrays_only(tmp_path: pathlib.Path) -> None:
-    results = {
-        "results_table": {"headers": ["Environments", "tutorial_sac"], "value_matrix": [["Pendulum", "-150 +/- 20"]]},
-        "Pendulum-v1": {"tutorial_sac": {"x": np.arange(3), "y": np.ones((2, 3)), "mean": np.float64(-150.0), "n": (1, 2)}},
-    }
-    with open(tmp_path / "plots.pkl", "wb") as file:
-        pickle.dump(results, file)
-    with open(tmp_path / "plots.pkl", "rb") as file:
-        loaded = zoo._PlotPickle.load(file)
-    assert np.array_equal(loaded["Pendulum-v1"]["tutorial_sac"]["y"], np.ones((2, 3)))
-    assert loaded["Pendulum-v1"]["tutorial_sac"]["mean"] == -150.0 and loaded["results_table"] == results["results_table"]
-
-    sentinel = tmp_path / "pwned"
-    with open(tmp_path / "crafted.pkl", "wb") as file:
-        pickle.dump({"results_table": Payload(sentinel)}, file)
-    with pytest.raises(SystemExit, match=r"plot_from_file: refused: the pickle names (posix|nt).system.*--trusted"):
-        zoo.main(["plot_from_file", "-i", str(tmp_path / "crafted.pkl"), "-o", str(tmp_path / "out.png")])
-    assert not sentinel.exists()

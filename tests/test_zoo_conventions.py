@@ -25,6 +25,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_tutorial_sac import TutorialSAC, zoo
 from tests.envs import BoxTargetEnv
+from tests.helpers import Payload
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ENV = "Pendulum-v1"
@@ -111,14 +112,6 @@ def test_rl_zoo3s_own_enjoy_reads_a_normalize_folder(algo, tmp_path):
         )
         result = run([sys.executable, "-c", code], cwd=tmp_path)
     assert "Loading running average" in result.stdout
-
-
-class Payload:
-    def __init__(self, sentinel: pathlib.Path):
-        self.sentinel = str(sentinel)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.sentinel}",))
 
 
 def test_this_package_reads_the_json_beside_the_pickle_never_the_pickle(tmp_path):

@@ -1,6 +1,6 @@
-"""predict()'s speed-only forward paths (sb3_tutorial_sac/fast_predict.py): the same actions as the actor's modules
-called as they are, and a fallback to those module calls, with one warning, where torch's hook internals are not what the
-paths expect."""
+"""predict(): the deterministic action is the scaled tanh of the mean; its speed-only forward paths
+(sb3_tutorial_sac/fast_predict.py) give the same actions as the actor's modules called as they are, and fall back to
+those module calls, with one warning, where torch's hook internals are not what the paths expect."""
 
 import warnings
 from collections import OrderedDict
@@ -15,6 +15,7 @@ from torch.nn.modules import module as torch_module
 
 from sb3_tutorial_sac import TutorialSAC, fast_predict
 from tests.envs import BoxTargetEnv
+from tests.helpers import small
 
 NETWORKS = {
     "Pendulum, the tutorial's networks": lambda: TutorialSAC("MlpPolicy", "Pendulum-v1", seed=0),
@@ -180,3 +181,21 @@ def test_a_users_forward_hook_is_honoured(monkeypatch, broken):
             finally:
                 handle.remove()
             assert policy.actor.mu in calls
+
+
+# ----------------------------------------------------------------------------------------------- predict() itself
+
+
+def test_predict_deterministic_is_scaled_tanh_mu():
+    model = small("Pendulum-v1")
+    obs = np.random.default_rng(0).uniform(-1, 1, size=(5, 3)).astype(np.float32)
+    action, state = model.predict(obs, deterministic=True)
+    assert state is None and action.shape == (5, 1) and action.dtype == np.float32
+    with th.no_grad():
+        mu, _ = model.actor.get_action_dist_params(th.as_tensor(obs))
+    np.testing.assert_array_equal(action, (th.tanh(mu) * 2).numpy())
+    single, _ = model.predict(obs[0], deterministic=True)
+    assert single.shape == (1,)
+    np.testing.assert_array_equal(single, action[0])
+    stochastic = np.stack([model.predict(obs, deterministic=False)[0] for _ in range(20)])
+    assert np.all(np.abs(stochastic) <= 2.0) and stochastic.std(axis=0).min() > 0
