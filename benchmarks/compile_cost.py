@@ -6,7 +6,7 @@ compilation or loading, training), as a user running a script sees it. The cache
 (``TORCHINDUCTOR_CACHE_DIR``): first an empty one (the compiled engine compiles its step, once per configuration,
 machine and torch version), then the same folder again (it loads the package).
 
-    python benchmarks/compile_cost.py                       # learn(2000) and learn(20000), about 3 minutes
+    python benchmarks/compile_cost.py                       # learn(2000) and learn(20000)
     python benchmarks/compile_cost.py --steps 2000 20000 100000
 
 ``--trees`` compares source trees instead, in one sitting: for each tree in turn (the order reversed every other

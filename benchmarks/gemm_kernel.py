@@ -3,7 +3,7 @@
 The compiled step's large products are the critics' 128x128 layers at the tutorial's sizes (batch 64): the forward
 ``H @ W.T`` (64x128x128), the backward to the layer's input ``dZ @ W`` (64x128x128) and the weight gradient
 ``dZ.T @ H`` (128x64x128). On AMD CPUs torch's products are MKL's AVX2 kernels (``mkl_blas_def_sgemm_kernel_0_zen``),
-while SBX's run in XLA's YNNPACK AVX-512 kernels (benchmarks/RESULTS.md). This script measures how far a plain
+while SBX's run in XLA's YNNPACK AVX-512 kernels (a perf profile, docs/changelog.md). This script measures how far a plain
 AVX-512 kernel gets on these shapes: ``C = A @ B`` with ``A`` read by broadcasts (any strides, so ``dZ.T`` needs no
 copy), ``B`` row-major (``W.T`` stored transposed for the forward product), tiles of ``MR`` rows by ``16 * NV``
 columns kept in registers over the whole inner dimension, no packing. It is compiled here with the machine's C

@@ -1,6 +1,6 @@
 """Soak test: a long TutorialSAC run on Pendulum-v1 (every default: the tutorial's setup), watching memory and finiteness.
 
-    nice -n 10 python benchmarks/soak.py                       # 300,000 steps, about 7-10 minutes on one thread
+    nice -n 10 python benchmarks/soak.py                       # 300,000 steps on one thread
     python benchmarks/soak.py --steps 20000 --sample-every 2000   # a quick look
 
 Every ``--sample-every`` env steps it records the process's resident memory (RSS, from /proc/self/status), and

@@ -19,7 +19,7 @@ pinned core (torch's ``mm``, oneDNN's linear, JAX's ``dot``, 2048x2048).
 
 SBX is optional (``pip install -e ".[bench]"``); without it the script says so and measures the others.
 
-    python benchmarks/throughput.py                 # full run (about 5 minutes on one core), pinned to the last core
+    python benchmarks/throughput.py                 # full run, pinned to the last core
     python benchmarks/throughput.py --core 1 --sb3-sizes   # SB3's default sizes, on core 1
     python benchmarks/throughput.py --repeats 3 --no-time-to-threshold
     python benchmarks/throughput.py --engines auto reference   # TutorialSAC engines to measure (default: auto compiled)
