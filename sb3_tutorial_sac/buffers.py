@@ -172,8 +172,8 @@ def _take_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """
     ``array[batch_inds, env_indices]`` of a buffer array ``[buffer_size, n_envs, ...]`` as a new array, given the
     flat indices ``rows = batch_inds * n_envs + env_indices``: the same values, gathered by ``take`` along the
-    flattened first two dimensions (a view of SB3's contiguous storage), several times faster than NumPy's indexing by
-    two index arrays (RESULTS.md, the gather of train()).
+    flattened first two dimensions (a view of SB3's contiguous storage), measured faster than NumPy's indexing by two
+    index arrays (the changelog's benchmark record, the gather of train()).
     """
     return array.reshape(-1, *array.shape[2:]).take(rows, axis=0)
 

@@ -99,9 +99,9 @@ def check_transition(
     vec_normalize: VecNormalize | None = None,
 ) -> None:
     """
-    A NaN or inf observation or reward stops training before it reaches the replay buffer. A few microseconds
-    per env step: one sum of the reward and one of the next observation (:func:`_surely_finite`), the element checks
-    only where a sum is not finite.
+    A NaN or inf observation or reward stops training before it reaches the replay buffer. Per env step, one sum of
+    the reward and one of the next observation (:func:`_surely_finite`), the element checks only where a sum is not
+    finite.
 
     :param num_timesteps: the model's env steps (named in the message)
     :param vec_normalize: the model's ``VecNormalize`` wrapper, if any: its un-normalised values are checked

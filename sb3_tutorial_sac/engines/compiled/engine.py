@@ -16,15 +16,15 @@ dimension of 1: heads, a critic's output, one action column) written as fused pr
 What it costs and when:
 
 * a model's first ``train()`` call compiles the step for its :class:`~sb3_tutorial_sac.engines.step.StepSpec`
-  (networks, batch size, entropy term and temperature loss, Adam's betas), once per machine and torch version (tens of
-  seconds; measured in benchmarks/RESULTS.md), and stores the package in Inductor's cache folder
+  (networks, batch size, entropy term and temperature loss, Adam's betas), once per machine and torch version (its cost:
+  benchmarks/RESULTS.md), and stores the package in Inductor's cache folder
   (``TORCHINDUCTOR_CACHE_DIR``; by default ``torchinductor_<user>`` in the system's temporary folder, which a reboot
-  may empty). Every later model of that spec loads it in milliseconds. The numeric settings (tau, the target entropy,
+  may empty). Every later model of that spec loads it from there. The numeric settings (tau, the target entropy,
   the learning rates) are inputs of the compiled function: changing them on the model never recompiles; changing the
   entropy term or the temperature loss compiles (or loads) another spec;
 * the numbers are the tutorial's up to rounding: Inductor's fused kernels round differently from PyTorch's eager ones
   (its own ``tanh``, ``log`` and ``exp``, fused multiply-adds, sums in another order), a few ulps per step
-  (``tests/test_compiled.py`` holds the parameters within 1e-5 of the reference engine after 300 steps). Where training
+  (``tests/test_compiled_engine.py`` holds the parameters within 1e-5 of the reference engine after 300 steps). Where training
   amplifies rounding, runs part as they would after a 1-ulp change of one parameter of the bit-exact engine:
   statistically the tutorial's, not bit for bit. The fast engine stays the default (``engine="auto"``).
 
@@ -318,10 +318,10 @@ class CompiledEngine(FastEngine):
         self.unavailable: str | None = None  # why the compiled step cannot be used (then the fast engine's is)
         self.compile_seconds: float | None = None  # the one-off cost of compiling (or loading) the step
         self.loaded_from_cache: bool | None = None
-        # how the step is compiled (compile_step's options; benchmarks/engine_candidates.py compares others). One
+        # how the step is compiled (compile_step's options). One
         # thread in the generated loops: the step's tensors are small, and the package then does not depend on
         # torch's thread setting (the BLAS calls still use it). The vector extensions as the CPU names them
-        # (/proc/cpuinfo): Inductor's own check would first compile and run a test program for each (seconds of every
+        # (/proc/cpuinfo): Inductor's own check would first compile and run a test program for each (at every
         # compile into an empty cache); a compiler that cannot build them fails the compile, and the engine trains
         # with the fast engine's step after its warning, as after any failed compile
         self.rewrites: frozenset[str] = REWRITES
@@ -401,8 +401,8 @@ class CompiledEngine(FastEngine):
         start = time.perf_counter()
         if self.verbose >= 1:
             print(
-                "TutorialSAC's compiled engine: compiling the gradient step for this model's configuration (about 15-20 s "
-                "the first time on this machine and torch version; loaded from the cache in well under a second later)"
+                "TutorialSAC's compiled engine: compiling the gradient step for this model's configuration (once on this "
+                "machine and torch version; later models of it load the step from the cache)"
             )
         try:
             inputs = self._probe_loop_inputs(spec)

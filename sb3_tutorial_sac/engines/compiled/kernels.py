@@ -3,7 +3,7 @@ The compiled step's batched matrix product as an AVX-512 kernel of our own, call
 
 On AMD CPUs torch's products are MKL's AVX2 kernels; at the step's sizes (the critics' 128x128 layers on a batch of
 64) a plain register-blocked AVX-512 kernel runs faster, with the same numbers on these shapes (each output a sum over
-the inner dimension in order, with fused multiply-adds; the figures: ``benchmarks/gemm_kernel.py`` and RESULTS.md).
+the inner dimension in order, with fused multiply-adds; the figures: the changelog's benchmark record).
 
 :func:`avx512_bmm` is a torch operator (``torch.ops.sb3_tutorial_sac.avx512_bmm``) that is ``torch.bmm`` wherever it runs in
 Python (eagerly, and on fake tensors when exporting). The step function calls it for the critics' ensemble products
@@ -158,8 +158,8 @@ inline void pack(long K, long width, const float* B, long sbk, long sbn, float* 
 
 // C = A @ B for one matrix of the batch; B(k, n) = B[k * sbk + n * sbn]. A B that is not row-major, and from 128 rows
 // of A on any B, is copied 32-column panel by panel into a contiguous block first: B's rows lie a power of two apart at
-// these sizes, so that read in place they share few cache sets and evict each other (faster at 256x256x256, measured
-// in RESULTS.md; below 128 rows the copy costs more than it saves). The sums are the same either way.
+// these sizes, so that read in place they share few cache sets and evict each other (measured faster at SB3's sizes, and
+// slower than no copy below 128 rows: the changelog's benchmark record). The sums are the same either way.
 extern "C" void sb3_tutorial_sac_gemm(long M, long N, long K, const float* A, long sam, long sak, const float* B,
                                       long sbk, long sbn, float* C) {
     thread_local std::vector<float> panel;

@@ -4,11 +4,11 @@ is changed for compiling, and nothing that the eager engines run.
 * :class:`FusedProducts`: the step's products with the small ones (a dimension of at most 8) written as fused
   pointwise products and sums, the large ones of both critics as one batched product each (:class:`_Ensemble`), the
   ensemble's products optionally as the AVX-512 kernel of :mod:`~sb3_tutorial_sac.engines.compiled.kernels`; which of
-  them is made is a set of names (:data:`REWRITES`, :data:`ALL_REWRITES`);
+  them is made is a set of names (:data:`REWRITES`);
 * :func:`loop_function`: the step inside torch's ``while_loop`` over all steps of a ``train()`` call
   (:data:`LOOP_INPUTS`), the function the compiled engine exports and compiles.
 
-Run eagerly without rewrites, both are the fast engine's step, bit for bit (``tests/test_compiled.py``).
+Run eagerly without rewrites, both are the fast engine's step, bit for bit (``tests/test_compiled_engine.py``).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ STATE = INPUTS[9:19]
 
 
 # Matrix products with a dimension this small are written as fused pointwise products and sums when compiling: as
-# calls into the BLAS they cost several microseconds each, most of it the call (a step has 33 of them and 12 large ones)
+# calls into the BLAS most of their cost is the call (a step has 33 of them and 12 large ones)
 _SMALL = 8
 
 
@@ -47,7 +47,7 @@ _SMALL = 8
 # action column) as a row-wise sum, "cols_t" the weight gradient of a layer of at most 8 inputs (the first layers) as
 # a sum over the batch. Inductor vectorises all five over the 128 contiguous features.
 #
-# Compiled by default too, each measured faster per compiled step (benchmarks/engine_candidates.py, RESULTS.md):
+# Compiled by default too, each measured faster per compiled step (the changelog's benchmark record, issue 22):
 # "bias_after", a linear layer's product without its bias (mm, not addmm), the bias added in the fused loop that follows
 # (addmm copies the bias into its output and has the BLAS scale it, two more passes over the output); "ensemble", the
 # two critics (and the two target critics) as one product per layer (``bmm`` over a strided [2, out, in] view of both
@@ -55,20 +55,18 @@ _SMALL = 8
 # same loops; "in_t" and "ensemble_in_t", a first layer (at most 8 inputs: the actor's trunk, the critics') as a sum of
 # broadcast products from the weight's columns stored once as rows, vectorised over the contiguous outputs, instead of a
 # BLAS call of inner dimension 3 or 4; "adam_reciprocal", Adam's division by sqrt(bias_correction2) as a product with
-# its reciprocal (one division per parameter instead of two; rounded otherwise). These three together: about 5% less
-# CPU per step (issue 22, engine_candidates.py's aoti_fused_before_first_layers). "avx512_bmm", the ensemble's large
+# its reciprocal (one division per parameter instead of two; rounded otherwise). These three were measured faster
+# together (issue 22). "avx512_bmm", the ensemble's large
 # products as the AVX-512 kernel of engines.compiled.kernels (torch.bmm in Python; the compiled engine leaves it out where the
 # kernel cannot be built, e.g. without AVX-512).
 #
-# Kept for benchmarks/engine_candidates.py, left out because they measured no faster than what they replace: "in" a
-# first layer's sum of broadcast products reading the weight's columns with a stride (Inductor writes scalar loops),
-# "cols" a product of at most 8 columns as a sum over the inner dimension (scalar loops), "ensemble_mm" the ensemble's
-# large products as one BLAS product per critic (with the weights' strided views ATen's bmm is the faster here).
+# Rewrites measured no faster than what they replace were dropped (the changelog's benchmark record, issue 34): "in" (a
+# first layer read by strided columns), "cols" (a product of at most 8 columns as a sum), "ensemble_mm" (one BLAS
+# product per critic).
 REWRITES = frozenset(
     {"out1", "outer", "row", "col1", "cols_t", "bias_after", "ensemble", "in_t", "ensemble_in_t", "adam_reciprocal",
      "avx512_bmm"}
 )  # fmt: skip
-ALL_REWRITES = REWRITES | {"in", "cols", "ensemble_mm"}
 
 
 class FusedProducts(Products):
@@ -110,11 +108,6 @@ class FusedProducts(Products):
             for k in range(1, in_features):
                 y = y + x[:, k : k + 1] * columns[k]
             return y
-        if "in" in self.rewrites and in_features <= _SMALL:
-            y = bias + x[:, 0:1] * weight[:, 0]
-            for k in range(1, in_features):
-                y = y + x[:, k : k + 1] * weight[:, k]
-            return y
         if "out1" in self.rewrites and out_features == 1:
             return (x * weight[0]).sum(1, keepdim=True) + bias
         if "bias_after" in self.rewrites:
@@ -131,7 +124,7 @@ class FusedProducts(Products):
             return a * b
         if "row" in self.rewrites and m == 1:
             return (a.t() * b).sum(0, keepdim=True)
-        if ("col1" in self.rewrites and n == 1) or ("cols" in self.rewrites and n <= _SMALL):
+        if "col1" in self.rewrites and n == 1:
             return (a.unsqueeze(2) * b.unsqueeze(0)).sum(1)
         if "cols_t" in self.rewrites and n <= _SMALL and a.stride(0) == 1:
             # a weight gradient grad.t() @ input of a layer of few inputs: the sum over the batch vectorised over the
@@ -184,7 +177,7 @@ class _Ensemble:
             return y
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(2, *x.shape)
-        if "bias_after" in self.rewrites or "ensemble_mm" in self.rewrites:
+        if "bias_after" in self.rewrites:
             return self.mm(x, weight.transpose(1, 2)) + bias
         return th.baddbmm(bias, x, weight.transpose(1, 2))
 
@@ -200,9 +193,6 @@ class _Ensemble:
         if n <= _SMALL:
             # a weight gradient of a layer of few inputs: the sum over the batch vectorised over the features of a
             return (b.unsqueeze(3) * a.transpose(1, 2).unsqueeze(2)).sum(1).transpose(1, 2)
-        if "ensemble_mm" in self.rewrites:
-            # one BLAS product per critic into the halves of one output (ATen's bmm runs these sizes slower per product)
-            return th.stack([a[0].mm(b[0]), a[1].mm(b[1])])
         if "avx512_bmm" in self.rewrites:
             # torch.bmm, which the compiled package runs as the AVX-512 kernel of engines.compiled.kernels; it reads b by
             # rows or, a transposed weight, by 16x16 blocks transposed into its panels
@@ -263,13 +253,13 @@ def loop_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
     runs a whole ``train()`` call in one call: no Python, no argument handling and no allocation of the results
     between steps, as SBX's jitted loop). The training state is updated in place; the statistics ``[steps, n]`` are
     returned. The numbers are :func:`step_function`'s under the same rewrites (run eagerly without rewrites: the fast
-    engine's, bit for bit; ``tests/test_compiled.py``).
+    engine's, bit for bit; ``tests/test_compiled_engine.py``).
 
     :param spec: the model's step
     :param rewrites: the rewrites of :func:`step_function`
     """
-    # the operator itself: torch's while_loop() would first trace the loop with TorchDynamo (several seconds at every
-    # compile); the operator is traced as the rest of the function is (torch.export's non-strict tracing)
+    # the operator itself: torch's while_loop() would first trace the loop with TorchDynamo (at every compile); the
+    # operator is traced as the rest of the function is (torch.export's non-strict tracing)
     while_loop_op = torch_privates.while_loop_op()
 
     n_stats = len(spec.critics) + len(STATISTICS)
