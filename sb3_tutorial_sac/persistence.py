@@ -64,12 +64,12 @@ FORMAT = "sb3_tutorial_sac/1"
 NOT_SAVED, RENAMED = ("self", "policy", "env", "device", "_init_setup_model"), {"stats_window_size": "_stats_window_size"}
 # The episode in progress, as arrays (SB3 saves them too): load(env=env, force_reset=False) continues it
 LAST_OBS = ("_last_obs", "_last_original_obs", "_last_episode_starts")
-STATE = (
+SB3_STATE = (
     *("policy_class", "observation_space", "action_space", "n_envs", "num_timesteps", "_total_timesteps"),
     *("_num_timesteps_at_start", "_n_updates", "_episode_num", "_current_progress_remaining"),
     *LAST_OBS,
 )
-STATISTICS = ("ep_info_buffer", "ep_success_buffer")  # left out, with a note, if an env put non-data into them
+EPISODE_STATISTICS = ("ep_info_buffer", "ep_success_buffer")  # left out, with a note, if an env put non-data into them
 ENV_STATE = ("env", *LAST_OBS)  # the VecEnv only with include=["env"] (pickled)
 # The engines a file that is not trusted may choose (others, the compiled one, only when the caller asks at load)
 FILE_ENGINES = ("auto", "fast", "reference")
@@ -83,9 +83,9 @@ BUILD_ERRORS += (OverflowError, ZeroDivisionError, RecursionError, MemoryError, 
 
 
 def saved_attributes(cls: type[OffPolicyAlgorithm]) -> list[str]:
-    """The allow-list of a model file's ``data``: the constructor's arguments and SB3's state (``STATE``)."""
+    """The allow-list of a model file's ``data``: the constructor's arguments and SB3's state (``SB3_STATE``)."""
     arguments = [RENAMED.get(name, name) for name in inspect.signature(cls.__init__).parameters]
-    return [name for name in arguments if name not in NOT_SAVED] + list(STATE) + list(STATISTICS)
+    return [name for name in arguments if name not in NOT_SAVED] + list(SB3_STATE) + list(EPISODE_STATISTICS)
 
 
 def excluded_save_params(model: OffPolicyAlgorithm) -> list[str]:
@@ -112,7 +112,7 @@ def _attribute_data(model: OffPolicyAlgorithm, name: str, value: Any, include: s
         if name in include:
             notes.append(f"{name}: pickled (save(include=[{name!r}])); this file loads only with trusted=True")
             return {":pickled:": base64.b64encode(cloudpickle.dumps(value)).decode()}
-        if name in STATISTICS:
+        if name in EPISODE_STATISTICS:
             notes.append(f"{name}: left out, it holds {error}")
             return None
         if name in SCHEDULES and callable(value):
@@ -359,7 +359,7 @@ def _attributes(cls: type, path: Path, data: dict, env: Any, custom: dict, force
         isinstance(attributes["policy_class"], type) and issubclass(attributes["policy_class"], policies.TutorialSACPolicy)
     ):
         raise FileValueError(f"{path!r} was not saved by TutorialSAC: its policy class is {attributes['policy_class']!r}")
-    for name in STATISTICS:
+    for name in EPISODE_STATISTICS:
         if isinstance(attributes.get(name), list):
             window = attributes.get("_stats_window_size", 100)
             attributes[name] = deque(attributes[name], maxlen=window if isinstance(window, int) and window > 0 else 100)

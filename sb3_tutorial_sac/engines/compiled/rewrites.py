@@ -33,7 +33,7 @@ from sb3_tutorial_sac.engines.step import (
 # the noise of all steps ([steps, 2, batch, act]: s' then s), the scalars of all steps ([steps, N_SCALARS]), then the
 # step's persistent inputs; of these, the training state (the parameters, log-alpha and Adam's moments) is updated
 LOOP_INPUTS = (*INPUTS[:5], "noise", "scalars", *INPUTS[7:19])
-STATE = INPUTS[9:19]
+CARRIED_STATE = INPUTS[9:19]
 
 
 # Matrix products with a dimension this small are written as fused pointwise products and sums when compiling: as
@@ -266,7 +266,7 @@ def loop_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
     extra_shapes = _extra_shapes(spec, rewrites)
 
     # what the loop carries from step to step: the step counter, the training state, the statistics, the extras
-    n_carried = 1 + len(STATE) + 1 + len(extra_shapes)
+    n_carried = 1 + len(CARRIED_STATE) + 1 + len(extra_shapes)
 
     def more(*carried_and_given: th.Tensor) -> th.Tensor:
         counter, stacked_observations = carried_and_given[0], carried_and_given[n_carried]
@@ -277,7 +277,7 @@ def loop_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         obs, actions, next_obs, rewards, discounts, noise, scalars, half_range, center = carried_and_given[n_carried:]
         # the step updates the state in place; a loop's body may not change what it is given: copies, which
         # Inductor turns into the updated buffers the next step reads
-        state = [tensor.clone() for tensor in carried[: len(STATE)]]
+        state = [tensor.clone() for tensor in carried[: len(CARRIED_STATE)]]
         index = counter.reshape(1)
 
         def this_step(stacked: th.Tensor) -> th.Tensor:
@@ -289,7 +289,7 @@ def loop_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
             this_step(obs), this_step(actions), this_step(next_obs), this_step(rewards), this_step(discounts),
             step_noise[0], step_noise[1], half_range, center, *state, this_step(scalars),
         )  # fmt: skip
-        statistics = carried[len(STATE)].index_put((index,), outputs[0].unsqueeze(0))
+        statistics = carried[len(CARRIED_STATE)].index_put((index,), outputs[0].unsqueeze(0))
         # the step's other outputs (Products.extras) carried, so that Inductor stores them once, as the step's own;
         # contiguous copies, as the loop requires of what it carries (one may be a view of the state: a weight whose
         # transpose is contiguous already, with the strides of the weight)
@@ -302,9 +302,9 @@ def loop_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Cal
         statistics = th.zeros(obs.shape[0], n_stats, dtype=obs.dtype, device=obs.device)
         extras = [th.zeros(shape, dtype=obs.dtype, device=obs.device) for shape in extra_shapes]
         final = while_loop_op(more, one_step, (counter, *state, statistics, *extras), given)
-        for tensor, updated in zip(state, final[1 : 1 + len(STATE)]):
+        for tensor, updated in zip(state, final[1 : 1 + len(CARRIED_STATE)]):
             tensor.copy_(updated)  # the state, written back once
-        return (final[1 + len(STATE)],)
+        return (final[1 + len(CARRIED_STATE)],)
 
     return loop
 
