@@ -276,6 +276,27 @@ def test_variants_option_selects_ablation_rows(monkeypatch: pytest.MonkeyPatch, 
     assert seen["labels"] == ["tutorial_sac", "sac", "all_fixes", "sac_tutorial_nets"]
     with pytest.raises(SystemExit, match=r"--variants: unknown rows \['no_such_row'\]; the rows are \['correct_entropy'"):
         cli.main(["compare", "--variants", "no_such_row"])
+    # The ablation around a task's yml entry (MuJoCo): on the tasks named, its own rows
+    assert cli.main(["compare", "--ablation", "yml", "--envs", "Hopper-v5", "--log-folder", folder]) == 0
+    assert seen == {"labels": [variant.label for variant in cmp.YML_ABLATION], "envs": ["Hopper-v5"]}
+    with pytest.raises(SystemExit, match="--ablation yml needs --envs"):
+        cli.main(["compare", "--ablation", "yml", "--log-folder", folder])
+
+
+def test_the_yml_ablation_switches_each_rule_of_the_mujoco_entry() -> None:
+    """Around Hopper-v5's yml entry: each fix the entry makes (the correct tanh term, bootstrapped time limits) switched
+    back to the tutorial's rule, each tutorial rule it keeps switched alone to SB3's choice; every row a constructor's
+    argument that changes the entry."""
+    from sb3_tutorial_sac.zoo import hyperparams_path
+
+    entry = yaml.safe_load(hyperparams_path("tutorial_sac").read_text().replace("!!float ", ""))["HalfCheetah-v5"]
+    rows = {variant.label: variant.overrides for variant in cmp.YML_ABLATION}
+    assert list(rows)[0] == "tutorial_sac" and rows["tutorial_sac"] == {} and len(rows) == 9
+    assert rows["tutorial_entropy"] == {"entropy_term": "tutorial"} and entry["entropy_term"] == "correct"
+    assert rows["timeouts_as_terminals"] == {"handle_timeout_termination": False} and entry["handle_timeout_termination"]
+    for label, overrides in list(rows.items())[1:]:
+        assert any(entry.get(key, "default") != value for key, value in overrides.items()), label
+        assert cmp.VARIANTS[label].overrides == overrides  # --variants names them too
 
 
 def test_ablation_variants_are_tutorial_sac_switches() -> None:

@@ -49,6 +49,8 @@ from sb3_tutorial_sac.compare.runs import DualEvalCallback, load_record, record_
 from sb3_tutorial_sac.compare.specs import (
     ABLATION,
     ABLATION_NOTE,
+    ABLATIONS,
+    YML_ABLATION,
     COMPUTE_MATCHED,
     MODES,
     REFERENCE,
@@ -78,6 +80,7 @@ from sb3_tutorial_sac.compare.stats import (
 
 __all__ = [
     "ABLATION",
+    "ABLATIONS",
     "ABLATION_NOTE",
     "BOOTSTRAP_REPS",
     "BOOTSTRAP_SEED",
@@ -89,6 +92,7 @@ __all__ = [
     "RUN_FILE",
     "SCORE_LAST",
     "VARIANTS",
+    "YML_ABLATION",
     "DualEvalCallback",
     "ProgressDisplay",
     "RunSpec",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from sb3_tutorial_sac.compare.grid import aggregate_folders, compare
 from sb3_tutorial_sac.compare.paired import min_seeds
 from sb3_tutorial_sac.compare.records import discover, verify
-from sb3_tutorial_sac.compare.specs import ABLATION, ABLATION_NOTE, VARIANTS, Variant, make_specs
+from sb3_tutorial_sac.compare.specs import ABLATION_NOTE, ABLATIONS, VARIANTS, Variant, make_specs
 from sb3_tutorial_sac.compare.stats import SCORE_LAST
 
 # The command's description (sb3_tutorial_sac.cli lists the command with the same words; it imports this module only
@@ -47,7 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--name", default=None, help="file names of the report, <name>.md, ... (default: compare; ablation with --ablation)"
     )
-    parser.add_argument("--ablation", action="store_true", help="tutorial_sac with each quirk switched to SB3's choice")
+    parser.add_argument(
+        "--ablation",
+        nargs="?",
+        const="pendulum",
+        default=None,
+        choices=list(ABLATIONS),
+        help="tutorial_sac with each quirk switched to SB3's choice: 'pendulum' (the default) on Pendulum-v1; 'yml' "
+        "around the yml entry of each of --envs (each fix it makes switched back, each rule it keeps switched alone)",
+    )
     parser.add_argument(
         "--variants",
         nargs="+",
@@ -101,13 +109,17 @@ def _rows(args: argparse.Namespace) -> tuple[list[Variant], list[str], str, list
     """The rows, environments, report name and notes the options ask for."""
     envs = args.envs or ["Pendulum-v1"]
     if args.ablation:
-        variants, envs, name, notes = list(ABLATION), ["Pendulum-v1"], "ablation", [ABLATION_NOTE]
+        rows = ABLATIONS[args.ablation]
+        if args.ablation == "yml" and not args.envs:
+            raise SystemExit("--ablation yml needs --envs: the tasks whose yml entries it ablates (e.g. Hopper-v5)")
+        envs = ["Pendulum-v1"] if args.ablation == "pendulum" else envs
+        variants, name, notes = list(rows), "ablation", [ABLATION_NOTE]
         if args.variants is not None:
-            names = [variant.label for variant in ABLATION]
+            names = [variant.label for variant in rows]
             unknown = [row for row in args.variants if row not in names]
             if unknown:
                 raise SystemExit(f"--variants: unknown ablation rows {unknown}; the rows are {names}")
-            variants = [variant for variant in ABLATION if variant.label in args.variants]
+            variants = [variant for variant in rows if variant.label in args.variants]
         return variants, envs, name, notes
     algos = args.algos or ["tutorial_sac", "sac"]
     variants = [Variant(a, a) for a in dict.fromkeys(algos)]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from sb3_tutorial_sac.compare.record_provenance import code_provenance
-from sb3_tutorial_sac.compare.specs import ABLATION, RUN_FILE, VARIANTS, RunSpec, Variant
+from sb3_tutorial_sac.compare.specs import ABLATION, RUN_FILE, VARIANTS, YML_ABLATION, RunSpec, Variant
 
 VERIFY_FILE = "verify.json"
 # What a replay must reproduce exactly (evaluations.npz's arrays; the seconds differ from run to run)
@@ -34,7 +34,7 @@ def _describe(label: str, algo: str, overrides: dict[str, Any], defaults: bool, 
     makes it."""
     if label == algo and not overrides and not defaults and not ablation:
         return Variant(label, algo)
-    known = next((v for v in ABLATION if v.label == label), None) if ablation else None
+    known = next((v for v in (*ABLATION, *YML_ABLATION) if v.label == label), None) if ablation else None
     known = known or VARIANTS.get(label)
     if known is not None and known.algo == algo and known.overrides == overrides and known.defaults == defaults:
         return known

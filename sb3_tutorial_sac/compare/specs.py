@@ -57,7 +57,13 @@ ALL_FIXES_DESCRIPTION = (
 # Ablation on Pendulum-v1: each tutorial rule that has a switch, switched alone to SB3's choice (one row each), then
 # all_fixes and all_fixes less each of its fixes (leave-one-out)
 ABLATION: tuple[Variant, ...] = (
-    Variant("tutorial_sac", "tutorial_sac", {}, "the tutorial, every quirk (all TutorialSAC defaults)"),
+    Variant(
+        "tutorial_sac",
+        "tutorial_sac",
+        {},
+        "tutorial_sac as the zoo's tutorial_sac.yml has it for the task (Pendulum-v1: the tutorial, every quirk, all "
+        "TutorialSAC defaults)",
+    ),
     Variant(
         "correct_entropy",
         "tutorial_sac",
@@ -128,6 +134,39 @@ ABLATION: tuple[Variant, ...] = (
         for name, fix in FIXES.items()
     ),
 )
+
+def _ablation_row(label: str) -> Variant:
+    return next(variant for variant in ABLATION if variant.label == label)
+
+
+# Ablation on a task whose yml entry already makes some of SB3's choices (MuJoCo v5: the correct tanh term,
+# bootstrapped time limits, SB3-sized networks, batch 256, a warm-up, its own reward scale): the yml entry, each fix it
+# makes switched back to the tutorial's rule, and each tutorial rule it keeps switched alone to SB3's choice
+YML_ABLATION: tuple[Variant, ...] = (
+    ABLATION[0],
+    Variant(
+        "tutorial_entropy",
+        "tutorial_sac",
+        {"entropy_term": "tutorial"},
+        "the tutorial's tanh term, tanh applied twice, instead of the yml's correct `log(1 - tanh(u)^2)` "
+        "(`entropy_term='tutorial'`)",
+    ),
+    Variant(
+        "timeouts_as_terminals",
+        "tutorial_sac",
+        {"handle_timeout_termination": False},
+        "the tutorial's rule: the time limit is a terminal, not bootstrapped as in the yml "
+        "(`handle_timeout_termination=False`)",
+    ),
+    *(
+        _ablation_row(label)
+        for label in ("sb3_alpha_loss", "sb3_initial_alpha", "raw_rewards", "sb3_critic_lr", "with_replacement")
+    ),
+    _ablation_row("sb3_schedule"),
+)
+# The ablations --ablation names: Pendulum-v1's (the default) and the one around a task's yml entry
+ABLATIONS: dict[str, tuple[Variant, ...]] = {"pendulum": ABLATION, "yml": YML_ABLATION}
+
 # SAC at the tutorial's compute: its networks ([128] actor trunk, twin [128, 128] critics) and batch 64, one gradient
 # step per env step as the tutorial's (200 per 200-step episode); every other setting from the zoo's sac.yml entry
 COMPUTE_MATCHED = Variant(
@@ -165,7 +204,7 @@ ALL_FIXES_DEFAULTS = Variant(
 # Every named row `--variants` can add to a comparison (beside the plain algorithms of `--algos`)
 VARIANTS: dict[str, Variant] = {
     variant.label: variant
-    for variant in (*ABLATION[1:], COMPUTE_MATCHED, *REWARD_SCALES, TUTORIAL_DEFAULTS, ALL_FIXES_DEFAULTS)
+    for variant in (*ABLATION[1:], *YML_ABLATION[1:3], COMPUTE_MATCHED, *REWARD_SCALES, TUTORIAL_DEFAULTS, ALL_FIXES_DEFAULTS)
 }
 # Why the ablation has no "one critic optimiser" row (written into the report)
 ABLATION_NOTE = (
