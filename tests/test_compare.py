@@ -291,7 +291,7 @@ def test_the_yml_ablation_switches_each_rule_of_the_mujoco_entry() -> None:
 
     entry = yaml.safe_load(hyperparams_path("tutorial_sac").read_text().replace("!!float ", ""))["HalfCheetah-v5"]
     rows = {variant.label: variant.overrides for variant in cmp.YML_ABLATION}
-    assert list(rows)[0] == "tutorial_sac" and rows["tutorial_sac"] == {} and len(rows) == 9
+    assert next(iter(rows)) == "tutorial_sac" and rows["tutorial_sac"] == {} and len(rows) == 9
     assert rows["tutorial_entropy"] == {"entropy_term": "tutorial"} and entry["entropy_term"] == "correct"
     assert rows["timeouts_as_terminals"] == {"handle_timeout_termination": False} and entry["handle_timeout_termination"]
     for label, overrides in list(rows.items())[1:]:

@@ -576,7 +576,7 @@ def test_compile_step_uses_the_kernel_only_where_it_loads(monkeypatch, tmp_path,
     assert engine._servable()  # the optimiser states the probe inputs copy
     spec = engine.spec(64)
     with pytest.raises(Stop):
-        compile_step(spec, engine._probe_loop_inputs(spec), REWRITES, engine.inductor_configs, looped=True)
+        compile_step(spec, engine._probe_loop_inputs(spec), REWRITES, engine.inductor_configs)
     shim = {th.ops.sb3_tutorial_sac.avx512_bmm.default: [kernels.SHIM_DECLARATION]}
     expected = {"loads": [True], "unavailable": [False], "fails to build": [True, False]}[case]
     if case == "fails to build":  # remembered: the next compile does not build (nor compile for) the kernel again

@@ -215,7 +215,7 @@ def test_a_planted_package_is_compiled_again_not_loaded(inductor_folder, monkeyp
     assert engine._servable()  # the optimiser states the probe inputs copy
     spec = engine.spec(model.batch_size)
     rewrites = engine.rewrites - {"avx512_bmm"}
-    arguments = (spec, engine._probe_loop_inputs(spec), rewrites, engine.inductor_configs, True)
+    arguments = (spec, engine._probe_loop_inputs(spec), rewrites, engine.inductor_configs)
     assert compiled_module.compile_step(*arguments)[1] is False and len(compiles) == 1
     assert compiled_module.compile_step(*arguments)[1] is True and len(compiles) == 1  # loaded: the one built here
     (package,) = folder.glob("step-*.pt2")

@@ -195,7 +195,7 @@ def test_after_a_failed_compile_update_engine_reports_the_fast_engine(monkeypatc
 def test_the_compiled_engine_says_it_compiles_at_verbose_1(monkeypatch, capsys):
     import sb3_tutorial_sac.engines.compiled.engine as compiled_module
 
-    def quick_compile_step(spec, inputs, rewrites, configs, looped):  # the eager loop stands in for the package
+    def quick_compile_step(spec, inputs, rewrites, configs):  # the eager loop stands in for the package
         from sb3_tutorial_sac.engines.compiled.rewrites import loop_function
 
         function = loop_function(spec)

@@ -58,7 +58,7 @@ import sb3_tutorial_sac.engines.compiled.rewrites as rewrites_module
 import sb3_tutorial_sac.engines.step as step_module
 from sb3_tutorial_sac.engines.base import Unavailable, UpdateEngine
 from sb3_tutorial_sac.engines.compiled import cache, kernels, torch_privates
-from sb3_tutorial_sac.engines.compiled.rewrites import LOOP_INPUTS, REWRITES, fused_step_function, loop_function
+from sb3_tutorial_sac.engines.compiled.rewrites import LOOP_INPUTS, REWRITES, loop_function
 from sb3_tutorial_sac.engines.fast import FastEngine, Runner
 from sb3_tutorial_sac.engines.probe import differences, engine_difference, probe_batch
 from sb3_tutorial_sac.engines.reference import ReferenceEngine
@@ -125,16 +125,14 @@ def compile_step(
     example_inputs: Sequence[th.Tensor],
     rewrites: frozenset[str] = REWRITES,
     inductor_configs: dict[str, Any] | None = None,
-    looped: bool = True,
 ) -> tuple[Callable[[list[th.Tensor]], list], bool]:
     """
-    The compiled step for ``spec``: loaded from the cache folder, else exported, compiled and stored there.
+    The compiled loop of steps for ``spec`` (:func:`~sb3_tutorial_sac.engines.compiled.rewrites.loop_function`: all
+    steps of a ``train()`` call, any number): loaded from the cache folder, else exported, compiled and stored there.
 
+    :param example_inputs: :data:`~sb3_tutorial_sac.engines.compiled.rewrites.LOOP_INPUTS` of at least 2 steps
     :param rewrites: compile :func:`step_function` with these rewrites of the small products
     :param inductor_configs: Inductor options for the compilation (part of the cache key)
-    :param looped: compile :func:`~sb3_tutorial_sac.engines.compiled.rewrites.loop_function` (all steps of a call,
-        any number; ``example_inputs`` are :data:`~sb3_tutorial_sac.engines.compiled.rewrites.LOOP_INPUTS` of at least 2
-        steps) instead of one step (:data:`~sb3_tutorial_sac.engines.step.INPUTS`)
     :return: a function of the input list returning the outputs, and whether it was loaded from the cache
     """
     folder = cache_folder()
@@ -148,9 +146,9 @@ def compile_step(
         else:
             kernel = _KERNEL_BUILDS.submit(kernels.load, folder)
     try:
-        return _compile_or_load(spec, example_inputs, rewrites, inductor_configs, looped, folder, kernel)
+        return _compile_or_load(spec, example_inputs, rewrites, inductor_configs, folder, kernel)
     except kernels.BuildError:
-        return compile_step(spec, example_inputs, rewrites - {"avx512_bmm"}, inductor_configs, looped)
+        return compile_step(spec, example_inputs, rewrites - {"avx512_bmm"}, inductor_configs)
 
 
 # builds the kernel's library beside the export and compile of the step (the compiler runs as another process)
@@ -232,7 +230,6 @@ def _compile_or_load(
     example_inputs: Sequence[th.Tensor],
     rewrites: frozenset[str],
     inductor_configs: dict[str, Any] | None,
-    looped: bool,
     folder: str,
     kernel: Future | None,
 ) -> tuple[Callable[[list[th.Tensor]], list], bool]:
@@ -245,7 +242,7 @@ def _compile_or_load(
             kernel.result()
         return load_cached_package(path).boxed_run
 
-    options = repr((sorted(rewrites), sorted((inductor_configs or {}).items()), "loop" if looped else "step"))
+    options = repr((sorted(rewrites), sorted((inductor_configs or {}).items()), "loop"))  # (the key of earlier trees)
     key = hashlib.sha256(f"{spec_key(spec)}|{options}".encode()).hexdigest()[:24]
     path = os.path.join(folder, f"step-{key}.pt2")
     if os.path.exists(path):
@@ -259,16 +256,10 @@ def _compile_or_load(
     with th.inference_mode(False), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         inputs = tuple(t.detach().clone() for t in example_inputs)
-        if looped:
-            # the number of steps is the first dimension of the stacked inputs, any number from 1
-            steps = th.export.Dim("steps", min=1)
-            dynamic: tuple[dict[int, Any] | None, ...] | None = tuple(
-                {0: steps} if k < LOOP_INPUTS.index("scalars") + 1 else None for k in range(len(LOOP_INPUTS))
-            )
-            function = loop_function(spec, rewrites)
-        else:
-            dynamic, function = None, fused_step_function(spec, rewrites)  # type: ignore[assignment]
-        exported = th.export.export(_Step(function), inputs, dynamic_shapes=(dynamic,) if dynamic else None, strict=False)
+        # the number of steps is the first dimension of the stacked inputs, any number from 1
+        steps = th.export.Dim("steps", min=1)
+        dynamic = tuple({0: steps} if k < LOOP_INPUTS.index("scalars") + 1 else None for k in range(len(LOOP_INPUTS)))
+        exported = th.export.export(_Step(loop_function(spec, rewrites)), inputs, dynamic_shapes=(dynamic,), strict=False)
         temporary = cache.temporary_name(path, ".pt2")  # unpredictable: nothing can be planted at it beforehand
         try:
             configs = {**(inductor_configs or {}), **(kernels.inductor_configs() if "avx512_bmm" in rewrites else {})}
@@ -406,7 +397,7 @@ class CompiledEngine(FastEngine):
             )
         try:
             inputs = self._probe_loop_inputs(spec)
-            compiled, cached = compile_step(spec, inputs, self.rewrites, self.inductor_configs, looped=True)
+            compiled, cached = compile_step(spec, inputs, self.rewrites, self.inductor_configs)
             difference = self._probe_compiled_loop(spec, compiled, inputs)
         except cache.CacheError as error:  # a cache folder another user could write to: nothing loaded from it
             self.unavailable = str(error)

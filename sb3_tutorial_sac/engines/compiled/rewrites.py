@@ -241,11 +241,6 @@ def products_for(rewrites: frozenset[str]) -> Products:
     return FusedProducts(rewrites) if rewrites else Products()
 
 
-def fused_step_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Callable[..., tuple[th.Tensor, ...]]:
-    """:func:`~sb3_tutorial_sac.engines.step.step_function` under ``rewrites`` (none: the fast engine's step)."""
-    return step_function(spec, products_for(rewrites))
-
-
 def loop_function(spec: StepSpec, rewrites: frozenset[str] = frozenset()) -> Callable[..., tuple[th.Tensor]]:
     """
     All gradient steps of one ``train()`` call as one function of the tensors :data:`LOOP_INPUTS`: :func:`step_function`
