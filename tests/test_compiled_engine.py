@@ -91,28 +91,39 @@ def test_compiled_engine_follows_the_reference_engine_on_the_tutorials_minibatch
         np.testing.assert_allclose(compiled_stats[name], values, rtol=0, atol=TOLERANCE, err_msg=name)
 
 
-def test_step_function_uncompiled_is_the_fast_engines_step_bit_for_bit():
+def _eager_compile_step(monkeypatch: pytest.MonkeyPatch, rewrites: frozenset[str] = frozenset(), calls=None, specs=None):
+    """Stand the compiled engine's compile_step (its seam to AOTInductor) in with the loop it would compile, run
+    eagerly under ``rewrites``; the engine still checks it on its probe (two stacked steps) before using it. Each call
+    of the loop appends its inputs' first shape to ``calls``; each compile its spec to ``specs``."""
+
+    def eager(spec, example_inputs, *args, **kwargs):
+        function = loop_function(spec, rewrites)
+        if specs is not None:
+            specs.append(spec)
+
+        def run(inputs):
+            if calls is not None:
+                calls.append(tuple(inputs[0].shape))
+            return list(function(*inputs))
+
+        return run, False
+
+    monkeypatch.setattr(compiled_module, "compile_step", eager)
+
+
+def test_step_function_uncompiled_is_the_fast_engines_step_bit_for_bit(monkeypatch):
     """The proof make_engine runs (CompiledEngine.build), and the same over a whole learn(): the loop of steps the
     compiled engine compiles, run eagerly in place of the compiled one, gives the fast engine's numbers exactly."""
     model = _model("compiled", "asymmetric")
     engine = model.update_engine
     assert isinstance(CompiledEngine.build(model.training_state), CompiledEngine)  # the proof make_engine runs
-    calls = []
-
-    def eager(spec):
-        function = loop_function(spec)
-
-        def run(inputs):
-            calls.append(inputs[0].shape)
-            return list(function(*inputs))
-
-        engine._compiled, engine._compiled_spec, engine.compile_seconds = run, spec, 0.0
-
-    engine._compile = eager
+    calls: list[tuple[int, ...]] = []
+    _eager_compile_step(monkeypatch, calls=calls)
     model.learn(300)
-    # one call per train() call, its minibatches stacked
-    assert calls and all(len(shape) == 3 for shape in calls)
-    assert sum(shape[0] for shape in calls) == model._n_updates
+    assert engine.unavailable is None and engine.compile_seconds is not None
+    # the probe's two stacked steps, then one call per train() call, its minibatches stacked
+    assert calls[0][0] == 2 and all(len(shape) == 3 for shape in calls)
+    assert sum(shape[0] for shape in calls[1:]) == model._n_updates
     fast = _model("fast", "asymmetric")
     fast.learn(300)
     for (name, value), expected in zip(model.policy.state_dict().items(), fast.policy.state_dict().values()):
@@ -122,23 +133,12 @@ def test_step_function_uncompiled_is_the_fast_engines_step_bit_for_bit():
         np.testing.assert_array_equal(model.last_train_stats[name], values, err_msg=name)
 
 
-def test_a_train_call_of_another_batch_size_steps_as_the_fast_engine():
+def test_a_train_call_of_another_batch_size_steps_as_the_fast_engine(monkeypatch):
     """The compiled loop is built for the model's batch size; a train() call of another runs the fast engine's steps
     (here the loop runs eagerly, so both paths give the fast engine's numbers bit for bit)."""
     model = _model("compiled")
-    engine = model.update_engine
-    calls = []
-
-    def eager(spec):
-        function = loop_function(spec)
-
-        def run(inputs):
-            calls.append(tuple(inputs[0].shape))
-            return list(function(*inputs))
-
-        engine._compiled, engine._compiled_spec, engine.compile_seconds = run, spec, 0.0
-
-    engine._compile = eager
+    calls: list[tuple[int, ...]] = []
+    _eager_compile_step(monkeypatch, calls=calls)
 
     def train(trained: TutorialSAC) -> TutorialSAC:
         trained.learn(300)
@@ -179,21 +179,17 @@ def test_a_loops_table_of_scalars_is_the_per_step_scalars_bit_for_bit(model_kwar
 
 
 @pytest.mark.parametrize("configuration", list(CONFIGURATIONS))
-def test_compile_only_rewrites_run_eagerly_stay_within_1e_5_of_the_reference_engine(configuration):
+def test_compile_only_rewrites_run_eagerly_stay_within_1e_5_of_the_reference_engine(configuration, monkeypatch):
     """The rewrites the compiled engine may compile with (the small products as sums, the two critics as one batched
     ensemble product), run eagerly over a whole learn(300): the same mathematics as the reference engine's step, rounded
     otherwise. Without a compiler, so that the rewrites themselves are tested wherever the tests run."""
     model = _model("compiled", configuration)
     engine = model.update_engine
-    used = []
-
-    def eager(spec):
-        function = loop_function(spec, REWRITES)
-        used.append(ensemble_ready(spec.critics))
-        engine._compiled, engine._compiled_spec, engine.compile_seconds = (lambda inputs: list(function(*inputs))), spec, 0.0
-
-    engine._compile = eager
+    specs: list = []
+    _eager_compile_step(monkeypatch, REWRITES, specs=specs)
     model.learn(300)
+    assert engine.unavailable is None  # the rewritten loop passed the engine's probe
+    used = [ensemble_ready(spec.critics) for spec in specs]
     reference = _model("reference", configuration)
     reference.learn(300)
     assert used == [CONFIGURATIONS[configuration][1].get("n_critics", 2) == 2]  # the ensemble where there are two critics
