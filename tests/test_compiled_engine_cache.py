@@ -17,6 +17,7 @@ import torch as th
 from sb3_tutorial_sac import TutorialSAC
 from sb3_tutorial_sac.engines.compiled import cache, kernels
 from sb3_tutorial_sac.engines.compiled import engine as compiled_module
+from sb3_tutorial_sac.engines.compiled import torch_privates
 from tests.helpers import TINY
 
 
@@ -170,7 +171,8 @@ def test_a_link_planted_at_the_kernel_source_is_replaced_not_written_through(ind
 def test_a_planted_package_is_never_loaded(inductor_folder, tmp_path, monkeypatch):
     folder = pathlib.Path(cache.private_folder())
     loaded: list[str] = []
-    monkeypatch.setattr(compiled_module, "_load_package", lambda path: loaded.append(pathlib.Path(path).read_bytes()))
+    # the loader of torch's packages, named in the one module of torch's privates
+    monkeypatch.setattr(torch_privates, "package_loader", lambda path: loaded.append(pathlib.Path(path).read_bytes()))
     planted = folder / "step-0123456789abcdef01234567.pt2"
     planted.write_bytes(b"planted")
     with pytest.raises(cache.CacheError, match="no digest recorded when it was built"):
@@ -200,7 +202,7 @@ def test_a_planted_package_is_compiled_again_not_loaded(inductor_folder, monkeyp
 
     folder = pathlib.Path(cache.private_folder())
     loaded: list[bytes] = []
-    monkeypatch.setattr(compiled_module, "_load_package", lambda path: loaded.append(pathlib.Path(path).read_bytes()) or
+    monkeypatch.setattr(torch_privates, "package_loader", lambda path: loaded.append(pathlib.Path(path).read_bytes()) or
                         type("Loader", (), {"boxed_run": None})())  # fmt: skip
     monkeypatch.setattr(th.export, "export", lambda *args, **kwargs: None)
     compiles: list[str] = []
