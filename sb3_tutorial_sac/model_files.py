@@ -13,8 +13,7 @@ from typing import Any, TypeVar
 
 import torch as th
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, TensorDict
+from stable_baselines3.common.type_aliases import GymEnv, TensorDict
 
 from sb3_tutorial_sac import buffer_files, persistence, user_warnings
 
@@ -25,15 +24,9 @@ class DataFiles(OffPolicyAlgorithm):
     """SB3's off-policy algorithm whose files hold data only: nothing pickled that loading would have to run, every
     value checked as the constructor checks it, sizes bounded before allocation (``docs/files_and_safety.md``)."""
 
-    def _setup_learn(
-        self,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        reset_num_timesteps: bool = True,
-        tb_log_name: str = "run",
-        progress_bar: bool = False,
-    ) -> tuple[int, BaseCallback]:
-        loaded_from = self.__dict__.pop("_file_tensorboard_log", None)  # (persistence.load_model)
+    def _warn_about_a_files_tensorboard_log(self) -> None:
+        """At the start of ``learn()``: a file's ``tensorboard_log`` was not used (``persistence.load_model``); say so."""
+        loaded_from = self.__dict__.pop("_file_tensorboard_log", None)
         if loaded_from is not None and self.tensorboard_log is None:
             where, directory = loaded_from
             user_warnings.warn(
@@ -41,7 +34,6 @@ class DataFiles(OffPolicyAlgorithm):
                 "where learn() writes, so learn() does not log to TensorBoard. Set model.tensorboard_log (or pass "
                 "load(path, tensorboard_log=...), or trusted=True) to log there."
             )
-        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
 
     def _excluded_save_params(self) -> list[str]:
         """

@@ -549,6 +549,7 @@ class TutorialSAC(DataFiles):
         tb_log_name: str = "run",
         progress_bar: bool = False,
     ) -> tuple[int, BaseCallback]:
+        self._warn_about_a_files_tensorboard_log()  # not in SB3: a file does not decide where learn() writes
         total_timesteps, callback = super()._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )

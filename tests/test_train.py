@@ -109,6 +109,7 @@ def test_logs_sac_keys(tmp_path):
     model.learn(400, log_interval=1)
     model.train(5, 64)
     model.logger.dump(model.num_timesteps)
+    model.logger.close()  # (its csv file, left open, would warn in whatever test the garbage collector runs next)
     columns = set(pd.read_csv(tmp_path / "progress.csv").columns)
     for key in (
         "train/actor_loss",
