@@ -345,7 +345,8 @@ def test_collect_reads_train_seconds_from_npz(tmp_path: pathlib.Path) -> None:
                       results_stochastic=[[-700.0, -700.0], [-200.0, -200.0]])  # fmt: skip
         np.savez(spec.run_dir() / "evaluations.npz", **arrays, **({"train_seconds": seconds} if seconds else {}))
     one_commit = {"status": "ok", "provenance": {"commit": "0123456789abcdef", "dirty": False}}
-    evaluations, runs = cmp.collect(specs, {spec.key: one_commit for spec in specs})
+    timed = {**one_commit, "train_cpu_seconds": 1800.0, "eval_seconds": 360.0, "wall_seconds": 4500.0}
+    evaluations, runs = cmp.collect(specs, {specs[0].key: timed, specs[1].key: one_commit})
     assert list(evaluations.columns[:5]) == ["env", "algorithm", "seed", "timesteps", "train_seconds"]
     with_seconds = evaluations[evaluations["algorithm"] == "tutorial_sac"]
     assert list(with_seconds["train_seconds"]) == [0.5, 1.25, 0.5, 1.25]  # deterministic, then stochastic
@@ -356,6 +357,8 @@ def test_collect_reads_train_seconds_from_npz(tmp_path: pathlib.Path) -> None:
     assert "| 400 (1/1) | n/a |" in markdown  # training seconds to -200: not recorded by every run, so none
     assert "CPU s to -200" not in markdown  # no verdict on seconds that not every run recorded (nor on wall seconds)
     assert "Code: every run from commit 0123456789ab (2 runs)." in markdown
+    # what the pooled runs cost, from the records that timed it (the other run's record has no timings)
+    assert "Compute (1 run timed): training 0.50 CPU h, evaluation 0.10 h (wall clock); 1.25 h of wall clock" in markdown
     assert (tmp_path / "seconds_Pendulum-v1.png").stat().st_size > 10_000
 
 
@@ -663,4 +666,3 @@ def test_report_only_rebuilds_the_committed_report(command_file: pathlib.Path, t
     assert len(reports) >= 4
     for committed in reports:
         assert (folder / committed.name).read_bytes() == committed.read_bytes(), committed.name
-

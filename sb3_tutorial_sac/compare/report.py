@@ -125,7 +125,29 @@ def _code_lines(runs: pd.DataFrame, env: str, log_folder: pathlib.Path) -> list[
         values = [str(v) for v in dict.fromkeys(ok[column].fillna("")) if str(v)]
         if values:
             lines.append(f"{what}: {'; '.join(values)}.")
+    compute = _compute_line(ok)
+    if compute:
+        lines.append(compute)
     return [" ".join(lines)]
+
+
+def _compute_line(ok: pd.DataFrame) -> str:
+    """What the pooled runs cost, from their records: training CPU hours (process CPU time), evaluation hours and the
+    runs' wall hours (the records time evaluation by the wall clock only). Empty where no run recorded its CPU time."""
+    if "train_cpu_seconds" not in ok or ok["train_cpu_seconds"].isna().all():
+        return ""
+    timed = ok[ok["train_cpu_seconds"].notna()]
+    hours = {
+        column: float(timed[column].fillna(0.0).sum()) / 3600
+        for column in ("train_cpu_seconds", "eval_seconds", "wall_seconds")
+        if column in timed
+    }
+    line = f"Compute ({len(timed)} run{'s' if len(timed) != 1 else ''} timed): training {hours['train_cpu_seconds']:.2f} CPU h"
+    if "eval_seconds" in hours:
+        line += f", evaluation {hours['eval_seconds']:.2f} h (wall clock)"
+    if "wall_seconds" in hours:
+        line += f"; {hours['wall_seconds']:.2f} h of wall clock in all"
+    return line + "."
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -295,7 +317,7 @@ def method_paragraph(reference: str, last: int) -> str:
         "resampled on their own (stratified); the unpaired rank test beside P is two-sided Mann-Whitney U, exact, or the "
         "exact permutation test of U when values are tied. Verdicts: see the paragraph under each task's verdicts "
         f"(paired by seed where rows share seeds, Holm within each family, level {ALPHA}; an equivalence test before "
-        "\"cannot be told apart\"); otherwise a sentence says inconclusive. Steps to threshold: the first common "
+        '"cannot be told apart"); otherwise a sentence says inconclusive. Steps to threshold: the first common '
         "evaluation step whose mean return reaches it (never: not within the budget); "
         "training seconds to it: the run's training seconds "
         "(evaluations excluded) at that step, process CPU time where every run recorded it (one torch thread per run; "
