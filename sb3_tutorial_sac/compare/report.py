@@ -132,22 +132,20 @@ def _code_lines(runs: pd.DataFrame, env: str, log_folder: pathlib.Path) -> list[
 
 
 def _compute_line(ok: pd.DataFrame) -> str:
-    """What the pooled runs cost, from their records: training CPU hours (process CPU time), evaluation hours and the
-    runs' wall hours (the records time evaluation by the wall clock only). Empty where no run recorded its CPU time."""
-    if "train_cpu_seconds" not in ok or ok["train_cpu_seconds"].isna().all():
+    """What the pooled runs cost, from their records (``RUN_COLUMNS``): training CPU hours (process CPU time),
+    evaluation hours and the runs' wall hours (the records time evaluation by the wall clock only). Empty where no
+    run recorded its CPU time."""
+    timed = ok[ok["train_cpu_seconds"].notna()] if "train_cpu_seconds" in ok else ok.iloc[:0]
+    if not len(timed):
         return ""
-    timed = ok[ok["train_cpu_seconds"].notna()]
-    hours = {
-        column: float(timed[column].fillna(0.0).sum()) / 3600
-        for column in ("train_cpu_seconds", "eval_seconds", "wall_seconds")
-        if column in timed
-    }
-    line = f"Compute ({len(timed)} run{'s' if len(timed) != 1 else ''} timed): training {hours['train_cpu_seconds']:.2f} CPU h"
-    if "eval_seconds" in hours:
-        line += f", evaluation {hours['eval_seconds']:.2f} h (wall clock)"
-    if "wall_seconds" in hours:
-        line += f"; {hours['wall_seconds']:.2f} h of wall clock in all"
-    return line + "."
+    train, evaluation, wall = (
+        float(timed[c].fillna(0.0).sum()) / 3600 for c in ("train_cpu_seconds", "eval_seconds", "wall_seconds")
+    )
+    runs = f"{len(timed)} run{'s' if len(timed) != 1 else ''}"
+    return (
+        f"Compute ({runs} timed): training {train:.2f} CPU h, evaluation {evaluation:.2f} h (wall clock); "
+        f"{wall:.2f} h of wall clock in all."
+    )
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
