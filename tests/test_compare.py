@@ -586,7 +586,7 @@ def test_aggregate_metrics_against_hand_computations(tmp_path: pathlib.Path) -> 
     v, w = values[order], weights[order]
     upper = np.cumsum(w)
     inside = np.clip(np.minimum(upper, 0.75) - np.maximum(upper - w, 0.25), 0, None)
-    assert rows[0]["algorithm"] == "tutorial_sac" and rows[0]["runs"] == 6
+    assert rows[0]["algorithm"] == "tutorial_sac" and rows[0]["runs"] == [4, 2]
     assert rows[0]["iqm"] == pytest.approx((v * inside).sum() / 0.5)
     assert rows[0]["ci"][0] <= rows[0]["iqm"] <= rows[0]["ci"][1]
     # With equal runs per task (a multiple of 4), the weighted IQM is rliable's trim_mean of all runs
@@ -611,7 +611,7 @@ def test_report_of_several_tasks_has_the_aggregate(tmp_path: pathlib.Path) -> No
     lunar, runs_l = (t.assign(env="LunarLanderContinuous-v3") for t in (lunar, runs_l))
     evaluations, runs = pd.concat([pendulum, lunar]), pd.concat([runs_p, runs_l])
     markdown = cmp.write_report(evaluations, runs, tmp_path, "two")
-    assert "## Across tasks" in markdown and "| tutorial_sac | 5 |" in markdown
+    assert "## Across tasks" in markdown and "| tutorial_sac | 5 (3 + 2) |" in markdown
     assert "| tutorial_sac | sac | 0.28 [" in markdown  # (5/9 + 0) / 2
     assert "weighted equally" in markdown and "reference -157.0 (rl-zoo3 benchmark.md, SAC, Pendulum-v1" in markdown
     assert (tmp_path / "two_profile_deterministic.png").stat().st_size > 10_000
@@ -635,14 +635,32 @@ def test_hyperparameter_provenance() -> None:
     assert origin("tutorial_sac", "Pendulum-v1", {"reward_scale": 0.25}).endswith("; changed here: reward_scale=0.25")
 
 
-# Every committed grid: its folder under benchmarks/runs/ holds the records, the report and the command that made it
-COMMITTED_GRIDS = sorted((pathlib.Path(__file__).parents[1] / "benchmarks" / "runs").glob("*/report_command.txt"))
+# Every committed grid: its folder under benchmarks/runs/ holds the records, the report and the command that made it;
+# an across-task folder holds the aggregate of committed grids and the command that made it
+REPO = pathlib.Path(__file__).parents[1]
+COMMITTED_GRIDS = sorted((REPO / "benchmarks" / "runs").glob("*/report_command.txt"))
+
+
+def _aggregate_sources(args: list[str]) -> list[str]:
+    """The folders an ``--aggregate`` report command reads (empty for a grid's ``--report-only``)."""
+    if "--aggregate" not in args:
+        return []
+    return args[args.index("--aggregate") + 1 : args.index("--log-folder")]
 
 
 def test_committed_grids_name_their_report_command() -> None:
     assert {path.parent.name for path in COMMITTED_GRIDS} >= {"Pendulum-v1", "Pendulum-v1-ablation"}
+    grids = {f"benchmarks/runs/{path.parent.name}" for path in COMMITTED_GRIDS}
     for path in COMMITTED_GRIDS:
         args = shlex.split(path.read_text())
+        sources = _aggregate_sources(args)
+        if sources:
+            # across tasks: committed grids only, each rebuilt by its own command, and no other option
+            own = f"benchmarks/runs/{path.parent.name}"
+            assert args == ["sb3-tutorial-sac", "compare", "--aggregate", *sources, "--log-folder", own]
+            assert len(sources) >= 2 and set(sources) <= grids - {own}
+            assert not _aggregate_sources(shlex.split((REPO / sources[0] / "report_command.txt").read_text()))
+            continue
         # the grid is read from the records: no other option than the folder
         assert args == ["sb3-tutorial-sac", "compare", "--report-only", "--log-folder", f"benchmarks/runs/{path.parent.name}"]
         # every record names the code that made it, or the folder holds a replay that verified the runs
@@ -656,13 +674,18 @@ def test_committed_grids_name_their_report_command() -> None:
 @pytest.mark.expensive
 @pytest.mark.parametrize("command_file", COMMITTED_GRIDS, ids=lambda path: path.parent.name)
 def test_report_only_rebuilds_the_committed_report(command_file: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    # The committed records alone give the committed report, byte for byte (seeded bootstrap, no clock)
+    # The committed records alone give the committed report, byte for byte (seeded bootstrap, no clock); an
+    # aggregate reads the committed grids' evaluation tables where they lie
     folder = tmp_path / command_file.parent.name
-    shutil.copytree(command_file.parent, folder)
     args = shlex.split(command_file.read_text())[1:]
+    sources = _aggregate_sources(args)
+    if sources:
+        args = [str(REPO / arg) if arg in sources else arg for arg in args]
+    else:
+        shutil.copytree(command_file.parent, folder)
     args[args.index("--log-folder") + 1] = str(folder)
     assert cli.main(args) == 0
     reports = [p for p in command_file.parent.iterdir() if p.is_file() and p.suffix in (".md", ".csv", ".png")]
-    assert len(reports) >= 4
+    assert len(reports) >= (3 if sources else 4)
     for committed in reports:
         assert (folder / committed.name).read_bytes() == committed.read_bytes(), committed.name

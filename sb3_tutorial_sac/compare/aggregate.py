@@ -114,7 +114,8 @@ def _common_algorithms(normalised: Mapping[str, Mapping[str, np.ndarray]]) -> li
 def aggregate(normalised: Mapping[str, Mapping[str, np.ndarray]]) -> tuple[list[dict], list[dict]]:
     """The aggregate metrics of the algorithms that every task has.
 
-    :return: ``(rows, pairs)``: per algorithm ``{"algorithm", "runs", "iqm", "ci"}`` (IQM of the normalised scores
+    :return: ``(rows, pairs)``: per algorithm ``{"algorithm", "runs", "iqm", "ci"}`` (``runs``: its number of runs on
+        each task, in the tasks' order; IQM of the normalised scores
         of all runs, tasks weighted equally: ``weighted_iqm``; stratified bootstrap over runs within each task); per
         pair of algorithms ``{"x", "y", "p", "ci"}``: the mean over tasks of P(X > Y), stratified bootstrap
     """
@@ -123,7 +124,7 @@ def aggregate(normalised: Mapping[str, Mapping[str, np.ndarray]]) -> tuple[list[
     for algorithm in algorithms:
         per_task = [normalised[env][algorithm] for env in normalised]
         low, high = bootstrap_ci(lambda *tasks, axis: weighted_iqm(tasks, axis=axis), *per_task)
-        rows.append({"algorithm": algorithm, "runs": sum(len(t) for t in per_task), "iqm": float(weighted_iqm(per_task)),
+        rows.append({"algorithm": algorithm, "runs": [len(t) for t in per_task], "iqm": float(weighted_iqm(per_task)),
                      "ci": (float(low), float(high))})  # fmt: skip
     pairs = []
     for i, x in enumerate(algorithms):
@@ -183,9 +184,13 @@ def aggregate_markdown(normalised: Mapping[str, Mapping[str, np.ndarray]], mode:
         f"Tasks: {', '.join(normalised)}, weighted equally; {mode} policy; normalised score = (score - random) / "
         f"(reference - random), from fixed scores: {sources}.",
         "",
-        "| algorithm | runs (all tasks) | IQM of normalised scores [95% CI] |",
+        "| algorithm | runs: all tasks (per task) | IQM of normalised scores [95% CI] |",
         "|---|---:|---:|",
-        *[f"| {r['algorithm']} | {r['runs']} | {r['iqm']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}] |" for r in rows],
+        *[
+            f"| {r['algorithm']} | {sum(r['runs'])} ({' + '.join(map(str, r['runs']))}) | {r['iqm']:.2f} "
+            f"[{r['ci'][0]:.2f}, {r['ci'][1]:.2f}] |"
+            for r in rows
+        ],
         "",
         "| X | Y | P(X > Y), mean over tasks [95% CI] | interval |",
         "|---|---|---:|---|",
