@@ -446,6 +446,28 @@ def test_zoo_schedule_defaults_rows_provenance_and_verify(tmp_path: pathlib.Path
     assert verified["identical"] and set(verified["rows"]) == {"sac_lin Pendulum-v1", "defaults Pendulum-v1"}
 
 
+def test_engine_option_reaches_tutorial_sac_rows_only(tmp_path: pathlib.Path) -> None:
+    # --engine sets TutorialSAC(engine=...) of the tutorial_sac rows: their protocol and config.yml record it, the
+    # model trains with it (provenance); a SAC row has no engine, so its protocol stays as before
+    from sb3_tutorial_sac.compare.runs import _hyperparams
+
+    tutorial = cmp.Variant("tuned", "tutorial_sac", {"reward_scale": 0.25})
+    rows = [tutorial, cmp.Variant("sac", "sac")]
+    specs = cmp.make_specs(rows, ["Pendulum-v1"], [0], 300, 150, 1, tmp_path, engine="reference")
+    assert specs[0].protocol()["engine"] == "reference" and "engine" not in specs[1].protocol()
+    assert _hyperparams(specs[0]) == {"reward_scale": 0.25, "engine": "reference"} and _hyperparams(specs[1]) == {}
+    assert "engine" not in cmp.make_specs([tutorial], ["Pendulum-v1"], [0], 300, 150, 1, tmp_path)[0].protocol()
+    record = cmp.train_one(specs[0])
+    assert record["status"] == "ok", record.get("traceback")
+    assert record["provenance"]["engine"] == "ReferenceEngine" and record["provenance"]["engine_setting"] == "reference"
+    config = yaml.load((specs[0].run_dir() / "Pendulum-v1" / "config.yml").read_text(), Loader=yaml.UnsafeLoader)
+    assert config["engine"] == "reference"
+    with pytest.raises(ValueError, match=r"engine='jit': TutorialSAC's engine is one of 'auto', .*'compiled'"):
+        cmp.make_specs([tutorial], ["Pendulum-v1"], [0], 300, 150, 1, tmp_path, engine="jit")
+    with pytest.raises(SystemExit):  # argparse names the option and its choices
+        cli.main(["compare", "--engine", "jit", "--log-folder", str(tmp_path)])
+
+
 def _flat(values: dict[str, list[float]], steps=(1000, 2000)) -> dict[str, list[list[tuple[int, float, float]]]]:
     """Curves whose every evaluation point has the run's one value (seconds = steps / 1000)."""
     return {a: [[(t, t / 1000, v) for t in steps] for v in runs] for a, runs in values.items()}

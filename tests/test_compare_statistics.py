@@ -148,23 +148,7 @@ def test_a_report_with_too_few_seeds_says_so_in_its_first_line(tmp_path: pathlib
 
 def _write_run(folder: pathlib.Path, variant: cmp.Variant, seed: int, value: float, commit: str | None) -> None:
     """A finished run's files as the harness writes them (evaluations.npz, compare_run.json), without training."""
-    spec = cmp.RunSpec(variant, "Pendulum-v1", seed, 2000, 1000, 2, str(folder))
-    run_dir = spec.run_dir()
-    run_dir.mkdir(parents=True)
-    np.savez(
-        run_dir / "evaluations.npz",
-        timesteps=[1000, 2000],
-        results=[[value - 100, value - 100], [value, value]],
-        ep_lengths=[[200, 200], [200, 200]],
-        results_stochastic=[[value - 110, value - 110], [value - 10, value - 10]],
-        ep_lengths_stochastic=[[200, 200], [200, 200]],
-        train_seconds=[1.0, 2.0],
-        train_cpu_seconds=[1.0, 2.0],
-    )
-    record = {"protocol": spec.protocol(), "label": variant.label, "status": "ok", "env_steps": 2000}
-    if commit is not None:
-        record["provenance"] = {"commit": commit, "dirty": False, "versions": {"torch": "2.13.0"}, "cpu": "test CPU"}
-    (run_dir / cmp.RUN_FILE).write_text(json.dumps(record))
+    _write_spec(cmp.RunSpec(variant, "Pendulum-v1", seed, 2000, 1000, 2, str(folder)), value, commit)
 
 
 def _grid(folder: pathlib.Path, commits: list[str | None]) -> None:
@@ -219,3 +203,45 @@ def test_runs_of_several_code_versions_are_pooled_only_after_a_replay(tmp_path: 
         "aaaaaaaaaaaa re-ran 1 committed seeds per row (2 runs) and found every evaluation identical"
     )
     assert pooled in (tmp_path / "compare.md").read_text()
+
+
+def test_report_only_keeps_the_engine_and_the_yml_ablations_order(tmp_path: pathlib.Path) -> None:
+    # A yml ablation trained with --engine compiled: --report-only alone finds the engine (the TutorialSAC rows'
+    # protocol) and lists the rows in the ablation's own order, as the grid's report did
+    for seed in range(2):
+        for i, variant in enumerate(cmp.YML_ABLATION):
+            spec = cmp.RunSpec(variant, "Pendulum-v1", seed, 2000, 1000, 2, str(tmp_path), engine="compiled")
+            _write_spec(spec, -150.0 - seed - i)
+    grid = discover(tmp_path, ablation=True)
+    assert [v.label for v in grid.variants] == [v.label for v in cmp.YML_ABLATION]
+    assert grid.engine == "compiled" and grid.variants[1] is cmp.YML_ABLATION[1]
+    assert cli.main(["compare", "--report-only", "--ablation", "yml", "--log-folder", str(tmp_path), "--no-progress"]) == 0
+    report = (tmp_path / "ablation.md").read_text()
+    assert "TutorialSAC's rows train with `engine='compiled'`" in report
+    listed = [line.split("`")[1] for line in report.splitlines() if line.startswith("- `")][: len(cmp.YML_ABLATION)]
+    assert listed == [v.label for v in cmp.YML_ABLATION]
+    # One more run on the default engine: the records no longer describe one grid
+    _write_spec(cmp.RunSpec(cmp.YML_ABLATION[0], "Pendulum-v1", 2, 2000, 1000, 2, str(tmp_path)), -150.0)
+    with pytest.raises(ValueError, match=r"different engines \['auto', 'compiled'\]"):
+        discover(tmp_path, ablation=True)
+
+
+def _write_spec(spec: cmp.RunSpec, value: float, commit: str | None = COMMIT) -> None:
+    """A finished run of ``spec`` (its protocol as the harness records it, a budget of 2,000 env steps), without
+    training."""
+    run_dir = spec.run_dir()
+    run_dir.mkdir(parents=True)
+    np.savez(
+        run_dir / "evaluations.npz",
+        timesteps=[1000, 2000],
+        results=[[value - 100, value - 100], [value, value]],
+        ep_lengths=[[200, 200], [200, 200]],
+        results_stochastic=[[value - 110, value - 110], [value - 10, value - 10]],
+        ep_lengths_stochastic=[[200, 200], [200, 200]],
+        train_seconds=[1.0, 2.0],
+        train_cpu_seconds=[1.0, 2.0],
+    )
+    record = {"protocol": spec.protocol(), "label": spec.variant.label, "status": "ok", "env_steps": 2000}
+    if commit is not None:
+        record["provenance"] = {"commit": commit, "dirty": False, "versions": {"torch": "2.13.0"}, "cpu": "test CPU"}
+    (run_dir / cmp.RUN_FILE).write_text(json.dumps(record))

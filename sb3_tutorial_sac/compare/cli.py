@@ -12,6 +12,7 @@ from sb3_tutorial_sac.compare.paired import min_seeds
 from sb3_tutorial_sac.compare.records import discover, verify
 from sb3_tutorial_sac.compare.specs import ABLATION_NOTE, ABLATIONS, VARIANTS, Variant, make_specs
 from sb3_tutorial_sac.compare.stats import SCORE_LAST
+from sb3_tutorial_sac.engines import engine_names
 
 # The command's description (sb3_tutorial_sac.cli lists the command with the same words; it imports this module only
 # when the command runs, and this module does not import it)
@@ -20,9 +21,7 @@ DESCRIPTION = "compare tutorial_sac with SB3's SAC (and other rl-zoo3 algorithms
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options."""
-    parser.add_argument(
-        "--algos", nargs="+", default=None, help="rl-zoo3 algorithm keys (default: tutorial_sac sac)"
-    )
+    parser.add_argument("--algos", nargs="+", default=None, help="rl-zoo3 algorithm keys (default: tutorial_sac sac)")
     parser.add_argument("--envs", nargs="+", default=None, help="environment ids (default: Pendulum-v1)")
     parser.add_argument(
         "--seeds",
@@ -38,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="a budget below the zoo's n_timesteps: 'budget' scales its lin_ schedules to the budget, 'zoo' runs them "
         "over the zoo's n_timesteps and stops at the budget (default: budget)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=list(engine_names()),
+        default=None,
+        help="TutorialSAC(engine=...) of the tutorial_sac rows (default: auto, bit for bit the tutorial's update); "
+        "'compiled' is the same algorithm rounded differently, faster at SB3's network sizes",
     )
     parser.add_argument("--eval-freq", type=int, default=None, help="evaluate every N env steps (default: 1000)")
     parser.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation and mode (default: 10)")
@@ -147,6 +153,7 @@ def _from_records(args: argparse.Namespace) -> tuple[list[Variant], list[str], s
     notes = [ABLATION_NOTE] if ablation else []
     args.budget, args.eval_freq, args.eval_episodes = grid.budget, grid.eval_freq, grid.eval_episodes
     args.schedule = grid.schedule
+    args.engine = grid.engine
     return grid.variants, grid.envs, name, notes, grid.seeds
 
 
@@ -158,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         report = aggregate_folders(args.aggregate, args.log_folder, args.name or "aggregate", args.score_last)
         print(report)
         return 0
-    grid_flags = (args.seeds, args.envs, args.budget, args.eval_freq, args.eval_episodes, args.schedule)
+    grid_flags = (args.seeds, args.envs, args.budget, args.eval_freq, args.eval_episodes, args.schedule, args.engine)
     from_records = (args.report_only or args.verify) and all(flag is None for flag in grid_flags)
     if from_records:
         variants, envs, name, notes, seeds = _from_records(args)
@@ -170,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         args.eval_freq = 1000 if args.eval_freq is None else args.eval_freq
         args.eval_episodes = 10 if args.eval_episodes is None else args.eval_episodes
         args.schedule = args.schedule or "budget"
+        args.engine = args.engine or "auto"
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     if (args.seeds is not None and args.seeds <= 0) or args.jobs <= 0 or args.eval_freq <= 0 or args.eval_episodes <= 0:
         raise SystemExit("--seeds, --jobs, --eval-freq and --eval-episodes must be positive, --budget >= 0")
@@ -179,7 +187,15 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("--score-last must be a positive number of evaluation points")
     if args.verify:
         specs = make_specs(
-            variants, envs, seeds, args.budget, args.eval_freq, args.eval_episodes, args.log_folder, schedule=args.schedule
+            variants,
+            envs,
+            seeds,
+            args.budget,
+            args.eval_freq,
+            args.eval_episodes,
+            args.log_folder,
+            schedule=args.schedule,
+            engine=args.engine,
         )
         try:
             result = verify(specs, args.verify, jobs=args.jobs, progress=not args.no_progress)
@@ -208,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
             report_only=args.report_only or bool(args.verify),
             last=args.score_last,
             schedule=args.schedule,
+            engine=args.engine,
         )
     except ValueError as error:  # e.g. runs of several code versions that no replay verified
         raise SystemExit(str(error)) from error

@@ -31,6 +31,7 @@ def compare(
     report_only: bool = False,
     last: int = SCORE_LAST,
     schedule: str = "budget",
+    engine: str = "auto",
 ) -> tuple[str, pd.DataFrame]:
     """Run (or resume) the grid and write the report into ``log_folder``.
 
@@ -51,9 +52,10 @@ def compare(
     :param report_only: train nothing; report what has finished
     :param last: evaluation points a run's score averages (the last ones common to all runs)
     :param schedule: how the zoo's ``lin_`` schedules meet a budget below its ``n_timesteps`` (``RunSpec.schedule``)
+    :param engine: ``TutorialSAC(engine=...)`` of the TutorialSAC rows (``RunSpec.engine``; default: bit for bit)
     :return: the report's markdown and the table of runs (one row per run, with its status and error)
     """
-    specs = make_specs(variants, envs, seeds, budget, eval_freq, eval_episodes, log_folder, schedule=schedule)
+    specs = make_specs(variants, envs, seeds, budget, eval_freq, eval_episodes, log_folder, schedule=schedule, engine=engine)
     records = run_all(specs, backend=backend, jobs=jobs, address=address, progress=progress, report_only=report_only)
     evaluations, runs = collect(specs, records)
     title = "Ablation: one tutorial quirk switched to SB3's choice at a time" if name.startswith("ablation") else "Comparison"
@@ -65,6 +67,8 @@ def compare(
         "algorithm with its rl-zoo3 hyperparameters (a budget below the zoo's n_timesteps scales its lin_ schedules to "
         "the budget; each run's config.yml says what it used)."
     )
+    if engine != "auto":
+        protocol += f" TutorialSAC's rows train with `engine={engine!r}` (each run's provenance names the engine it used)."
     overrides = [f"- `{v.label}`: {v.description or v.algo} {v.overrides or ''}".rstrip() for v in variants]
     notes = [protocol, "\n".join(overrides), *notes]
     report = write_report(evaluations, runs, log_folder, name, thresholds, REFERENCE, title, notes, last)

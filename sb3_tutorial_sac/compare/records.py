@@ -19,13 +19,15 @@ from typing import Any
 import numpy as np
 
 from sb3_tutorial_sac.compare.record_provenance import code_provenance
-from sb3_tutorial_sac.compare.specs import ABLATION, RUN_FILE, VARIANTS, YML_ABLATION, RunSpec, Variant
+from sb3_tutorial_sac.compare.specs import ABLATION, ENGINE_ALGOS, RUN_FILE, VARIANTS, YML_ABLATION, RunSpec, Variant
 
 VERIFY_FILE = "verify.json"
 # What a replay must reproduce exactly (evaluations.npz's arrays; the seconds differ from run to run)
 REPLAYED = ("timesteps", "results", "results_stochastic", "ep_lengths", "ep_lengths_stochastic")
 # The rows' order in a report rebuilt from records: the reference and SAC first, then the named rows as defined
+# (an ablation's rows in its own order: the yml ablation's when every row is one of its rows)
 _ORDER = ["tutorial_sac", "sac", *(v.label for v in ABLATION), *VARIANTS]
+_YML_ORDER = ["tutorial_sac", "sac", *(v.label for v in YML_ABLATION), *VARIANTS]
 _PROTOCOL = ("budget", "eval_freq", "eval_episodes", "schedule")
 
 
@@ -52,6 +54,7 @@ class Grid:
     eval_freq: int
     eval_episodes: int
     schedule: str
+    engine: str = "auto"
 
 
 def discover(log_folder: pathlib.Path, labels: Sequence[str] | None = None, ablation: bool = False) -> Grid:
@@ -66,6 +69,7 @@ def discover(log_folder: pathlib.Path, labels: Sequence[str] | None = None, abla
     envs: dict[str, None] = {}
     seeds: set[int] = set()
     protocols: set[tuple[Any, ...]] = set()
+    engines: set[str] = set()  # of the TutorialSAC rows (the others have no engine)
     for path in sorted(pathlib.Path(log_folder).rglob(RUN_FILE)):
         record = json.loads(path.read_text())
         if record.get("status") != "ok":
@@ -79,6 +83,8 @@ def discover(log_folder: pathlib.Path, labels: Sequence[str] | None = None, abla
         envs[protocol["env"]] = None
         seeds.add(int(protocol["seed"]))
         protocols.add(tuple(protocol.get(key, "budget" if key == "schedule" else None) for key in _PROTOCOL))
+        if protocol["algo"] in ENGINE_ALGOS:
+            engines.add(str(protocol.get("engine", "auto")))
     if labels is not None:
         unknown = [label for label in labels if label not in found]
         if unknown:
@@ -87,12 +93,16 @@ def discover(log_folder: pathlib.Path, labels: Sequence[str] | None = None, abla
         raise ValueError(f"{log_folder}: no finished run (no {RUN_FILE}) to report")
     if len(protocols) > 1:
         raise ValueError(f"{log_folder}: the runs have different protocols {sorted(protocols)} (budget, eval_freq, ...)")
+    if len(engines) > 1:
+        raise ValueError(f"{log_folder}: the TutorialSAC runs have different engines {sorted(engines)}")
     (budget, eval_freq, eval_episodes, schedule) = protocols.pop()
-    order = {label: i for i, label in enumerate(dict.fromkeys(_ORDER))}
+    yml = ablation and set(found) <= {v.label for v in YML_ABLATION}
+    order = {label: i for i, label in enumerate(dict.fromkeys(_YML_ORDER if yml else _ORDER))}
     variants = sorted(found.values(), key=lambda v: (order.get(v.label, len(order)), v.label))
     if labels is not None:
         variants = [found[label] for label in dict.fromkeys(labels)]
-    return Grid(variants, list(envs), sorted(seeds), int(budget), int(eval_freq), int(eval_episodes), str(schedule))
+    engine = engines.pop() if engines else "auto"
+    return Grid(variants, list(envs), sorted(seeds), int(budget), int(eval_freq), int(eval_episodes), str(schedule), engine)
 
 
 def version_of(record: dict[str, Any]) -> str:

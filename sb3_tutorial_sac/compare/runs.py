@@ -209,7 +209,7 @@ def _train_with_zoo(spec: RunSpec, run_dir: pathlib.Path, report: Reporter | Non
         str(spec.variant.exp_folder(pathlib.Path(spec.log_folder))),
         n_timesteps=n_timesteps,
         eval_freq=0,  # the zoo's own EvalCallback is replaced by the dual one below
-        hyperparams=dict(spec.variant.overrides),
+        hyperparams=_hyperparams(spec),
         seed=spec.seed,
         log_interval=-1,  # the algorithm's default logging interval (rl-zoo3's command-line default)
         verbose=0,
@@ -247,6 +247,14 @@ def _train_with_zoo(spec: RunSpec, run_dir: pathlib.Path, report: Reporter | Non
         "steps_per_second": model.num_timesteps / train_seconds,
         "provenance": run_provenance(model, spec.threads),
     }
+
+
+def _hyperparams(spec: RunSpec) -> dict[str, Any]:
+    """The row's overrides of the zoo entry, and the grid's engine where the row trains TutorialSAC with one."""
+    hyperparams = dict(spec.variant.overrides)
+    if spec.uses_engine:  # a constructor argument of TutorialSAC: rl-zoo3 passes it on, config.yml records it
+        hyperparams["engine"] = spec.engine
+    return hyperparams
 
 
 def record_config(

@@ -15,6 +15,8 @@ MODES = ("deterministic", "stochastic")
 REFERENCE = "tutorial_sac"
 # Name of the file that marks a finished run (and holds its protocol and timings)
 RUN_FILE = "compare_run.json"
+# The rows whose algorithm is TutorialSAC: the only ones an engine setting (``RunSpec.engine``) applies to
+ENGINE_ALGOS = ("tutorial_sac",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +137,7 @@ ABLATION: tuple[Variant, ...] = (
     ),
 )
 
+
 def _ablation_row(label: str) -> Variant:
     return next(variant for variant in ABLATION if variant.label == label)
 
@@ -235,6 +238,9 @@ class RunSpec:
     :param schedule: how the zoo's ``lin_`` schedules meet a budget below its ``n_timesteps``: ``"budget"``
         scales them to the budget (they reach 0 at its end), ``"zoo"`` runs them over the zoo's ``n_timesteps``
         and stops at the budget (the zoo's run, cut short)
+    :param engine: ``TutorialSAC(engine=...)`` of the TutorialSAC rows (``ENGINE_ALGOS``; other algorithms have no
+        engine): ``"auto"`` (the default: bit for bit the tutorial's update) or a named engine, e.g. ``"compiled"``
+        (the same algorithm, rounded differently: faster at SB3's network sizes)
     """
 
     variant: Variant
@@ -247,6 +253,7 @@ class RunSpec:
     threads: int = 1
     device: str = "cpu"
     schedule: str = "budget"
+    engine: str = "auto"
 
     @property
     def key(self) -> str:
@@ -273,7 +280,14 @@ class RunSpec:
             protocol["defaults"] = True
         if self.schedule != "budget":
             protocol["schedule"] = self.schedule
+        if self.uses_engine:
+            protocol["engine"] = self.engine
         return protocol
+
+    @property
+    def uses_engine(self) -> bool:
+        """Whether the run trains with an engine other than the default (a TutorialSAC row, ``engine`` not auto)."""
+        return self.engine != "auto" and self.variant.algo in ENGINE_ALGOS
 
 
 def make_specs(
@@ -287,11 +301,19 @@ def make_specs(
     threads: int = 1,
     device: str = "cpu",
     schedule: str = "budget",
+    engine: str = "auto",
 ) -> list[RunSpec]:
-    """The grid of runs: every environment x variant x seed."""
+    """The grid of runs: every environment x variant x seed.
+
+    :raises ValueError: an engine ``TutorialSAC(engine=...)`` does not accept
+    """
+    from sb3_tutorial_sac.engines import engine_names
+
+    if engine not in engine_names():
+        raise ValueError(f"engine={engine!r}: TutorialSAC's engine is one of {', '.join(map(repr, engine_names()))}")
     # Seed-major order: a grid stopped half-way has the same number of seeds of every algorithm
     return [
-        RunSpec(variant, env, seed, budget, eval_freq, eval_episodes, str(log_folder), threads, device, schedule)
+        RunSpec(variant, env, seed, budget, eval_freq, eval_episodes, str(log_folder), threads, device, schedule, engine)
         for env in envs
         for seed in seeds
         for variant in variants
