@@ -281,6 +281,22 @@ def test_variants_option_selects_ablation_rows(monkeypatch: pytest.MonkeyPatch, 
     assert seen == {"labels": [variant.label for variant in cmp.YML_ABLATION], "envs": ["Hopper-v5"]}
     with pytest.raises(SystemExit, match="--ablation yml needs --envs"):
         cli.main(["compare", "--ablation", "yml", "--log-folder", folder])
+    # --algos adds plain algorithms to an ablation, after its reference (the order --report-only rebuilds)
+    assert cli.main(["compare", "--ablation", "yml", "--envs", "Hopper-v5", "--algos", "sac", "--log-folder", folder]) == 0
+    labels = [variant.label for variant in cmp.YML_ABLATION]
+    assert seen["labels"] == [labels[0], "sac", *labels[1:]]
+
+
+def test_all_fixes_is_the_sb3_alpha_loss_row_on_the_mujoco_entries() -> None:
+    """On a yml entry that already has the correct tanh term and bootstrapped time limits, all_fixes changes only the
+    temperature loss: the yml ablation's sb3_alpha_loss row trains exactly all_fixes (the Hopper-v5 grid's all_fixes)."""
+    from sb3_tutorial_sac.zoo import hyperparams_path
+
+    entries = yaml.safe_load(hyperparams_path("tutorial_sac").read_text().replace("!!float ", ""))
+    row = cmp.VARIANTS["sb3_alpha_loss"].overrides
+    for env in ("HalfCheetah-v5", "Hopper-v5"):
+        assert {**entries[env], **cmp.VARIANTS["all_fixes"].overrides} == {**entries[env], **row}, env
+    assert {**entries["Pendulum-v1"], **cmp.VARIANTS["all_fixes"].overrides} != {**entries["Pendulum-v1"], **row}
 
 
 def test_the_yml_ablation_switches_each_rule_of_the_mujoco_entry() -> None:
@@ -637,12 +653,16 @@ def test_report_of_several_tasks_has_the_aggregate(tmp_path: pathlib.Path) -> No
     assert "| tutorial_sac | sac | 0.28 [" in markdown  # (5/9 + 0) / 2
     assert "weighted equally" in markdown and "reference -157.0 (rl-zoo3 benchmark.md, SAC, Pendulum-v1" in markdown
     assert (tmp_path / "two_profile_deterministic.png").stat().st_size > 10_000
-    # The same from the two folders' tables (--aggregate)
-    for table, folder in ((pendulum, tmp_path / "p"), (lunar, tmp_path / "l")):
+    # The same from the two folders' tables (--aggregate), one of them an ablation's (its grid has SAC beside it)
+    for table, folder, stem in ((pendulum, tmp_path / "p", "compare"), (lunar, tmp_path / "l", "ablation")):
         folder.mkdir()
-        table.to_csv(folder / "compare_evaluations.csv", index=False)
+        table.to_csv(folder / f"{stem}_evaluations.csv", index=False)
     assert cli.main(["compare", "--aggregate", str(tmp_path / "p"), str(tmp_path / "l"), "--log-folder", str(tmp_path)]) == 0
-    assert "| tutorial_sac | sac | 0.28 [" in (tmp_path / "aggregate.md").read_text()
+    across = (tmp_path / "aggregate.md").read_text()
+    assert "| tutorial_sac | sac | 0.28 [" in across
+    assert "From the evaluation tables `p/compare_evaluations.csv`, `l/ablation_evaluations.csv`." in across
+    with pytest.raises(ValueError, match=r"--aggregate: .*none/compare_evaluations.csv does not exist"):
+        cmp.grid.aggregate_folders([tmp_path / "p", tmp_path / "none"], tmp_path)
 
 
 def test_hyperparameter_provenance() -> None:

@@ -206,20 +206,21 @@ def test_runs_of_several_code_versions_are_pooled_only_after_a_replay(tmp_path: 
 
 
 def test_report_only_keeps_the_engine_and_the_yml_ablations_order(tmp_path: pathlib.Path) -> None:
-    # A yml ablation trained with --engine compiled: --report-only alone finds the engine (the TutorialSAC rows'
-    # protocol) and lists the rows in the ablation's own order, as the grid's report did
+    # A yml ablation with SAC beside it (--algos sac), trained with --engine compiled: --report-only alone finds the
+    # engine (the TutorialSAC rows' protocol; SAC has none) and lists the rows in the grid's order
+    rows = [cmp.YML_ABLATION[0], cmp.Variant("sac", "sac"), *cmp.YML_ABLATION[1:]]
     for seed in range(2):
-        for i, variant in enumerate(cmp.YML_ABLATION):
+        for i, variant in enumerate(rows):
             spec = cmp.RunSpec(variant, "Pendulum-v1", seed, 2000, 1000, 2, str(tmp_path), engine="compiled")
             _write_spec(spec, -150.0 - seed - i)
     grid = discover(tmp_path, ablation=True)
-    assert [v.label for v in grid.variants] == [v.label for v in cmp.YML_ABLATION]
-    assert grid.engine == "compiled" and grid.variants[1] is cmp.YML_ABLATION[1]
+    assert [v.label for v in grid.variants] == [v.label for v in rows]
+    assert grid.engine == "compiled" and grid.variants[2] is cmp.YML_ABLATION[1] and grid.variants[1] == rows[1]
     assert cli.main(["compare", "--report-only", "--ablation", "yml", "--log-folder", str(tmp_path), "--no-progress"]) == 0
     report = (tmp_path / "ablation.md").read_text()
     assert "TutorialSAC's rows train with `engine='compiled'`" in report
-    listed = [line.split("`")[1] for line in report.splitlines() if line.startswith("- `")][: len(cmp.YML_ABLATION)]
-    assert listed == [v.label for v in cmp.YML_ABLATION]
+    listed = [line.split("`")[1] for line in report.splitlines() if line.startswith("- `")][: len(rows)]
+    assert listed == [v.label for v in rows]
     # One more run on the default engine: the records no longer describe one grid
     _write_spec(cmp.RunSpec(cmp.YML_ABLATION[0], "Pendulum-v1", 2, 2000, 1000, 2, str(tmp_path)), -150.0)
     with pytest.raises(ValueError, match=r"different engines \['auto', 'compiled'\]"):

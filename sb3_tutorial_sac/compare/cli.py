@@ -21,7 +21,12 @@ DESCRIPTION = "compare tutorial_sac with SB3's SAC (and other rl-zoo3 algorithms
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The command's options."""
-    parser.add_argument("--algos", nargs="+", default=None, help="rl-zoo3 algorithm keys (default: tutorial_sac sac)")
+    parser.add_argument(
+        "--algos",
+        nargs="+",
+        default=None,
+        help="rl-zoo3 algorithm keys (default: tutorial_sac sac); with --ablation, rows added to the ablation (e.g. sac)",
+    )
     parser.add_argument("--envs", nargs="+", default=None, help="environment ids (default: Pendulum-v1)")
     parser.add_argument(
         "--seeds",
@@ -126,6 +131,9 @@ def _rows(args: argparse.Namespace) -> tuple[list[Variant], list[str], str, list
             if unknown:
                 raise SystemExit(f"--variants: unknown ablation rows {unknown}; the rows are {names}")
             variants = [variant for variant in rows if variant.label in args.variants]
+        # --algos adds plain algorithms (e.g. SAC) after the reference: one grid of paired seeds on the task
+        plain = [Variant(a, a) for a in dict.fromkeys(args.algos or []) if a not in {v.label for v in variants}]
+        variants = variants[:1] + plain + variants[1:]
         return variants, envs, name, notes
     algos = args.algos or ["tutorial_sac", "sac"]
     variants = [Variant(a, a) for a in dict.fromkeys(algos)]

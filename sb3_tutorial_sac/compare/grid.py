@@ -79,23 +79,27 @@ def aggregate_folders(
     folders: Sequence[pathlib.Path], out_dir: pathlib.Path, name: str = "aggregate", last: int = SCORE_LAST
 ) -> str:
     """The across-task section (``report.aggregate_section``) of several comparisons' evaluation tables
-    (``<folder>/compare_evaluations.csv``, as ``write_report`` writes them), written to ``<out_dir>/<name>.md``.
+    (``<folder>/compare_evaluations.csv``, as ``write_report`` writes them, or an ablation's
+    ``ablation_evaluations.csv``), written to ``<out_dir>/<name>.md``.
 
-    :param folders: log folders of finished comparisons (one or more environments each)
+    :param folders: log folders of finished comparisons or ablations (one or more environments each)
     :param out_dir: where the report and its figures go
     :param name: the files' stem
     :param last: evaluation points a run's score averages
     :return: the markdown
     """
-    tables = []
+    tables, paths = [], []
     for folder in folders:
-        path = pathlib.Path(folder) / "compare_evaluations.csv"
+        # a comparison's table, else an ablation's (a task whose grid is its ablation with SAC beside it)
+        found = [pathlib.Path(folder) / f"{stem}_evaluations.csv" for stem in ("compare", "ablation")]
+        path = next((candidate for candidate in found if candidate.is_file()), found[0])
         if not path.is_file():
             raise ValueError(f"--aggregate: {path} does not exist (run the comparison or its --report-only first)")
         tables.append(pd.read_csv(path))
+        paths.append(path)
     evaluations = pd.concat(tables, ignore_index=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sources = ", ".join(f"`{pathlib.Path(folder).name}/compare_evaluations.csv`" for folder in folders)
+    sources = ", ".join(f"`{path.parent.name}/{path.name}`" for path in paths)
     parts = ["# Across tasks", "", f"From the evaluation tables {sources}.", ""]
     parts += aggregate_section(evaluations, out_dir, name, last)[2:]
     parts += [method_paragraph(REFERENCE, last), ""]

@@ -96,7 +96,8 @@ def discover(log_folder: pathlib.Path, labels: Sequence[str] | None = None, abla
     if len(engines) > 1:
         raise ValueError(f"{log_folder}: the TutorialSAC runs have different engines {sorted(engines)}")
     (budget, eval_freq, eval_episodes, schedule) = protocols.pop()
-    yml = ablation and set(found) <= {v.label for v in YML_ABLATION}
+    named = {label for label, variant in found.items() if variant != Variant(variant.algo, variant.algo)}
+    yml = ablation and named <= {v.label for v in YML_ABLATION}
     order = {label: i for i, label in enumerate(dict.fromkeys(_YML_ORDER if yml else _ORDER))}
     variants = sorted(found.values(), key=lambda v: (order.get(v.label, len(order)), v.label))
     if labels is not None:
