@@ -4,6 +4,7 @@ Ray, and its statistics equal hand-computed values. Tiny budgets: these tests ch
 import dataclasses
 import json
 import pathlib
+import re
 import shlex
 import shutil
 import subprocess
@@ -711,6 +712,50 @@ def test_committed_grids_name_their_report_command() -> None:
         unknown = [r for r in records if not (r.get("provenance") or {}).get("commit")]
         if unknown:
             assert json.loads((path.parent / "verify.json").read_text())["identical"]
+
+
+def _results_grid_commands() -> list[list[str]]:
+    """The commands of ``benchmarks/RESULTS.md`` that train (or resume) a grid under ``benchmarks/runs/``."""
+    text = (REPO / "benchmarks" / "RESULTS.md").read_text()
+    commands = []
+    for block in re.findall(r"^```bash\n(.*?)^```", text, re.DOTALL | re.MULTILINE):
+        for line in re.sub(r"\s*\\\n\s*", " ", block).splitlines():
+            if not line.startswith("sb3-tutorial-sac compare"):
+                continue
+            words = shlex.split(line.split(" #", 1)[0])
+            if not {"--report-only", "--verify", "--aggregate"} & set(words):
+                if any(word.startswith("benchmarks/runs/") for word in words):
+                    commands.append(words)
+    return commands
+
+
+def test_results_commands_make_the_committed_records() -> None:
+    # Each grid command RESULTS.md gives (to run or resume a grid) makes exactly the runs its folder holds: every
+    # finished record is one of the command's runs, with the same protocol and in the same place, so the command
+    # resumes the grid instead of starting another one beside it
+    import argparse
+
+    from sb3_tutorial_sac.compare.cli import _rows, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    checked = set()
+    for words in _results_grid_commands():
+        args = parser.parse_args(words[2:])
+        variants, envs, _, _ = _rows(args)
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        folder = REPO / args.log_folder
+        specs = cmp.make_specs(
+            variants, envs, seeds, args.budget, args.eval_freq, args.eval_episodes, folder, schedule=args.schedule or "budget",
+            engine=args.engine or "auto",
+        )  # fmt: skip
+        by_dir = {spec.run_dir(): spec for spec in specs}
+        for path in folder.rglob(cmp.RUN_FILE):
+            record = json.loads(path.read_text())
+            assert path.parent in by_dir, f"{path}: not a run of `{shlex.join(words)}`"
+            assert record["protocol"] == by_dir[path.parent].protocol(), path
+            checked.add(folder.name)
+    assert {"Pendulum-v1", "Pendulum-v1-ablation", "LunarLanderContinuous-v3-100k", "MuJoCo-v5-100k"} <= checked
 
 
 @pytest.mark.expensive
