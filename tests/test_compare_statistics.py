@@ -80,6 +80,17 @@ def _frame(values: dict[str, list[float]], env: str = "Pendulum-v1") -> tuple[pd
     return pd.DataFrame(rows), runs
 
 
+def test_a_tie_in_time_to_threshold_is_zero_not_minus_zero() -> None:
+    # Neither row reaches -200 on any seed: every paired difference of env steps is 0, printed +0
+    evaluations, _ = _frame({"tutorial_sac": [-900.0 - i for i in range(6)], "sac": [-800.0 - i for i in range(6)]})
+    results = verdicts.analyse(evaluations, ["tutorial_sac", "sac"], "Pendulum-v1", -200.0)
+    steps = next(r for r in results if r.measure == "steps")
+    assert steps.difference == 0 and math.copysign(1.0, steps.difference) == 1.0
+    assert all(math.copysign(1.0, value) == 1.0 for value in steps.ci)
+    line = next(line for line in verdicts.sentences(results, -200.0) if "env steps to" in line)
+    assert "difference +0 env steps [0, 0] (6 paired seeds, tutorial_sac better in 0)" in line
+
+
 def test_a_paired_grid_decides_where_the_unpaired_test_cannot() -> None:
     # Seeds differ widely (the evaluation start states), and X is 5 above Y on every seed: the unpaired rank test
     # sees two overlapping samples, the paired test ten positive differences

@@ -136,7 +136,8 @@ def _test(x_series: pd.Series, y_series: pd.Series, x: str, y: str, measure: str
         test = "rank-sum" if test == "exact U" else "rank-sum permutation"
     needed = paired.seeds_needed(a, b, paired=is_paired)
     if measure != "score":  # back to the measure's units: x - y steps or seconds (negative: x reaches it first)
-        difference, ci = -difference, (-ci[1], -ci[0])
+        # + 0.0: a tie is 0, not -0 (printed "-0")
+        difference, ci = -difference + 0.0, (-ci[1] + 0.0, -ci[0] + 0.0)
     results = [Result(x, y, measure, mode, "difference", is_paired, n, difference, ci, wins, p, test, needed)]
     if measure == "score" and np.isfinite(margin):
         p_equivalent = paired.tost(a, b, margin, paired=is_paired)
