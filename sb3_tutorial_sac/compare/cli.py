@@ -193,18 +193,17 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("--budget and --verify must be >= 0")
     if args.score_last <= 0:
         raise SystemExit("--score-last must be a positive number of evaluation points")
+    # The grid's protocol, the same for the replay and the report
+    protocol = dict(
+        budget=args.budget,
+        eval_freq=args.eval_freq,
+        eval_episodes=args.eval_episodes,
+        log_folder=args.log_folder,
+        schedule=args.schedule,
+        engine=args.engine,
+    )
     if args.verify:
-        specs = make_specs(
-            variants,
-            envs,
-            seeds,
-            args.budget,
-            args.eval_freq,
-            args.eval_episodes,
-            args.log_folder,
-            schedule=args.schedule,
-            engine=args.engine,
-        )
+        specs = make_specs(variants, envs, seeds, **protocol)
         try:
             result = verify(specs, args.verify, jobs=args.jobs, progress=not args.no_progress)
         except ValueError as error:
@@ -218,21 +217,16 @@ def run(args: argparse.Namespace) -> int:
             variants,
             envs,
             seeds,
-            args.budget,
-            args.eval_freq,
-            args.eval_episodes,
-            args.log_folder,
-            args.backend,
-            args.jobs,
-            args.address,
-            name,
+            **protocol,
+            backend=args.backend,
+            jobs=args.jobs,
+            address=args.address,
+            name=name,
             progress=not args.no_progress,
             thresholds=thresholds,
             notes=notes,
             report_only=args.report_only or bool(args.verify),
             last=args.score_last,
-            schedule=args.schedule,
-            engine=args.engine,
         )
     except ValueError as error:  # e.g. runs of several code versions that no replay verified
         raise SystemExit(str(error)) from error
