@@ -461,6 +461,27 @@ def test_zoo_schedule_defaults_rows_provenance_and_verify(tmp_path: pathlib.Path
     assert cli.main(args) == 0
     verified = json.loads((tmp_path / "verify.json").read_text())
     assert verified["identical"] and set(verified["rows"]) == {"sac_lin Pendulum-v1", "defaults Pendulum-v1"}
+    # The report read the schedule back from the records and states it
+    protocol = next(line for line in (tmp_path / "compare.md").read_text().splitlines() if line.startswith("Protocol:"))
+    assert "its lin_ schedules run over the zoo's n_timesteps and training stops at the budget" in protocol
+    assert "scales its lin_ schedules" not in protocol
+
+
+def test_protocol_line_states_the_schedule_and_an_unknown_schedule_is_refused(tmp_path: pathlib.Path) -> None:
+    from sb3_tutorial_sac.compare.grid import protocol_note
+
+    budget = protocol_note(300, 150, 2, [0, 1])
+    assert budget.startswith("Protocol: 300 env steps per run, training stopped at that step for every algorithm")
+    assert "every 150 env steps, 2 episodes with the deterministic and 2 with the stochastic policy; seeds 0, 1;" in budget
+    assert "(a budget below the zoo's n_timesteps scales its lin_ schedules to the budget;" in budget
+    zoo = protocol_note(300, 150, 2, [0, 1], schedule="zoo", engine="compiled")
+    assert "(its lin_ schedules run over the zoo's n_timesteps and training stops at the budget;" in zoo
+    assert zoo.endswith("TutorialSAC's rows train with `engine='compiled'` (each run's provenance names the engine it used).")
+    sac = cmp.Variant("sac", "sac")
+    with pytest.raises(ValueError, match=r"schedule='Zoo': the schedule is one of 'budget', 'zoo'"):
+        cmp.make_specs([sac], ["Pendulum-v1"], [0], 300, 150, 1, tmp_path, schedule="Zoo")
+    with pytest.raises(SystemExit):
+        cli.main(["compare", "--schedule", "zoo_steps", "--log-folder", str(tmp_path)])
 
 
 def test_engine_option_reaches_tutorial_sac_rows_only(tmp_path: pathlib.Path) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from sb3_tutorial_sac.compare.grid import aggregate_folders, compare
 from sb3_tutorial_sac.compare.paired import min_seeds
 from sb3_tutorial_sac.compare.records import discover, verify
-from sb3_tutorial_sac.compare.specs import ABLATION_NOTE, ABLATIONS, VARIANTS, Variant, make_specs
+from sb3_tutorial_sac.compare.specs import ABLATION_NOTE, ABLATIONS, SCHEDULES, VARIANTS, Variant, make_specs
 from sb3_tutorial_sac.compare.stats import SCORE_LAST
 from sb3_tutorial_sac.engines import engine_names
 
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=int, default=None, help="env steps per run (default: 0 = the zoo's n_timesteps)")
     parser.add_argument(
         "--schedule",
-        choices=["budget", "zoo"],
+        choices=list(SCHEDULES),
         default=None,
         help="a budget below the zoo's n_timesteps: 'budget' scales its lin_ schedules to the budget, 'zoo' runs them "
         "over the zoo's n_timesteps and stops at the budget (default: budget)",

@@ -9,7 +9,7 @@ import pandas as pd
 
 from sb3_tutorial_sac.compare.backends import run_all
 from sb3_tutorial_sac.compare.report import aggregate_section, collect, method_paragraph, write_report
-from sb3_tutorial_sac.compare.specs import REFERENCE, Variant, make_specs
+from sb3_tutorial_sac.compare.specs import REFERENCE, SCHEDULES, Variant, make_specs
 from sb3_tutorial_sac.compare.stats import SCORE_LAST
 
 
@@ -59,20 +59,27 @@ def compare(
     records = run_all(specs, backend=backend, jobs=jobs, address=address, progress=progress, report_only=report_only)
     evaluations, runs = collect(specs, records)
     title = "Ablation: one tutorial quirk switched to SB3's choice at a time" if name.startswith("ablation") else "Comparison"
+    protocol = protocol_note(budget, eval_freq, eval_episodes, seeds, schedule, engine)
+    overrides = [f"- `{v.label}`: {v.description or v.algo} {v.overrides or ''}".rstrip() for v in variants]
+    notes = [protocol, "\n".join(overrides), *notes]
+    report = write_report(evaluations, runs, log_folder, name, thresholds, REFERENCE, title, notes, last)
+    return report, runs
+
+
+def protocol_note(
+    budget: int, eval_freq: int, eval_episodes: int, seeds: Sequence[int], schedule: str = "budget", engine: str = "auto"
+) -> str:
+    """The report's ``Protocol:`` line: what every run of the grid shared (``make_specs``' arguments)."""
     steps = "zoo n_timesteps" if not budget else f"{budget:,}"
     protocol = (
         f"Protocol: {steps} env steps per run, training stopped at that step for every algorithm (runs recorded before "
         f"this rule are named under their task); every {eval_freq:,} env steps, {eval_episodes} episodes with the "
         f"deterministic and {eval_episodes} with the stochastic policy; seeds {', '.join(map(str, seeds))}; each "
-        "algorithm with its rl-zoo3 hyperparameters (a budget below the zoo's n_timesteps scales its lin_ schedules to "
-        "the budget; each run's config.yml says what it used)."
+        f"algorithm with its rl-zoo3 hyperparameters ({SCHEDULES[schedule]}; each run's config.yml says what it used)."
     )
     if engine != "auto":
         protocol += f" TutorialSAC's rows train with `engine={engine!r}` (each run's provenance names the engine it used)."
-    overrides = [f"- `{v.label}`: {v.description or v.algo} {v.overrides or ''}".rstrip() for v in variants]
-    notes = [protocol, "\n".join(overrides), *notes]
-    report = write_report(evaluations, runs, log_folder, name, thresholds, REFERENCE, title, notes, last)
-    return report, runs
+    return protocol
 
 
 def aggregate_folders(

@@ -17,6 +17,11 @@ REFERENCE = "tutorial_sac"
 RUN_FILE = "compare_run.json"
 # The rows whose algorithm is TutorialSAC: the only ones an engine setting (``RunSpec.engine``) applies to
 ENGINE_ALGOS = ("tutorial_sac",)
+# How the zoo's lin_ schedules meet a budget below its n_timesteps (``RunSpec.schedule``), as the report states it
+SCHEDULES = {
+    "budget": "a budget below the zoo's n_timesteps scales its lin_ schedules to the budget",
+    "zoo": "its lin_ schedules run over the zoo's n_timesteps and training stops at the budget",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,12 +310,14 @@ def make_specs(
 ) -> list[RunSpec]:
     """The grid of runs: every environment x variant x seed.
 
-    :raises ValueError: an engine ``TutorialSAC(engine=...)`` does not accept
+    :raises ValueError: an engine ``TutorialSAC(engine=...)`` does not accept, or an unknown schedule
     """
     from sb3_tutorial_sac.engines import engine_names
 
     if engine not in engine_names():
         raise ValueError(f"engine={engine!r}: TutorialSAC's engine is one of {', '.join(map(repr, engine_names()))}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule={schedule!r}: the schedule is one of {', '.join(map(repr, SCHEDULES))}")
     # Seed-major order: a grid stopped half-way has the same number of seeds of every algorithm
     return [
         RunSpec(variant, env, seed, budget, eval_freq, eval_episodes, str(log_folder), threads, device, schedule, engine)
