@@ -17,6 +17,7 @@ import yaml
 
 from sb3_tutorial_sac import cli
 from sb3_tutorial_sac import compare as cmp
+from sb3_tutorial_sac.compare import paired, verdicts
 
 TINY = dict(budget=400, eval_freq=200, eval_episodes=2)
 TINY_ARGS = ["--budget", "400", "--eval-freq", "200", "--eval-episodes", "2", "--no-progress"]
@@ -520,15 +521,38 @@ def test_separated_samples_of_3_runs_are_inconclusive() -> None:
         "- tutorial_sac vs sac, final score, deterministic: inconclusive (difference +155.0 return [150.0, 160.0] "
         "(3 paired seeds, tutorial_sac better in 3), signed-rank p = 0.250, Holm p = 0.250;"
     )
-    assert sentence.endswith("paired seeds would decide at this effect, 80% power).")
+    assert sentence.endswith("paired seeds would decide at this effect, 80% power at level 0.05).")
     # The same separation at 10 paired seeds: decided (p = 2 / 2^10)
     ten = _flat({"tutorial_sac": [-150.0 - i for i in range(10)], "sac": [-300.0 - i for i in range(10)]})
     evaluations, runs = _curves(ten)
     assert cmp.headline(evaluations, runs, threshold=None).splitlines()[0] == (
         "- tutorial_sac vs sac, final score, deterministic: tutorial_sac ends higher than sac (difference +150.0 return "
         "[150.0, 150.0] (10 paired seeds, tutorial_sac better in 10), signed-rank p = 0.002, Holm p = 0.002; about 6 "
-        "paired seeds give 80% power at this effect)."
+        "paired seeds give 80% power at this effect at level 0.05)."
     )
+
+
+def test_the_seeds_a_verdict_needs_are_sized_at_holms_strictest_level() -> None:
+    # Three rows: 3 contrasts per family, so a verdict is judged after Holm over 3 tests. a ends above b in 9 of 10
+    # seeds (signed-rank p = 0.004, Holm p = 0.012), and the seed count is sized at 0.05 / 3, not at 0.05: a count
+    # sized at 0.05 could be below the seeds at hand while the corrected test stays inconclusive
+    gaps = [3.0, 5.0, 1.0, 4.0, 6.0, 2.0, 7.0, 8.0, -1.0, 9.0]
+    values = {
+        "tutorial_sac": [-150.0 + g for g in gaps],
+        "sac": [-150.0] * 10,
+        "all_fixes": [-150.0 - 50.0 * i for i in range(10)],
+    }
+    evaluations, runs = _curves(_flat(values))
+    results = verdicts.analyse(evaluations, ["tutorial_sac", "sac", "all_fixes"], "Pendulum-v1", None)
+    first = next(r for r in results if (r.x, r.y, r.mode, r.kind) == ("tutorial_sac", "sac", "deterministic", "difference"))
+    assert first.family_size == 3
+    assert first.effect == pytest.approx(np.mean(gaps) / np.std(gaps, ddof=1))
+    assert first.seeds_needed == paired.seeds_needed(np.array(gaps), np.zeros(10), alpha=0.05 / 3)
+    assert first.seeds_needed > paired.seeds_needed(np.array(gaps), np.zeros(10))  # the uncorrected count is smaller
+    assert paired.min_seeds(0.05 / 3) == 7  # 2 / 2^7 < 0.0167 <= 2 / 2^6
+    line = cmp.headline(evaluations, runs, threshold=None).splitlines()[0]
+    assert line.startswith("- tutorial_sac vs sac, final score, deterministic: tutorial_sac ends higher than sac")
+    assert f"; about {int(first.seeds_needed)} paired seeds give 80% power at this effect at level 0.05/3)" in line
 
 
 def test_reaching_first_is_paired_and_uses_cpu_seconds() -> None:
@@ -543,7 +567,7 @@ def test_reaching_first_is_paired_and_uses_cpu_seconds() -> None:
     assert (
         "- tutorial_sac vs sac, env steps to -200, deterministic: tutorial_sac reaches -200 in fewer env steps than sac "
         "(difference -2,000 env steps [-2,000, -2,000] (6 paired seeds, tutorial_sac better in 6), signed-rank p = 0.031, "
-        "Holm p = 0.031; about 6 paired seeds give 80% power at this effect)." in lines
+        "Holm p = 0.031; about 6 paired seeds give 80% power at this effect at level 0.05)." in lines
     )
     cpu = "- tutorial_sac vs sac, CPU s to -200, deterministic: tutorial_sac reaches -200 in fewer CPU s"
     assert any(line.startswith(cpu) for line in lines)

@@ -62,6 +62,16 @@ def test_tost_holm_and_seeds_needed_against_hand_computed_values() -> None:
     assert paired.min_seeds() == 6 and paired.min_seeds(paired=False) == 4
     assert paired.smallest_p(5) == pytest.approx(2 / 32) and paired.smallest_p(3, paired=False) == pytest.approx(0.1)
     assert math.isinf(paired.seeds_needed(np.ones(5), np.ones(5)))
+    # The standardised effect: Cohen's d with the pooled std unpaired (sqrt((1 + 0) / 2) here), +/-inf without spread,
+    # NaN without values; a verdict after Holm over m tests is sized at 0.05 / m (at least 8 paired seeds at m = 6,
+    # whose smallest p 2 / 2^8 is the first below 0.05 / 6)
+    assert paired.effect_size([1.0, 2.0, 3.0], [0.0, 0.0, 0.0], paired=False) == pytest.approx(2.0 / math.sqrt(0.5))
+    assert paired.effect_size([1.0], [0.0]) == math.inf and paired.effect_size([0.0, 0.0], [1.0, 1.0]) == -math.inf
+    assert math.isnan(paired.effect_size([], []))
+    assert paired.seeds_for_effect(math.inf) == 6 and paired.seeds_for_effect(math.inf, alpha=0.05 / 6) == 8
+    assert math.isinf(paired.seeds_for_effect(math.nan)) and math.isinf(paired.seeds_for_effect(0.0))
+    assert paired.seeds_for_effect(0.5, alpha=0.05 / 6) == math.ceil(paired.t_test_seeds(0.5, alpha=0.05 / 6) / (3 / math.pi))
+    assert paired.t_test_seeds(0.5, alpha=0.05 / 6) > paired.t_test_seeds(0.5)
 
 
 def _frame(values: dict[str, list[float]], env: str = "Pendulum-v1") -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -14,7 +14,9 @@ ignores the pairing and has little power at 10 seeds).
 * ``holm``: Holm's step-down adjustment of a family of p-values (family-wise error rate).
 * ``seeds_needed``: the seeds a test at ``alpha`` needs for 80% power at the observed standardised effect: the
   paired (or two-sample) t-test's n from the noncentral t, divided by the signed-rank (rank-sum) test's asymptotic
-  relative efficiency under normality, 3/pi; at least the seeds whose exact test can reach ``alpha`` at all.
+  relative efficiency under normality, 3/pi; at least the seeds whose exact test can reach ``alpha`` at all. A report
+  sizes each verdict at ``alpha / m`` for a family of ``m`` tests (Holm's strictest step), so the count it prints is
+  enough for the verdict after the correction, not only for the uncorrected test.
 """
 
 from __future__ import annotations
@@ -158,23 +160,33 @@ def t_test_seeds(effect: float, alpha: float = ALPHA, power: float = POWER, pair
     return n
 
 
-def seeds_needed(x: npt.ArrayLike, y: npt.ArrayLike, paired: bool = True, alpha: float = ALPHA, power: float = POWER) -> float:
-    """Seeds per row the exact rank test would need for ``power`` at the effect the samples show.
-
-    The effect is d_z = mean(d) / std(d, ddof=1) paired, Cohen's d (pooled std) unpaired; inf when it is 0 or
-    undefined. The t-test's n divided by the rank test's efficiency 3/pi, rounded up, and no fewer than
-    ``min_seeds``.
-    """
+def effect_size(x: npt.ArrayLike, y: npt.ArrayLike, paired: bool = True) -> float:
+    """The standardised effect of ``x`` over ``y``: d_z = mean(d) / std(d, ddof=1) paired (``d = x - y``), Cohen's
+    d (pooled std) unpaired; +/-inf when the spread is 0 (or unknown: a single value) and the difference is not, 0
+    when both are, NaN without values."""
     x_runs, y_runs = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if not (len(x_runs) and len(y_runs)):
+        return math.nan
     if paired:
         d = x_runs - y_runs
-        spread = float(np.std(d, ddof=1)) if len(d) > 1 else math.nan
-        effect = float(np.mean(d)) / spread if spread > 0 else (math.inf if np.mean(d) else 0.0)
+        spread = float(np.std(d, ddof=1)) if len(d) > 1 else 0.0
+        difference = float(np.mean(d))
     else:
-        pooled = math.sqrt((np.var(x_runs, ddof=1) + np.var(y_runs, ddof=1)) / 2) if min(len(x_runs), len(y_runs)) > 1 else 0
+        enough = min(len(x_runs), len(y_runs)) > 1
+        spread = math.sqrt((np.var(x_runs, ddof=1) + np.var(y_runs, ddof=1)) / 2) if enough else 0.0
         difference = float(np.mean(x_runs) - np.mean(y_runs))
-        effect = difference / pooled if pooled > 0 else (math.inf if difference else 0.0)
-    if not np.isfinite(effect) and not math.isinf(effect):
+    if spread > 0:
+        return difference / spread
+    if math.isnan(difference):
+        return math.nan
+    return math.copysign(math.inf, difference) if difference else 0.0
+
+
+def seeds_for_effect(effect: float, paired: bool = True, alpha: float = ALPHA, power: float = POWER) -> float:
+    """Seeds per row the exact rank test needs for ``power`` at level ``alpha`` at the standardised ``effect``: the
+    t-test's n divided by the rank test's efficiency 3/pi, rounded up, and no fewer than ``min_seeds(alpha)``; inf
+    when the effect is 0 or undefined."""
+    if math.isnan(effect) or effect == 0:
         return math.inf
     if math.isinf(effect):
         return float(min_seeds(alpha, paired))
@@ -184,13 +196,22 @@ def seeds_needed(x: npt.ArrayLike, y: npt.ArrayLike, paired: bool = True, alpha:
     return float(max(min_seeds(alpha, paired), math.ceil(n_t / RANK_EFFICIENCY)))
 
 
+def seeds_needed(x: npt.ArrayLike, y: npt.ArrayLike, paired: bool = True, alpha: float = ALPHA, power: float = POWER) -> float:
+    """Seeds per row the exact rank test would need for ``power`` at level ``alpha`` at the effect the samples show
+    (``effect_size``, then ``seeds_for_effect``). A verdict judged after Holm's correction over a family of ``m``
+    tests is sized at ``alpha / m``, the level of Holm's strictest step."""
+    return seeds_for_effect(effect_size(x, y, paired), paired, alpha, power)
+
+
 __all__ = [
     "ALPHA",
     "BOOTSTRAP_REPS",
     "CONFIDENCE",
+    "effect_size",
     "holm",
     "min_seeds",
     "paired_ci",
+    "seeds_for_effect",
     "seeds_needed",
     "signed_rank_test",
     "smallest_p",

@@ -16,7 +16,8 @@ Sentences:
 * "X and Y cannot be told apart within +/- m": the Holm-adjusted equivalence test (TOST) is below ``ALPHA``, with
   the margin m = ``EQUIVALENCE_FRACTION`` of the task's random-to-reference range (``aggregate.TASK_SCORES``);
   said beside a difference when both hold (a difference too small to matter);
-* otherwise "inconclusive", with the seeds a verdict would need at the observed effect (80% power).
+* otherwise "inconclusive", with the seeds a verdict would need at the observed effect (80% power at ``ALPHA / m``
+  for a family of m tests, the level of Holm's strictest step: enough for the corrected verdict).
 """
 
 from __future__ import annotations
@@ -59,9 +60,11 @@ class Result:
     wins: int  # seeds where x is better (paired): higher score, fewer steps or seconds
     p: float
     test: str
-    seeds_needed: float
+    seeds_needed: float  # at ALPHA / family_size (Holm's strictest step), set by analyse
     margin: float = math.nan
     p_holm: float = math.nan
+    effect: float = math.nan  # standardised: d_z paired, Cohen's d unpaired (paired.effect_size)
+    family_size: int = 1
     anchor: str = "every pair"  # the contrasts' common row where a task has more than ALL_PAIRS_UP_TO rows
 
     @property
@@ -134,18 +137,15 @@ def _test(x_series: pd.Series, y_series: pd.Series, x: str, y: str, measure: str
 
         p, test = rank_test(a, b)
         test = "rank-sum" if test == "exact U" else "rank-sum permutation"
-    needed = paired.seeds_needed(a, b, paired=is_paired)
+    effect = paired.effect_size(a, b, paired=is_paired)
+    needed = paired.seeds_for_effect(effect, is_paired)  # resized to the family's level by analyse
     if measure != "score":  # back to the measure's units: x - y steps or seconds (negative: x reaches it first)
         # + 0.0: a tie is 0, not -0 (printed "-0")
         difference, ci = -difference + 0.0, (-ci[1] + 0.0, -ci[0] + 0.0)
-    results = [Result(x, y, measure, mode, "difference", is_paired, n, difference, ci, wins, p, test, needed)]
+    results = [Result(x, y, measure, mode, "difference", is_paired, n, difference, ci, wins, p, test, needed, effect=effect)]
     if measure == "score" and np.isfinite(margin):
         p_equivalent = paired.tost(a, b, margin, paired=is_paired)
-        results.append(
-            Result(
-                x, y, measure, mode, "equivalence", is_paired, n, difference, ci, wins, p_equivalent, "TOST", needed, margin
-            )
-        )
+        results.append(dataclasses.replace(results[0], kind="equivalence", p=p_equivalent, test="TOST", margin=margin))
     return results
 
 
@@ -185,6 +185,10 @@ def analyse(
     for members in families.values():
         for result, adjusted in zip(members, paired.holm([r.p for r in members])):
             result.p_holm = adjusted
+            # The seeds a verdict needs after Holm: sized at ALPHA / m, the level of Holm's strictest step, so a
+            # printed count is enough for the corrected test and not only for the uncorrected one
+            result.family_size = len(members)
+            result.seeds_needed = paired.seeds_for_effect(result.effect, result.paired, ALPHA / len(members))
     return results
 
 
@@ -224,15 +228,17 @@ def _p(p: float) -> str:
     return "n/a" if p != p else f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
-def _seeds(needed: float, paired_: bool, kind: str = "decide") -> str:
-    """The seeds line of a sentence: how many seeds decide at the observed effect (80% power), or give that power to
-    a decided one."""
-    unit = "paired seeds" if paired_ else "seeds per row"
+def _seeds(result: Result, kind: str = "decide") -> str:
+    """The seeds line of a sentence: how many seeds decide at the observed effect (80% power at the level of Holm's
+    strictest step in the result's family), or give that power to a decided one."""
+    unit = "paired seeds" if result.paired else "seeds per row"
+    needed = result.seeds_needed
     if math.isinf(needed):
         return "no effect to detect"
+    level = f"{ALPHA:g}/{result.family_size}" if result.family_size > 1 else f"{ALPHA:g}"
     if kind == "power":
-        return f"about {int(needed)} {unit} give 80% power at this effect"
-    return f"about {int(needed)} {unit} would decide at this effect"
+        return f"about {int(needed)} {unit} give 80% power at this effect at level {level}"
+    return f"about {int(needed)} {unit} would decide at this effect, 80% power at level {level}"
 
 
 def _unit(measure: str) -> str:
@@ -274,14 +280,14 @@ def sentences(results: Sequence[Result], threshold: float | None) -> list[str]:
         better = test.difference if measure == "score" else -test.difference  # > 0: x is better
         if test.p_holm < ALPHA and better != 0:
             winner, loser = (x, y) if better > 0 else (y, x)
-            text = f"{winner} {verb} {loser} ({_evidence(test)}; {_seeds(test.seeds_needed, test.paired, 'power')})"
+            text = f"{winner} {verb} {loser} ({_evidence(test)}; {_seeds(test, 'power')})"
             if equivalent and equivalence is not None:
                 text += f"; a difference within the equivalence margin +/- {margin:,.1f} (TOST Holm p = "
                 text += f"{_p(equivalence.p_holm)})"
         elif equivalent and equivalence is not None:
             text = (
                 f"{x} and {y} cannot be told apart within +/- {margin:,.1f} ({_evidence(test)}; TOST p = "
-                f"{_p(equivalence.p)}, Holm p = {_p(equivalence.p_holm)}; {_seeds(test.seeds_needed, test.paired, 'power')})"
+                f"{_p(equivalence.p)}, Holm p = {_p(equivalence.p_holm)}; {_seeds(test, 'power')})"
             )
         else:
             tost = (
@@ -289,7 +295,7 @@ def sentences(results: Sequence[Result], threshold: float | None) -> list[str]:
                 if equivalence is not None
                 else ""
             )
-            text = f"inconclusive ({_evidence(test)}{tost}; {_seeds(test.seeds_needed, test.paired)}, 80% power)"
+            text = f"inconclusive ({_evidence(test)}{tost}; {_seeds(test)})"
         lines.append(f"- {x} vs {y}, {what}: {text}.")
     return lines
 
@@ -320,7 +326,9 @@ def family_note(results: Sequence[Result], env: str) -> str:
     return (
         f"{design} Holm's correction within each family (a measure, a policy mode and a kind of test over this task's "
         f"contrasts, or, beyond {ALL_PAIRS_UP_TO} rows, over the contrasts of one row against the others; tests per "
-        f"family: {'; '.join(parts)}), level {ALPHA}. {equivalence} Steps and seconds: fewer is "
+        f"family: {'; '.join(parts)}), level {ALPHA}. The seeds a verdict would need: 80% power of the exact test at "
+        f"level {ALPHA}/m for a family of m tests (Holm's strictest step), from the t-test's n at the observed "
+        f"standardised effect divided by the rank test's efficiency 3/pi. {equivalence} Steps and seconds: fewer is "
         "better, and a run that never reaches the threshold counts as more than any run that does (its difference, "
         "and so the interval, counts it as twice the largest time reached plus one)."
     )
