@@ -315,6 +315,12 @@ def test_the_yml_ablation_switches_each_rule_of_the_mujoco_entry() -> None:
     for label, overrides in list(rows.items())[1:]:
         assert any(entry.get(key, "default") != value for key, value in overrides.items()), label
         assert cmp.VARIANTS[label].overrides == overrides  # --variants names them too
+    # The report describes each row by its description: on this entry (batch 256, critic rate 1e-3, scale 0.1) none may
+    # state one of Pendulum-v1's values (batch 64, the critic's 3e-3, (r + 8) / 8, its networks) except as Pendulum-v1's
+    for variant in (*cmp.YML_ABLATION, cmp.VARIANTS["all_fixes"]):
+        unqualified = re.sub(r"Pendulum-v1: [^)]*\)", "", variant.description)
+        for pendulum_only in ("64", "3e-3", "r + 8", "[128]", "the tutorial's networks"):
+            assert pendulum_only not in unqualified, (variant.label, pendulum_only)
 
 
 def test_ablation_variants_are_tutorial_sac_switches() -> None:

@@ -56,9 +56,11 @@ FIXES: dict[str, dict[str, Any]] = {
     "sb3_alpha_loss": {"ent_coef_loss": "sb3"},
 }
 ALL_FIXES: dict[str, Any] = {key: value for fix in FIXES.values() for key, value in fix.items()}
+# (said of the task's yml entry, not of Pendulum-v1's: the MuJoCo rows share this description)
 ALL_FIXES_DESCRIPTION = (
     "every quirk fixed at once, alpha still from 0.01: the correct tanh term, bootstrapped time limits and SB3's "
-    "temperature loss (the tutorial's networks, batch and rewards: its compute)"
+    "temperature loss, on the task's `tutorial_sac.yml` entry (its networks, batch and rewards: on Pendulum-v1 the "
+    "tutorial's compute)"
 )
 
 # Ablation on Pendulum-v1: each tutorial rule that has a switch, switched alone to SB3's choice (one row each), then
@@ -94,20 +96,22 @@ ABLATION: tuple[Variant, ...] = (
         "raw_rewards",
         "tutorial_sac",
         {"reward_shift": 0.0, "reward_scale": 1.0},
-        "SB3's reward handling: raw rewards, no `(r + 8) / 8` (`reward_shift=0, reward_scale=1`)",
+        "SB3's reward handling: raw rewards instead of the entry's normalisation (Pendulum-v1: the tutorial's "
+        "`(r + 8) / 8`) (`reward_shift=0, reward_scale=1`)",
     ),
     Variant(
         "with_replacement",
         "tutorial_sac",
         {"sample_with_replacement": True},
-        "SB3's minibatch draw, with replacement, instead of `random.sample`'s 64 distinct transitions "
+        "SB3's minibatch draw, with replacement, instead of `random.sample`'s distinct transitions "
         "(`sample_with_replacement=True`)",
     ),
     Variant(
         "sb3_critic_lr",
         "tutorial_sac",
         {"critic_learning_rate": 3e-4},
-        "SB3's critic learning rate, `learning_rate` (3e-4), instead of the tutorial's 3e-3 (`critic_learning_rate=3e-4`)",
+        "SB3's critic learning rate, `learning_rate` (3e-4), instead of the entry's own (Pendulum-v1: the tutorial's "
+        "3e-3) (`critic_learning_rate=3e-4`)",
     ),
     Variant(
         "sb3_warmup",
