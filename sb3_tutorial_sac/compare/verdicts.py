@@ -138,7 +138,7 @@ def _test(x_series: pd.Series, y_series: pd.Series, x: str, y: str, measure: str
         p, test = rank_test(a, b)
         test = "rank-sum" if test == "exact U" else "rank-sum permutation"
     effect = paired.effect_size(a, b, paired=is_paired)
-    needed = paired.seeds_for_effect(effect, is_paired)  # resized to the family's level by analyse
+    needed = math.nan  # analyse sizes it at its family's level, once the families are known
     if measure != "score":  # back to the measure's units: x - y steps or seconds (negative: x reaches it first)
         # + 0.0: a tie is 0, not -0 (printed "-0")
         difference, ci = -difference + 0.0, (-ci[1] + 0.0, -ci[0] + 0.0)
