@@ -91,6 +91,10 @@ def test_end_to_end_files(local_run: pathlib.Path) -> None:
     assert (local_run / "compare_Pendulum-v1.png").stat().st_size > 10_000
     markdown = (local_run / "compare.md").read_text()
     assert "| tutorial_sac | 2 |" in markdown and "| sac | 2 |" in markdown
+    # a row of --algos says what it trains (not just its key); where its hyperparameters come from follows per task
+    assert "- `tutorial_sac`: TutorialSAC with the task's `tutorial_sac.yml` entry (which one:" in markdown
+    assert "- `sac`: rl-zoo3's `sac` with its `sac.yml` entry for the task, or its defaults where there is none" in markdown
+    assert "- `sac`: rl-zoo3's tuned `sac.yml` entry (learning_rate 0.001; SB3 defaults otherwise)." in markdown
     assert "![learning curves on Pendulum-v1](compare_Pendulum-v1.png)" in markdown
 
 

@@ -11,6 +11,7 @@ from sb3_tutorial_sac.compare.backends import run_all
 from sb3_tutorial_sac.compare.report import aggregate_section, collect, method_paragraph, write_report
 from sb3_tutorial_sac.compare.specs import REFERENCE, SCHEDULES, Variant, make_specs
 from sb3_tutorial_sac.compare.stats import SCORE_LAST
+from sb3_tutorial_sac.zoo import ALGO
 
 
 def compare(
@@ -60,10 +61,19 @@ def compare(
     evaluations, runs = collect(specs, records)
     title = "Ablation: one tutorial quirk switched to SB3's choice at a time" if name.startswith("ablation") else "Comparison"
     protocol = protocol_note(budget, eval_freq, eval_episodes, seeds, schedule, engine)
-    overrides = [f"- `{v.label}`: {v.description or v.algo} {v.overrides or ''}".rstrip() for v in variants]
+    overrides = [f"- `{v.label}`: {v.description or plain_description(v.algo)} {v.overrides or ''}".rstrip() for v in variants]
     notes = [protocol, "\n".join(overrides), *notes]
     report = write_report(evaluations, runs, log_folder, name, thresholds, REFERENCE, title, notes, last)
     return report, runs
+
+
+def plain_description(algo: str) -> str:
+    """The report's line for a row without overrides (``--algos``): what it trains; where its hyperparameters come
+    from is said per task (``report._provenance``)."""
+    where = 'which one: "Hyperparameters, where they come from" under each task'
+    if algo == ALGO:
+        return f"TutorialSAC with the task's `tutorial_sac.yml` entry ({where})"
+    return f"rl-zoo3's `{algo}` with its `{algo}.yml` entry for the task, or its defaults where there is none ({where})"
 
 
 def protocol_note(
