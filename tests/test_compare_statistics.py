@@ -178,6 +178,40 @@ def _grid(folder: pathlib.Path, commits: list[str | None]) -> None:
         _write_run(folder, cmp.VARIANTS["all_fixes"], seed, -140.0 - seed, commit)
 
 
+def test_a_grid_on_several_cpu_models_names_the_seeds_whose_rows_ran_on_different_ones(tmp_path: pathlib.Path) -> None:
+    # Seeds 0-5 of both rows on one machine; at seeds 6 and 7 the second row ran on another one
+    for seed in range(8):
+        _write_spec(
+            cmp.RunSpec(cmp.Variant("tutorial_sac", "tutorial_sac"), "Pendulum-v1", seed, 2000, 1000, 2, str(tmp_path)),
+            -150.0 - seed,
+            cpu="AMD EPYC",
+        )
+        other = "Intel Xeon" if seed >= 6 else "AMD EPYC"
+        _write_spec(
+            cmp.RunSpec(cmp.VARIANTS["all_fixes"], "Pendulum-v1", seed, 2000, 1000, 2, str(tmp_path)), -140.0 - seed, cpu=other
+        )
+    assert cli.main(["compare", "--report-only", "--log-folder", str(tmp_path), "--no-progress"]) == 0
+    report = (tmp_path / "compare.md").read_text()
+    assert (
+        "CPU: AMD EPYC (14 runs); Intel Xeon (2 runs); at seeds 6, 7 the rows ran on different models, so the paired "
+        "CPU-seconds differences of those seeds also compare two machines." in report
+    )
+    # Every row of a seed on one model (a seed-major grid moved to another machine): said so, no seed named
+    for seed in (6, 7):
+        run_file = (
+            cmp.RunSpec(
+                cmp.Variant("tutorial_sac", "tutorial_sac"), "Pendulum-v1", seed, 2000, 1000, 2, str(tmp_path)
+            ).run_dir()
+            / cmp.RUN_FILE
+        )
+        record = json.loads(run_file.read_text())
+        record["provenance"]["cpu"] = "Intel Xeon"
+        run_file.write_text(json.dumps(record))
+    assert cli.main(["compare", "--report-only", "--log-folder", str(tmp_path), "--no-progress"]) == 0
+    report = (tmp_path / "compare.md").read_text()
+    assert "CPU: AMD EPYC (12 runs); Intel Xeon (4 runs); the rows of each seed ran on one model." in report
+
+
 def test_report_only_reads_the_grid_from_the_records(tmp_path: pathlib.Path) -> None:
     _grid(tmp_path, [COMMIT] * 6)
     grid = discover(tmp_path)
@@ -248,7 +282,7 @@ def test_report_only_keeps_the_engine_and_the_yml_ablations_order(tmp_path: path
         discover(tmp_path, ablation=True)
 
 
-def _write_spec(spec: cmp.RunSpec, value: float, commit: str | None = COMMIT) -> None:
+def _write_spec(spec: cmp.RunSpec, value: float, commit: str | None = COMMIT, cpu: str = "test CPU") -> None:
     """A finished run of ``spec`` (its protocol as the harness records it, a budget of 2,000 env steps), without
     training."""
     run_dir = spec.run_dir()
@@ -265,5 +299,5 @@ def _write_spec(spec: cmp.RunSpec, value: float, commit: str | None = COMMIT) ->
     )
     record = {"protocol": spec.protocol(), "label": spec.variant.label, "status": "ok", "env_steps": 2000}
     if commit is not None:
-        record["provenance"] = {"commit": commit, "dirty": False, "versions": {"torch": "2.13.0"}, "cpu": "test CPU"}
+        record["provenance"] = {"commit": commit, "dirty": False, "versions": {"torch": "2.13.0"}, "cpu": cpu}
     (run_dir / cmp.RUN_FILE).write_text(json.dumps(record))

@@ -123,12 +123,30 @@ def _code_lines(runs: pd.DataFrame, env: str, log_folder: pathlib.Path) -> list[
     lines = [pooling(log_folder, versions)]
     for column, what in (("packages", "Packages"), ("cpu", "CPU"), ("engine", "TutorialSAC engine")):
         values = [str(v) for v in dict.fromkeys(ok[column].fillna("")) if str(v)]
-        if values:
+        if column == "cpu" and len(values) > 1:
+            lines.append(_cpu_line(ok))
+        elif values:
             lines.append(f"{what}: {'; '.join(values)}.")
     compute = _compute_line(ok)
     if compute:
         lines.append(compute)
     return [" ".join(lines)]
+
+
+def _cpu_line(ok: pd.DataFrame) -> str:
+    """The CPU models of a grid run on several machines, with their run counts, and the seeds whose rows ran on
+    different models: a paired difference of CPU seconds at such a seed compares two machines as well as two rows."""
+    cpus = ok["cpu"].fillna("").astype(str)
+    counts = cpus[cpus != ""].value_counts(sort=False)
+    listed = "; ".join(f"{cpu} ({n} run{'s' if n != 1 else ''})" for cpu, n in counts.items())
+    mixed = sorted(int(seed) for seed, group in cpus.groupby(ok["seed"]) if group.nunique() > 1)
+    if not mixed:
+        return f"CPU: {listed}; the rows of each seed ran on one model."
+    seeds = ", ".join(map(str, mixed))
+    return (
+        f"CPU: {listed}; at seed{'s' if len(mixed) != 1 else ''} {seeds} the rows ran on different models, so the "
+        "paired CPU-seconds differences of those seeds also compare two machines."
+    )
 
 
 def _compute_line(ok: pd.DataFrame) -> str:
