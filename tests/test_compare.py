@@ -18,6 +18,7 @@ import yaml
 from sb3_tutorial_sac import cli
 from sb3_tutorial_sac import compare as cmp
 from sb3_tutorial_sac.compare import paired, verdicts
+from sb3_tutorial_sac.compare.records import other_cpus, version_of
 
 TINY = dict(budget=400, eval_freq=200, eval_episodes=2)
 TINY_ARGS = ["--budget", "400", "--eval-freq", "200", "--eval-episodes", "2", "--no-progress"]
@@ -444,7 +445,7 @@ def test_runs_stop_at_the_budget_record_cpu_seconds_and_scale_lin_schedules(tmp_
     assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 299 / 300))
 
 
-def test_zoo_schedule_defaults_rows_provenance_and_verify(tmp_path: pathlib.Path) -> None:
+def test_zoo_schedule_defaults_rows_provenance_and_verify(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     # --schedule zoo: SAC's lin_ schedule runs over the zoo's 20,000 steps and training stops at the budget of 300;
     # a defaults row trains from TutorialSAC's constructor defaults (not the yml entry); every record names its code
     sac = cmp.Variant("sac_lin", "sac", {"learning_rate": "lin_1e-3"})
@@ -472,6 +473,31 @@ def test_zoo_schedule_defaults_rows_provenance_and_verify(tmp_path: pathlib.Path
     assert cli.main(args) == 0
     verified = json.loads((tmp_path / "verify.json").read_text())
     assert verified["identical"] and set(verified["rows"]) == {"sac_lin Pendulum-v1", "defaults Pendulum-v1"}
+    assert verified["verified_on"]["cpu"] == provenance["cpu"] == verified["rows"]["sac_lin Pendulum-v1"][0]["record_cpu"]
+    assert "another CPU model" not in capsys.readouterr().out
+    # A record of another CPU model whose replay differs: the command says a replay is bit-identical only there
+    run_file = specs[0].run_dir() / cmp.RUN_FILE
+    record = json.loads(run_file.read_text())
+    record["provenance"]["cpu"] = "Other CPU"
+    run_file.write_text(json.dumps(record))
+    with np.load(specs[0].run_dir() / "evaluations.npz") as data:
+        arrays = {key: data[key] for key in data.files}
+    np.savez(specs[0].run_dir() / "evaluations.npz", **{**arrays, "results": arrays["results"] + 1.0})
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "Replayed 2 runs (1 seeds per row): 1 identical" in out
+    assert f"recorded on another CPU model (Other CPU; this one: {provenance['cpu']}): a replay is bit-identical" in out
+    verified = json.loads((tmp_path / "verify.json").read_text())
+    assert verified["rows"]["sac_lin Pendulum-v1"][0] == {
+        "seed": 0,
+        "record_version": version_of(record),
+        "record_cpu": "Other CPU",
+        "identical": False,
+        "differs": "results",
+    }
+    # The same difference on this machine's CPU model: no such sentence (the code or the setup changed)
+    verified["rows"]["sac_lin Pendulum-v1"][0]["record_cpu"] = provenance["cpu"]
+    assert other_cpus(verified) == []
     # The report read the schedule back from the records and states it
     protocol = next(line for line in (tmp_path / "compare.md").read_text().splitlines() if line.startswith("Protocol:"))
     assert "its lin_ schedules run over the zoo's n_timesteps and training stops at the budget" in protocol

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from sb3_tutorial_sac.compare.grid import aggregate_folders, compare
 from sb3_tutorial_sac.compare.paired import min_seeds
-from sb3_tutorial_sac.compare.records import discover, verify
+from sb3_tutorial_sac.compare.records import discover, other_cpus, verify
 from sb3_tutorial_sac.compare.specs import ABLATION_NOTE, ABLATIONS, SCHEDULES, VARIANTS, Variant, make_specs
 from sb3_tutorial_sac.compare.stats import SCORE_LAST
 from sb3_tutorial_sac.engines import engine_names
@@ -211,6 +211,13 @@ def run(args: argparse.Namespace) -> int:
         checked = [entry for entries in result["rows"].values() for entry in entries]
         same = sum(entry["identical"] for entry in checked)
         print(f"Replayed {len(checked)} runs ({args.verify} seeds per row): {same} identical; {args.log_folder}/verify.json")
+        elsewhere = other_cpus(result)
+        if elsewhere:
+            print(
+                f"Runs that differ were recorded on another CPU model ({'; '.join(elsewhere)}; this one: "
+                f"{result['verified_on']['cpu']}): a replay is bit-identical only on the model that recorded the run, "
+                "so verify them there."
+            )
     thresholds = dict.fromkeys(envs, args.threshold) if args.threshold is not None else None
     try:
         report, runs = compare(

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from sb3_tutorial_sac.compare.record_provenance import code_provenance
+from sb3_tutorial_sac.compare.record_provenance import code_provenance, cpu_model
 from sb3_tutorial_sac.compare.specs import ABLATION, ENGINE_ALGOS, RUN_FILE, VARIANTS, YML_ABLATION, RunSpec, Variant
 
 VERIFY_FILE = "verify.json"
@@ -164,17 +164,34 @@ def verify(specs: Sequence[RunSpec], seeds_per_row: int, jobs: int = 1, progress
                 with np.load(old_path) as old, np.load(new_path) as new:
                     differs = ", ".join(k for k in REPLAYED if k in old.files and not np.array_equal(old[k], new.get(k)))
                     identical = not differs
+            # A replay is bit-identical only on the CPU model that recorded the run (float rounding differs between
+            # models: a HalfCheetah record of an AMD EPYC replayed on an Intel Xeon differs from its first evaluation on)
+            record_cpu = str((committed.get("provenance") or {}).get("cpu") or "")
             rows.setdefault(f"{original.variant.label} {original.env}", []).append(
-                {"seed": original.seed, "record_version": version_of(committed), "identical": identical, "differs": differs}
+                {
+                    "seed": original.seed,
+                    "record_version": version_of(committed),
+                    "record_cpu": record_cpu,
+                    "identical": identical,
+                    "differs": differs,
+                }
             )
     result = {
-        "verified_on": code_provenance(),
+        "verified_on": {**code_provenance(), "cpu": cpu_model()},
         "seeds_per_row": seeds_per_row,
         "identical": all(entry["identical"] for entries in rows.values() for entry in entries),
         "rows": rows,
     }
     (log_folder / VERIFY_FILE).write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def other_cpus(result: dict[str, Any]) -> list[str]:
+    """The CPU models that recorded the runs whose replay differed, where they are not the replaying machine's: a
+    replay there is expected to differ (``verify``), so such a result says nothing about the code."""
+    here = str(result.get("verified_on", {}).get("cpu") or "")
+    entries = [entry for entries in result.get("rows", {}).values() for entry in entries if not entry["identical"]]
+    return list(dict.fromkeys(e["record_cpu"] for e in entries if e.get("record_cpu") and e["record_cpu"] != here))
 
 
 def pooling(log_folder: pathlib.Path, versions: dict[str, dict[str, int]]) -> str:
