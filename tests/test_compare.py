@@ -445,6 +445,38 @@ def test_runs_stop_at_the_budget_record_cpu_seconds_and_scale_lin_schedules(tmp_
     assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * (1 - 299 / 300))
 
 
+def test_a_run_the_guard_stops_is_recorded_as_diverged_reported_and_not_retrained(tmp_path: pathlib.Path) -> None:
+    # Rewards scaled past float32's range: the first train() call (after the first episode, env step 200) meets an
+    # infinite critic loss and TutorialSAC's guard stops training. That is the row's outcome, not a harness failure:
+    # recorded (status "diverged", the step, its evaluations up to there), reported, skipped on resume
+    from sb3_tutorial_sac.compare.backends import run_all
+
+    rows = [cmp.Variant("tutorial_sac", "tutorial_sac"), cmp.Variant("blowup", "tutorial_sac", {"reward_scale": 1e38})]
+    report, runs = cmp.compare(rows, ["Pendulum-v1"], [0], 400, 150, 1, tmp_path, jobs=1, progress=False)
+    assert list(runs["status"]) == ["ok", "diverged"] and list(runs["env_steps"]) == [400, 200]
+    specs = cmp.make_specs(rows, ["Pendulum-v1"], [0], 400, 150, 1, tmp_path)
+    record = json.loads((specs[1].run_dir() / cmp.RUN_FILE).read_text())
+    assert record["status"] == "diverged" and record["diverged_at"] == 200 and record["provenance"]["cpu"]
+    assert record["error"].startswith("NonFiniteError: TutorialSAC.train(): critic1_loss = inf at gradient step 1")
+    with np.load(specs[1].run_dir() / "evaluations.npz") as data:
+        # The evaluations before it stopped, and one at the stop (rl-zoo3's learn() ends its first callback, the
+        # evaluation, in a `finally`) of the model as the guard restored it
+        assert list(data["timesteps"]) == [150, 200]
+    assert "| blowup | 0 (1 diverged) |" in report
+    line = "- blowup seed 0: **diverged** at env step 200: NonFiniteError: TutorialSAC.train(): critic1_loss = inf at "
+    assert line + "gradient step 1 (step 1 of 200 in this train() call, env step 200)." in report.splitlines()
+    assert "A contrast pairs the seeds where both rows have a score" in report
+    # Resumed: neither run trains again; rebuilt from the records alone, the report is the same
+    records = run_all(specs, jobs=1, progress=False)
+    assert [(r["status"], r.get("skipped")) for r in records.values()] == [("ok", True), ("diverged", True)]
+    assert cli.main(["compare", "--report-only", "--log-folder", str(tmp_path), "--no-progress"]) == 0
+    assert (tmp_path / "compare.md").read_text() == report
+    # Replayed, the diverged run diverges again at the same step with the same evaluations
+    assert cli.main(["compare", "--verify", "1", "--log-folder", str(tmp_path), "--no-progress"]) == 0
+    verified = json.loads((tmp_path / "verify.json").read_text())
+    assert verified["identical"] and verified["rows"]["blowup Pendulum-v1"][0]["identical"]
+
+
 def test_zoo_schedule_defaults_rows_provenance_and_verify(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
     # --schedule zoo: SAC's lin_ schedule runs over the zoo's 20,000 steps and training stops at the budget of 300;
     # a defaults row trains from TutorialSAC's constructor defaults (not the yml entry); every record names its code

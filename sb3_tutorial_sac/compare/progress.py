@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from sb3_tutorial_sac.compare.runs import Event, Record
-from sb3_tutorial_sac.compare.specs import RunSpec
+from sb3_tutorial_sac.compare.specs import FINISHED, RunSpec
 
 
 class ProgressDisplay:
@@ -60,10 +60,13 @@ class ProgressDisplay:
             steps = record.get("env_steps", 0)
             status = "[cyan]skipped (finished before)" if skipped else f"[green]done in {record.get('wall_seconds', 0):.0f} s"
             self.progress.update(task, total=steps, completed=steps, status=status)
+        elif record["status"] == "diverged":  # recorded, not retried (specs.FINISHED)
+            status = f"[yellow]diverged at env step {record.get('env_steps', 0):,}" + (" (before)" if skipped else "")
+            self.progress.update(task, completed=record.get("env_steps", 0), status=status)
         else:
             status = f"[red]failed: {record.get('error', '')[:60]}"
             self.progress.update(task, status=status)
             self.console.print(f"[red]{spec.key} failed[/red]: {record.get('error')}")
         self.progress.stop_task(task)
-        if self.lines and record["status"] == "ok":
+        if self.lines and record["status"] in FINISHED:
             self.console.print(f"{spec.key}: {status}", highlight=False)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from sb3_tutorial_sac.compare.record_provenance import code_provenance, cpu_model
-from sb3_tutorial_sac.compare.specs import ABLATION, ENGINE_ALGOS, RUN_FILE, VARIANTS, YML_ABLATION, RunSpec, Variant
+from sb3_tutorial_sac.compare.specs import ABLATION, ENGINE_ALGOS, FINISHED, RUN_FILE, VARIANTS, YML_ABLATION, RunSpec, Variant
 
 VERIFY_FILE = "verify.json"
 # What a replay must reproduce exactly (evaluations.npz's arrays; the seconds differ from run to run)
@@ -72,7 +72,7 @@ def discover(log_folder: pathlib.Path, labels: Sequence[str] | None = None, abla
     engines: set[str] = set()  # of the TutorialSAC rows (the others have no engine)
     for path in sorted(pathlib.Path(log_folder).rglob(RUN_FILE)):
         record = json.loads(path.read_text())
-        if record.get("status") != "ok":
+        if record.get("status") not in FINISHED:
             continue
         protocol = record["protocol"]
         label = record.get("label", protocol["algo"])
@@ -159,7 +159,11 @@ def verify(specs: Sequence[RunSpec], seeds_per_row: int, jobs: int = 1, progress
             committed = json.loads((original.run_dir() / RUN_FILE).read_text())
             record = records[replay.key]
             identical, differs = False, record.get("error", "")
-            if record.get("status") == "ok":
+            if record.get("status") not in FINISHED:
+                pass
+            elif record["status"] != committed.get("status"):  # e.g. the record diverged and the replay did not
+                differs = f"status {committed.get('status')} -> {record['status']}"
+            else:
                 old_path, new_path = original.run_dir() / "evaluations.npz", replay.run_dir() / "evaluations.npz"
                 with np.load(old_path) as old, np.load(new_path) as new:
                     differs = ", ".join(k for k in REPLAYED if k in old.files and not np.array_equal(old[k], new.get(k)))

@@ -19,7 +19,7 @@ from sb3_tutorial_sac.compare.plots import plot_curves
 from sb3_tutorial_sac.compare.provenance import origin
 from sb3_tutorial_sac.compare.records import pooling, version_of
 from sb3_tutorial_sac.compare.runs import Record
-from sb3_tutorial_sac.compare.specs import MODES, REFERENCE, RunSpec
+from sb3_tutorial_sac.compare.specs import FINISHED, MODES, REFERENCE, RunSpec
 from sb3_tutorial_sac.compare.verdicts import ALL_PAIRS_UP_TO, analyse, as_records, family_note, sentences, too_few_seeds
 from sb3_tutorial_sac.compare.stats import (
     ALPHA,
@@ -105,7 +105,7 @@ def _provenance_columns(record: Record) -> dict[str, str]:
     versions = provenance.get("versions") or {}
     packages = ", ".join(f"{name} {version}" for name, version in versions.items() if version)
     return {
-        "version": version_of(record) if record.get("status") == "ok" else "",
+        "version": version_of(record) if record.get("status") in FINISHED else "",
         "packages": packages,
         "cpu": str(provenance.get("cpu") or ""),
         "engine": str(provenance.get("engine") or ""),
@@ -113,8 +113,9 @@ def _provenance_columns(record: Record) -> dict[str, str]:
 
 
 def _code_lines(runs: pd.DataFrame, env: str, log_folder: pathlib.Path) -> list[str]:
-    """What the report pooled: code versions (after ``records.pooling``), packages, CPUs and engines."""
-    ok = runs[runs["status"] == "ok"]
+    """What the report pooled: code versions (after ``records.pooling``), packages, CPUs and engines (of the finished
+    runs, the diverged ones included: they are the grid's runs too)."""
+    ok = runs[runs["status"].isin(FINISHED)]
     if not len(ok) or "version" not in ok:
         return []
     versions: dict[str, dict[str, int]] = {}
@@ -147,6 +148,26 @@ def _cpu_line(ok: pd.DataFrame) -> str:
         f"CPU: {listed}; at seed{'s' if len(mixed) != 1 else ''} {seeds} the rows ran on different models, so the "
         "paired CPU-seconds differences of those seeds also compare two machines."
     )
+
+
+def _diverged_lines(runs: pd.DataFrame) -> list[str]:
+    """The runs whose training TutorialSAC's guard stopped at a NaN or an infinity (``specs.FINISHED``), and what that
+    does to the verdicts: such a run has no score, so a contrast pairs the seeds where both rows have one."""
+    diverged = runs[runs["status"] == "diverged"]
+    if not len(diverged):
+        return []
+    lines = [
+        "Diverged: training stopped by TutorialSAC's guard at a NaN or an infinity (`NonFiniteError`), so the run has "
+        "no score (its evaluations up to there are in its folder). A contrast pairs the seeds where both rows have a "
+        "score, so it leaves out the seeds where a row diverged: read a row's verdicts with its count of diverged runs "
+        "(the table's runs column).",
+        "",
+    ]
+    for _, run in diverged.iterrows():
+        at = int(run["env_steps"])  # the env step at which training stopped (the record's diverged_at)
+        what = str(run["error"]).split(". ", 1)[0]  # the guard's first sentence: the quantity and the step
+        lines.append(f"- {run['algorithm']} seed {run['seed']}: **diverged** at env step {at:,}: {what}.")
+    return [*lines, ""]
 
 
 def _compute_line(ok: pd.DataFrame) -> str:
@@ -230,7 +251,7 @@ def markdown_table(
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     mode = HEADLINE_MODE
     for row in rows:
-        not_ok = [f"{row[k]} {k}" for k in ("failed", "missing") if row.get(k)]
+        not_ok = [f"{row[k]} {k}" for k in ("diverged", "failed", "missing") if row.get(k)]
         cells = [row["algorithm"], f"{row['runs']}" + (f" ({', '.join(not_ok)})" if not_ok else "")]
         for m in MODES:
             cells.append(f"{_fmt(row[f'mean_{m}'])} +/- {_fmt(row[f'std_{m}'])}")
@@ -402,6 +423,7 @@ def write_report(
             figure = out_dir / f"{name}_{env}.png"
             plot_curves(env_evaluations, env, figure, threshold, scoring_steps(env_evaluations, last))
             parts += [f"![learning curves on {env}]({figure.name})", ""]
+        parts += _diverged_lines(env_runs)
         failed = env_runs[env_runs["status"] == "failed"]
         for _, run in failed.iterrows():
             parts.append(f"- {run['algorithm']} seed {run['seed']}: **failed**: {run['error']}")

@@ -42,10 +42,12 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from sb3_tutorial_sac.compare.record_provenance import run_provenance
-from sb3_tutorial_sac.compare.specs import MODES, RUN_FILE, RunSpec
+from sb3_tutorial_sac.compare.specs import FINISHED, MODES, RUN_FILE, RunSpec
+from sb3_tutorial_sac.guard import NonFiniteError
 from sb3_tutorial_sac.zoo import hyperparams_path, register
 
-# A run's record: its protocol, status ("ok", "failed", "missing"), error and timings (JSON, compare_run.json)
+# A run's record: its protocol, status ("ok", "diverged", "failed", "missing"), error and timings (JSON,
+# compare_run.json)
 Record = dict[str, Any]
 # A progress event: {"key": RunSpec.key, "event": "start" | "steps", "steps": env steps, "total": env steps}
 Event = dict[str, Any]
@@ -166,7 +168,9 @@ class ProgressReport(BaseCallback):
 def train_one(spec: RunSpec, report: Reporter | None = None) -> Record:
     """Train and evaluate one run with rl-zoo3's ``ExperimentManager``; write it to ``spec.run_dir()``.
 
-    Never raises for a failing run: the error and its traceback are returned (and written to ``error.txt``).
+    Never raises for a failing run: the error and its traceback are returned (and written to ``error.txt``). A run
+    whose training TutorialSAC's guard stopped (:class:`~sb3_tutorial_sac.NonFiniteError`) is ``diverged``: recorded
+    like a finished run, with the env step it reached and its evaluations up to there.
 
     :param spec: the run
     :param report: called with progress events (``{"key", "event", "steps"}``)
@@ -183,14 +187,13 @@ def train_one(spec: RunSpec, report: Reporter | None = None) -> Record:
         # The zoo prints its hyperparameters and paths: keep that in the run folder, not on the progress display
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             record.update(_train_with_zoo(spec, run_dir, report))
-        record["status"] = "ok"
     except Exception as error:  # a failing run is reported, the others go on
         record["error"] = f"{type(error).__name__}: {error}"
         record["traceback"] = traceback.format_exc()
         (run_dir / "error.txt").write_text(record["traceback"])
     record["wall_seconds"] = time.perf_counter() - start
     (run_dir / "stdout.log").write_text(log.getvalue())
-    if record["status"] == "ok":
+    if record["status"] in FINISHED:
         (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2, default=str))
     return record
 
@@ -230,13 +233,19 @@ def _train_with_zoo(spec: RunSpec, run_dir: pathlib.Path, report: Reporter | Non
     if report is not None:
         report({"key": spec.key, "event": "start", "steps": 0, "total": manager.n_timesteps})
     start, cpu_start = time.perf_counter(), time.process_time()
-    manager.learn(model)
+    outcome: Record = {"status": "ok"}
+    try:
+        manager.learn(model)
+    except NonFiniteError as error:  # the algorithm diverged (a NaN or an infinity): its outcome, not the harness's
+        outcome = {"status": "diverged", "error": f"NonFiniteError: {error}", "diverged_at": int(model.num_timesteps)}
     learn_seconds, learn_cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    if model.num_timesteps < budget:  # rl-zoo3's learn() swallows KeyboardInterrupt: not a finished run
+    if outcome["status"] == "ok" and model.num_timesteps < budget:  # rl-zoo3's learn() swallows KeyboardInterrupt
         raise RuntimeError(f"training stopped at {model.num_timesteps} of {budget} env steps (interrupted)")
-    manager.save_trained_model(model)
+    if outcome["status"] == "ok":
+        manager.save_trained_model(model)
     train_seconds = learn_seconds - eval_callback.eval_seconds
     return {
+        **outcome,
         "hyperparams": hyperparams_source,
         "schedules": schedules,
         "stop_at_budget": True,
@@ -329,7 +338,7 @@ def load_record(spec: RunSpec) -> Record | None:
     if not path.is_file():
         return None
     record: Record = json.loads(path.read_text())
-    if record.get("status") != "ok":
+    if record.get("status") not in FINISHED:
         return None
     if record["protocol"] != json.loads(json.dumps(spec.protocol())):
         raise ValueError(

@@ -15,6 +15,10 @@ MODES = ("deterministic", "stochastic")
 REFERENCE = "tutorial_sac"
 # Name of the file that marks a finished run (and holds its protocol and timings)
 RUN_FILE = "compare_run.json"
+# The statuses of a run that ended and is not trained again: "ok" (trained to the budget) and "diverged" (TutorialSAC's
+# guard stopped training at a NaN or an infinity: an outcome of the row's algorithm, the same on every attempt on one
+# machine, so it is recorded, not retried)
+FINISHED = ("ok", "diverged")
 # The rows whose algorithm is TutorialSAC: the only ones an engine setting (``RunSpec.engine``) applies to
 ENGINE_ALGOS = ("tutorial_sac",)
 # How the zoo's lin_ schedules meet a budget below its n_timesteps (``RunSpec.schedule``), as the report states it

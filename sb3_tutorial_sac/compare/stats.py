@@ -259,6 +259,7 @@ def summarise(
         row: Summary = {
             "algorithm": algorithm,
             "runs": len(ok),
+            "diverged": int((algo_runs["status"] == "diverged").sum()),
             "failed": int((algo_runs["status"] == "failed").sum()),
             "missing": int((algo_runs["status"] == "missing").sum()),
         }

@@ -128,6 +128,7 @@ def _test(x_series: pd.Series, y_series: pd.Series, x: str, y: str, measure: str
         from sb3_tutorial_sac.compare.stats import bootstrap_ci
 
         difference = float(np.mean(a) - np.mean(b))
+
         def mean_difference(u: np.ndarray, v: np.ndarray, axis: int) -> np.ndarray:
             return np.asarray(np.mean(u, axis=axis) - np.mean(v, axis=axis), dtype=float)
 
