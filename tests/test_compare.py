@@ -868,7 +868,7 @@ def test_results_commands_make_the_committed_records() -> None:
             assert path.parent in by_dir, f"{path}: not a run of `{shlex.join(words)}`"
             assert record["protocol"] == by_dir[path.parent].protocol(), path
             checked.add(folder.name)
-    assert {"Pendulum-v1", "Pendulum-v1-ablation", "LunarLanderContinuous-v3-100k", "MuJoCo-v5-100k"} <= checked
+    assert {"Pendulum-v1", "Pendulum-v1-ablation", "LunarLanderContinuous-v3-100k", "MuJoCo-v5-100k", "Hopper-v5-100k"} <= checked
 
 
 @pytest.mark.expensive
