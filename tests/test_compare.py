@@ -466,6 +466,12 @@ def test_a_run_the_guard_stops_is_recorded_as_diverged_reported_and_not_retraine
     line = "- blowup seed 0: **diverged** at env step 200: NonFiniteError: TutorialSAC.train(): critic1_loss = inf at "
     assert line + "gradient step 1 (step 1 of 200 in this train() call, env step 200)." in report.splitlines()
     assert "A contrast pairs the seeds where both rows have a score" in report
+    # one seed where one row only diverged: a divergence contrast, inconclusive (it takes 6 such seeds at 0.05)
+    line = "- tutorial_sac vs blowup, runs that diverge: inconclusive (of 1 paired seed, 0 diverged in tutorial_sac only "
+    assert (
+        line + "and 1 in blowup only; exact McNemar p = 1.000, Holm p = 1.000; 6 such seeds, all in one row, would "
+        "decide at level 0.05)." in report.splitlines()
+    )
     # Resumed: neither run trains again; rebuilt from the records alone, the report is the same
     records = run_all(specs, jobs=1, progress=False)
     assert [(r["status"], r.get("skipped")) for r in records.values()] == [("ok", True), ("diverged", True)]
@@ -475,6 +481,22 @@ def test_a_run_the_guard_stops_is_recorded_as_diverged_reported_and_not_retraine
     assert cli.main(["compare", "--verify", "1", "--log-folder", str(tmp_path), "--no-progress"]) == 0
     verified = json.loads((tmp_path / "verify.json").read_text())
     assert verified["identical"] and verified["rows"]["blowup Pendulum-v1"][0]["identical"]
+    # benchmarks/divergence.py re-runs it to the train() call the guard stops and replays that call on each engine
+    script = pathlib.Path(__file__).parents[1] / "benchmarks" / "divergence.py"
+    args = ["--log-folder", str(tmp_path), "--row", "blowup", "--seed", "0", "--engines", "reference", "fast"]
+    out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=True).stdout
+    assert "failing call: train(200, batch_size=64) at env step 200" in out
+    for engine in ("reference", "fast"):
+        assert f"replayed on the {engine} engine: TutorialSAC.train(): critic1_loss = inf at gradient step 1 (" in out
+    assert out.count("std ") == 1 and "on the buffer's 200 observations" in out
+    # A record that reached the budget whose replay diverges (or the other way round) differs by its status alone
+    run_file = specs[1].run_dir() / cmp.RUN_FILE
+    run_file.write_text(json.dumps({**record, "status": "ok"}))
+    assert cli.main(["compare", "--verify", "1", "--log-folder", str(tmp_path), "--no-progress"]) == 0
+    verified = json.loads((tmp_path / "verify.json").read_text())
+    entry = verified["rows"]["blowup Pendulum-v1"][0]
+    assert not verified["identical"] and not entry["identical"] and entry["differs"] == "status ok -> diverged"
+    assert verified["rows"]["tutorial_sac Pendulum-v1"][0]["identical"]
 
 
 def test_zoo_schedule_defaults_rows_provenance_and_verify(tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -868,7 +890,8 @@ def test_results_commands_make_the_committed_records() -> None:
             assert path.parent in by_dir, f"{path}: not a run of `{shlex.join(words)}`"
             assert record["protocol"] == by_dir[path.parent].protocol(), path
             checked.add(folder.name)
-    assert {"Pendulum-v1", "Pendulum-v1-ablation", "LunarLanderContinuous-v3-100k", "MuJoCo-v5-100k", "Hopper-v5-100k"} <= checked
+    grids = {"Pendulum-v1", "Pendulum-v1-ablation", "LunarLanderContinuous-v3-100k", "MuJoCo-v5-100k", "Hopper-v5-100k"}
+    assert grids <= checked
 
 
 @pytest.mark.expensive

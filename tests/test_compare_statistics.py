@@ -154,6 +154,44 @@ def test_equivalence_before_cannot_be_told_apart_and_holm_within_families() -> N
     assert sizes[("score", "deterministic", "difference", "all_fixes")] == 1
 
 
+def test_a_row_that_diverges_more_often_is_tested_on_its_discordant_seeds() -> None:
+    # a never diverges; b diverges at seeds 0-6; c at seed 0 only. The score contrasts pair only the seeds where both
+    # rows have a score, so b's divergences are tested apart: the exact McNemar test of the seeds where one row only
+    # diverged (scipy's binomial test), Holm over the contrasts that have such a seed
+    status = {"a": ["ok"] * 10, "b": ["diverged"] * 7 + ["ok"] * 3, "c": ["diverged"] + ["ok"] * 9}
+    runs = pd.DataFrame(
+        [{"env": "Pendulum-v1", "algorithm": label, "seed": seed, "status": s} for label, column in status.items()
+         for seed, s in enumerate(column)]
+    )  # fmt: skip
+    results = verdicts.divergence(runs, ["a", "b", "c"])
+    by_pair = {(r.x, r.y): r for r in results}
+    assert set(by_pair) == {("a", "b"), ("a", "c"), ("b", "c")}
+    discordant = ((("a", "b"), 0, 7), (("a", "c"), 0, 1), (("b", "c"), 6, 6))  # (x only, x only + y only)
+    p = {pair: stats.binomtest(k, n, 0.5).pvalue for pair, k, n in discordant}
+    assert p[("a", "b")] == pytest.approx(2 / 2**7) and p[("b", "c")] == pytest.approx(2 / 2**6) and p[("a", "c")] == 1
+    assert {pair: r.p for pair, r in by_pair.items()} == pytest.approx(p)
+    # Holm over the three: 3 x 2/128 = 0.047, then max(0.047, 2 x 2/64) = 0.0625, then 1
+    assert [by_pair[pair].p_holm for pair in p] == pytest.approx([3 / 64, 1.0, 1 / 16])
+    # the seeds that decide: all discordant in one row, 2 / 2^k below 0.05 / 3 -> k = 7
+    assert {r.seeds_needed for r in results} == {7.0} and {r.family_size for r in results} == {3}
+    assert by_pair[("a", "b")].difference == pytest.approx(-0.7) and by_pair[("b", "c")].wins == 0
+    assert verdicts.sentences(results, None) == [
+        "- a vs b, runs that diverge: b diverges at more seeds than a (of 10 paired seeds, 0 diverged in a only and 7 "
+        "in b only; exact McNemar p = 0.016, Holm p = 0.047).",
+        "- a vs c, runs that diverge: inconclusive (of 10 paired seeds, 0 diverged in a only and 1 in c only; exact "
+        "McNemar p = 1.000, Holm p = 1.000; 7 such seeds, all in one row, would decide at level 0.05/3).",
+        "- b vs c, runs that diverge: inconclusive (of 10 paired seeds, 6 diverged in b only and 0 in c only; exact "
+        "McNemar p = 0.031, Holm p = 0.062; 7 such seeds, all in one row, would decide at level 0.05/3).",
+    ]
+    assert "exact McNemar test" in verdicts.family_note(results, "Pendulum-v1")
+    # Only seeds where both rows finished are paired (a missing run is no evidence); a contrast without a seed where
+    # one row only diverged is not tested (it cannot reject) and does not count in the family
+    runs.loc[(runs["algorithm"] == "a") & (runs["seed"] < 6), "status"] = "missing"
+    results = verdicts.divergence(runs, ["a", "b", "c"])
+    assert [(r.x, r.y, r.n, r.family_size) for r in results] == [("a", "b", (4, 4), 2), ("b", "c", (10, 10), 2)]
+    assert verdicts.divergence(runs[runs["algorithm"] != "b"], ["a", "c"]) == []
+
+
 def test_a_report_with_too_few_seeds_says_so_in_its_first_line(tmp_path: pathlib.Path) -> None:
     evaluations, runs = _frame({"tutorial_sac": [-150.0, -160.0], "sac": [-300.0, -310.0]})
     markdown = cmp.write_report(evaluations, runs, tmp_path, "few")

@@ -158,12 +158,10 @@ def verify(specs: Sequence[RunSpec], seeds_per_row: int, jobs: int = 1, progress
         for original, replay in zip(chosen, replays):
             committed = json.loads((original.run_dir() / RUN_FILE).read_text())
             record = records[replay.key]
-            identical, differs = False, record.get("error", "")
-            if record.get("status") not in FINISHED:
-                pass
-            elif record["status"] != committed.get("status"):  # e.g. the record diverged and the replay did not
-                differs = f"status {committed.get('status')} -> {record['status']}"
-            else:
+            identical, differs, status = False, record.get("error", ""), record.get("status")
+            if status in FINISHED and status != committed.get("status"):  # e.g. the record diverged, the replay did not
+                differs = f"status {committed.get('status')} -> {status}"
+            elif status in FINISHED:
                 old_path, new_path = original.run_dir() / "evaluations.npz", replay.run_dir() / "evaluations.npz"
                 with np.load(old_path) as old, np.load(new_path) as new:
                     differs = ", ".join(k for k in REPLAYED if k in old.files and not np.array_equal(old[k], new.get(k)))

@@ -20,7 +20,15 @@ from sb3_tutorial_sac.compare.provenance import origin
 from sb3_tutorial_sac.compare.records import pooling, version_of
 from sb3_tutorial_sac.compare.runs import Record
 from sb3_tutorial_sac.compare.specs import FINISHED, MODES, REFERENCE, RunSpec
-from sb3_tutorial_sac.compare.verdicts import ALL_PAIRS_UP_TO, analyse, as_records, family_note, sentences, too_few_seeds
+from sb3_tutorial_sac.compare.verdicts import (
+    ALL_PAIRS_UP_TO,
+    analyse,
+    as_records,
+    divergence,
+    family_note,
+    sentences,
+    too_few_seeds,
+)
 from sb3_tutorial_sac.compare.stats import (
     ALPHA,
     BOOTSTRAP_REPS,
@@ -160,7 +168,8 @@ def _diverged_lines(runs: pd.DataFrame) -> list[str]:
         "Diverged: training stopped by TutorialSAC's guard at a NaN or an infinity (`NonFiniteError`), so the run has "
         "no score (its evaluations up to there are in its folder). A contrast pairs the seeds where both rows have a "
         "score, so it leaves out the seeds where a row diverged: read a row's verdicts with its count of diverged runs "
-        "(the table's runs column).",
+        "(the table's runs column), and with the contrasts' \"runs that diverge\" lines where one row diverged at a "
+        "seed where the other did not.",
         "",
     ]
     for _, run in diverged.iterrows():
@@ -216,9 +225,9 @@ def headline(
     reference: str = REFERENCE,
     last: int = SCORE_LAST,
 ) -> str:
-    """The verdicts of one environment (``verdicts.analyse``), one line per contrast and measure: paired by seed
-    where the rows share seeds, Holm within each family, an equivalence test before "cannot be told apart",
-    otherwise "inconclusive" with the seeds a verdict would need.
+    """The verdicts of one environment (``verdicts.analyse`` and ``verdicts.divergence``), one line per contrast and
+    measure: paired by seed where the rows share seeds, Holm within each family, an equivalence test before "cannot be
+    told apart", otherwise "inconclusive" with the seeds a verdict would need.
 
     :param evaluations: the evaluations table of one environment (``collect``)
     :param runs: the runs table of the same environment
@@ -227,7 +236,8 @@ def headline(
     :param last: evaluation points a score averages
     """
     env = str(runs["env"].iloc[0]) if len(runs) else ""
-    results = analyse(evaluations, list(dict.fromkeys(runs["algorithm"])), env, threshold, reference, last)
+    labels = list(dict.fromkeys(runs["algorithm"]))
+    results = analyse(evaluations, labels, env, threshold, reference, last) + divergence(runs, labels, reference)
     return "\n".join(sentences(results, threshold))
 
 
@@ -406,7 +416,9 @@ def write_report(
         if len(env_evaluations):
             parts += [_scoring_sentence(env_evaluations, last), ""]
             parts += [f"{line}\n" for line in _past_budget(env_evaluations, env_runs)]
-        results = analyse(env_evaluations, list(dict.fromkeys(env_runs["algorithm"])), env, threshold, reference, last)
+        labels = list(dict.fromkeys(env_runs["algorithm"]))
+        results = analyse(env_evaluations, labels, env, threshold, reference, last)
+        results += divergence(env_runs, labels, reference)
         all_results += [{"env": env, **record} for record in as_records(results)]
         if results:
             parts += ["Verdicts:", "", *sentences(results, threshold), "", family_note(results, env), ""]

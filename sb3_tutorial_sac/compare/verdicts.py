@@ -18,6 +18,11 @@ Sentences:
   said beside a difference when both hold (a difference too small to matter);
 * otherwise "inconclusive", with the seeds a verdict would need at the observed effect (80% power at ``ALPHA / m``
   for a family of m tests, the level of Holm's strictest step: enough for the corrected verdict).
+
+A run that TutorialSAC's guard stopped (status ``diverged``) has no score, so the contrasts above pair only the seeds
+where both rows have one. Where some seed diverged in one row of a contrast and not in the other, the contrast is
+also tested on that: "X diverges at more seeds than Y" when the exact McNemar test (two-sided binomial test of the
+seeds where exactly one of the two rows diverged) is below ``ALPHA`` after Holm over its own family (``divergence``).
 """
 
 from __future__ import annotations
@@ -193,6 +198,76 @@ def analyse(
     return results
 
 
+def divergence(runs: pd.DataFrame, labels: Sequence[str], reference: str = REFERENCE) -> list[Result]:
+    """The divergence contrasts of one task: per contrast (``contrasts``), the seeds where both rows finished (status
+    ``ok`` or ``diverged``, ``specs.FINISHED``), tested by the exact McNemar test: under "both rows diverge equally
+    often", each seed where exactly one row diverged is that row's with probability 1/2 (a two-sided binomial test
+    of those discordant seeds). Holm within its own family (measure ``diverged``).
+
+    Only contrasts with a discordant seed enter the family: one with none cannot reject at any level, and leaving such
+    tests out of the correction keeps its family-wise error (Tarone, 1990). ``difference`` is the share of the paired
+    seeds where x diverged less the share where y did, ``wins`` the seeds where only y diverged, ``seeds_needed``
+    the discordant seeds, all in one row, that reject at ``ALPHA / m``.
+
+    :param runs: ``collect``'s runs table of one environment
+    :param labels: the rows, in order
+    :param reference: the row compared with every other one when there are many rows
+    """
+    from scipy.stats import binomtest
+
+    from sb3_tutorial_sac.compare.specs import FINISHED
+
+    finished = runs[runs["status"].isin(FINISHED)]
+    diverged = {
+        label: pd.Series((group["status"] == "diverged").to_numpy(), index=group["seed"].to_numpy())
+        for label, group in finished.groupby("algorithm", sort=False)
+    }
+    present = [label for label in labels if label in diverged]
+    results: list[Result] = []
+    for x, y in contrasts(present, reference):
+        common = diverged[x].index.intersection(diverged[y].index)
+        a, b = diverged[x].loc[common].to_numpy(), diverged[y].loc[common].to_numpy()
+        only_x, only_y = int((a & ~b).sum()), int((b & ~a).sum())
+        if only_x + only_y == 0:
+            continue
+        p = float(binomtest(only_x, only_x + only_y, 0.5).pvalue)
+        n = len(common)
+        anchor = "every pair" if len(present) <= ALL_PAIRS_UP_TO else x
+        share = float(a.mean() - b.mean())
+        result = Result(x, y, "diverged", "training", "difference", True, (n, n), share, (math.nan, math.nan), only_y, p,
+                        test="McNemar", seeds_needed=math.nan, anchor=anchor)  # fmt: skip
+        results.append(result)
+    families: dict[tuple[str, str, str, str], list[Result]] = {}
+    for result in results:
+        families.setdefault(result.family, []).append(result)
+    for members in families.values():
+        for result, adjusted in zip(members, paired.holm([r.p for r in members])):
+            result.p_holm, result.family_size = adjusted, len(members)
+            # The fewest discordant seeds, all in one row, whose exact p is below Holm's strictest level
+            result.seeds_needed = float(paired.min_seeds(ALPHA / len(members)))
+    return results
+
+
+def _divergence_sentence(result: Result) -> str:
+    """The sentence of a divergence contrast (``divergence``)."""
+    n = result.n[0]
+    only_y = result.wins
+    only_x = only_y + round(result.difference * n)  # x's diverged seeds less y's = only x's less only y's
+    level = f"{ALPHA:g}/{result.family_size}" if result.family_size > 1 else f"{ALPHA:g}"
+    seeds = f"{n} paired seed{'s' if n != 1 else ''}"
+    evidence = (
+        f"of {seeds}, {only_x} diverged in {result.x} only and {only_y} in {result.y} only; exact McNemar p = "
+        f"{_p(result.p)}, Holm p = {_p(result.p_holm)}"
+    )
+    if result.p_holm < ALPHA:
+        more, fewer = (result.x, result.y) if only_x > only_y else (result.y, result.x)
+        text = f"{more} diverges at more seeds than {fewer} ({evidence})"
+    else:
+        need = int(result.seeds_needed)
+        text = f"inconclusive ({evidence}; {need} such seeds, all in one row, would decide at level {level})"
+    return f"- {result.x} vs {result.y}, runs that diverge: {text}."
+
+
 def family_sizes(results: Sequence[Result]) -> dict[tuple[str, str, str, str], int]:
     sizes: dict[tuple[str, str, str, str], int] = {}
     for result in results:
@@ -269,6 +344,9 @@ def sentences(results: Sequence[Result], threshold: float | None) -> list[str]:
     target = f"{threshold:,.0f}" if threshold is not None else ""
     for (x, y, measure, mode), kinds in by_key.items():
         test = kinds["difference"]
+        if measure == "diverged":
+            lines.append(_divergence_sentence(test))
+            continue
         what = {
             "score": f"final score, {mode}",
             "steps": f"env steps to {target}, {mode}",
@@ -304,7 +382,12 @@ def sentences(results: Sequence[Result], threshold: float | None) -> list[str]:
 def family_note(results: Sequence[Result], env: str) -> str:
     """The sentence that names the families and the margin."""
     sizes = family_sizes(results)
-    names = {"score": "final score", "steps": "env steps to the threshold", "seconds": "CPU seconds to the threshold"}
+    names = {
+        "score": "final score",
+        "steps": "env steps to the threshold",
+        "seconds": "CPU seconds to the threshold",
+        "diverged": "runs that diverge",
+    }
     parts = [
         f"{names[measure]} ({mode}, {kind}{'' if anchor == 'every pair' else f', {anchor} against each row'}): {m}"
         for (measure, mode, kind, anchor), m in sizes.items()
@@ -324,6 +407,11 @@ def family_note(results: Sequence[Result], env: str) -> str:
         if paired_any
         else "Rows share no seeds: exact two-sided rank-sum test, 95% stratified bootstrap interval of the difference."
     )
+    if any(r.measure == "diverged" for r in results):
+        design += (
+            " Runs that diverge: exact McNemar test (two-sided binomial test of the seeds where exactly one of the two "
+            "rows diverged), tested only for contrasts with such a seed (one with none cannot reject: Tarone, 1990)."
+        )
     return (
         f"{design} Holm's correction within each family (a measure, a policy mode and a kind of test over this task's "
         f"contrasts, or, beyond {ALL_PAIRS_UP_TO} rows, over the contrasts of one row against the others; tests per "
