@@ -140,7 +140,7 @@ def main() -> None:
             sys.exit("the re-run did not diverge here (another CPU model or code version? the record names its own)")
         call = f"train({failure['gradient_steps']}, batch_size={failure['batch_size']})"
         print(f"failing call: {call} at env step {failure['env_step']:,}")
-        model = TutorialSAC.load(scratch / "failing_call.zip", device="cpu")
+        model = TutorialSAC.load(scratch / "failing_call.zip", engine="reference", device="cpu")
         model.load_replay_buffer(scratch / "failing_call_buffer.pkl")
         figures = policy_figures(model)
         print(
