@@ -819,6 +819,12 @@ REPO = pathlib.Path(__file__).parents[1]
 COMMITTED_GRIDS = sorted((REPO / "benchmarks" / "runs").glob("*/report_command.txt"))
 
 
+def _report_commands(path: pathlib.Path) -> list[list[str]]:
+    """The commands of a ``report_command.txt``, one per line: the folder's report, then any report of a subset of its
+    rows (``--algos``/``--variants``, written under its own names)."""
+    return [shlex.split(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def _aggregate_sources(args: list[str]) -> list[str]:
     """The folders an ``--aggregate`` report command reads (empty for a grid's ``--report-only``)."""
     if "--aggregate" not in args:
@@ -830,17 +836,21 @@ def test_committed_grids_name_their_report_command() -> None:
     assert {path.parent.name for path in COMMITTED_GRIDS} >= {"Pendulum-v1", "Pendulum-v1-ablation"}
     grids = {f"benchmarks/runs/{path.parent.name}" for path in COMMITTED_GRIDS}
     for path in COMMITTED_GRIDS:
-        args = shlex.split(path.read_text())
+        args, *subsets = _report_commands(path)
+        own = f"benchmarks/runs/{path.parent.name}"
         sources = _aggregate_sources(args)
         if sources:
             # across tasks: committed grids only, each rebuilt by its own command, and no other option
-            own = f"benchmarks/runs/{path.parent.name}"
-            assert args == ["sb3-tutorial-sac", "compare", "--aggregate", *sources, "--log-folder", own]
+            assert args == ["sb3-tutorial-sac", "compare", "--aggregate", *sources, "--log-folder", own] and not subsets
             assert len(sources) >= 2 and set(sources) <= grids - {own}
-            assert not any(_aggregate_sources(shlex.split((REPO / s / "report_command.txt").read_text())) for s in sources)
+            assert not any(_aggregate_sources(_report_commands(REPO / s / "report_command.txt")[0]) for s in sources)
             continue
         # the grid is read from the records: no other option than the folder
-        assert args == ["sb3-tutorial-sac", "compare", "--report-only", "--log-folder", f"benchmarks/runs/{path.parent.name}"]
+        assert args == ["sb3-tutorial-sac", "compare", "--report-only", "--log-folder", own]
+        for subset in subsets:  # then a subset of its rows, under its own names: only the rows named besides
+            head, selection, tail = subset[:3], subset[3:-2], subset[-2:]
+            assert head == args[:3] and tail == args[3:] and selection[0] in ("--algos", "--variants"), subset
+            assert not [word for word in selection if word.startswith("-") and word not in ("--algos", "--variants")]
         # every record names the code that made it, or the folder holds a replay that verified the runs
         records = [json.loads(p.read_text()) for p in path.parent.rglob(cmp.RUN_FILE)]
         assert len(records) >= 10
@@ -900,14 +910,14 @@ def test_report_only_rebuilds_the_committed_report(command_file: pathlib.Path, t
     # The committed records alone give the committed report, byte for byte (seeded bootstrap, no clock); an
     # aggregate reads the committed grids' evaluation tables where they lie
     folder = tmp_path / command_file.parent.name
-    args = shlex.split(command_file.read_text())[1:]
-    sources = _aggregate_sources(args)
-    if sources:
-        args = [str(REPO / arg) if arg in sources else arg for arg in args]
-    else:
+    commands = [command[1:] for command in _report_commands(command_file)]
+    sources = _aggregate_sources(commands[0])
+    if not sources:
         shutil.copytree(command_file.parent, folder)
-    args[args.index("--log-folder") + 1] = str(folder)
-    assert cli.main(args) == 0
+    for args in commands:  # the folder's report, then each subset's (report_command.txt's lines, in order)
+        args = [str(REPO / arg) if arg in sources else arg for arg in args]
+        args[args.index("--log-folder") + 1] = str(folder)
+        assert cli.main(args) == 0
     reports = [p for p in command_file.parent.iterdir() if p.is_file() and p.suffix in (".md", ".csv", ".png")]
     assert len(reports) >= (3 if sources else 4)
     for committed in reports:
