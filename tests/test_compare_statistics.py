@@ -91,14 +91,36 @@ def _frame(values: dict[str, list[float]], env: str = "Pendulum-v1") -> tuple[pd
 
 
 def test_a_tie_in_time_to_threshold_is_zero_not_minus_zero() -> None:
-    # Neither row reaches -200 on any seed: every paired difference of env steps is 0, printed +0
-    evaluations, _ = _frame({"tutorial_sac": [-900.0 - i for i in range(6)], "sac": [-800.0 - i for i in range(6)]})
-    results = verdicts.analyse(evaluations, ["tutorial_sac", "sac"], "Pendulum-v1", -200.0)
+    # Neither row reaches -200 on any seed (a third row does): every paired difference of env steps is 0, printed +0
+    values = {"tutorial_sac": [-900.0 - i for i in range(6)], "sac": [-800.0 - i for i in range(6)], "c": [-150.0] * 6}
+    evaluations, _ = _frame(values)
+    results = verdicts.analyse(evaluations, ["tutorial_sac", "sac", "c"], "Pendulum-v1", -200.0)
     steps = next(r for r in results if r.measure == "steps")
+    assert (steps.x, steps.y) == ("tutorial_sac", "sac")
     assert steps.difference == 0 and math.copysign(1.0, steps.difference) == 1.0
     assert all(math.copysign(1.0, value) == 1.0 for value in steps.ci)
     line = next(line for line in verdicts.sentences(results, -200.0) if "env steps to" in line)
     assert "difference +0 env steps [0, 0] (6 paired seeds, tutorial_sac better in 0)" in line
+    assert verdicts.unreached_note(evaluations, -200.0) == ""
+
+
+def test_a_threshold_no_run_reaches_gives_no_time_to_threshold_verdict(tmp_path: pathlib.Path) -> None:
+    # Hopper-v5's reward_threshold (3,800) at 100k steps: every time to it is "never", so every such contrast is a
+    # tie; no test is made on it and the report says why, after the score verdicts
+    values = {"tutorial_sac": [-900.0 - i for i in range(6)], "sac": [-800.0 - i for i in range(6)]}
+    evaluations, runs = _frame(values)
+    results = verdicts.analyse(evaluations, ["tutorial_sac", "sac"], "Pendulum-v1", -200.0)
+    assert {r.measure for r in results} == {"score"} and len(results) == 4  # two modes, difference and equivalence
+    note = verdicts.unreached_note(evaluations, -200.0)
+    assert note.startswith("No run reaches -200 with the deterministic policy within the budget")
+    report = cmp.write_report(evaluations, runs, tmp_path)
+    assert note in report.splitlines() and "sac, env steps to -200" not in report  # (the table still says never)
+    # A stochastic policy reaching it does not count (the time-to-threshold measures are of the deterministic one)
+    stochastic = evaluations["mode"] == "stochastic"
+    evaluations.loc[stochastic & (evaluations["seed"] == 0), "return_mean"] = -100.0
+    assert not verdicts.reached(evaluations, -200.0)
+    evaluations.loc[~stochastic & (evaluations["seed"] == 0) & (evaluations["algorithm"] == "sac"), "return_mean"] = -100.0
+    assert verdicts.reached(evaluations, -200.0) and verdicts.unreached_note(evaluations, -200.0) == ""
 
 
 def test_a_paired_grid_decides_where_the_unpaired_test_cannot() -> None:

@@ -28,6 +28,7 @@ from sb3_tutorial_sac.compare.verdicts import (
     family_note,
     sentences,
     too_few_seeds,
+    unreached_note,
 )
 from sb3_tutorial_sac.compare.stats import (
     ALPHA,
@@ -422,6 +423,8 @@ def write_report(
         all_results += [{"env": env, **record} for record in as_records(results)]
         if results:
             parts += ["Verdicts:", "", *sentences(results, threshold), "", family_note(results, env), ""]
+            unreached = unreached_note(env_evaluations, threshold)
+            parts += [unreached, ""] if unreached else []
             first_line = too_few_seeds(results)
             if first_line:
                 parts[2:2] = [f"{first_line} ({env})", ""]

@@ -155,6 +155,24 @@ def _test(x_series: pd.Series, y_series: pd.Series, x: str, y: str, measure: str
     return results
 
 
+def reached(evaluations: pd.DataFrame, threshold: float) -> bool:
+    """Whether some run reaches ``threshold`` with the deterministic policy (the time-to-threshold measures' mode).
+    Where none does, every time to it is "never" and every contrast on it a tie that cannot reject: ``analyse``
+    tests nothing on it and the report says so (``unreached_note``)."""
+    steps = first_reaching(evaluations, threshold, "timesteps")
+    return bool(np.isfinite(steps[steps.index.get_level_values("mode") == "deterministic"]).any())
+
+
+def unreached_note(evaluations: pd.DataFrame, threshold: float | None) -> str:
+    """The report's line for a task whose runs never reach its threshold (else empty)."""
+    if threshold is None or not len(evaluations) or reached(evaluations, threshold):
+        return ""
+    return (
+        f"No run reaches {threshold:,.0f} with the deterministic policy within the budget, so there is no time-to-"
+        "threshold verdict (every contrast on it would be a tie)."
+    )
+
+
 def analyse(
     evaluations: pd.DataFrame,
     labels: Sequence[str],
@@ -168,7 +186,7 @@ def analyse(
         return []
     score = scores(evaluations, last)
     tables: dict[str, pd.Series] = {"score": score}
-    if threshold is not None:
+    if threshold is not None and reached(evaluations, threshold):
         tables["steps"] = first_reaching(evaluations, threshold, "timesteps")
         column = seconds_column(evaluations)
         if column == "train_cpu_seconds":  # only CPU seconds are compared (wall clock depends on the machine's load)
