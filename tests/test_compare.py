@@ -720,6 +720,17 @@ def test_rank_test_and_bootstrap() -> None:
                                   vectorized=True, alternative="two-sided", axis=-1)  # fmt: skip
     assert p == pytest.approx(perm.pvalue)
     assert cmp.stats.rank_test([1.0, 1.0], [1.0, 1.0]) == (1.0, "exact permutation")
+    # With ties, the splits enumerated by hand give scipy's p; and they take a row of one run, which scipy refuses
+    # (a grid seen half-way, the reference at one seed shared with the row's only run)
+    tied = stats.permutation_test((tied_x, tied_y), cmp.stats._u_statistic, permutation_type="independent",
+                                  n_resamples=np.inf, vectorized=True, alternative="two-sided", axis=-1)  # fmt: skip
+    assert p_tied == pytest.approx(tied.pvalue) and cmp.stats._split_test(tied_x, tied_y) == pytest.approx(tied.pvalue)
+    with pytest.raises(ValueError, match="two or more observations"):
+        stats.permutation_test(([5.0, 5.0, 5.0], [1.0]), cmp.stats._u_statistic, permutation_type="independent",
+                               n_resamples=np.inf, vectorized=True, alternative="two-sided", axis=-1)  # fmt: skip
+    # [5, 5, 5] vs [1]: P = 1 for the observed split, 1/3 for the 3 splits with the 1 among X: two-sided 2 x 1/4
+    assert cmp.stats.rank_test([5.0, 5.0, 5.0], [1.0]) == (pytest.approx(0.5), "exact permutation")
+    assert cmp.stats.rank_test([1300.75, 2417.0], [1300.75])[0] == pytest.approx(1.0)
     # Seeded: the same interval every time; another seed moves it little at 50,000 resamples
     first = cmp.bootstrap_ci(cmp.iqm, x)
     assert cmp.bootstrap_ci(cmp.iqm, x) == first and cmp.BOOTSTRAP_REPS == 50_000

@@ -24,6 +24,7 @@ as the others), and a run's score is its mean evaluation return over the last ``
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -121,6 +122,22 @@ def _u_statistic(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], axis: i
     return probability_of_improvement(x, y, axis=axis)
 
 
+def _split_test(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> float:
+    """The exact two-sided permutation test of ``_u_statistic`` over every split of the pooled runs into samples of
+    ``len(x)`` and ``len(y)``, as ``scipy.stats.permutation_test(..., permutation_type="independent",
+    n_resamples=np.inf)`` computes it (twice the smaller tail, its relative tolerance 100 eps), which refuses a sample of
+    one run (a grid seen half-way: a row with one finished seed)."""
+    pooled = np.concatenate([x, y])
+    splits = [list(chosen) for chosen in itertools.combinations(range(len(pooled)), len(x))]
+    first = np.array([pooled[chosen] for chosen in splits])
+    second = np.array([np.delete(pooled, chosen) for chosen in splits])
+    null = _u_statistic(first, second, axis=-1)
+    observed = float(_u_statistic(x, y))
+    gamma = abs(100 * np.finfo(float).eps * observed)
+    less, greater = float(np.mean(null <= observed + gamma)), float(np.mean(null >= observed - gamma))
+    return min(1.0, 2 * min(less, greater))
+
+
 def rank_test(x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[float, str]:
     """Exact two-sided rank test of "X and Y have the same distribution" (Mann-Whitney U).
 
@@ -134,6 +151,8 @@ def rank_test(x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[float, str]:
         return float(stats.mannwhitneyu(x_runs, y_runs, alternative="two-sided", method="exact").pvalue), "exact U"
     if np.all(pooled == pooled[0]):  # every run the same value: no evidence of a difference
         return 1.0, "exact permutation"
+    if min(len(x_runs), len(y_runs)) < 2:  # scipy's permutation_test wants two runs a sample: the splits by hand
+        return _split_test(x_runs, y_runs), "exact permutation"
     result = stats.permutation_test(
         (x_runs, y_runs), _u_statistic, permutation_type="independent", n_resamples=np.inf, vectorized=True,
         alternative="two-sided", axis=-1,
