@@ -915,6 +915,50 @@ def test_results_commands_make_the_committed_records() -> None:
     assert grids <= checked
 
 
+def test_episode_lengths_count_the_training_episodes_that_reach_the_time_limit(tmp_path: pathlib.Path) -> None:
+    # benchmarks/episode_lengths.py reads each finished run's monitor file (SB3's Monitor writes it): a run of
+    # Pendulum-v1 (limit 200) with episodes of 3, 200, 20 and 200 steps has 2 at the limit, its longest 200
+    from stable_baselines3.common.monitor import ResultsWriter
+
+    script = REPO / "benchmarks" / "episode_lengths.py"
+    for label, lengths in (("short", [3, 200, 20, 200]), ("other", [7])):
+        run = tmp_path / label / "Pendulum-v1_0"
+        run.mkdir(parents=True)
+        writer = ResultsWriter(str(run / "0"), header={"t_start": 0.0, "env_id": "Pendulum-v1"})
+        for length in lengths:
+            writer.write_row({"r": -1.0, "l": length, "t": 0.1})
+        writer.close()
+        protocol = {"algo": "tutorial_sac", "env": "Pendulum-v1", "seed": 0}
+        (run / cmp.RUN_FILE).write_text(json.dumps({"status": "ok", "label": label, "protocol": protocol}))
+
+    def lines(*args: str) -> list[str]:
+        command = [sys.executable, str(script), "--log-folder", str(tmp_path), *args]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
+
+    assert lines("--row", "short")[3:] == ["| short | Pendulum-v1 | 0 | 4 | 200 | 200 | 2 |"]
+    assert lines("--limit", "20")[3:] == [
+        "| other | Pendulum-v1 | 0 | 1 | 7 | 20 | 0 |",
+        "| short | Pendulum-v1 | 0 | 4 | 200 | 20 | 1 |",
+    ]
+    result = subprocess.run(
+        [sys.executable, str(script), "--log-folder", str(tmp_path), "--row", "nope"], capture_output=True, text=True
+    )
+    assert result.returncode == 1 and result.stderr.strip() == f"{tmp_path}: no finished run of the rows ['nope']"
+    # The committed Hopper-v5 records give what RESULTS.md quotes: at seed 0 no training episode of
+    # timeouts_as_terminals reached the 1,000-step limit (the longest 455 steps), so the switch never acted; at seed 1,
+    # 4 did
+    folder = REPO / "benchmarks" / "runs" / "Hopper-v5-100k"
+    command = [sys.executable, str(script), "--log-folder", str(folder), "--row", "timeouts_as_terminals"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert "| timeouts_as_terminals | Hopper-v5 | 0 | 811 | 455 | 1,000 | 0 |" in out
+    assert [line.split(" | ")[-1] for line in out if line.startswith("| timeouts_as_terminals | Hopper-v5 | 1 |")] == ["4 |"]
+    results = (REPO / "benchmarks" / "RESULTS.md").read_text()
+    assert (
+        "python benchmarks/episode_lengths.py --log-folder benchmarks/runs/Hopper-v5-100k --row timeouts_as_terminals"
+        in results
+    )
+
+
 @pytest.mark.expensive
 @pytest.mark.parametrize("command_file", COMMITTED_GRIDS, ids=lambda path: path.parent.name)
 def test_report_only_rebuilds_the_committed_report(command_file: pathlib.Path, tmp_path: pathlib.Path) -> None:
