@@ -10,7 +10,8 @@
   Only the commands of ``NOT_RUN_HERE`` are not run, each for the reason it gives.
 - The algorithm page's "Can I use?" table is checked cell by cell by running TutorialSAC on each space.
 - ``benchmarks/RESULTS.md`` (included in the site by docs/benchmarks.md) is the record of measurements that take
-  hours; its commands are not examples and are not run here.
+  hours; its commands are not examples and are not run here. Every difference with its interval that it, the README or
+  the algorithm page quotes is one a committed report (``benchmarks/runs/``) prints.
 """
 
 from __future__ import annotations
@@ -227,6 +228,49 @@ def test_docs_build_without_warnings(tmp_path: pathlib.Path, capsys: pytest.Capt
     for name in ("export_tutorial_state", "load_tutorial_state", "hyperparams_path", "register", "compare", "NonFiniteError"):
         assert f'<span class="pre">{name}</span>' in api, name
     assert (out / "variant.html").is_file() and (out / "benchmarks.html").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Quoted results: what the README, the algorithm page and RESULTS.md say of the grids, the committed reports print
+# ---------------------------------------------------------------------------------------------------------------
+
+NUMBER = r"-?[\d,]+(?:\.\d+)?"
+# A difference with its interval, as the reports print it ("+2,747.7 return [1,935.1, 3,607.1]") and as the docs
+# quote it (the unit may be left out)
+INTERVAL = re.compile(rf"([+-]?[\d,]+\.\d+) (?:[A-Za-z ]+ )?\[({NUMBER}), ({NUMBER})\]")
+# Quotes of a report made from other records than the committed ones, each with the reason it is not rebuilt
+NOT_FROM_COMMITTED_REPORTS = {
+    "-90.0 [-483.0, 406.7]": "HalfCheetah-v5 reported with the first records of seeds 8-9 (git show 9b5fbff: ...)",
+}
+
+
+def _intervals(text: str) -> dict[str, tuple[float, float, float]]:
+    def value(word: str) -> float:
+        return float(word.replace(",", ""))
+
+    return {m.group(0): (value(m.group(1)), value(m.group(2)), value(m.group(3))) for m in INTERVAL.finditer(text)}
+
+
+def test_quoted_differences_are_printed_by_a_committed_report() -> None:
+    # Issue 31: the README, the algorithm page and RESULTS.md quote only what the reports print. Every difference with
+    # its interval quoted in the README, on the algorithm page or in RESULTS.md's comparison section is the difference
+    # of a committed report's verdict (benchmarks/runs/**/*.md), of its pair in either order (x - y or y - x)
+    printed = set()
+    for report in (ROOT / "benchmarks" / "runs").rglob("*.md"):
+        for difference, low, high in _intervals(report.read_text()).values():
+            printed |= {(difference, low, high), (-difference, -high, -low)}
+    assert len(printed) > 200  # every grid's verdicts (Pendulum-v1 and its ablation, LunarLander, HalfCheetah, ...)
+    results = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    comparison = results[results.index("## Comparison with SB3's SAC") :]
+    quoted = {**_intervals(README.read_text()), **_intervals(ALGORITHM_PAGE.read_text()), **_intervals(comparison)}
+    assert len(quoted) > 30
+    for text in NOT_FROM_COMMITTED_REPORTS:
+        assert text in comparison  # each exception is still quoted (else it goes from the list)
+    unprinted = [text for text, figures in quoted.items() if figures not in printed and text not in NOT_FROM_COMMITTED_REPORTS]
+    assert not unprinted, "quoted, but printed by no committed report"
+    # The check can fail: a figure one decimal off is no report's
+    difference, low, high = quoted["173.9 [81.7, 256.6]"]
+    assert (difference + 0.1, low, high) not in printed
 
 
 # ---------------------------------------------------------------------------------------------------------------
