@@ -62,7 +62,7 @@ def save_replay_buffer(model: OffPolicyAlgorithm, path: Path) -> None:
     meta.update(observation_space=to_data(buffer.observation_space), action_space=to_data(buffer.action_space))
     if isinstance(buffer, sb3_buffers.NStepReplayBuffer):
         meta.update(n_steps=buffer.n_steps, gamma=buffer.gamma)  # what its samples are computed with
-    arrays = {name: array[: rows] for name, (array, rows) in _stored_rows(buffer).items()}
+    arrays = {name: array[:rows] for name, (array, rows) in _stored_rows(buffer).items()}
     write_to(path, "pkl", lambda file: np.savez(file, meta=np.array(json.dumps(meta)), **arrays))  # type: ignore[arg-type]
 
 
@@ -231,9 +231,11 @@ def _buffer_from(archive: zipfile.ZipFile, model: OffPolicyAlgorithm, path: Any,
                                                                                                 "action_space"))  # fmt: skip
     except ValueError as error:
         raise FileValueError(f"{path!r}, meta: {error}") from error
-    if not (isinstance(observation_space, spaces.Space) and isinstance(action_space, spaces.Space)) or get_obs_shape(
-        observation_space
-    ) != get_obs_shape(model.observation_space) or get_action_dim(action_space) != get_action_dim(model.action_space):
+    if (
+        not (isinstance(observation_space, spaces.Space) and isinstance(action_space, spaces.Space))
+        or get_obs_shape(observation_space) != get_obs_shape(model.observation_space)
+        or get_action_dim(action_space) != get_action_dim(model.action_space)
+    ):
         raise FileValueError(f"{path!r} holds a replay buffer of other spaces: {observation_space}, {action_space}")
     if _dtypes(observation_space) != _dtypes(model.observation_space) or _dtypes(action_space) != _dtypes(model.action_space):
         # of the same shapes but another dtype, every later observation would be stored cast (int8: truncated)

@@ -167,7 +167,6 @@ def engine_names() -> tuple[str, ...]:
     return ("auto",)
 
 
-
 def _engine(name: str, value: Any) -> None:
     _one_of(engine_names(), "default 'auto'")(name, value)
 
@@ -313,8 +312,13 @@ FILE_CHECKS: dict[str, Callable[[str, Any], None]] = {
     "tensorboard_log": _kind(lambda value: value is None or isinstance(value, str), "None or a path"),
     "policy_kwargs": _kind(lambda value: isinstance(value, dict) and all(isinstance(k, str) for k in value), "a dict"),
     "replay_buffer_kwargs": _kind(
-        lambda value: value is None
-        or (isinstance(value, dict) and all(key in BUFFER_KWARGS and BUFFER_KWARGS[key](item) for key, item in value.items())),
+        lambda value: (
+            value is None
+            or (
+                isinstance(value, dict)
+                and all(key in BUFFER_KWARGS and BUFFER_KWARGS[key](item) for key, item in value.items())
+            )
+        ),
         f"None or a dict of {sorted(BUFFER_KWARGS)} (other buffer arguments load only with trusted=True)",
     ),
     "n_steps": _kind(lambda value: _is_int(value) and 0 < value <= 1000, "an integer in [1, 1000]"),

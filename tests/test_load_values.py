@@ -61,15 +61,31 @@ def test_values_the_constructor_refuses_are_refused_on_load(trained, tmp_path, f
         ({"sde_sample_freq": "x"}, "sde_sample_freq"),
         ({"use_sde_at_warmup": "yes"}, "use_sde_at_warmup"),
         ({"use_sde_at_warmup": 0}, "use_sde_at_warmup"),
-        ({"handle_timeout_termination": True, "replay_buffer_kwargs": {"handle_timeout_termination": False}},
-         "handle_timeout_termination"),
-        ({"handle_timeout_termination": True, "replay_buffer_kwargs": {"handle_timeout_termination": True},
-          "optimize_memory_usage": True}, "optimize_memory_usage"),
+        (
+            {"handle_timeout_termination": True, "replay_buffer_kwargs": {"handle_timeout_termination": False}},
+            "handle_timeout_termination",
+        ),
+        (
+            {
+                "handle_timeout_termination": True,
+                "replay_buffer_kwargs": {"handle_timeout_termination": True},
+                "optimize_memory_usage": True,
+            },
+            "optimize_memory_usage",
+        ),
         ({"seed": 2**40}, "seed"),
         ({"seed": -1}, "seed"),
     ],
-    ids=["use_sde", "sde_sample_freq", "use_sde_at_warmup", "use_sde_at_warmup_int", "timeouts_disagree",
-         "memory_and_timeouts", "seed_2_40", "seed_negative"],
+    ids=[
+        "use_sde",
+        "sde_sample_freq",
+        "use_sde_at_warmup",
+        "use_sde_at_warmup_int",
+        "timeouts_disagree",
+        "memory_and_timeouts",
+        "seed_2_40",
+        "seed_negative",
+    ],
 )
 def test_a_files_values_get_the_constructors_checks(trained, tmp_path, attributes, field):
     _, saved = trained

@@ -259,8 +259,11 @@ def test_an_n_step_buffer_loaded_into_a_model_that_samples_otherwise_says_so(tmp
     path = tmp_path / "n_step.pkl"
     n_step.save_replay_buffer(path)
     cases = [
-        (dict(), r"class='NStepReplayBuffer' \(this model's buffer: a ReplayBuffer\), n_steps=3 \(this model's buffer: 1\), "
-                 r"gamma=0.9 \(this model's gamma: 0.99\)"),
+        (
+            dict(),
+            r"class='NStepReplayBuffer' \(this model's buffer: a ReplayBuffer\), n_steps=3 \(this model's buffer: 1\), "
+            r"gamma=0.9 \(this model's gamma: 0.99\)",
+        ),
         (dict(n_steps=5, gamma=0.9), r"n_steps=3 \(this model's buffer: 5\)\. As in SB3"),
         (dict(n_steps=3, gamma=0.5), r"gamma=0.9 \(this model's buffer: 0.5\)"),
         (dict(n_steps=3, gamma=0.9, handle_timeout_termination=True), r"handle_timeout_termination=False \(this model"),
@@ -345,7 +348,12 @@ def test_n_step_replay_buffer_round_trip(tmp_path, cls, kwargs):
     loaded.load_replay_buffer(tmp_path / "buffer.pkl")
     mine, theirs = model.replay_buffer, loaded.replay_buffer
     assert (type(theirs).__name__, theirs.n_steps, theirs.gamma, theirs.buffer_size, theirs.pos, theirs.full) == (
-        "NStepReplayBuffer", 3, 0.9, 500, 150, False,
+        "NStepReplayBuffer",
+        3,
+        0.9,
+        500,
+        150,
+        False,
     )
     indices = np.arange(0, 150, 7)
     first, second = (buffer._get_samples(indices) for buffer in (mine, theirs))

@@ -19,16 +19,26 @@ _run_folder = functools.partial(zoo_run_folder, normalize=False)
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"env_wrapper": [{"stable_baselines3.common.monitor.Monitor": {"filename": "../../x"}}]},
-         r"env_wrapper stable_baselines3.common.monitor.Monitor: filename='../../x' names a file or folder"),
-        ({"vec_env_wrapper": [{"stable_baselines3.common.vec_env.VecMonitor": {"filename": "../../x"}}]},
-         r"vec_env_wrapper stable_baselines3.common.vec_env.VecMonitor: filename='../../x' names a file"),
-        ({"env_wrapper": [{"stable_baselines3.common.monitor.Monitor": {"info_keywords": ["../../x"]}}]},
-         r"the string '../../x' is a path"),
-        ({"vec_env_wrapper": [{"stable_baselines3.common.vec_env.VecFrameStack": {"n_stack": 10**9}}]},
-         r"VecFrameStack: n_stack is 1000000000, not an integer in \[0, 1024\]"),
-        ({"env_wrapper": [{"gymnasium.wrappers.FrameStackObservation": {"stack_size": 10**9}}]},
-         r"stack_size is 1000000000, not an integer in \[0, 1024\]"),
+        (
+            {"env_wrapper": [{"stable_baselines3.common.monitor.Monitor": {"filename": "../../x"}}]},
+            r"env_wrapper stable_baselines3.common.monitor.Monitor: filename='../../x' names a file or folder",
+        ),
+        (
+            {"vec_env_wrapper": [{"stable_baselines3.common.vec_env.VecMonitor": {"filename": "../../x"}}]},
+            r"vec_env_wrapper stable_baselines3.common.vec_env.VecMonitor: filename='../../x' names a file",
+        ),
+        (
+            {"env_wrapper": [{"stable_baselines3.common.monitor.Monitor": {"info_keywords": ["../../x"]}}]},
+            r"the string '../../x' is a path",
+        ),
+        (
+            {"vec_env_wrapper": [{"stable_baselines3.common.vec_env.VecFrameStack": {"n_stack": 10**9}}]},
+            r"VecFrameStack: n_stack is 1000000000, not an integer in \[0, 1024\]",
+        ),
+        (
+            {"env_wrapper": [{"gymnasium.wrappers.FrameStackObservation": {"stack_size": 10**9}}]},
+            r"stack_size is 1000000000, not an integer in \[0, 1024\]",
+        ),
         ({"frame_stack": 10**9}, r"config.yml: frame_stack is 1000000000, not an integer in \[0, 1024\]"),
     ],
     ids=["monitor_filename", "vecmonitor_filename", "path_in_a_list", "vecframestack", "framestack", "frame_stack"],

@@ -293,4 +293,3 @@ class FastEngine(UpdateEngine):
             entry[3] = count + steps
         table[:, StepScalars._fields.index("soft_update")] = np.arange(steps) % target_update_interval == 0
         return th.from_numpy(table.astype(np.float32))
-

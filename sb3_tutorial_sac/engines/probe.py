@@ -81,7 +81,7 @@ def one_step(engine: UpdateEngine, batch: Minibatch, learning_rates: bool) -> di
         with th.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             for optimizer in state.optimizers.values():
                 optimizer.state.clear()
-            with (_learning_rates_zero(state) if not learning_rates else _nothing()):
+            with _learning_rates_zero(state) if not learning_rates else _nothing():
                 th.manual_seed(0)
                 with engine.loop():
                     engine.step(batch._replace(observations=engine.observations(batch.observations)), stats, soft_update=True)

@@ -13,9 +13,7 @@ from sb3_tutorial_sac.zoo.checks import TRUSTED_HINT, RefusedError
 
 #: What an rl-zoo3 ``all_plots`` file (read by ``plot_from_file``) may name when unpickled: NumPy's arrays and scalars
 PLOT_GLOBALS = {
-    (module, name)
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-    for name in ("_reconstruct", "scalar")
+    (module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray") for name in ("_reconstruct", "scalar")
 } | {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.dtypes", "Float64DType"), ("numpy.dtypes", "Int64DType")}
 
 

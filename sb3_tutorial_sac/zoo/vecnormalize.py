@@ -42,9 +42,9 @@ def save_vec_normalize(vec_normalize: Any, save_path: str | pathlib.Path) -> Non
         "format": VECNORMALIZE_FORMAT,
         **{key: getattr(vec_normalize, key) for key in ("training", "norm_obs", "norm_reward", "clip_obs", "clip_reward")},
         **{key: getattr(vec_normalize, key) for key in ("gamma", "epsilon", "norm_obs_keys")},
-        "obs_rms": None if obs_rms is None else (
-            {key: statistics(rms) for key, rms in obs_rms.items()} if isinstance(obs_rms, dict) else statistics(obs_rms)
-        ),
+        "obs_rms": None
+        if obs_rms is None
+        else ({key: statistics(rms) for key, rms in obs_rms.items()} if isinstance(obs_rms, dict) else statistics(obs_rms)),
         "ret_rms": statistics(vec_normalize.ret_rms),
     }
     text = json.dumps(data).encode()
@@ -94,8 +94,16 @@ def load_vec_normalize(load_path: str | pathlib.Path, venv: Any, trusted: bool =
         def put(rms: Any, saved: dict[str, Any], where: str) -> None:
             mean, var = (np.asarray(from_data(saved[key], where), dtype=np.float64) for key in ("mean", "var"))
             count = float(saved["count"])
-            if mean.shape != rms.mean.shape or var.shape != rms.var.shape or not (
-                np.isfinite(mean).all() and np.isfinite(var).all() and (var >= 0).all() and math.isfinite(count) and count > 0
+            if (
+                mean.shape != rms.mean.shape
+                or var.shape != rms.var.shape
+                or not (
+                    np.isfinite(mean).all()
+                    and np.isfinite(var).all()
+                    and (var >= 0).all()
+                    and math.isfinite(count)
+                    and count > 0
+                )
             ):
                 raise ValueError(f"{where}: statistics of shape {mean.shape} for {rms.mean.shape}, or not finite")
             rms.mean, rms.var, rms.count = mean, var, count
