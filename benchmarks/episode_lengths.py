@@ -34,6 +34,20 @@ def episode_lengths(run_dir: pathlib.Path, limit: int) -> dict[str, int]:
     return {"episodes": len(lengths), "longest": int(lengths.max()), "at_limit": int((lengths == limit).sum())}
 
 
+def _registered_limit(env_id: str) -> int:
+    """The time limit gymnasium registers for ``env_id`` (``max_episode_steps``).
+
+    :raises ValueError: the id is not registered (a record of a task this installation lacks) or registers no limit
+    """
+    try:
+        steps = gym.spec(env_id).max_episode_steps
+    except gym.error.Error as error:
+        raise ValueError(f"--limit: {env_id} is not a registered environment here ({error}); give the time limit") from error
+    if steps is None:
+        raise ValueError(f"--limit: {env_id} registers no max_episode_steps; give the time limit")
+    return steps
+
+
 def table(log_folder: pathlib.Path, rows: list[str] | None, limit: int | None) -> pd.DataFrame:
     """One line per finished run (``status`` ok or diverged) under ``log_folder``, in row, env, seed order.
 
@@ -47,9 +61,7 @@ def table(log_folder: pathlib.Path, rows: list[str] | None, limit: int | None) -
         label = record.get("label", protocol["algo"])
         if record.get("status") not in ("ok", "diverged") or (rows is not None and label not in rows):
             continue
-        steps = limit if limit is not None else gym.spec(protocol["env"]).max_episode_steps
-        if steps is None:
-            raise ValueError(f"--limit: {protocol['env']} registers no max_episode_steps; give the time limit")
+        steps = limit if limit is not None else _registered_limit(protocol["env"])
         counts = episode_lengths(path.parent, steps)
         lines.append({"row": label, "env": protocol["env"], "seed": int(protocol["seed"]), "limit": steps, **counts})
     if not lines:

@@ -944,6 +944,16 @@ def test_episode_lengths_count_the_training_episodes_that_reach_the_time_limit(t
         [sys.executable, str(script), "--log-folder", str(tmp_path), "--row", "nope"], capture_output=True, text=True
     )
     assert result.returncode == 1 and result.stderr.strip() == f"{tmp_path}: no finished run of the rows ['nope']"
+    # A record of a task gymnasium does not register here needs --limit, and the error says so
+    unknown = tmp_path / "unknown" / "NoSuchTask-v0_0"
+    shutil.copytree(tmp_path / "other" / "Pendulum-v1_0", unknown)
+    protocol = {"algo": "tutorial_sac", "env": "NoSuchTask-v0", "seed": 0}
+    (unknown / cmp.RUN_FILE).write_text(json.dumps({"status": "ok", "label": "unknown", "protocol": protocol}))
+    command = [sys.executable, str(script), "--log-folder", str(tmp_path), "--row", "unknown"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 1 and result.stderr.startswith("--limit: NoSuchTask-v0 is not a registered environment")
+    assert result.stderr.strip().endswith("give the time limit")
+    assert lines("--row", "unknown", "--limit", "7")[3:] == ["| unknown | NoSuchTask-v0 | 0 | 1 | 7 | 7 | 1 |"]
     # The committed Hopper-v5 records give what RESULTS.md quotes: at seed 0 no training episode of
     # timeouts_as_terminals reached the 1,000-step limit (the longest 455 steps), so the switch never acted; at seed 1,
     # 4 did
